@@ -1,0 +1,1 @@
+"""Honeyports: Twisted listeners on ports and addresses that no legitimate client touches."""

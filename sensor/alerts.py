@@ -1,0 +1,64 @@
+"""The alert: a frozen snapshot of one scanner's incident at one update."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sensor.catalogue import Action, Rule
+from sensor.observations import IPAddress
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One update of an incident; ``incident_id`` groups the updates, ``event_id`` names this one."""
+
+    incident_id: str
+    update: int
+    """1 for the first alert of an incident, then 2, 3, … as it grows."""
+    ts: float
+    """When the correlator emitted it: log time in ``replay``, wall time in ``run``."""
+    action: Action
+    rule: Rule
+    """The rule that caused this update."""
+    rules: tuple[str, ...]
+    """Every rule that has fired for this incident, in order."""
+    scanner: IPAddress
+    first_seen: float
+    last_seen: float
+    probes: int
+    failed: int
+    half_open: int
+    distinct_targets: int
+    distinct_ports: int
+    targets: tuple[IPAddress, ...]
+    ports: tuple[int, ...]
+    evidence_sources: tuple[str, ...]
+    """Which sensors contributed: ``zeek``, ``honeyport``, ``mdns``."""
+    uids: tuple[str, ...]
+    honeyport_hits: int
+    honeyport_profiles: tuple[str, ...]
+    mdns_names: tuple[str, ...]
+    zeek_notes: tuple[str, ...]
+    risk_score: int
+    confidence: str
+    """``low``, ``medium`` or ``high``."""
+    authorized: str | None
+    """The allowlist reason when the scanner is authorized; ``None`` otherwise."""
+    closed: bool = False
+    """True for the final update sent when the incident went quiet."""
+
+    @property
+    def event_id(self) -> str:
+        """Deterministic id of this update: a re-delivered alert is recognisably the same one."""
+        return hashlib.sha256(f"{self.incident_id}/{self.update}".encode()).hexdigest()[:32]
+
+    @property
+    def severity(self) -> int:
+        """1 low, 2 medium, 3 high, 4 critical (from ``risk_score``)."""
+        return 1 + sum(self.risk_score >= cut for cut in (40, 70, 90))
+
+    @property
+    def target(self) -> IPAddress | None:
+        """The single target of the incident, when there is exactly one."""
+        return self.targets[0] if self.distinct_targets == 1 and self.targets else None

@@ -1,0 +1,495 @@
+"""Configuration: YAML parsed once, at start-up, into typed frozen objects.
+
+Every problem is collected with its path in the file (``honeyports.tcp: 70000 is not a port``) and reported
+at once by :class:`~sensor.errors.ConfigError`. Nothing here reads the file system at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from sensor.errors import ConfigError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_LOCAL_NETS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+SENSITIVE_MDNS_TYPES = (
+    "_ssh._tcp",
+    "_sftp-ssh._tcp",
+    "_rfb._tcp",
+    "_smb._tcp",
+    "_afpovertcp._tcp",
+    "_workstation._tcp",
+    "_rdp._tcp",
+    "_telnet._tcp",
+    "_device-info._tcp",
+    "_ftp._tcp",
+    "_nfs._tcp",
+    "_adisk._tcp",
+    "_webdav._tcp",
+    "_net-assistant._udp",
+    "_apple-mobdev2._tcp",
+)
+_SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+T = TypeVar("T")
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``."""
+    ports: set[int] = set()
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        low_text, _, high_text = item.partition("-")
+        try:
+            low = int(low_text)
+            high = int(high_text) if high_text else low
+        except ValueError:
+            raise ValueError(f"{item!r} is not a port or a range like 8000-8100") from None
+        for port in (low, high):
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{port} is not a port (1-65535)")
+        if high < low:
+            raise ValueError(f"{item!r} is an empty range")
+        ports.update(range(low, high + 1))
+    return tuple(sorted(ports))
+
+
+@dataclass(frozen=True, slots=True)
+class AllowlistEntry:
+    """An authorized scanner: a source network, optionally limited to target ports and a daily UTC window."""
+
+    network: IPNetwork
+    reason: str
+    ports: frozenset[int] = frozenset()
+    """Empty: every port."""
+    schedule: tuple[int, int] | None = None
+    """Daily window in minutes after midnight UTC, ``(start, end)``; it may wrap past midnight."""
+
+    def covers(self, source: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int | None, ts: float) -> bool:
+        """True when this entry authorizes a probe from ``source`` to ``port`` at time ``ts``."""
+        if source not in self.network:
+            return False
+        if self.ports and port is not None and port not in self.ports:
+            return False
+        if self.schedule is None:
+            return True
+        minute = int(ts // 60) % 1440
+        start, end = self.schedule
+        return start <= minute < end if start <= end else minute >= start or minute < end
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionConfig:
+    """Thresholds and site knowledge for the correlator; the defaults are the documented ones."""
+
+    local_nets: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in DEFAULT_LOCAL_NETS)
+    allowlist: tuple[AllowlistEntry, ...] = ()
+    allowlist_mode: str = "label"
+    """``label``: authorized scans are emitted as ``event.kind: event`` with a tag; ``suppress``: counted only."""
+    window: float = 300.0
+    """Seconds of the short window for distinct-port and distinct-target counting."""
+    slow_window: float = 86400.0
+    """Seconds of the long window for slow scans."""
+    port_scan_ports: int = 12
+    """Distinct failed ports on one target within ``window`` that make a vertical scan."""
+    address_scan_targets: int = 12
+    """Distinct failed targets on one port within ``window`` that make a horizontal sweep."""
+    half_open_probes: int = 3
+    """Distinct half-open (SYN-ACKed, then reset by the originator) contacts within ``window``."""
+    slow_scan_pairs: int = 60
+    """Distinct failed (target, port) pairs within ``slow_window`` that make a slow scan."""
+    trw_theta0: float = 0.8
+    trw_theta1: float = 0.2
+    trw_detection: float = 0.99
+    trw_false_positive: float = 0.01
+    mdns_sensitive_types: tuple[str, ...] = SENSITIVE_MDNS_TYPES
+    mdns_distinct_types: int = 6
+    """Distinct service types browsed by one host within ``window`` that alert on their own."""
+    mdns_decoy_names: tuple[str, ...] = ()
+    """Instance names of decoy services (lower case, with ``.local``); any lookup of them alerts."""
+    idle_timeout: float = 3600.0
+    """Seconds without activity after which a source's state is dropped and its incident closed."""
+    max_sources: int = 200_000
+    """Hard cap on sources under observation; the least recently active is evicted first."""
+    max_incidents: int = 20_000
+    """Hard cap on open incidents; the least recently active is closed first."""
+    max_pairs_per_source: int = 8192
+    """Hard cap on remembered (target, port) pairs per source."""
+    sample_size: int = 10
+    """Targets, ports, uids and names kept as a sample in each alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZeekConfig:
+    """Where the daemon follows Zeek's logs; ``log_dir`` None means no Zeek source."""
+
+    log_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoneyportsConfig:
+    """Honeyport listeners: addresses, ports, service profiles and the limits that keep a node alive."""
+
+    listen: tuple[str, ...] = ()
+    tcp: tuple[int, ...] = ()
+    udp: tuple[int, ...] = ()
+    profiles: Mapping[int, str] = field(default_factory=dict)
+    """Port to service profile name; unlisted ports take the profile named after the port's usual service."""
+    max_connections: int = 2000
+    max_connections_per_source: int = 64
+    idle_timeout: float = 10.0
+    read_limit: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class MdnsDecoy:
+    """A bait service advertised over mDNS; its port should be a honeyport."""
+
+    instance: str
+    service_type: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class MdnsConfig:
+    """The mDNS watcher: interfaces to listen on (empty: off) and decoys to advertise."""
+
+    interfaces: tuple[str, ...] = ()
+    decoys: tuple[MdnsDecoy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """One alert sink: ``type`` plus its own settings (``path``, ``url``, ``format`` …)."""
+
+    type: str
+    format: str = "ecs"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorConfig:
+    """The whole configuration."""
+
+    name: str = "t1046-sensor"
+    state_dir: Path = Path("~/.local/state/t1046-sensor").expanduser()
+    zeek: ZeekConfig = ZeekConfig()
+    detection: DetectionConfig = DetectionConfig()
+    honeyports: HoneyportsConfig = HoneyportsConfig()
+    mdns: MdnsConfig = MdnsConfig()
+    outputs: tuple[OutputConfig, ...] = (OutputConfig(type="stdout"),)
+
+
+OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
+FORMATS = ("ecs", "ocsf")
+
+
+class _Reader:
+    """Walks a YAML tree, converting values and collecting every problem with its path."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def section(self, parent: Mapping[str, Any], key: str, path: str, known: tuple[str, ...]) -> dict[str, Any]:
+        value = parent.get(key)
+        where = f"{path}.{key}" if path else key
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(where, f"must be a mapping, not {type(value).__name__}")
+            return {}
+        for extra in sorted(set(value) - set(known)):
+            self.problem(f"{where}.{extra}", f"unknown key (known: {', '.join(known)})")
+        return value
+
+    def value(self, data: Mapping[str, Any], key: str, path: str, convert: Callable[[Any], T], default: T) -> T:
+        if key not in data or data[key] is None:
+            return default
+        try:
+            return convert(data[key])
+        except (TypeError, ValueError) as error:
+            self.problem(f"{path}.{key}", str(error))
+            return default
+
+    def items(self, data: Mapping[str, Any], key: str, path: str, convert: Callable[[Any, str], T | None]) -> list[T]:
+        raw = data.get(key)
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.problem(f"{path}.{key}", f"must be a list, not {type(raw).__name__}")
+            return []
+        converted = (convert(item, f"{path}.{key}[{index}]") for index, item in enumerate(raw))
+        return [item for item in converted if item is not None]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a string")
+    return str(value)
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{value!r} is not a positive number")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{value!r} is not a positive whole number")
+    return value
+
+
+def _ports(value: Any) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a port list")
+    if isinstance(value, int):
+        return parse_ports(str(value))
+    if isinstance(value, list):
+        return parse_ports(",".join(_text(v) for v in value))
+    return parse_ports(_text(value))
+
+
+def _network(value: Any) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(_text(value), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an address or CIDR network") from None
+
+
+def _networks(value: Any) -> tuple[IPNetwork, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of CIDR networks, not {type(value).__name__}")
+    networks = []
+    for index, item in enumerate(value):
+        try:
+            networks.append(_network(item))
+        except ValueError as error:
+            raise ValueError(f"[{index}] {error}") from None
+    return tuple(networks)
+
+
+def _schedule(value: Any) -> tuple[int, int]:
+    match = _SCHEDULE.match(_text(value))
+    if match is None:
+        raise ValueError(f"{value!r} is not a daily UTC window like 01:00-05:00")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _text(value)
+        if text not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list, not {type(value).__name__}")
+    return tuple(_text(v) for v in value)
+
+
+def _allowlist_entry(reader: _Reader, item: Any, path: str) -> AllowlistEntry | None:
+    if not isinstance(item, dict):
+        reader.problem(path, "must be a mapping like {cidr: 10.9.9.9/32, reason: vulnerability scanner}")
+        return None
+    for extra in sorted(set(item) - {"cidr", "reason", "ports", "schedule"}):
+        reader.problem(f"{path}.{extra}", "unknown key (known: cidr, reason, ports, schedule)")
+    if "cidr" not in item:
+        reader.problem(f"{path}.cidr", "is required")
+        return None
+    if not item.get("reason"):
+        reader.problem(f"{path}.reason", "is required: say why this scanner is authorized")
+    network = reader.value(item, "cidr", path, _network, None)
+    if network is None:
+        return None
+    return AllowlistEntry(
+        network=network,
+        reason=reader.value(item, "reason", path, _text, ""),
+        ports=frozenset(reader.value(item, "ports", path, _ports, ())),
+        schedule=reader.value(item, "schedule", path, _schedule, None),
+    )
+
+
+def _decoy(reader: _Reader, item: Any, path: str) -> MdnsDecoy | None:
+    if not isinstance(item, dict):
+        reader.problem(path, "must be a mapping like {instance: backup-nas, type: _smb._tcp, port: 4445}")
+        return None
+    missing = [key for key in ("instance", "type", "port") if key not in item]
+    for key in missing:
+        reader.problem(f"{path}.{key}", "is required")
+    for extra in sorted(set(item) - {"instance", "type", "port"}):
+        reader.problem(f"{path}.{extra}", "unknown key (known: instance, type, port)")
+    if missing:
+        return None
+    service_type = reader.value(item, "type", path, _text, "")
+    if not re.fullmatch(r"_[a-z0-9-]+\._(tcp|udp)", service_type):
+        reader.problem(f"{path}.type", f"{service_type!r} is not a service type like _ssh._tcp")
+    ports = reader.value(item, "port", path, _ports, ())
+    if len(ports) != 1:
+        reader.problem(f"{path}.port", "must be one port")
+        return None
+    return MdnsDecoy(instance=reader.value(item, "instance", path, _text, ""), service_type=service_type, port=ports[0])
+
+
+def _output(reader: _Reader, item: Any, path: str) -> OutputConfig | None:
+    if not isinstance(item, dict) or "type" not in item:
+        reader.problem(path, "must be a mapping with a type (one of " + ", ".join(OUTPUT_TYPES) + ")")
+        return None
+    kind = reader.value(item, "type", path, _choice(OUTPUT_TYPES), "")
+    if not kind:
+        return None
+    if kind == "file" and not item.get("path"):
+        reader.problem(f"{path}.path", "is required for a file output")
+    if kind in ("syslog", "http") and not (item.get("host") or item.get("url")):
+        reader.problem(path, f"a {kind} output needs {'host' if kind == 'syslog' else 'url'}")
+    settings = {k: v for k, v in item.items() if k not in ("type", "format")}
+    return OutputConfig(type=kind, format=reader.value(item, "format", path, _choice(FORMATS), "ecs"), settings=settings)
+
+
+_DETECTION_NUMBERS = (
+    "window",
+    "slow_window",
+    "idle_timeout",
+)
+_DETECTION_COUNTS = (
+    "port_scan_ports",
+    "address_scan_targets",
+    "half_open_probes",
+    "slow_scan_pairs",
+    "mdns_distinct_types",
+    "max_sources",
+    "max_incidents",
+    "max_pairs_per_source",
+    "sample_size",
+)
+
+
+def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy, ...]) -> DetectionConfig:
+    known = ("local_nets", "allowlist", "allowlist_mode", "mdns_sensitive_types", *_DETECTION_NUMBERS,
+             *_DETECTION_COUNTS)
+    section = reader.section(data, "detection", "", known)
+    base = DetectionConfig()
+    local_nets = reader.value(section, "local_nets", "detection", _networks, base.local_nets)
+    numbers = {key: reader.value(section, key, "detection", _positive_number, getattr(base, key))
+               for key in _DETECTION_NUMBERS}
+    counts = {key: reader.value(section, key, "detection", _positive_int, getattr(base, key))
+              for key in _DETECTION_COUNTS}
+    sensitive = reader.value(section, "mdns_sensitive_types", "detection", _string_list, base.mdns_sensitive_types)
+    return DetectionConfig(
+        local_nets=local_nets,
+        allowlist=tuple(reader.items(section, "allowlist", "detection",
+                                     lambda item, path: _allowlist_entry(reader, item, path))),
+        allowlist_mode=reader.value(section, "allowlist_mode", "detection", _choice(("label", "suppress")), "label"),
+        mdns_sensitive_types=tuple(t.lower().removesuffix(".").removesuffix(".local") for t in sensitive),
+        mdns_decoy_names=tuple(f"{d.instance}.{d.service_type}.local".lower() for d in decoys),
+        **numbers,  # type: ignore[arg-type]
+        **counts,  # type: ignore[arg-type]
+    )
+
+
+def _profiles(value: Any) -> dict[int, str]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of port to profile name")
+    profiles: dict[int, str] = {}
+    for port, name in value.items():
+        for number in _ports(port):
+            profiles[number] = _text(name)
+    return profiles
+
+
+def parse_config(data: Any) -> SensorConfig:
+    """Turn a parsed YAML document into a :class:`SensorConfig`; raise ``ConfigError`` listing every problem."""
+    reader = _Reader()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top): must be a mapping, not {type(data).__name__}"])
+    for extra in sorted(set(data) - {"sensor", "zeek", "detection", "honeyports", "mdns", "outputs"}):
+        reader.problem(extra, "unknown section (known: sensor, zeek, detection, honeyports, mdns, outputs)")
+    sensor = reader.section(data, "sensor", "", ("name", "state_dir"))
+    zeek = reader.section(data, "zeek", "", ("log_dir",))
+    honey = reader.section(data, "honeyports", "", ("listen", "tcp", "udp", "profiles", "max_connections",
+                                                    "max_connections_per_source", "idle_timeout", "read_limit"))
+    mdns_section = reader.section(data, "mdns", "", ("interfaces", "decoys"))
+    decoys = tuple(reader.items(mdns_section, "decoys", "mdns", lambda item, path: _decoy(reader, item, path)))
+    detection = _detection(reader, data, decoys)
+    honey_base = HoneyportsConfig()
+    listen = reader.value(honey, "listen", "honeyports", _string_list, ())
+    for index, address in enumerate(listen):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            reader.problem(f"honeyports.listen[{index}]", f"{address!r} is not an IP address")
+    outputs = reader.items(data, "outputs", "", lambda item, path: _output(reader, item, path))
+    if "outputs" in data and not outputs and not reader.problems:
+        reader.problem("outputs", "is empty: alerts would go nowhere")
+    state_dir = Path(reader.value(sensor, "state_dir", "sensor", _text, str(SensorConfig().state_dir)))
+    log_dir = reader.value(zeek, "log_dir", "zeek", _text, "")
+    config = SensorConfig(
+        name=reader.value(sensor, "name", "sensor", _text, SensorConfig().name),
+        state_dir=state_dir.expanduser(),
+        zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None),
+        detection=detection,
+        honeyports=HoneyportsConfig(
+            listen=listen,
+            tcp=reader.value(honey, "tcp", "honeyports", _ports, ()),
+            udp=reader.value(honey, "udp", "honeyports", _ports, ()),
+            profiles=reader.value(honey, "profiles", "honeyports", _profiles, {}),
+            max_connections=reader.value(honey, "max_connections", "honeyports", _positive_int,
+                                         honey_base.max_connections),
+            max_connections_per_source=reader.value(honey, "max_connections_per_source", "honeyports",
+                                                    _positive_int, honey_base.max_connections_per_source),
+            idle_timeout=reader.value(honey, "idle_timeout", "honeyports", _positive_number, honey_base.idle_timeout),
+            read_limit=reader.value(honey, "read_limit", "honeyports", _positive_int, honey_base.read_limit),
+        ),
+        mdns=MdnsConfig(interfaces=reader.value(mdns_section, "interfaces", "mdns", _string_list, ()), decoys=decoys),
+        outputs=tuple(outputs) if "outputs" in data else SensorConfig().outputs,
+    )
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+def load_config(path: Path) -> SensorConfig:
+    """Read and parse a YAML configuration file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+        raise ConfigError([f"{path}: not valid YAML at {where}: {getattr(error, 'problem', error)}"]) from None
+    return parse_config(data)
+
+
+def default_config_text() -> str:
+    """The embedded default configuration, as YAML text."""
+    return resources.files("sensor").joinpath("default.yaml").read_text(encoding="utf-8")
+
+
+def default_config() -> SensorConfig:
+    """The embedded default: honeyports on loopback high ports, alerts to stdout and a JSONL file."""
+    return parse_config(yaml.safe_load(default_config_text()))

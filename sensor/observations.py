@@ -1,0 +1,132 @@
+"""Typed observations: the one vocabulary every source speaks to the correlator.
+
+Each observation is born at its source (a Zeek log line, a honeyport transport, an mDNS packet) and
+carries the identity taken there — the source and target address and port — which nothing downstream
+overwrites. Times are POSIX seconds as floats, the same clock as Zeek's ``ts``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
+
+IPAddress = IPv4Address | IPv6Address
+
+
+class Transport(StrEnum):
+    """Transport protocol of a probe."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+
+
+class Outcome(StrEnum):
+    """What came of a first contact, as a scan detector sees it."""
+
+    ESTABLISHED = "established"
+    """The target answered and the originator went on: a working service."""
+    REJECTED = "rejected"
+    """TCP RST to the SYN, or ICMP unreachable to a UDP datagram: nothing listens."""
+    UNANSWERED = "unanswered"
+    """No reply at all: no host, a filtered port, or a closed UDP port behind a silent host."""
+    HALF_OPEN = "half_open"
+    """SYN-ACKed, then reset or abandoned by the originator before the handshake completed (nmap -sS)."""
+    OTHER = "other"
+    """Nothing a scan detector can judge (mid-stream pickup, ICMP messages, unknown states)."""
+
+    @property
+    def failed(self) -> bool:
+        """True when the contact found no working service (a TRW failure)."""
+        return self in (Outcome.REJECTED, Outcome.UNANSWERED)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnAttempt:
+    """One connection (or UDP/ICMP flow) from Zeek's conn.log, judged as a first contact."""
+
+    ts: float
+    source: IPAddress
+    source_port: int
+    target: IPAddress
+    target_port: int
+    transport: Transport
+    outcome: Outcome
+    uid: str = ""
+    service: str = ""
+    zeek_tags: frozenset[str] = frozenset()
+    """Values of the package's ``t1046_tags`` conn.log field, empty when Zeek ran without it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZeekNotice:
+    """A scan notice from notice.log: Zeek's ``Scan::*``, simple-scan's, or this package's ``T1046::*``."""
+
+    ts: float
+    note: str
+    message: str
+    source: IPAddress
+    target: IPAddress | None = None
+    target_port: int | None = None
+    count: int | None = None
+    uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ZeekDetection:
+    """One line of this package's t1046.log: a detection (or update) Zeek made itself."""
+
+    ts: float
+    scanner: IPAddress
+    kind: str
+    n_targets: int
+    n_ports: int
+    n_probes: int
+    n_failed: int
+    targets: tuple[IPAddress, ...] = ()
+    ports: tuple[int, ...] = ()
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    uids: tuple[str, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HoneyportHit:
+    """A touch of a honeyport; addresses and ports come from the transport, never from payload."""
+
+    ts: float
+    source: IPAddress
+    source_port: int
+    target: IPAddress
+    target_port: int
+    transport: Transport
+    profile: str
+    payload: bytes = b""
+    """The first bytes received, capped by the listener."""
+    node: str = ""
+    """Name of the honeyport node that saw the touch."""
+
+
+@dataclass(frozen=True, slots=True)
+class MdnsQuery:
+    """One question of an mDNS query packet (port 5353), as seen by the watcher or by Zeek."""
+
+    ts: float
+    source: IPAddress
+    source_port: int
+    name: str
+    qtype: str
+    unicast_response: bool = False
+    """The QU bit (top bit of qclass): the asker wants a unicast reply."""
+    legacy_unicast: bool = False
+    """Sent from a port other than 5353 (``dig -p 5353 @224.0.0.251``, nmap's scripts)."""
+    target: IPAddress | None = None
+    """Destination of the packet: the multicast group or, for a direct query, one host."""
+    via: str = "watcher"
+    """Which sensor saw it: ``watcher`` (our multicast listener) or ``zeek``."""
+    uid: str = ""
+
+
+Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery

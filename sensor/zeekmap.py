@@ -1,0 +1,219 @@
+"""Zeek log records → typed observations.
+
+Identity is taken here, once, from the record's ``id.*`` fields. Works on logs of a plain Zeek and on
+those written with this project's Zeek package (conn.log ``t1046_tags``, t1046.log, ``T1046::*`` notices).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sensor.observations import (
+    ConnAttempt,
+    IPAddress,
+    MdnsQuery,
+    Observation,
+    Outcome,
+    Transport,
+    ZeekDetection,
+    ZeekNotice,
+)
+from sensor.zeeklog import Record
+
+FIELDS: dict[str | None, tuple[str, ...]] = {
+    "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
+             "conn_state", "history", "resp_pkts", "t1046_tags"),
+    "notice": ("ts", "uid", "note", "msg", "src", "dst", "p", "n", "id.orig_h", "id.resp_h", "id.resp_p"),
+    "dns": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "query", "qtype_name",
+            "qclass"),
+    "t1046": ("ts", "scanner", "kind", "n_targets", "n_ports", "n_probes", "n_failed", "targets", "ports",
+              "first_seen", "last_seen", "uids", "msg", "mdns_query", "mdns_qtype", "mdns_qu",
+              "mdns_legacy_unicast"),
+}
+SCAN_NOTE_PREFIXES = ("Scan::", "T1046::")
+MDNS_PORT = 5353
+_ICMP_ECHO_REQUESTS = frozenset({8, 128})
+_ADDRESS_CACHE: dict[str, IPAddress] = {}
+_ADDRESS_CACHE_SIZE = 1 << 16
+
+
+def wanted_fields(kind: str | None) -> tuple[str, ...]:
+    """The fields the mapper of ``kind`` reads (every known field when the kind is not known yet)."""
+    if kind in FIELDS:
+        return FIELDS[kind]
+    return tuple(dict.fromkeys(name for names in FIELDS.values() for name in names))
+
+
+def address(text: str) -> IPAddress:
+    """Parse an address, caching the few thousand that recur in a log."""
+    found = _ADDRESS_CACHE.get(text)
+    if found is None:
+        if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
+            _ADDRESS_CACHE.clear()
+        found = _ADDRESS_CACHE[text] = ipaddress.ip_address(text)
+    return found
+
+
+def timestamp(value: Any) -> float:
+    """A Zeek time: epoch seconds (TSV, default JSON) or ISO 8601 (``JSON::TS_ISO8601``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    raise ValueError(f"{value!r} is not a time")
+
+
+def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, tags: frozenset[str]) -> Outcome:
+    """Judge a conn.log record as a first contact, from its ``conn_state`` and ``history``.
+
+    ``history`` letters are upper case for the originator, lower case for the responder: ``S`` SYN,
+    ``h`` SYN-ACK, ``A`` ACK, ``D`` data, ``R``/``r`` reset, ``F``/``f`` FIN.
+    """
+    if "icmp_unreachable" in tags or "rejected" in tags:
+        return Outcome.REJECTED
+    if "half_open" in tags:
+        return Outcome.HALF_OPEN
+    if proto == "tcp":
+        if state == "REJ":
+            return Outcome.REJECTED
+        if state in ("S0", "RSTOS0", "SH"):
+            return Outcome.UNANSWERED
+        if state in ("OTH", "RSTRH", "SHR") or "S" not in history:
+            return Outcome.OTHER
+        if "h" in history and "A" not in history and "D" not in history:
+            return Outcome.HALF_OPEN
+        return Outcome.ESTABLISHED
+    if proto == "udp":
+        if "unanswered" in tags or (state == "S0" and not resp_pkts):
+            return Outcome.UNANSWERED
+        if "d" in history or (resp_pkts or 0) > 0:
+            return Outcome.ESTABLISHED
+        return Outcome.OTHER
+    return Outcome.OTHER
+
+
+def _conn(record: Record) -> ConnAttempt | None:
+    proto = record.get("proto", "")
+    source_port = int(record.get("id.orig_p", 0))
+    if proto == "icmp":
+        if source_port not in _ICMP_ECHO_REQUESTS:
+            return None
+        outcome = Outcome.ESTABLISHED if record.get("resp_pkts") else Outcome.UNANSWERED
+        transport = Transport.ICMP
+    elif proto in ("tcp", "udp"):
+        tags = frozenset(record.get("t1046_tags") or ())
+        outcome = conn_outcome(proto, record.get("conn_state", ""), record.get("history", ""),
+                               record.get("resp_pkts"), tags)
+        transport = Transport(proto)
+    else:
+        return None
+    return ConnAttempt(
+        ts=timestamp(record["ts"]),
+        source=address(record["id.orig_h"]),
+        source_port=source_port,
+        target=address(record["id.resp_h"]),
+        target_port=int(record.get("id.resp_p", 0)),
+        transport=transport,
+        outcome=outcome,
+        uid=record.get("uid", ""),
+        service=record.get("service") or "",
+        zeek_tags=frozenset(record.get("t1046_tags") or ()) if transport is not Transport.ICMP else frozenset(),
+    )
+
+
+def _notice(record: Record) -> ZeekNotice | None:
+    note = record.get("note", "")
+    if not note.startswith(SCAN_NOTE_PREFIXES):
+        return None
+    source = record.get("src") or record.get("id.orig_h")
+    if not source:
+        return None
+    target = record.get("dst") or record.get("id.resp_h")
+    port = record.get("p") if record.get("p") is not None else record.get("id.resp_p")
+    return ZeekNotice(
+        ts=timestamp(record["ts"]),
+        note=note,
+        message=record.get("msg", ""),
+        source=address(source),
+        target=address(target) if target else None,
+        target_port=int(port) if port is not None else None,
+        count=int(record["n"]) if record.get("n") is not None else None,
+        uid=record.get("uid", ""),
+    )
+
+
+def _dns(record: Record) -> MdnsQuery | None:
+    """An mDNS question from dns.log: a request to port 5353 that carries its question type."""
+    if int(record.get("id.resp_p", 0)) != MDNS_PORT or not record.get("query") or not record.get("qtype_name"):
+        return None
+    source_port = int(record.get("id.orig_p", 0))
+    qclass = int(record.get("qclass") or 1)
+    return MdnsQuery(
+        ts=timestamp(record["ts"]),
+        source=address(record["id.orig_h"]),
+        source_port=source_port,
+        name=record["query"],
+        qtype=record["qtype_name"],
+        unicast_response=bool(qclass & 0x8000),
+        legacy_unicast=source_port != MDNS_PORT,
+        target=address(record["id.resp_h"]),
+        via="zeek",
+        uid=record.get("uid", ""),
+    )
+
+
+def _t1046(record: Record) -> Observation | None:
+    ts = timestamp(record["ts"])
+    scanner = address(record["scanner"])
+    kind = record.get("kind", "")
+    query = record.get("mdns_query")
+    if query:
+        return MdnsQuery(
+            ts=ts,
+            source=scanner,
+            source_port=0 if record.get("mdns_legacy_unicast") else MDNS_PORT,
+            name=query,
+            qtype=record.get("mdns_qtype") or "PTR",
+            unicast_response=bool(record.get("mdns_qu")),
+            legacy_unicast=bool(record.get("mdns_legacy_unicast")),
+            via="zeek",
+            uid=(record.get("uids") or [""])[0],
+        )
+    return ZeekDetection(
+        ts=ts,
+        scanner=scanner,
+        kind=kind,
+        n_targets=int(record.get("n_targets") or 0),
+        n_ports=int(record.get("n_ports") or 0),
+        n_probes=int(record.get("n_probes") or 0),
+        n_failed=int(record.get("n_failed") or 0),
+        targets=tuple(address(t) for t in record.get("targets") or ()),
+        ports=tuple(int(p) for p in record.get("ports") or ()),
+        first_seen=timestamp(record.get("first_seen", ts)),
+        last_seen=timestamp(record.get("last_seen", ts)),
+        uids=tuple(record.get("uids") or ()),
+        message=record.get("msg", ""),
+    )
+
+
+MAPPERS: dict[str, Callable[[Record], Observation | None]] = {
+    "conn": _conn,
+    "notice": _notice,
+    "dns": _dns,
+    "t1046": _t1046,
+}
+
+
+def to_observation(kind: str | None, record: Record) -> Observation | None:
+    """Map one record of a ``kind`` log; None for records that carry no evidence.
+
+    Raises ``ValueError``/``KeyError``/``TypeError`` for a record whose needed fields are missing or bad.
+    """
+    mapper = MAPPERS.get(kind or "")
+    return mapper(record) if mapper is not None else None
