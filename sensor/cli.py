@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sensor.config import SensorConfig, default_config, load_config
+from sensor.config import SensorConfig, default_config, load_config, parse_ports
 from sensor.errors import ConfigError, SensorError
 from sensor.replay import replay
 
@@ -34,10 +35,37 @@ def _parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--format", choices=("ecs", "ocsf"), default="ecs",
                             help="alert format: ECS (default) or OCSF Detection Finding")
 
+    run_cmd = commands.add_parser(
+        "run", help="the daemon: Zeek log follower, honeyports and mDNS watcher on one event loop",
+        description="Run the daemon. With no --config it runs the embedded default (honeyports on loopback "
+                    "high ports, alerts to stdout and to alerts.jsonl under the state directory).")
+    run_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
+
+    honey_cmd = commands.add_parser(
+        "honeyports", help="run only the honeyports; alerts to stdout and the configured sinks",
+        description="Run only the honeyport listeners. Command-line options override the configuration.")
+    honey_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
+    honey_cmd.add_argument("--listen", action="append", metavar="ADDR", help="address to listen on (repeatable)")
+    honey_cmd.add_argument("--tcp", type=_port_list, metavar="PORTS", help="TCP ports, like 22,80,8000-8100")
+    honey_cmd.add_argument("--udp", type=_port_list, metavar="PORTS", help="UDP ports, like 161,1900")
+
+    mdns_cmd = commands.add_parser(
+        "mdns", help="run only the mDNS watcher; alerts to stdout and the configured sinks",
+        description="Watch mDNS (UDP 5353) on the given interfaces for DNS-SD service browsing.")
+    mdns_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
+    mdns_cmd.add_argument("--interface", action="append", metavar="NAME", help="interface to watch (repeatable)")
+
     check_cmd = commands.add_parser("check-config", help="validate a YAML configuration",
                                     description="Validate a YAML configuration; list every error with its path.")
     check_cmd.add_argument("file", type=Path, metavar="FILE")
     return parser
+
+
+def _port_list(text: str) -> tuple[int, ...]:
+    try:
+        return parse_ports(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _config(path: Path | None) -> SensorConfig:
@@ -57,6 +85,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
             print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
             return 0
+        if args.command == "run":
+            from sensor.daemon import run_daemon
+
+            return run_daemon(_config(args.config))
+        if args.command == "honeyports":
+            from honeyports.command import run_honeyports
+
+            config = _config(args.config)
+            honey = dataclasses.replace(
+                config.honeyports,
+                listen=tuple(args.listen) if args.listen else config.honeyports.listen or ("127.0.0.1",),
+                tcp=args.tcp if args.tcp is not None else config.honeyports.tcp,
+                udp=args.udp if args.udp is not None else config.honeyports.udp,
+            )
+            return run_honeyports(dataclasses.replace(config, honeyports=honey))
+        if args.command == "mdns":
+            from sensor.mdnscommand import run_mdns
+
+            config = _config(args.config)
+            interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
+            return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
             load_config(args.file)
             print(f"{args.file}: OK")  # noqa: T201
