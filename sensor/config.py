@@ -40,6 +40,8 @@ SENSITIVE_MDNS_TYPES = (
 )
 _SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 T = TypeVar("T")
+_NO_PORTS: tuple[int, ...] = ()
+_NO_TEXT: tuple[str, ...] = ()
 
 
 def parse_ports(text: str) -> tuple[int, ...]:
@@ -182,7 +184,7 @@ class SensorConfig:
     """The whole configuration."""
 
     name: str = "t1046-sensor"
-    state_dir: Path = Path("~/.local/state/t1046-sensor").expanduser()
+    state_dir: Path = field(default_factory=lambda: Path("~/.local/state/t1046-sensor").expanduser())
     zeek: ZeekConfig = ZeekConfig()
     detection: DetectionConfig = DetectionConfig()
     honeyports: HoneyportsConfig = HoneyportsConfig()
@@ -323,7 +325,7 @@ def _allowlist_entry(reader: _Reader, item: Any, path: str) -> AllowlistEntry | 
     return AllowlistEntry(
         network=network,
         reason=reader.value(item, "reason", path, _text, ""),
-        ports=frozenset(reader.value(item, "ports", path, _ports, ())),
+        ports=frozenset(reader.value(item, "ports", path, _ports, _NO_PORTS)),
         schedule=reader.value(item, "schedule", path, _schedule, None),
     )
 
@@ -342,7 +344,7 @@ def _decoy(reader: _Reader, item: Any, path: str) -> MdnsDecoy | None:
     service_type = reader.value(item, "type", path, _text, "")
     if not re.fullmatch(r"_[a-z0-9-]+\._(tcp|udp)", service_type):
         reader.problem(f"{path}.type", f"{service_type!r} is not a service type like _ssh._tcp")
-    ports = reader.value(item, "port", path, _ports, ())
+    ports = reader.value(item, "port", path, _ports, _NO_PORTS)
     if len(ports) != 1:
         reader.problem(f"{path}.port", "must be one port")
         return None
@@ -361,7 +363,8 @@ def _output(reader: _Reader, item: Any, path: str) -> OutputConfig | None:
     if kind in ("syslog", "http") and not (item.get("host") or item.get("url")):
         reader.problem(path, f"a {kind} output needs {'host' if kind == 'syslog' else 'url'}")
     settings = {k: v for k, v in item.items() if k not in ("type", "format")}
-    return OutputConfig(type=kind, format=reader.value(item, "format", path, _choice(FORMATS), "ecs"), settings=settings)
+    fmt = reader.value(item, "format", path, _choice(FORMATS), "ecs")
+    return OutputConfig(type=kind, format=fmt, settings=settings)
 
 
 _DETECTION_NUMBERS = (
@@ -400,8 +403,8 @@ def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy
         allowlist_mode=reader.value(section, "allowlist_mode", "detection", _choice(("label", "suppress")), "label"),
         mdns_sensitive_types=tuple(t.lower().removesuffix(".").removesuffix(".local") for t in sensitive),
         mdns_decoy_names=tuple(f"{d.instance}.{d.service_type}.local".lower() for d in decoys),
-        **numbers,  # type: ignore[arg-type]
-        **counts,  # type: ignore[arg-type]
+        **numbers,
+        **counts,
     )
 
 
@@ -432,7 +435,7 @@ def parse_config(data: Any) -> SensorConfig:
     decoys = tuple(reader.items(mdns_section, "decoys", "mdns", lambda item, path: _decoy(reader, item, path)))
     detection = _detection(reader, data, decoys)
     honey_base = HoneyportsConfig()
-    listen = reader.value(honey, "listen", "honeyports", _string_list, ())
+    listen = reader.value(honey, "listen", "honeyports", _string_list, _NO_TEXT)
     for index, address in enumerate(listen):
         try:
             ipaddress.ip_address(address)
@@ -450,8 +453,8 @@ def parse_config(data: Any) -> SensorConfig:
         detection=detection,
         honeyports=HoneyportsConfig(
             listen=listen,
-            tcp=reader.value(honey, "tcp", "honeyports", _ports, ()),
-            udp=reader.value(honey, "udp", "honeyports", _ports, ()),
+            tcp=reader.value(honey, "tcp", "honeyports", _ports, _NO_PORTS),
+            udp=reader.value(honey, "udp", "honeyports", _ports, _NO_PORTS),
             profiles=reader.value(honey, "profiles", "honeyports", _profiles, {}),
             max_connections=reader.value(honey, "max_connections", "honeyports", _positive_int,
                                          honey_base.max_connections),
@@ -460,7 +463,8 @@ def parse_config(data: Any) -> SensorConfig:
             idle_timeout=reader.value(honey, "idle_timeout", "honeyports", _positive_number, honey_base.idle_timeout),
             read_limit=reader.value(honey, "read_limit", "honeyports", _positive_int, honey_base.read_limit),
         ),
-        mdns=MdnsConfig(interfaces=reader.value(mdns_section, "interfaces", "mdns", _string_list, ()), decoys=decoys),
+        mdns=MdnsConfig(interfaces=reader.value(mdns_section, "interfaces", "mdns", _string_list, _NO_TEXT),
+                        decoys=decoys),
         outputs=tuple(outputs) if "outputs" in data else SensorConfig().outputs,
     )
     if reader.problems:

@@ -386,7 +386,7 @@ class Correlator:
         return track, alerts
 
     def _evict(self, now: float) -> list[Alert]:
-        key, track = self._tracks.popitem(last=False)
+        _, track = self._tracks.popitem(last=False)
         self.stats.evicted_sources += 1
         return self._close(track, now)
 

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -176,7 +176,7 @@ class ZeekLog:
             with self.path.open("rb") as probe:
                 magic = probe.read(2)
             if magic == b"\x1f\x8b":
-                return gzip.open(self.path, "rb")
+                return cast(IO[bytes], gzip.open(self.path, "rb"))
             return self.path.open("rb")
         except OSError as error:
             raise LogReadError(f"{self.path}: cannot read: {error.strerror or error}") from None
@@ -236,8 +236,8 @@ class ZeekLog:
             if not line:
                 continue
             if line[:1] == b"#":
-                name, _, value = line[1:].partition(b"\t" if b"\t" in line else b" ")
-                key = name.decode("ascii", "replace")
+                directive, _, value = line[1:].partition(b"\t" if b"\t" in line else b" ")
+                key = directive.decode("ascii", "replace")
                 directives[key] = value
                 if key == "types" and "fields" in directives:
                     header = self._header(directives)
