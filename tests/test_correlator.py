@@ -1,0 +1,303 @@
+"""The correlator, driven by tables of observations with explicit times (no clock, no sockets)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable
+
+import pytest
+
+from sensor.alerts import Alert
+from sensor.catalogue import Action
+from sensor.config import AllowlistEntry, DetectionConfig
+from sensor.correlator import Correlator
+from sensor.observations import (
+    ConnAttempt,
+    HoneyportHit,
+    MdnsQuery,
+    Observation,
+    Outcome,
+    Transport,
+    ZeekDetection,
+    ZeekNotice,
+)
+from sensor.render import to_ecs
+from tests.alertcheck import validate_alert
+
+ip = ipaddress.ip_address
+SCANNER = "10.1.0.66"
+OK, REJ, NOREPLY, HALF = Outcome.ESTABLISHED, Outcome.REJECTED, Outcome.UNANSWERED, Outcome.HALF_OPEN
+
+
+def conn(ts: float, target: str, port: int, outcome: Outcome, source: str = SCANNER,
+         transport: Transport = Transport.TCP, tags: Iterable[str] = ()) -> ConnAttempt:
+    return ConnAttempt(ts=ts, source=ip(source), source_port=40000, target=ip(target), target_port=port,
+                       transport=transport, outcome=outcome, uid=f"C{ts}", zeek_tags=frozenset(tags))
+
+
+def run(observations: Iterable[Observation], config: DetectionConfig | None = None,
+        correlator: Correlator | None = None) -> list[Alert]:
+    """Feed observations in order with ``now`` = the latest time seen; check every alert's schema."""
+    correlator = correlator or Correlator(config or DetectionConfig())
+    alerts: list[Alert] = []
+    now = float("-inf")
+    for observation in observations:
+        now = max(now, observation.ts)
+        alerts += correlator.observe(observation, now)
+    for alert in alerts:
+        validate_alert(to_ecs(alert, "test"))
+    return alerts
+
+
+@pytest.mark.parametrize(("outcomes", "alert_at"), [
+    ([REJ] * 3, None),
+    ([REJ] * 4, 4),
+    ([NOREPLY] * 6, 4),
+    ([OK, REJ, REJ, REJ, REJ], None),
+    ([OK, REJ, REJ, REJ, REJ, REJ], 6),
+    ([OK, OK, REJ, REJ, REJ, REJ, REJ, OK], None),
+])
+def test_trw_flags_an_all_failing_source_on_its_fourth_failed_first_contact(
+        outcomes: list[Outcome], alert_at: int | None) -> None:
+    observations = [conn(float(i), f"10.1.1.{i + 1}", 445, outcome) for i, outcome in enumerate(outcomes)]
+    correlator = Correlator(DetectionConfig())
+    first = None
+    for number, observation in enumerate(observations, start=1):
+        if correlator.observe(observation, observation.ts) and first is None:
+            first = number
+    assert first == alert_at
+
+
+def test_trw_counts_first_contacts_only() -> None:
+    retries = [conn(float(i), "10.1.1.1", 445, REJ) for i in range(10)]
+    assert run(retries) == []
+    alerts = run([*retries, *(conn(20.0 + i, f"10.1.1.{i + 2}", 445, REJ) for i in range(3))])
+    assert [a.rule.id for a in alerts] == ["T1046-TRW"]
+
+
+def test_vertical_scan_fires_at_the_threshold_of_distinct_failed_ports() -> None:
+    config = DetectionConfig(port_scan_ports=12)
+    eleven = [conn(100 + i * 0.01, "10.1.2.3", 1000 + i, REJ) for i in range(11)]
+    assert run(eleven, config) == []
+    alerts = run([*eleven, conn(101.0, "10.1.2.3", 2000, REJ)], config)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.action, alert.rule.id, alert.distinct_ports, alert.target) == (
+        Action.PORT_SCAN, "T1046-VERTICAL", 12, ip("10.1.2.3"))
+    document = to_ecs(alert, "s1")
+    assert document["destination"]["ip"] == "10.1.2.3"
+    assert document["source"]["ip"] == SCANNER
+    assert document["threat"]["technique"]["id"] == ["T1046"]
+
+
+def test_horizontal_sweep_is_an_address_scan() -> None:
+    # successes interleaved keep the TRW quiet, so the distinct-target rule has to find it
+    observations = []
+    for i in range(12):
+        observations.append(conn(10 + i, f"10.1.3.{i + 1}", 3389, NOREPLY))
+        observations.append(conn(10 + i + 0.5, f"10.1.9.{i + 1}", 443, OK))
+        observations.append(conn(10 + i + 0.6, f"10.1.8.{i + 1}", 443, OK))
+    alerts = run(observations)
+    assert alerts and alerts[0].rule.id == "T1046-HORIZONTAL"
+    assert alerts[0].action is Action.ADDRESS_SCAN
+
+
+def test_short_window_misses_a_slow_scan_and_the_long_window_catches_it() -> None:
+    config = DetectionConfig(window=300, port_scan_ports=12, slow_scan_pairs=30)
+    slow = [conn(i * 400.0, "10.1.4.4", 1 + i, NOREPLY) for i in range(29)]
+    assert run(slow, config) == []
+    alerts = run([*slow, conn(29 * 400.0, "10.1.4.4", 30, NOREPLY)], config)
+    assert [a.rule.id for a in alerts] == ["T1046-SLOW"]
+    assert alerts[0].action is Action.PORT_SCAN
+
+
+def test_half_open_probes_reveal_a_syn_scan_of_open_ports() -> None:
+    probes = [conn(1.0 + i, "10.1.5.5", port, HALF) for i, port in enumerate((22, 80, 8080))]
+    alerts = run(probes)
+    assert [a.rule.id for a in alerts] == ["T1046-HALF-OPEN"]
+    assert alerts[0].half_open == 3 and alerts[0].failed == 0
+
+
+def test_a_busy_benign_client_is_not_a_scanner_though_the_seed_analytic_says_so() -> None:
+    """dc(dest_port) by src_ip > 5 flags a workstation using several services; the correlator must not."""
+    services = [("10.1.6.10", 445), ("10.1.6.10", 135), ("10.1.6.11", 88), ("10.1.6.11", 389),
+                ("10.1.6.11", 636), ("10.1.6.12", 443), ("10.1.6.13", 3268), ("10.1.6.14", 1433),
+                ("10.1.6.15", 5985), ("10.1.6.16", 8443)]
+    day = []
+    for hour in range(8):
+        for n, (target, port) in enumerate(services):
+            day.append(conn(hour * 3600 + n * 7.0, target, port, OK, source="10.1.6.50"))
+        day.append(conn(hour * 3600 + 90.0, "10.1.6.99", 9100, NOREPLY, source="10.1.6.50"))  # dead printer
+        day.append(conn(hour * 3600 + 95.0, "10.1.6.16", 8444, REJ, source="10.1.6.50"))  # typo'd port
+    ports_by_source: dict[str, set[int]] = defaultdict(set)
+    for observation in day:
+        ports_by_source[str(observation.source)].add(observation.target_port)
+    seed_flagged = {source for source, ports in ports_by_source.items() if len(ports) > 5}
+    assert seed_flagged == {"10.1.6.50"}
+    assert run(day) == []
+
+
+@pytest.mark.parametrize("target", ["224.0.0.251", "255.255.255.255", "10.255.255.255", "ff02::fb", "8.8.8.8"])
+def test_multicast_broadcast_and_external_targets_are_not_scan_targets(target: str) -> None:
+    assert run(conn(float(i), target, 5353 + i, NOREPLY, transport=Transport.UDP) for i in range(40)) == []
+
+
+def test_allowlisted_scanner_is_labelled_not_dropped() -> None:
+    config = DetectionConfig(allowlist=(AllowlistEntry(ip_network("10.1.0.66/32"), "Nessus"),))
+    alerts = run((conn(float(i), f"10.1.7.{i + 1}", 22, REJ) for i in range(5)), config)
+    assert alerts and all(a.authorized == "Nessus" for a in alerts)
+    document = to_ecs(alerts[0], "s1")
+    assert document["event"]["kind"] == "event"
+    assert "authorized_scanner" in document["tags"]
+    assert document["t1046"]["authorized"]["reason"] == "Nessus"
+
+
+def test_suppressed_allowlisted_scanner_is_counted() -> None:
+    config = DetectionConfig(allowlist=(AllowlistEntry(ip_network("10.1.0.0/24"), "Qualys"),),
+                             allowlist_mode="suppress")
+    correlator = Correlator(config)
+    assert run((conn(float(i), f"10.1.7.{i + 1}", 22, REJ) for i in range(5)), correlator=correlator) == []
+    assert correlator.stats.suppressed == 1
+
+
+def test_allowlist_limited_to_ports_and_hours_does_not_cover_other_probes() -> None:
+    entry = AllowlistEntry(ip_network("10.1.0.66/32"), "nightly scan", ports=frozenset({22}), schedule=(60, 300))
+    config = DetectionConfig(allowlist=(entry,))
+    night = 86400 * 10 + 3600  # 01:00 UTC
+    inside = run((conn(night + i, f"10.1.7.{i + 1}", 22, REJ) for i in range(5)), config)
+    assert inside and inside[0].authorized == "nightly scan"
+    other_port = run((conn(night + i, f"10.1.7.{i + 1}", 23, REJ) for i in range(5)), config)
+    assert other_port and other_port[0].authorized is None
+    daytime = run((conn(night + 6 * 3600 + i, f"10.1.7.{i + 1}", 22, REJ) for i in range(5)), config)
+    assert daytime and daytime[0].authorized is None
+
+
+def test_spoofed_source_flood_cannot_grow_state_beyond_the_cap_and_a_real_scanner_is_still_caught() -> None:
+    config = DetectionConfig(max_sources=1000)
+    correlator = Correlator(config)
+    flood = (conn(i * 0.001, "10.2.0.1", 80, NOREPLY, source=str(ip("10.100.0.0") + i)) for i in range(20000))
+    assert run(flood, correlator=correlator) == []
+    assert correlator.tracked_sources <= 1000
+    assert correlator.stats.evicted_sources >= 19000
+    scan = [conn(30.0 + i, f"10.2.1.{i + 1}", 445, REJ) for i in range(4)]
+    assert [a.scanner for a in run(scan, correlator=correlator)] == [ip(SCANNER)]
+
+
+def test_open_incidents_are_capped_and_closed_with_a_final_update() -> None:
+    correlator = Correlator(DetectionConfig(max_incidents=5))
+    alerts = []
+    for s in range(8):
+        for i in range(4):
+            alerts += correlator.observe(conn(s * 10 + i, f"10.3.0.{i + 1}", 22, REJ, source=f"10.4.0.{s + 1}"),
+                                         s * 10 + i)
+    assert correlator.open_incidents == 5
+    assert len({a.incident_id for a in alerts}) == 8
+
+
+def test_idle_incident_closes_with_its_final_counts() -> None:
+    correlator = Correlator(DetectionConfig(idle_timeout=600))
+    alerts = run((conn(float(i), f"10.5.0.{i + 1}", 22, REJ) for i in range(5)), correlator=correlator)
+    assert [a.probes for a in alerts] == [4]
+    assert correlator.tick(300.0) == []
+    final = correlator.tick(700.0)
+    assert [(a.closed, a.probes, a.update) for a in final] == [(True, 5, 2)]
+    assert correlator.open_incidents == 0 and correlator.tracked_sources == 0
+
+
+def test_updates_carry_stable_incident_and_distinct_event_ids() -> None:
+    observations = [conn(i * 0.1, "10.6.0.1", 1 + i, REJ) for i in range(100)]
+    first, second = run(observations), run(observations)
+    assert [a.event_id for a in first] == [a.event_id for a in second]
+    assert len({a.incident_id for a in first}) == 1
+    assert len({a.event_id for a in first}) == len(first) > 1
+    assert [a.distinct_ports for a in first] == [12, 24, 48, 96]
+
+
+def test_out_of_order_log_times_are_tolerated() -> None:
+    times = [5.0, 1.0, 4.0, 2.0, 3.0]
+    alerts = run(conn(t, f"10.7.0.{n + 1}", 22, REJ) for n, t in enumerate(times))
+    assert len(alerts) == 1
+    assert (alerts[0].first_seen, alerts[0].last_seen) == (1.0, 5.0)
+
+
+def test_a_honeyport_hit_alerts_at_once_and_later_hits_update_the_incident() -> None:
+    def hit(ts: float, port: int) -> HoneyportHit:
+        return HoneyportHit(ts=ts, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=port,
+                            transport=Transport.TCP, profile="ssh", node="n1")
+
+    alerts = run([hit(1.0, 2222)])
+    assert [(a.action, a.rule.id, a.severity) for a in alerts] == [(Action.HONEYPORT_PROBE, "T1046-HONEYPORT", 3)]
+    correlator = Correlator(DetectionConfig())
+    many = run([hit(1.0 + i * 0.01, 2000 + i) for i in range(20)], correlator=correlator)
+    assert many[0].action is Action.HONEYPORT_PROBE
+    assert many[-1].action is Action.PORT_SCAN
+    assert len(many) <= 6
+    final = correlator.close_all(5.0)
+    assert [(a.honeyport_hits, a.distinct_ports, a.closed) for a in final] == [(20, 20, True)]
+
+
+def test_honeyport_tag_from_zeek_makes_one_touch_significant() -> None:
+    alerts = run([conn(1.0, "10.9.0.1", 2323, REJ, tags={"honeyport", "rejected"})])
+    assert [a.action for a in alerts] == [Action.HONEYPORT_PROBE]
+
+
+def test_zeek_scan_notices_become_incidents_and_other_notices_do_not() -> None:
+    notices = [
+        ZeekNotice(ts=1.0, note="CaptureLoss::Too_Little_Traffic", message="", source=ip("10.0.0.9")),
+        ZeekNotice(ts=2.0, note="Scan::Port_Scan", message="10.1.0.66 scanned at least 15 unique ports",
+                   source=ip(SCANNER), target=ip("10.10.0.1"), count=15),
+    ]
+    alerts = run(notices)
+    assert [(str(a.scanner), a.action, a.rule.id) for a in alerts] == [
+        (SCANNER, Action.PORT_SCAN, "T1046-ZEEK-NOTICE")]
+
+
+def test_t1046_log_detection_brings_zeeks_counts() -> None:
+    detection = ZeekDetection(ts=10.0, scanner=ip(SCANNER), kind="address_scan", n_targets=80, n_ports=2,
+                              n_probes=160, n_failed=158, targets=(ip("10.11.0.1"), ip("10.11.0.2")),
+                              ports=(22, 445), first_seen=1.0, last_seen=10.0, uids=("Cabc",))
+    alerts = run([detection])
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.action, alert.distinct_targets, alert.distinct_ports, alert.probes, alert.first_seen) == (
+        Action.ADDRESS_SCAN, 80, 2, 160, 1.0)
+    assert alert.uids == ("Cabc",)
+
+
+def mdns(ts: float, name: str, qtype: str = "PTR", port: int = 5353, source: str = "10.12.0.5") -> MdnsQuery:
+    return MdnsQuery(ts=ts, source=ip(source), source_port=port, name=name, qtype=qtype,
+                     legacy_unicast=port != 5353)
+
+
+def test_mdns_enumeration_and_sensitive_browse_alert_but_ordinary_chatter_does_not() -> None:
+    chatter = [mdns(float(i), name) for i, name in enumerate(
+        ["_airplay._tcp.local", "_raop._tcp.local", "_googlecast._tcp.local", "_ipp._tcp.local",
+         "printer-3.local"])]
+    assert run(chatter) == []
+    alerts = run([*chatter, mdns(10.0, "_services._dns-sd._udp.local")])
+    assert [a.action for a in alerts] == [Action.MDNS_SERVICE_ENUMERATION]
+    browse = run([mdns(1.0, "_ssh._tcp.local", port=51000)])
+    assert [a.action for a in browse] == [Action.MDNS_SERVICE_BROWSE]
+    assert browse[0].mdns_names == ("_ssh._tcp.local",)
+
+
+def test_decoy_lookup_then_honeyport_touch_is_one_high_severity_incident() -> None:
+    config = DetectionConfig(mdns_decoy_names=("backup-nas._smb._tcp.local",))
+    touch = HoneyportHit(ts=2.0, source=ip("10.12.0.7"), source_port=5000, target=ip("10.12.0.1"),
+                         target_port=4445, transport=Transport.TCP, profile="smb")
+    alerts = run([mdns(1.0, "backup-nas._smb._tcp.local", "SRV", source="10.12.0.7"), touch], config)
+    assert len({a.incident_id for a in alerts}) == 1
+    assert alerts[-1].severity >= 3 and alerts[-1].confidence == "high"
+    assert set(alerts[-1].evidence_sources) == {"mdns", "honeyport"}
+
+
+def ip_network(text: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(text)
+
+
+def test_config_thresholds_are_respected() -> None:
+    config = dataclasses.replace(DetectionConfig(), port_scan_ports=40)
+    observations = [conn(i * 0.1, "10.13.0.1", 1 + i, REJ) for i in range(39)]
+    assert run(observations, config) == []
