@@ -78,8 +78,7 @@ def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
 def _age_order(path: Path) -> tuple[int, str]:
     """Rotated files sort by the time in their names; the live ``conn.log`` comes last."""
     name = path.name
-    live = name.split(".", 1)[1] in ("log", "log.gz") if "." in name else False
-    return (1 if live else 0, name)
+    return (1 if name == f"{log_kind(name)}.log" else 0, name)
 
 
 class MalformedLog:
@@ -189,7 +188,7 @@ class ZeekLog:
         with self._open() as stream:
             while True:
                 try:
-                    chunk = stream.read(_CHUNK)
+                    chunk = stream.read1(_CHUNK)
                 except (OSError, EOFError, zlib.error) as error:
                     self.malformed.report(str(self.path), number + 1, f"truncated or corrupt file: {error}")
                     chunk = b""

@@ -99,7 +99,7 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
 
 
 def _conn(record: Record) -> ConnAttempt | None:
-    proto = record.get("proto", "")
+    proto = record["proto"]
     source_port = int(record.get("id.orig_p", 0))
     if proto == "icmp":
         if source_port not in _ICMP_ECHO_REQUESTS:

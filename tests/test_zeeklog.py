@@ -1,0 +1,222 @@
+"""The Zeek log reader: header-driven TSV, JSON, gzip, rotation names, and bad input of every kind."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sensor.config import default_config
+from sensor.errors import LogReadError
+from sensor.observations import ConnAttempt, Outcome, Transport
+from sensor.replay import replay
+from sensor.zeeklog import MalformedLog, ZeekLog, discover, log_kind
+from sensor.zeekmap import to_observation, wanted_fields
+from tests.alertcheck import parse_alerts
+from tests.conftest import CAPTURES
+
+S1_CONN = CAPTURES / "s1_vertical_syn" / "zeek" / "conn.log"
+HEADER = (
+    "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
+    "#open\t2026-11-28-10-00-00\n"
+)
+
+
+def tsv(fields: list[str], types: list[str], rows: list[list[str]], close: bool = True) -> str:
+    text = HEADER + "#fields\t" + "\t".join(fields) + "\n#types\t" + "\t".join(types) + "\n"
+    text += "".join("\t".join(row) + "\n" for row in rows)
+    return text + ("#close\t2026-11-28-11-00-00\n" if close else "")
+
+
+def observations(path: Path) -> tuple[list[ConnAttempt], MalformedLog]:
+    malformed = MalformedLog()
+    found = []
+    for kind, record in ZeekLog(path, malformed).records(wanted_fields):
+        observation = to_observation(kind, record)
+        if isinstance(observation, ConnAttempt):
+            found.append(observation)
+    return found, malformed
+
+
+def replay_alerts(*paths: Path) -> list[dict]:
+    out = io.BytesIO()
+    replay(list(paths), default_config(), out)
+    return parse_alerts(out.getvalue())
+
+
+def test_columns_are_found_by_name_in_any_order_with_extra_and_new_columns(tmp_path: Path) -> None:
+    fields = ["ip_proto", "id.resp_p", "my_package_field", "history", "id.resp_h", "uid", "conn_state", "proto",
+              "id.orig_p", "id.orig_h", "ts", "t1046_tags", "resp_pkts"]
+    types = ["count", "port", "vector[string]", "string", "addr", "string", "string", "enum", "port", "addr",
+             "time", "set[string]", "count"]
+    rows = [["6", "22", "a,b", "ShR", "10.0.0.2", "Cx1", "RSTO", "tcp", "4000", "10.0.0.1", "100.5", "half_open",
+             "1"],
+            ["17", "53", "(empty)", "D", "fd00::2", "Cx2", "S0", "udp", "4001", "fd00::1", "101.0", "-", "0"]]
+    path = tmp_path / "conn.log"
+    path.write_text(tsv(fields, types, rows))
+    found, malformed = observations(path)
+    assert malformed.total == 0
+    assert [(str(o.source), o.target_port, o.transport, o.outcome, o.zeek_tags) for o in found] == [
+        ("10.0.0.1", 22, Transport.TCP, Outcome.HALF_OPEN, frozenset({"half_open"})),
+        ("fd00::1", 53, Transport.UDP, Outcome.UNANSWERED, frozenset()),
+    ]
+
+
+def test_escapes_unset_and_empty_values(tmp_path: Path) -> None:
+    fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "note", "msg", "src", "p",
+              "n", "actions"]
+    types = ["time", "string", "addr", "port", "addr", "port", "enum", "enum", "string", "addr", "port", "count",
+             "set[enum]"]
+    row = ["5.0", "-", "-", "-", "-", "-", "-", "Scan::Address_Scan", "tab\\x09here \\x5cx", "10.0.0.7", "445/tcp",
+           "-", "(empty)"]
+    path = tmp_path / "notice.log"
+    path.write_text(tsv(fields, types, [row]).replace("#path\tconn", "#path\tnotice").replace("445/tcp", "445"))
+    malformed = MalformedLog()
+    records = list(ZeekLog(path, malformed).records(lambda kind: ("msg", "src", "p", "n", "uid", "note")))
+    assert records == [("notice", {"msg": "tab\there \\x", "src": "10.0.0.7", "p": 445,
+                                   "note": "Scan::Address_Scan"})]
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("conn.log", "conn"),
+    ("conn.log.gz", "conn"),
+    ("conn.2026-11-28-10-00-00.log", "conn"),
+    ("conn.10:00:00-11:00:00.log.gz", "conn"),
+    ("conn__2026-11-28-10-00-00__2026-11-28-11-00-00__.log", "conn"),
+    ("notice.09:00:00-10:00:00.log.gz", "notice"),
+    ("dns.log", "dns"),
+    ("t1046.log", "t1046"),
+    ("conn.log.1", "conn"),
+    ("README.md", None),
+    ("conn-summary.log.txt", None),
+])
+def test_rotated_file_names(name: str, kind: str | None) -> None:
+    assert log_kind(name) == kind
+
+
+def test_a_directory_of_rotated_gzipped_logs_replays_like_the_live_file(tmp_path: Path) -> None:
+    lines = S1_CONN.read_text().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#") and not line.startswith("#close")]
+    data = [line for line in lines if not line.startswith("#")]
+    parts = [data[:300], data[300:600], data[600:]]
+    (tmp_path / "log-queue").mkdir()
+    with gzip.open(tmp_path / "conn.10:00:00-11:00:00.log.gz", "wt") as stream:
+        stream.writelines(header + parts[0])
+    (tmp_path / "log-queue" / "conn__2026-11-28-11-00-00__2026-11-28-12-00-00__.log").write_text(
+        "".join(header + parts[1]))
+    (tmp_path / "conn.log").write_text("".join(header + parts[2]))
+    (tmp_path / "http.log").write_text("not read")
+    streams = discover([tmp_path])
+    assert [(kind, [p.name for p in files]) for kind, files in streams] == [
+        ("conn", ["conn.10:00:00-11:00:00.log.gz", "conn__2026-11-28-11-00-00__2026-11-28-12-00-00__.log",
+                  "conn.log"])]
+    rotated = replay_alerts(tmp_path)
+    whole = replay_alerts(S1_CONN)
+    assert rotated[-1]["t1046"]["counts"] == whole[-1]["t1046"]["counts"]
+    assert rotated[-1]["t1046"]["counts"]["distinct_ports"] == 1000
+
+
+def test_garbage_lines_are_skipped_and_counted_and_good_lines_still_count(tmp_path: Path) -> None:
+    lines = S1_CONN.read_bytes().splitlines(keepends=True)
+    junk = [b"garbage without tabs\n", b"1.0\t2.0\n", b"\x00\xff\xfe binary \x80\x81\n",
+            b"\t".join([b"1795898115.4"] + [b"x"] * 20) + b"\n"]
+    bad_ip = lines[8].replace(b"10.200.0.10", b"10.200.0.999")
+    mixed = lines[:8] + junk + [bad_ip] + lines[8:] + [b"1795898115.5\tCtrunc\t10.200"]
+    path = tmp_path / "conn.log"
+    path.write_bytes(b"".join(mixed))
+    out = io.BytesIO()
+    summary = replay([path], default_config(), out)
+    assert summary.malformed == len(junk) + 2  # + the bad address, + the truncated last line
+    assert parse_alerts(out.getvalue())[-1]["t1046"]["counts"]["distinct_ports"] == 1000
+
+
+def test_a_ten_megabyte_line_is_skipped_without_losing_its_neighbours(tmp_path: Path) -> None:
+    lines = S1_CONN.read_bytes().splitlines(keepends=True)
+    huge = b"1795898115.0\t" + b"A" * (10 << 20) + b"\n"
+    path = tmp_path / "conn.log"
+    path.write_bytes(b"".join(lines[:100] + [huge] + lines[100:]))
+    found, malformed = observations(path)
+    assert malformed.total == 1
+    assert len(found) == 1000
+
+
+def test_binary_junk_file_is_a_clear_error_with_non_zero_exit(tmp_path: Path) -> None:
+    junk = tmp_path / "conn.log"
+    junk.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(LogReadError, match="not a Zeek log"):
+        replay([junk], default_config(), io.BytesIO())
+    result = subprocess.run([sys.executable, "-m", "sensor", "replay", str(junk)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "not a Zeek log" in result.stderr and result.stdout == ""
+
+
+def test_missing_and_unreadable_inputs_exit_non_zero(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "sensor", "replay", str(tmp_path / "nope.log")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "no such file" in result.stderr
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    result = subprocess.run([sys.executable, "-m", "sensor", "replay", str(empty_dir)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "no conn, notice, dns or t1046 logs" in result.stderr
+
+
+def test_truncated_gzip_keeps_what_was_readable(tmp_path: Path) -> None:
+    packed = gzip.compress(S1_CONN.read_bytes())
+    path = tmp_path / "conn.log.gz"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    found, malformed = observations(path)
+    assert 300 < len(found) < 1000
+    assert malformed.total >= 1
+
+
+def test_json_logs_with_iso_times_absent_fields_and_bad_lines(tmp_path: Path) -> None:
+    source = CAPTURES / "s2_horizontal_syn_routed" / "zeek-json" / "conn.log"
+    out_lines = []
+    for number, line in enumerate(source.read_text().splitlines()):
+        record = json.loads(line)
+        record.pop("history", None) if number % 2 else None
+        record.pop("service", None)
+        if number % 3 == 0:
+            from datetime import UTC, datetime
+
+            record["ts"] = datetime.fromtimestamp(record["ts"], UTC).isoformat().replace("+00:00", "Z")
+        out_lines.append(json.dumps(record))
+    out_lines[5:5] = ["{not json", "[1, 2]", '{"ts": 1.0}']
+    path = tmp_path / "conn.json"
+    path.write_text("\n".join(out_lines) + "\n")
+    out = io.BytesIO()
+    summary = replay([path], default_config(), out)
+    assert summary.malformed == 3
+    alerts = parse_alerts(out.getvalue())
+    assert {a["source"]["ip"] for a in alerts} == {"10.201.0.10"}
+    assert alerts[-1]["t1046"]["counts"]["distinct_hosts"] == 80
+
+
+def test_malformed_warnings_cannot_flood_stderr(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    lines = S1_CONN.read_text().splitlines(keepends=True)
+    path = tmp_path / "conn.log"
+    path.write_text("".join(lines[:8] + ["bad line\n"] * 5000 + lines[8:]))
+    with caplog.at_level(logging.WARNING):
+        summary = replay([path], default_config(), io.BytesIO())
+    assert summary.malformed == 5000
+    assert len(caplog.records) <= 4
+    assert "5000 malformed lines" in caplog.records[-1].getMessage()
+
+
+def test_gzipped_copy_of_every_capture_gives_the_same_alerts(tmp_path: Path) -> None:
+    for name in ("s1_vertical_syn", "s6_udp_scan", "s8_mdns_browse"):
+        target = tmp_path / name
+        target.mkdir()
+        for log in (CAPTURES / name / "zeek").glob("*.log"):
+            with log.open("rb") as plain, gzip.open(target / (log.name + ".gz"), "wb") as packed:
+                shutil.copyfileobj(plain, packed)
+        assert replay_alerts(target) == replay_alerts(CAPTURES / name / "zeek")
