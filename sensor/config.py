@@ -230,10 +230,11 @@ class _Reader:
         raw = data.get(key)
         if raw is None:
             return []
+        where = f"{path}.{key}" if path else key
         if not isinstance(raw, list):
-            self.problem(f"{path}.{key}", f"must be a list, not {type(raw).__name__}")
+            self.problem(where, f"must be a list, not {type(raw).__name__}")
             return []
-        converted = (convert(item, f"{path}.{key}[{index}]") for index, item in enumerate(raw))
+        converted = (convert(item, f"{where}[{index}]") for index, item in enumerate(raw))
         return [item for item in converted if item is not None]
 
 
@@ -320,14 +321,12 @@ def _allowlist_entry(reader: _Reader, item: Any, path: str) -> AllowlistEntry | 
     if not item.get("reason"):
         reader.problem(f"{path}.reason", "is required: say why this scanner is authorized")
     network = reader.value(item, "cidr", path, _network, None)
+    reason = reader.value(item, "reason", path, _text, "")
+    ports = frozenset(reader.value(item, "ports", path, _ports, _NO_PORTS))
+    schedule = reader.value(item, "schedule", path, _schedule, None)
     if network is None:
         return None
-    return AllowlistEntry(
-        network=network,
-        reason=reader.value(item, "reason", path, _text, ""),
-        ports=frozenset(reader.value(item, "ports", path, _ports, _NO_PORTS)),
-        schedule=reader.value(item, "schedule", path, _schedule, None),
-    )
+    return AllowlistEntry(network=network, reason=reason, ports=ports, schedule=schedule)
 
 
 def _decoy(reader: _Reader, item: Any, path: str) -> MdnsDecoy | None:
