@@ -141,7 +141,7 @@ def test_a_ten_megabyte_line_is_skipped_without_losing_its_neighbours(tmp_path: 
     lines = S1_CONN.read_bytes().splitlines(keepends=True)
     huge = b"1795898115.0\t" + b"A" * (10 << 20) + b"\n"
     path = tmp_path / "conn.log"
-    path.write_bytes(b"".join(lines[:100] + [huge] + lines[100:]))
+    path.write_bytes(b"".join([*lines[:100], huge, *lines[100:]]))
     found, malformed = observations(path)
     assert malformed.total == 1
     assert len(found) == 1000
