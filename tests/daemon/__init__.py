@@ -1,0 +1,1 @@
+"""Tests of the daemon: sinks, follower, checkpoints, crash recovery, the embedded default."""

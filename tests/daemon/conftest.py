@@ -1,0 +1,148 @@
+"""Fixtures of the daemon tests: real alerts, throwaway TLS certificates, a local rsyslog, deadlines."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from sensor.alerts import Alert
+from sensor.config import default_config
+from sensor.replay import replay
+
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def real_alerts() -> list[Alert]:
+    """Alerts of a replay of every capture's conn.log (more than a batch of them)."""
+    alerts: list[Alert] = []
+    with open(os.devnull, "wb") as sink:
+        for conn in sorted(CAPTURES.glob("*/zeek/conn.log")):
+            replay([conn], default_config(), sink, on_alert=alerts.append)
+    assert len(alerts) >= 8
+    return alerts
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost."""
+    directory = tmp_path_factory.mktemp("tls")
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t1046 test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = Certificates(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    return paths
+
+
+@dataclass(frozen=True)
+class Rsyslog:
+    port: int
+    output: Path
+
+
+def _rsyslogd() -> str:
+    found = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
+    if found is None:
+        pytest.skip("rsyslogd is not installed (apt-get install rsyslog rsyslog-openssl)")
+    return found
+
+
+def start_rsyslog(directory: Path, tls: Certificates | None) -> Iterator[Rsyslog]:
+    """rsyslogd in the foreground on a loopback high port, own config and pid file, killed by PID."""
+    binary = _rsyslogd()
+    if tls is not None and not list(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so")):
+        pytest.skip("rsyslog's TLS driver is not installed (apt-get install rsyslog-openssl)")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "work").mkdir(exist_ok=True)
+    port = free_port()
+    output = directory / "received.log"
+    driver = ""
+    stream = ""
+    if tls is not None:
+        driver = (f' defaultNetstreamDriver="ossl" defaultNetstreamDriverCAFile="{tls.ca}"'
+                  f' defaultNetstreamDriverCertFile="{tls.cert}" defaultNetstreamDriverKeyFile="{tls.key}"')
+        stream = ' StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon"'
+    (directory / "rsyslog.conf").write_text(
+        f'global(workDirectory="{directory / "work"}"{driver})\n'
+        f'module(load="imtcp"{stream})\n'
+        f'input(type="imtcp" address="127.0.0.1" port="{port}")\n'
+        'template(name="fields" type="string" '
+        'string="%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")\n'
+        f'action(type="omfile" file="{output}" template="fields")\n')
+    pid_file = directory / "rsyslogd.pid"
+    process = subprocess.Popen([binary, "-n", "-f", str(directory / "rsyslog.conf"), "-i", str(pid_file)],
+                               stdout=subprocess.DEVNULL, stderr=(directory / "stderr").open("wb"))
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"rsyslogd did not listen: {(directory / 'stderr').read_text()}")
+            time.sleep(0.05)
+        yield Rsyslog(port, output)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
