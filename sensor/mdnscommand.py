@@ -1,0 +1,97 @@
+"""``t1046-sensor mdns``: the mDNS watcher (and decoys) feeding the pipeline, on an asyncio loop.
+
+Everything here runs on the asyncio event loop that zeroconf needs. :class:`MdnsSensor` only needs a
+running loop, so the daemon can run it beside the Twisted honeyports on one loop: install Twisted's
+``asyncioreactor`` on that loop before anything imports ``twisted.internet.reactor``, then await
+:meth:`MdnsSensor.start` from a task on the same loop (see docs/mdns.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from sensor.config import MdnsConfig, SensorConfig
+from sensor.mdnsdecoy import DecoyAdvertiser
+from sensor.mdnswatch import MdnsWatcher, WatcherError
+from sensor.pipeline import Pipeline
+from sensor.sinks import build_sinks
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 5.0
+"""How often the correlator expires idle state and the watcher re-reads this host's addresses."""
+
+
+class MdnsSensor:
+    """The watcher on the configured interfaces and the configured decoys, feeding one pipeline."""
+
+    def __init__(self, config: MdnsConfig, pipeline: Pipeline) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.watcher = MdnsWatcher(config.interfaces, pipeline.observe)
+        self.decoys = DecoyAdvertiser(config.decoys, config.interfaces)
+
+    async def start(self) -> tuple[str, ...]:
+        """Start watching, then advertise the decoys; return the interfaces watched.
+
+        Raise :class:`~sensor.mdnswatch.WatcherError` when no interface can be watched.
+        """
+        watched = self.watcher.start(asyncio.get_running_loop())
+        if self.config.decoys:
+            await self.decoys.start()
+        return watched
+
+    def tick(self) -> None:
+        """Periodic housekeeping (call it every :data:`TICK_SECONDS`)."""
+        self.watcher.refresh()
+        self.pipeline.tick()
+
+    async def stop(self) -> None:
+        """Withdraw the decoys and stop watching."""
+        await self.decoys.stop()
+        self.watcher.close()
+
+
+async def serve(sensor: MdnsSensor, stop: asyncio.Event, tick_seconds: float = TICK_SECONDS) -> None:
+    """Run ``sensor`` until ``stop`` is set, ticking every ``tick_seconds``; always stop it."""
+    await sensor.start()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
+            sensor.tick()
+    finally:
+        await sensor.stop()
+        stats = sensor.watcher.stats
+        log.info("mdns: %d packets, %d questions observed, %d own, %d malformed", stats.packets,
+                 stats.questions, stats.own, stats.malformed)
+
+
+async def _main(config: SensorConfig) -> int:
+    pipeline = Pipeline(config, build_sinks(config))
+    sensor = MdnsSensor(config.mdns, pipeline)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await serve(sensor, stop)
+    except WatcherError as error:
+        log.error("%s", error)
+        return 1
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        pipeline.close()
+    return 0
+
+
+def run_mdns(config: SensorConfig) -> int:
+    """Run only the mDNS watcher (and decoys) until SIGTERM or SIGINT; return the exit status."""
+    if not config.mdns.interfaces:
+        log.error("mDNS watcher: no interface to watch (use --interface NAME or mdns.interfaces)")
+        return 1
+    return asyncio.run(_main(config))

@@ -1,0 +1,303 @@
+"""The mDNS watcher: every question multicast on UDP 5353 (RFC 6762) becomes an :class:`MdnsQuery`.
+
+The watcher is a passive listener, not a responder. It binds the mDNS groups themselves
+(``224.0.0.251:5353``, and ``[ff02::fb%if]:5353`` per interface) with ``SO_REUSEADDR``/``SO_REUSEPORT``,
+so it shares the port with a running avahi-daemon or mDNSResponder and never takes their unicast
+traffic. ``IP_MULTICAST_ALL``/``IPV6_MULTICAST_ALL`` are cleared, so only the configured interfaces'
+traffic arrives. Every datagram is parsed with zeroconf's ``DNSIncoming``; zeroconf's own listener cannot
+be used, because it drops queries unless a service is registered and de-duplicates identical packets from
+different senders.
+
+The source address and port come from the socket (``recvfrom``), never from the payload. Packets sent
+from one of this host's own addresses (our decoys, a local avahi-daemon) are ignored. Malformed packets
+are counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+import ifaddr
+from zeroconf import IncomingDecodeError
+from zeroconf._protocol.incoming import DNSIncoming
+
+from sensor.errors import SensorError
+from sensor.observations import IPAddress, MdnsQuery
+
+log = logging.getLogger(__name__)
+
+MDNS_PORT = 5353
+MDNS_GROUP_V4 = IPv4Address("224.0.0.251")
+MDNS_GROUP_V6 = IPv6Address("ff02::fb")
+MAX_QUESTIONS = 64
+"""Questions taken from one packet; the rest are counted in :attr:`WatcherStats.questions_dropped`."""
+_DATAGRAMS_PER_WAKEUP = 64
+_RECV_SIZE = 65535
+_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
+_IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)
+_DECODE_ERRORS = (IncomingDecodeError, IndexError, ValueError, struct.error, RecursionError)
+
+QueryEmitter = Callable[[MdnsQuery], object]
+
+
+class WatcherError(SensorError):
+    """The watcher cannot listen on any of the configured interfaces."""
+
+
+class MalformedPacketError(ValueError):
+    """A datagram on port 5353 that is not a DNS message."""
+
+
+@dataclass(slots=True)
+class WatcherStats:
+    """What the watcher saw; an operator (and the fuzz tests) read these."""
+
+    packets: int = 0
+    queries: int = 0
+    """Query packets (QR=0) from other hosts."""
+    questions: int = 0
+    """Observations emitted: one per question."""
+    questions_dropped: int = 0
+    without_questions: int = 0
+    """Responses (announcements, answers) and queries with no question: nothing to observe."""
+    own: int = 0
+    """Packets from one of this host's own addresses, ignored."""
+    malformed: int = 0
+    receive_errors: int = 0
+
+
+def questions_of(data: bytes, source: IPAddress, source_port: int, target: IPAddress, ts: float,
+                 limit: int = MAX_QUESTIONS) -> tuple[list[MdnsQuery], int]:
+    """The questions of one datagram as observations, and how many beyond ``limit`` were left out.
+
+    A response (QR=1) has no questions worth observing and gives ``([], 0)``. zeroconf exports
+    ``DNSIncoming`` only from its ``_protocol`` package: it is the parser the issue asks for. Raise
+    :class:`MalformedPacketError` when the datagram is not a DNS message.
+    """
+    try:
+        packet = DNSIncoming(data, (str(source), source_port), now=ts * 1000.0)
+        valid = packet.valid
+        is_query = packet.is_query()
+        questions = packet.questions if valid and is_query else []
+    except _DECODE_ERRORS as error:
+        raise MalformedPacketError(str(error)) from error
+    if not valid:
+        raise MalformedPacketError(f"{len(data)} bytes are not a DNS message")
+    observations = [
+        MdnsQuery(
+            ts=ts,
+            source=source,
+            source_port=source_port,
+            name=question.name.rstrip("."),
+            qtype=_type_name(question.type, question.type_label),
+            unicast_response=bool(question.unicast),
+            legacy_unicast=source_port != MDNS_PORT,
+            target=target,
+            via="watcher",
+        )
+        for question in questions[:limit]
+    ]
+    return observations, max(0, len(questions) - limit)
+
+
+def _type_name(number: int, label: str) -> str:
+    """``PTR``, ``SRV`` … as Zeek's dns.log writes them; ``TYPE65`` style for types zeroconf does not name."""
+    return f"TYPE{number}" if label.startswith("unknown") else label.upper()
+
+
+def local_addresses() -> frozenset[IPAddress]:
+    """Every address of every interface of this host (our own packets come from these)."""
+    addresses: set[IPAddress] = set()
+    for adapter in ifaddr.get_adapters():
+        for entry in adapter.ips:
+            text = entry.ip if isinstance(entry.ip, str) else entry.ip[0]
+            addresses.add(ip_address(text.partition("%")[0]))
+    return frozenset(addresses)
+
+
+def interface_addresses(names: Sequence[str]) -> list[IPAddress]:
+    """The addresses of the named interfaces, IPv4 first."""
+    wanted = set(names)
+    found: list[IPAddress] = []
+    for adapter in ifaddr.get_adapters():
+        if adapter.nice_name not in wanted:
+            continue
+        for entry in adapter.ips:
+            text = entry.ip if isinstance(entry.ip, str) else entry.ip[0]
+            found.append(ip_address(text.partition("%")[0]))
+    return sorted(found, key=lambda address: address.version)
+
+
+class MdnsWatcher:
+    """Passive multicast listener on UDP 5353 of the configured interfaces, on an asyncio loop."""
+
+    def __init__(self, interfaces: Sequence[str], emit: QueryEmitter, *,
+                 clock: Callable[[], float] = time.time,
+                 own_addresses: Callable[[], frozenset[IPAddress]] = local_addresses) -> None:
+        self.interfaces = tuple(interfaces)
+        self.stats = WatcherStats()
+        self._emit = emit
+        self._clock = clock
+        self._own_addresses = own_addresses
+        self._own: frozenset[IPAddress] = frozenset()
+        self._sockets: list[tuple[socket.socket, IPAddress]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.watched: tuple[str, ...] = ()
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> tuple[str, ...]:
+        """Open the sockets and read them on ``loop``; return the interfaces watched.
+
+        Raise :class:`WatcherError` when no interface can be watched (each reason is logged).
+        """
+        self.refresh()
+        indexes: dict[str, int] = {}
+        for name in self.interfaces:
+            try:
+                indexes[name] = socket.if_nametoindex(name)
+            except OSError as error:
+                log.error("mdns: interface %s cannot be watched: %s", name, error.strerror or error)
+        watched = {name for name in indexes if self._open_v6(name, indexes[name])}
+        watched |= self._open_v4(indexes)
+        if not watched:
+            self.close()
+            wanted = ", ".join(self.interfaces) or "(none configured)"
+            raise WatcherError(f"mDNS watcher: no interface can be watched (wanted: {wanted})")
+        self._loop = loop
+        for sock, group in self._sockets:
+            loop.add_reader(sock.fileno(), self._readable, sock, group)
+        self.watched = tuple(name for name in self.interfaces if name in watched)
+        log.info("mdns: watching %s", ", ".join(self.watched))
+        return self.watched
+
+    def close(self) -> None:
+        """Stop reading and close every socket."""
+        for sock, _ in self._sockets:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._sockets.clear()
+        self._loop = None
+
+    def refresh(self) -> None:
+        """Re-read this host's own addresses (call it now and then: addresses come and go)."""
+        try:
+            self._own = self._own_addresses()
+        except OSError as error:
+            log.warning("mdns: own addresses not refreshed: %s", error)
+
+    # -- the packet path ------------------------------------------------------------------------
+
+    def datagram(self, data: bytes, source: IPAddress, source_port: int, target: IPAddress) -> int:
+        """Handle one datagram received from ``source``; return the number of observations emitted."""
+        self.stats.packets += 1
+        if source in self._own:
+            self.stats.own += 1
+            return 0
+        try:
+            observations, dropped = questions_of(data, source, source_port, target, self._clock())
+        except MalformedPacketError as error:
+            self.stats.malformed += 1
+            if self.stats.malformed == 1 or self.stats.malformed % 1000 == 0:
+                log.info("mdns: malformed packet from %s:%d dropped (%d so far): %s", source, source_port,
+                         self.stats.malformed, error)
+            return 0
+        if not observations and not dropped:
+            self.stats.without_questions += 1
+            return 0
+        self.stats.queries += 1
+        self.stats.questions += len(observations)
+        self.stats.questions_dropped += dropped
+        for observation in observations:
+            self._emit(observation)
+        return len(observations)
+
+    def _readable(self, sock: socket.socket, group: IPAddress) -> None:
+        for _ in range(_DATAGRAMS_PER_WAKEUP):
+            try:
+                data, peer = sock.recvfrom(_RECV_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno != errno.EINTR:
+                    self.stats.receive_errors += 1
+                    log.warning("mdns: receive failed: %s", error)
+                return
+            try:
+                source = ip_address(str(peer[0]).partition("%")[0])
+            except ValueError:
+                self.stats.malformed += 1
+                continue
+            self.datagram(data, source, int(peer[1]), group)
+
+    # -- sockets --------------------------------------------------------------------------------
+
+    def _open_v4(self, indexes: dict[str, int]) -> set[str]:
+        if not indexes:
+            return set()
+        try:
+            sock = _reusable_socket(socket.AF_INET)
+        except OSError as error:
+            log.error("mdns: no IPv4 socket: %s", error)
+            return set()
+        joined: set[str] = set()
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+            sock.bind((str(MDNS_GROUP_V4), MDNS_PORT))
+        except OSError as error:
+            log.error("mdns: cannot bind %s:%d: %s", MDNS_GROUP_V4, MDNS_PORT, error)
+            sock.close()
+            return set()
+        for name, index in indexes.items():
+            request = struct.pack("=4s4si", MDNS_GROUP_V4.packed, bytes(4), index)
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
+            except OSError as error:
+                log.warning("mdns: cannot join %s on %s: %s", MDNS_GROUP_V4, name, error)
+                continue
+            joined.add(name)
+        if joined:
+            self._sockets.append((sock, MDNS_GROUP_V4))
+        else:
+            sock.close()
+        return joined
+
+    def _open_v6(self, name: str, index: int) -> bool:
+        try:
+            sock = _reusable_socket(socket.AF_INET6)
+        except OSError as error:
+            log.warning("mdns: no IPv6 socket for %s: %s", name, error)
+            return False
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_ALL, 0)
+            sock.bind((str(MDNS_GROUP_V6), MDNS_PORT, 0, index))
+            request = MDNS_GROUP_V6.packed + struct.pack("=I", index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
+        except OSError as error:
+            log.warning("mdns: IPv6 not watched on %s: %s", name, error)
+            sock.close()
+            return False
+        self._sockets.append((sock, MDNS_GROUP_V6))
+        return True
+
+
+def _reusable_socket(family: socket.AddressFamily) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,1 @@
+"""Tests of the mDNS watcher, its detection rules, the decoys and the ``mdns`` command."""
