@@ -1,0 +1,124 @@
+"""``t1046-sensor honeyports``: run only the honeyports, with their own pipeline and sinks.
+
+Twisted runs on the asyncio event loop (``asyncioreactor``), installed before anything imports
+``twisted.internet.reactor``, so the mDNS watcher can share the loop. SIGTERM and SIGINT stop the node
+cleanly: listeners are closed first, then the pipeline closes every incident (its final counts are
+delivered) and the sinks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+
+from honeyports.service import HoneyportService
+from sensor.alerts import Alert
+from sensor.config import SensorConfig
+from sensor.pipeline import Pipeline
+from sensor.sinks import SpooledSink, build_sinks
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 5.0
+"""How often the correlator's expiry runs."""
+DRAIN_SECONDS = 10.0
+"""How long shutdown waits for each sink to deliver what is spooled."""
+
+
+class _DrainedSink:
+    """Hands alerts to a spooled sink but leaves closing it to :func:`_drain`.
+
+    ``Pipeline.close()`` closes its sinks synchronously, which cancels a spooled sink's worker before the
+    final incident updates are delivered; the node drains the sinks itself, on the event loop, instead.
+    """
+
+    def __init__(self, sink: SpooledSink) -> None:
+        self.sink = sink
+
+    def deliver(self, alert: Alert, observer: str) -> None:
+        """Spool the alert for the sink's worker."""
+        self.sink.deliver(alert, observer)
+
+    def close(self) -> None:
+        """Nothing: :func:`_drain` closes the sink after delivering."""
+
+
+def asyncio_reactor() -> Any:
+    """The global reactor, on asyncio: installed here unless an asyncio reactor already is."""
+    from twisted.internet import asyncioreactor
+    from twisted.internet.error import ReactorAlreadyInstalledError
+
+    try:
+        asyncioreactor.install(asyncio.new_event_loop())  # type: ignore[no-untyped-call]
+    except ReactorAlreadyInstalledError:
+        from twisted.internet import reactor
+
+        if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
+            raise
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def raise_descriptor_limit() -> None:
+    """Lift the soft open-file limit to the hard one: a thousand ports and their connections need it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open file limit from %s to %s: %s", soft, hard, error)
+
+
+def run_honeyports(config: SensorConfig) -> int:
+    """Run the honeyport node until SIGTERM/SIGINT; 0 after a clean stop, 1 when nothing could listen."""
+    raise_descriptor_limit()
+    reactor = asyncio_reactor()
+    sinks = build_sinks(config)
+    pipeline = Pipeline(config, [_DrainedSink(sink) for sink in sinks])
+    service = HoneyportService(config.honeyports, pipeline.observe, config.name, reactor)
+    problems = service.start()
+    for problem in problems:
+        log.warning("honeyports: %s", problem)
+    if not service.ports:
+        log.error("honeyports: nothing to listen on (%d problems); stopping", len(problems))
+        service.stop()
+        for sink in sinks:
+            sink.close()
+        return 1
+    log.info("honeyports: %s listening on %d ports", config.name, len(service.ports))
+    ticker = LoopingCall(pipeline.tick)
+    ticker.clock = reactor
+    ticker.start(TICK_SECONDS, now=False)
+
+    def shutdown() -> Deferred[None]:
+        if ticker.running:
+            ticker.stop()
+        stopped = service.stop()
+        stopped.addCallback(lambda _: _close(pipeline, service, sinks))
+        return stopped
+
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    return 0
+
+
+def _close(pipeline: Pipeline, service: HoneyportService, sinks: list[SpooledSink]) -> Deferred[None]:
+    pipeline.close()
+    stats = service.stats
+    log.info("honeyports: stopped; %d hits (%d half-open), %d refused over the total cap, %d over the per-source "
+             "cap, %d timed out; %d alerts", stats.hits, stats.half_open, stats.refused_total, stats.refused_source,
+             stats.timed_out, pipeline.alerts_emitted)
+    return Deferred.fromFuture(asyncio.ensure_future(_drain(sinks)))
+
+
+async def _drain(sinks: list[SpooledSink]) -> None:
+    results = await asyncio.gather(*(sink.drain(DRAIN_SECONDS) for sink in sinks))
+    for sink, delivered in zip(sinks, results, strict=True):
+        if not delivered:
+            log.warning("honeyports: sink %s did not deliver everything before shutdown", sink.name)

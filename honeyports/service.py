@@ -1,0 +1,213 @@
+"""The honeyport node: every configured listener, the shared limits and the half-open watcher.
+
+``HoneyportService(config, emit, node, reactor).start()`` opens TCP and UDP listeners on each configured
+address (IPv4 and IPv6), and returns the problems it met (``tcp 127.0.0.1:22: address already in use``)
+instead of raising: a node with some ports taken still guards the rest. ``stop()`` closes everything and
+returns a Deferred that fires when the ports are closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import resource
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import LoopingCall
+
+from honeyports.halfopen import HalfOpenWatcher, RawReader
+from honeyports.listener import (
+    ConnectionTable,
+    DelayedCall,
+    Emit,
+    HoneyportDatagramProtocol,
+    HoneyportFactory,
+    ListenerStats,
+    host_address,
+)
+from honeyports.profiles import PROFILES, profile_name_for
+from sensor.config import HoneyportsConfig
+from sensor.observations import HoneyportHit, Transport
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_LIMIT = 64
+"""Bytes of a UDP datagram kept in its hit."""
+LISTEN_BACKLOG = 1024
+"""Accept queue per TCP port: a burst of connects waits here instead of being dropped."""
+
+
+class ListeningPort(Protocol):
+    """What ``listenTCP``/``listenUDP`` return (Twisted's ``IListeningPort``)."""
+
+    def stopListening(self) -> Deferred[None] | None: ...
+
+    def getHost(self) -> Any: ...
+
+
+class HoneyportReactor(Protocol):
+    """The reactor interfaces the service uses: TCP, UDP, time and file descriptors."""
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = ..., interface: str = ...) -> ListeningPort: ...
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = ...,
+                  maxPacketSize: int = ...) -> ListeningPort: ...
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any,
+                  **kw: Any) -> DelayedCall: ...
+
+    def addReader(self, reader: Any) -> None: ...
+
+    def removeReader(self, reader: Any) -> None: ...
+
+
+def _reason(error: CannotListenError) -> str:
+    socket_error = error.socketError
+    if isinstance(socket_error, OSError) and socket_error.errno is not None:
+        return os.strerror(socket_error.errno).lower()
+    return str(socket_error)
+
+
+class HoneyportService:
+    """All honeyport listeners of one node, feeding ``emit`` with :class:`HoneyportHit` observations."""
+
+    def __init__(self, config: HoneyportsConfig, emit: Emit, node: str, reactor: Any, *,
+                 clock: Callable[[], float] = time.time, half_open: bool = True) -> None:
+        self.config = config
+        self.emit = emit
+        self.node = node
+        self._any_reactor = reactor
+        self.reactor = cast(HoneyportReactor, reactor)
+        self.clock = clock
+        self.half_open_wanted = half_open
+        self.watcher: HalfOpenWatcher | None = None
+        self.table = ConnectionTable(config.max_connections, config.max_connections_per_source,
+                                     config.idle_timeout, config.read_limit, self._handshake_completed)
+        self.ports: list[tuple[Transport, str, ListeningPort]] = []
+        self._readers: list[RawReader] = []
+        self._expiry: LoopingCall | None = None
+
+    @property
+    def stats(self) -> ListenerStats:
+        """Counters of every listener of this node."""
+        return self.table.stats
+
+    def bound(self) -> list[tuple[Transport, str, int]]:
+        """(transport, address, port) of every open listener; the real port when 0 was configured."""
+        return [(transport, address, int(port.getHost().port)) for transport, address, port in self.ports]
+
+    def start(self) -> list[str]:
+        """Open every listener; return the problems met (empty when all opened)."""
+        problems = [f"honeyports.profiles: port {port}: unknown profile {name!r} (known: {', '.join(PROFILES)})"
+                    for port, name in sorted(self.config.profiles.items()) if name not in PROFILES]
+        problems += self._check_descriptors()
+        for address in self.config.listen:
+            for port in self.config.tcp:
+                problems += self._listen_tcp(address, port)
+            for port in self.config.udp:
+                problems += self._listen_udp(address, port)
+        if self.half_open_wanted and self.config.tcp:
+            problems += self._watch_half_open()
+        return problems
+
+    def stop(self) -> Deferred[None]:
+        """Close every listener and the half-open watcher; fires when the ports are closed."""
+        if self._expiry is not None and self._expiry.running:
+            self._expiry.stop()
+        for reader in self._readers:
+            self.reactor.removeReader(reader)
+            reader.connectionLost(None)
+        self._readers.clear()
+        stopping = [d for _, _, port in self.ports if (d := port.stopListening()) is not None]
+        self.ports.clear()
+        done: Deferred[None] = Deferred()
+        DeferredList(stopping, consumeErrors=True).addBoth(lambda _: done.callback(None))
+        return done
+
+    # -- listeners ----------------------------------------------------------------------------------------
+
+    def _profile(self, port: int) -> str:
+        name = profile_name_for(port, self.config.profiles)
+        return name if name in PROFILES else "generic"
+
+    def _listen_tcp(self, address: str, port: int) -> list[str]:
+        profile = PROFILES[self._profile(port)]
+        factory = HoneyportFactory(profile, self.table, self.emit, self.node, self.clock, self.reactor,
+                                   (address, port))
+        try:
+            listening = self.reactor.listenTCP(port, factory, backlog=LISTEN_BACKLOG, interface=address)
+        except CannotListenError as error:
+            return [f"tcp {_endpoint(address, port)}: {_reason(error)}"]
+        self.ports.append((Transport.TCP, address, listening))
+        return []
+
+    def _listen_udp(self, address: str, port: int) -> list[str]:
+        profile = PROFILES[self._profile(port)]
+        protocol = HoneyportDatagramProtocol(profile, self.emit, self.node, self.clock, self.table.stats,
+                                             PAYLOAD_LIMIT)
+        try:
+            listening = self.reactor.listenUDP(port, protocol, interface=address)
+        except CannotListenError as error:
+            return [f"udp {_endpoint(address, port)}: {_reason(error)}"]
+        self.ports.append((Transport.UDP, address, listening))
+        return []
+
+    def _check_descriptors(self) -> list[str]:
+        needed = len(self.config.listen) * (len(self.config.tcp) + len(self.config.udp))
+        needed += self.config.max_connections + 64
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            return [f"open file limit {soft} is below the {needed} descriptors needed for the listeners and "
+                    "max_connections; raise it (ulimit -n) or lower max_connections"]
+        return []
+
+    # -- half-open handshakes -----------------------------------------------------------------------------
+
+    def _watch_half_open(self) -> list[str]:
+        wildcard = any(host_address(a).is_unspecified for a in self.config.listen)
+        addresses = () if wildcard else tuple(str(host_address(a)) for a in self.config.listen)
+        self.watcher = HalfOpenWatcher(self.config.tcp, addresses, self._half_open_touch,
+                                       expire_after=max(self.config.idle_timeout, 5.0))
+        families = {socket.AF_INET6 if ":" in a else socket.AF_INET for a in self.config.listen}
+        problems = []
+        for family in sorted(families):
+            try:
+                reader = RawReader(family, self.watcher, self.clock)
+            except OSError as error:
+                why = "needs CAP_NET_RAW" if error.errno in (errno.EPERM, errno.EACCES) else error.strerror
+                problems.append(f"half-open (SYN scan) detection off for {family.name}: {why}")
+                continue
+            self._readers.append(reader)
+            self.reactor.addReader(reader)
+        if self._readers:
+            self._expiry = LoopingCall(self._expire_pending)
+            self._expiry.clock = self._any_reactor
+            self._expiry.start(1.0, now=False)
+        else:
+            self.watcher = None
+        return problems
+
+    def _expire_pending(self) -> None:
+        if self.watcher is not None:
+            self.watcher.expire(self.clock())
+
+    def _handshake_completed(self, source: str, source_port: int, target: str, target_port: int) -> None:
+        if self.watcher is not None:
+            self.watcher.completed(source, source_port, target, target_port)
+
+    def _half_open_touch(self, source: str, source_port: int, target: str, target_port: int, ts: float) -> None:
+        self.table.stats.hits += 1
+        self.table.stats.half_open += 1
+        self.emit(HoneyportHit(ts=ts, source=host_address(source), source_port=source_port,
+                               target=host_address(target), target_port=target_port, transport=Transport.TCP,
+                               profile=self._profile(target_port), node=self.node))
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
