@@ -22,6 +22,7 @@ active source (or close the least recently active incident) first.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ _ZEEK_KINDS = {
     "mdns_service_browse": Action.MDNS_SERVICE_BROWSE,
 }
 _DISTINCT_CAP = 65536
+_TARGET_CACHE = 1 << 18
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
 """Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
 
@@ -86,27 +89,19 @@ class CorrelatorStats:
     closed_incidents: int = 0
 
 
-class _Track:
-    """Everything known about one source (per authorization), and its incident once a rule fires."""
+class _Evidence:
+    """What one source did that a detector can judge; created at its first piece of evidence, so the many
+    sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_probes", "authorized", "contacted", "established", "evidence", "failed", "failed_by_port",
-        "failed_by_target", "failed_pairs", "first_seen", "half_open", "half_open_pairs", "honeyport_hits",
-        "incident_id", "last_seen", "llr", "mdns_names", "ports", "probes", "profiles", "reported",
-        "rules", "source", "targets", "uids", "update", "zeek_action", "zeek_notes",
+        "alerted", "alerted_probes", "failed", "failed_by_port", "failed_by_target", "failed_pairs", "half_open",
+        "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "ports", "profiles", "reported", "rules",
+        "sources", "targets", "uids", "update", "zeek_action", "zeek_notes",
     )
 
-    def __init__(self, source: IPAddress, authorized: str | None, ts: float) -> None:
-        self.source = source
-        self.authorized = authorized
-        self.first_seen = ts
-        self.last_seen = ts
-        self.llr = 0.0
-        self.contacted: dict[IPAddress, None] = {}
-        self.probes = 0
+    def __init__(self) -> None:
         self.failed = 0
         self.half_open = 0
-        self.established = 0
         self.targets: set[IPAddress] = set()
         self.ports: set[int] = set()
         self.failed_by_target: dict[IPAddress, dict[int, float]] = {}
@@ -121,7 +116,8 @@ class _Track:
         self.reported = (0, 0, 0, 0)
         """Largest (targets, ports, probes, failed) that Zeek itself reported for this scanner."""
         self.zeek_action: Action | None = None
-        self.evidence: dict[str, None] = {}
+        self.sources: dict[str, None] = {}
+        """Which sensors contributed: zeek, honeyport, mdns."""
         self.rules: dict[str, None] = {}
         self.incident_id = ""
         self.update = 0
@@ -129,11 +125,34 @@ class _Track:
         """(action, rules, evidence sources, targets, ports) at the last alert."""
         self.alerted_probes = 0
 
+
+class _Track:
+    """One source (per authorization): the TRW walk over its first contacts, and its evidence if any."""
+
+    __slots__ = ("authorized", "contacted", "detail", "first_seen", "last_seen", "llr", "probes", "source")
+
+    def __init__(self, source: IPAddress, authorized: str | None, ts: float) -> None:
+        self.source = source
+        self.authorized = authorized
+        self.first_seen = ts
+        self.last_seen = ts
+        self.llr = 0.0
+        self.contacted: dict[IPAddress, None] = {}
+        self.probes = 0
+        self.detail: _Evidence | None = None
+
+    def evidence(self) -> _Evidence:
+        """The evidence record, created on first use."""
+        if self.detail is None:
+            self.detail = _Evidence()
+        return self.detail
+
     def counts(self) -> tuple[int, int, int, int]:
         """(distinct targets, distinct ports, probes, failed), Zeek's own figures included."""
-        targets, ports, probes, failed = self.reported
-        return (max(len(self.targets), targets), max(len(self.ports), ports),
-                max(self.probes, probes), max(self.failed, failed))
+        detail = self.evidence()
+        targets, ports, probes, failed = detail.reported
+        return (max(len(detail.targets), targets), max(len(detail.ports), ports),
+                max(self.probes, probes), max(detail.failed, failed))
 
 
 class Correlator:
@@ -144,6 +163,8 @@ class Correlator:
         self._tracks: OrderedDict[tuple[IPAddress, str | None], _Track] = OrderedDict()
         self._incidents = 0
         self._mdns = MdnsBrowseDetector(config)
+        self._targets: dict[IPAddress, bool] = {}
+        """Memo of :meth:`_is_target`, cleared when it grows past ``_TARGET_CACHE``."""
         self.stats = CorrelatorStats()
         self._llr_failure = math.log((1 - config.trw_theta1) / (1 - config.trw_theta0))
         self._llr_success = math.log(config.trw_theta1 / config.trw_theta0)
@@ -177,8 +198,8 @@ class Correlator:
             alerts.extend(self._close(track, now))
         slow_cutoff = now - self._config.slow_window
         for track in self._tracks.values():
-            if track.failed_pairs:
-                self._prune_failed(track, slow_cutoff)
+            if track.detail is not None and track.detail.failed_pairs:
+                self._prune_failed(track.detail, slow_cutoff)
         self._mdns.expire(now)
         return alerts
 
@@ -204,51 +225,56 @@ class Correlator:
     # -- evidence intake ------------------------------------------------------------------------
 
     def _conn(self, conn: ConnAttempt, now: float) -> list[Alert]:
-        if conn.outcome is Outcome.OTHER or not self._is_target(conn.target):
+        outcome = conn.outcome
+        if outcome is Outcome.OTHER or not self._is_target(conn.target):
             self.stats.ignored += 1
             return []
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now)
-        self._count_probe(track, conn.target, conn.target_port)
-        if conn.uid and len(track.uids) < self._config.sample_size:
-            track.uids.append(conn.uid)
-        track.evidence.setdefault("zeek")
-        fired = ["T1046-HONEYPORT"] if not _TOUCH_TAGS.isdisjoint(conn.zeek_tags) else []
-        if conn.outcome is Outcome.HALF_OPEN:
-            track.half_open += 1
-            fired += self._half_open(track, conn, now)
-        elif conn.outcome.failed:
-            track.failed += 1
-            fired += self._failed_pair(track, conn.target, conn.transport, conn.target_port, conn.ts, now)
-        else:
-            track.established += 1
+        track.probes += 1
+        touch = not _TOUCH_TAGS.isdisjoint(conn.zeek_tags)
+        if outcome is Outcome.ESTABLISHED and track.detail is None and not touch:
+            return alerts + self._update(track, self._trw(track, conn), now)
+        detail = track.evidence()
+        self._count_target(detail, conn.target, conn.target_port)
+        if conn.uid and len(detail.uids) < self._config.sample_size:
+            detail.uids.append(conn.uid)
+        detail.sources.setdefault("zeek")
+        fired = ["T1046-HONEYPORT"] if touch else []
+        if outcome is Outcome.HALF_OPEN:
+            detail.half_open += 1
+            fired += self._half_open(detail, conn, now)
+        elif outcome.failed:
+            detail.failed += 1
+            fired += self._failed_pair(detail, conn.target, conn.transport, conn.target_port, conn.ts, now)
         fired += self._trw(track, conn)
         return alerts + self._update(track, fired, now)
 
     def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
-        self._count_probe(track, hit.target, hit.target_port)
-        track.honeyport_hits += 1
-        track.failed += 1
-        track.evidence.setdefault("honeyport")
-        if len(track.profiles) < self._config.sample_size:
-            track.profiles.setdefault(hit.profile)
+        track.probes += 1
+        detail = track.evidence()
+        self._count_target(detail, hit.target, hit.target_port)
+        detail.honeyport_hits += 1
+        detail.failed += 1
+        detail.sources.setdefault("honeyport")
+        if len(detail.profiles) < self._config.sample_size:
+            detail.profiles.setdefault(hit.profile)
         fired = ["T1046-HONEYPORT"]
-        fired += self._failed_pair(track, hit.target, hit.transport, hit.target_port, hit.ts, now)
+        fired += self._failed_pair(detail, hit.target, hit.transport, hit.target_port, hit.ts, now)
         return alerts + self._update(track, fired, now)
 
     def _mdns_query(self, query: MdnsQuery, now: float) -> list[Alert]:
         fired = self._mdns.rules_for(query, now)
-        known = self._tracks.get((query.source, None))
-        if not fired and known is None:
+        if not fired:
             self.stats.ignored += 1
             return []
         track, alerts = self._track(query.source, None, query.ts, now)
-        if fired:
-            track.evidence.setdefault("mdns" if query.via == "watcher" else "zeek")
-            if len(track.mdns_names) < self._config.sample_size:
-                track.mdns_names.setdefault(query.name.lower().rstrip("."))
-            if query.uid and len(track.uids) < self._config.sample_size:
-                track.uids.append(query.uid)
+        detail = track.evidence()
+        detail.sources.setdefault("mdns" if query.via == "watcher" else "zeek")
+        if len(detail.mdns_names) < self._config.sample_size:
+            detail.mdns_names.setdefault(query.name.lower().rstrip("."))
+        if query.uid and len(detail.uids) < self._config.sample_size:
+            detail.uids.append(query.uid)
         return alerts + self._update(track, fired, now)
 
     def _zeek_notice(self, notice: ZeekNotice, now: float) -> list[Alert]:
@@ -257,15 +283,16 @@ class Correlator:
             self.stats.ignored += 1
             return []
         track, alerts = self._track(notice.source, notice.target_port, notice.ts, now)
-        track.evidence.setdefault("zeek")
-        track.zeek_notes.setdefault(notice.note)
-        track.zeek_action = track.zeek_action or action
-        if notice.uid and len(track.uids) < self._config.sample_size:
-            track.uids.append(notice.uid)
-        if notice.target is not None and len(track.targets) < _DISTINCT_CAP:
-            track.targets.add(notice.target)
-        if notice.target_port is not None and len(track.ports) < _DISTINCT_CAP:
-            track.ports.add(notice.target_port)
+        detail = track.evidence()
+        detail.sources.setdefault("zeek")
+        detail.zeek_notes.setdefault(notice.note)
+        detail.zeek_action = detail.zeek_action or action
+        if notice.uid and len(detail.uids) < self._config.sample_size:
+            detail.uids.append(notice.uid)
+        if notice.target is not None and len(detail.targets) < _DISTINCT_CAP:
+            detail.targets.add(notice.target)
+        if notice.target_port is not None and len(detail.ports) < _DISTINCT_CAP:
+            detail.ports.add(notice.target_port)
         return alerts + self._update(track, [self._rule_for_zeek(action, "T1046-ZEEK-NOTICE")], now)
 
     def _zeek_detection(self, detection: ZeekDetection, now: float) -> list[Alert]:
@@ -276,21 +303,22 @@ class Correlator:
         port = detection.ports[0] if len(detection.ports) == 1 else None
         track, alerts = self._track(detection.scanner, port, detection.ts, now)
         track.first_seen = min(track.first_seen, detection.first_seen or detection.ts)
-        track.evidence.setdefault("zeek")
-        track.zeek_notes.setdefault(f"t1046.log:{detection.kind}")
-        track.zeek_action = track.zeek_action or action
-        old = track.reported
-        track.reported = (max(old[0], detection.n_targets), max(old[1], detection.n_ports),
-                          max(old[2], detection.n_probes), max(old[3], detection.n_failed))
+        detail = track.evidence()
+        detail.sources.setdefault("zeek")
+        detail.zeek_notes.setdefault(f"t1046.log:{detection.kind}")
+        detail.zeek_action = detail.zeek_action or action
+        old = detail.reported
+        detail.reported = (max(old[0], detection.n_targets), max(old[1], detection.n_ports),
+                           max(old[2], detection.n_probes), max(old[3], detection.n_failed))
         for target in detection.targets:
-            if len(track.targets) < _DISTINCT_CAP:
-                track.targets.add(target)
+            if len(detail.targets) < _DISTINCT_CAP:
+                detail.targets.add(target)
         for number in detection.ports:
-            if len(track.ports) < _DISTINCT_CAP:
-                track.ports.add(number)
+            if len(detail.ports) < _DISTINCT_CAP:
+                detail.ports.add(number)
         for uid in detection.uids:
-            if len(track.uids) < self._config.sample_size:
-                track.uids.append(uid)
+            if len(detail.uids) < self._config.sample_size:
+                detail.uids.append(uid)
         return alerts + self._update(track, [self._rule_for_zeek(action, "T1046-ZEEK-DETECTION")], now)
 
     @staticmethod
@@ -318,17 +346,17 @@ class Correlator:
             track.llr = 0.0
         return []
 
-    def _failed_pair(self, track: _Track, target: IPAddress, transport: Transport, port: int,
+    def _failed_pair(self, detail: _Evidence, target: IPAddress, transport: Transport, port: int,
                      ts: float, now: float) -> list[str]:
-        by_target = track.failed_by_target.get(target)
+        by_target = detail.failed_by_target.get(target)
         if by_target is None or port not in by_target:
-            if track.failed_pairs >= self._config.max_pairs_per_source:
+            if detail.failed_pairs >= self._config.max_pairs_per_source:
                 return []
-            track.failed_pairs += 1
+            detail.failed_pairs += 1
         if by_target is None:
-            by_target = track.failed_by_target[target] = {}
+            by_target = detail.failed_by_target[target] = {}
         by_target[port] = max(ts, by_target.get(port, ts))
-        by_port = track.failed_by_port.setdefault((transport, port), {})
+        by_port = detail.failed_by_port.setdefault((transport, port), {})
         by_port[target] = by_target[port]
         config = self._config
         cutoff = now - config.window
@@ -339,12 +367,12 @@ class Correlator:
         if (len(by_port) >= config.address_scan_targets
                 and sum(1 for when in by_port.values() if when >= cutoff) >= config.address_scan_targets):
             fired.append("T1046-HORIZONTAL")
-        if track.failed_pairs >= config.slow_scan_pairs and SCAN_RULES.isdisjoint(track.rules):
+        if detail.failed_pairs >= config.slow_scan_pairs and SCAN_RULES.isdisjoint(detail.rules):
             fired.append("T1046-SLOW")
         return fired
 
-    def _half_open(self, track: _Track, conn: ConnAttempt, now: float) -> list[str]:
-        pairs = track.half_open_pairs
+    def _half_open(self, detail: _Evidence, conn: ConnAttempt, now: float) -> list[str]:
+        pairs = detail.half_open_pairs
         key = (conn.target, conn.target_port)
         if key not in pairs and len(pairs) >= self._config.max_pairs_per_source:
             return []
@@ -358,12 +386,20 @@ class Correlator:
     # -- state ----------------------------------------------------------------------------------
 
     def _is_target(self, address: IPAddress) -> bool:
-        if address.is_multicast or address.is_unspecified or str(address) == "255.255.255.255":
-            return False
-        for network in self._config.local_nets:
-            if address in network:
-                return network.prefixlen >= network.max_prefixlen - 1 or address != network.broadcast_address
-        return False
+        """True for a unicast address inside ``local_nets`` (not its broadcast address)."""
+        known = self._targets.get(address)
+        if known is not None:
+            return known
+        verdict = False
+        if not (address.is_multicast or address.is_unspecified or address == _LIMITED_BROADCAST):
+            for network in self._config.local_nets:
+                if address in network:
+                    verdict = network.prefixlen >= network.max_prefixlen - 1 or address != network.broadcast_address
+                    break
+        if len(self._targets) >= _TARGET_CACHE:
+            self._targets.clear()
+        self._targets[address] = verdict
+        return verdict
 
     def _authorization(self, source: IPAddress, port: int | None, ts: float) -> str | None:
         for entry in self._config.allowlist:
@@ -372,7 +408,7 @@ class Correlator:
         return None
 
     def _track(self, source: IPAddress, port: int | None, ts: float, now: float) -> tuple[_Track, list[Alert]]:
-        key = (source, self._authorization(source, port, ts))
+        key = (source, self._authorization(source, port, ts) if self._config.allowlist else None)
         track = self._tracks.get(key)
         alerts: list[Alert] = []
         if track is None:
@@ -381,8 +417,10 @@ class Correlator:
             track = self._tracks[key] = _Track(source, key[1], ts)
         else:
             self._tracks.move_to_end(key)
-            track.first_seen = min(track.first_seen, ts)
-        track.last_seen = max(track.last_seen, ts)
+            if ts < track.first_seen:
+                track.first_seen = ts
+        if ts > track.last_seen:
+            track.last_seen = ts
         return track, alerts
 
     def _evict(self, now: float) -> list[Alert]:
@@ -390,79 +428,87 @@ class Correlator:
         self.stats.evicted_sources += 1
         return self._close(track, now)
 
-    def _count_probe(self, track: _Track, target: IPAddress, port: int) -> None:
-        track.probes += 1
-        if len(track.targets) < _DISTINCT_CAP:
-            track.targets.add(target)
-        if len(track.ports) < _DISTINCT_CAP:
-            track.ports.add(port)
+    @staticmethod
+    def _count_target(detail: _Evidence, target: IPAddress, port: int) -> None:
+        if len(detail.targets) < _DISTINCT_CAP:
+            detail.targets.add(target)
+        if len(detail.ports) < _DISTINCT_CAP:
+            detail.ports.add(port)
 
-    def _prune_failed(self, track: _Track, cutoff: float) -> None:
-        for target, ports in list(track.failed_by_target.items()):
+    @staticmethod
+    def _prune_failed(detail: _Evidence, cutoff: float) -> None:
+        for target, ports in list(detail.failed_by_target.items()):
             stale = [port for port, when in ports.items() if when < cutoff]
             for port in stale:
                 del ports[port]
-            track.failed_pairs -= len(stale)
+            detail.failed_pairs -= len(stale)
             if not ports:
-                del track.failed_by_target[target]
-        for port_key, targets in list(track.failed_by_port.items()):
+                del detail.failed_by_target[target]
+        for port_key, targets in list(detail.failed_by_port.items()):
             for target in [t for t, when in targets.items() if when < cutoff]:
                 del targets[target]
             if not targets:
-                del track.failed_by_port[port_key]
+                del detail.failed_by_port[port_key]
 
     # -- incidents ------------------------------------------------------------------------------
 
     def _update(self, track: _Track, fired: list[str], now: float) -> list[Alert]:
-        new_rules = [rule for rule in dict.fromkeys(fired) if rule not in track.rules]
-        if new_rules and not track.rules:
+        detail = track.detail
+        if detail is None:
+            if not fired:
+                return []
+            detail = track.evidence()
+        new_rules = [rule for rule in dict.fromkeys(fired) if rule not in detail.rules]
+        if new_rules and not detail.rules:
             if self._incidents >= self._config.max_incidents:
                 return self._close_oldest_incident(now, track, new_rules)
             self._incidents += 1
-            track.incident_id = hashlib.sha256(
+            detail.incident_id = hashlib.sha256(
                 f"{track.source}|{track.authorized}|{track.first_seen:.6f}".encode()).hexdigest()[:24]
         for rule in new_rules:
-            track.rules[rule] = None
-        if not track.rules:
+            detail.rules[rule] = None
+        if not detail.rules:
             return []
         action = self._action(track)
         targets, ports, _, _ = track.counts()
-        snapshot = (action, len(track.rules), len(track.evidence), targets, ports)
-        last = track.alerted
+        snapshot = (action, len(detail.rules), len(detail.sources), targets, ports)
+        last = detail.alerted
         grown = last is None or snapshot[:3] != last[:3] or targets >= 2 * last[3] or ports >= 2 * last[4]
         if not grown:
             return []
-        track.alerted = snapshot
-        track.alerted_probes = track.probes
-        rule = new_rules[-1] if new_rules else next(reversed(track.rules))
+        detail.alerted = snapshot
+        detail.alerted_probes = track.probes
+        rule = new_rules[-1] if new_rules else next(reversed(detail.rules))
         return self._emit(track, rule, now, closed=False)
 
     def _close_oldest_incident(self, now: float, track: _Track, new_rules: list[str]) -> list[Alert]:
         alerts: list[Alert] = []
         for key, other in self._tracks.items():
-            if other.rules and other is not track:
+            if other.detail is not None and other.detail.rules and other is not track:
                 del self._tracks[key]
                 alerts += self._close(other, now)
                 break
         return alerts + self._update(track, new_rules, now)
 
     def _close(self, track: _Track, now: float) -> list[Alert]:
-        if not track.rules:
+        detail = track.detail
+        if detail is None or not detail.rules:
             return []
         self._incidents -= 1
         self.stats.closed_incidents += 1
-        last = track.alerted
-        if last is not None and (track.probes, *track.counts()[:2]) == (track.alerted_probes, *last[3:5]):
+        last = detail.alerted
+        if last is not None and (track.probes, *track.counts()[:2]) == (detail.alerted_probes, *last[3:5]):
             return []
-        return self._emit(track, next(reversed(track.rules)), now, closed=True)
+        return self._emit(track, next(reversed(detail.rules)), now, closed=True)
 
     def _action(self, track: _Track) -> Action:
-        if not SCAN_RULES.isdisjoint(track.rules) or (
-                "T1046-HONEYPORT" in track.rules and ("T1046-VERTICAL" in track.rules
-                                                      or "T1046-HORIZONTAL" in track.rules)):
+        detail = track.evidence()
+        rules = detail.rules
+        if not SCAN_RULES.isdisjoint(rules) or (
+                "T1046-HONEYPORT" in rules and ("T1046-VERTICAL" in rules or "T1046-HORIZONTAL" in rules)):
             targets, ports, _, _ = track.counts()
-            if targets == 0 and ports == 0 and track.zeek_action is not None:
-                return track.zeek_action
+            if targets == 0 and ports == 0 and detail.zeek_action is not None:
+                return detail.zeek_action
             if targets <= 1:
                 return Action.PORT_SCAN
             if ports <= 3 or ports * 4 <= targets:
@@ -470,56 +516,58 @@ class Correlator:
             if targets * 4 <= ports:
                 return Action.PORT_SCAN
             return Action.NETWORK_SCAN
-        if "T1046-HONEYPORT" in track.rules:
+        if "T1046-HONEYPORT" in rules:
             return Action.HONEYPORT_PROBE
         for rule, action in _MDNS_ACTIONS:
-            if rule in track.rules:
+            if rule in rules:
                 return action
-        return track.zeek_action or Action.NETWORK_SCAN
+        return detail.zeek_action or Action.NETWORK_SCAN
 
     def _risk(self, track: _Track) -> tuple[int, str]:
-        base = max(RULES[rule].risk for rule in track.rules)
-        independent = len(track.evidence) - 1
+        rules = track.evidence().rules
+        base = max(RULES[rule].risk for rule in rules)
+        independent = len(track.evidence().sources) - 1
         targets, ports, _, _ = track.counts()
         size = min(20, int(2 * math.log2(1 + targets * ports)))
-        risk = min(100, base + 10 * independent + size + 5 * (len(track.rules) - 1))
-        strong = "T1046-HONEYPORT" in track.rules or "T1046-MDNS-DECOY" in track.rules
-        if strong or independent or len(track.rules) >= 3:
+        risk = min(100, base + 10 * independent + size + 5 * (len(rules) - 1))
+        strong = "T1046-HONEYPORT" in rules or "T1046-MDNS-DECOY" in rules
+        if strong or independent or len(rules) >= 3:
             confidence = "high"
-        elif len(track.rules) >= 2 or not SCAN_RULES.isdisjoint(track.rules):
+        elif len(rules) >= 2 or not SCAN_RULES.isdisjoint(rules):
             confidence = "medium"
         else:
             confidence = "low"
         return risk, confidence
 
     def _emit(self, track: _Track, rule_id: str, now: float, *, closed: bool) -> list[Alert]:
-        track.update += 1
+        detail = track.evidence()
+        detail.update += 1
         targets, ports, probes, failed = track.counts()
         risk, confidence = self._risk(track)
         sample = self._config.sample_size
         alert = Alert(
-            incident_id=track.incident_id,
-            update=track.update,
+            incident_id=detail.incident_id,
+            update=detail.update,
             ts=now,
             action=self._action(track),
             rule=RULES[rule_id],
-            rules=tuple(track.rules),
+            rules=tuple(detail.rules),
             scanner=track.source,
             first_seen=track.first_seen,
             last_seen=track.last_seen,
             probes=probes,
             failed=failed,
-            half_open=track.half_open,
+            half_open=detail.half_open,
             distinct_targets=targets,
             distinct_ports=ports,
-            targets=tuple(sorted(track.targets, key=lambda a: (a.version, a))[:sample]),
-            ports=tuple(sorted(track.ports)[:sample]),
-            evidence_sources=tuple(track.evidence),
-            uids=tuple(track.uids),
-            honeyport_hits=track.honeyport_hits,
-            honeyport_profiles=tuple(track.profiles),
-            mdns_names=tuple(track.mdns_names),
-            zeek_notes=tuple(track.zeek_notes),
+            targets=tuple(sorted(detail.targets, key=lambda a: (a.version, a))[:sample]),
+            ports=tuple(sorted(detail.ports)[:sample]),
+            evidence_sources=tuple(detail.sources),
+            uids=tuple(detail.uids),
+            honeyport_hits=detail.honeyport_hits,
+            honeyport_profiles=tuple(detail.profiles),
+            mdns_names=tuple(detail.mdns_names),
+            zeek_notes=tuple(detail.zeek_notes),
             risk_score=risk,
             confidence=confidence,
             authorized=track.authorized,

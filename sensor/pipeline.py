@@ -1,6 +1,8 @@
 """The live pipeline: observations from any source → correlator (wall clock) → rendered alerts → sinks.
 
-Sources call :meth:`Pipeline.observe` from the event loop; nothing here blocks on a sink.
+Sources call :meth:`Pipeline.observe` from the event loop; nothing here blocks on a sink. The clock never
+runs backwards: it is the latest of the wall time, every observation's own time and the clock a restored
+checkpoint carried, so a log line stamped ahead of this host's clock is judged at its own time.
 """
 
 from __future__ import annotations
@@ -11,32 +13,47 @@ from collections.abc import Callable, Sequence
 from sensor.alerts import Alert
 from sensor.config import SensorConfig
 from sensor.correlator import Correlator
-from sensor.observations import Observation
+from sensor.metrics import Metrics
+from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.sinks import Sink
 
 
 class Pipeline:
     """One correlator shared by every source, fanning alerts out to every sink."""
 
-    def __init__(self, config: SensorConfig, sinks: Sequence[Sink],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: SensorConfig, sinks: Sequence[Sink], clock: Callable[[], float] = time.time, *,
+                 correlator: Correlator | None = None, now: float = float("-inf"),
+                 metrics: Metrics | None = None) -> None:
         self.config = config
-        self.correlator = Correlator(config.detection)
+        self.correlator = correlator if correlator is not None else Correlator(config.detection)
         self._sinks = list(sinks)
         self._clock = clock
+        self._metrics = metrics
+        self.now = now
+        """The correlator's clock at the last observation or tick."""
         self.alerts_emitted = 0
+        self.observations = 0
 
     def observe(self, observation: Observation) -> list[Alert]:
-        """Feed one observation at the current wall time; deliver and return the alerts it causes."""
-        return self._deliver(self.correlator.observe(observation, max(self._clock(), observation.ts)))
+        """Feed one observation; deliver and return the alerts it causes."""
+        self.observations += 1
+        if self._metrics is not None:
+            if isinstance(observation, HoneyportHit):
+                self._metrics.honeyport_touches.labels(transport=observation.transport.value).inc()
+            elif isinstance(observation, MdnsQuery) and observation.via == "watcher":
+                self._metrics.mdns_queries.inc()
+        self.now = max(self.now, self._clock(), observation.ts)
+        return self._deliver(self.correlator.observe(observation, self.now))
 
     def tick(self) -> list[Alert]:
-        """Run the correlator's expiry at the current wall time (call it every few seconds)."""
-        return self._deliver(self.correlator.tick(self._clock()))
+        """Run the correlator's expiry at the current time (call it every few seconds)."""
+        self.now = max(self.now, self._clock())
+        return self._deliver(self.correlator.tick(self.now))
 
     def close(self) -> list[Alert]:
         """Close every incident and the sinks (shutdown)."""
-        alerts = self._deliver(self.correlator.close_all(self._clock()))
+        self.now = max(self.now, self._clock())
+        alerts = self._deliver(self.correlator.close_all(self.now))
         for sink in self._sinks:
             sink.close()
         return alerts
@@ -44,6 +61,8 @@ class Pipeline:
     def _deliver(self, alerts: list[Alert]) -> list[Alert]:
         for alert in alerts:
             self.alerts_emitted += 1
+            if self._metrics is not None:
+                self._metrics.alerts.labels(action=alert.action.value).inc()
             for sink in self._sinks:
                 sink.deliver(alert, self.config.name)
         return alerts

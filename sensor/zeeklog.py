@@ -12,13 +12,14 @@ or that holds no Zeek log at all, raises :class:`~sensor.errors.LogReadError`.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 import orjson
 
@@ -104,27 +105,30 @@ class MalformedLog:
                 log.warning("%s: %d malformed lines skipped in all", source, count)
 
 
-def _unescape(raw: bytes) -> str:
-    if b"\\" in raw:
-        raw = _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw)
-    return raw.decode("utf-8", "replace")
+def _unescape(raw: str) -> str:
+    """Undo Zeek's ``\\xNN`` escaping (the escaped bytes may be UTF-8 sequences)."""
+    if "\\" not in raw:
+        return raw
+    return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw.encode()).decode("utf-8", "replace")
 
 
-def _to_bool(raw: bytes) -> bool:
-    if raw == b"T":
+def _to_bool(raw: str) -> bool:
+    if raw == "T":
         return True
-    if raw == b"F":
+    if raw == "F":
         return False
     raise ValueError(f"{raw!r} is not T or F")
 
 
-def _scalar_converter(zeek_type: str) -> Callable[[bytes], Any]:
+def _scalar_converter(zeek_type: str) -> Callable[[str], Any]:
     if zeek_type in ("time", "interval", "double"):
         return float
     if zeek_type in ("count", "int", "port"):
         return int
     if zeek_type == "bool":
         return _to_bool
+    if zeek_type in ("addr", "subnet", "enum"):
+        return str
     return _unescape
 
 
@@ -135,12 +139,12 @@ class Header:
     path: str
     fields: tuple[str, ...]
     types: tuple[str, ...]
-    set_separator: bytes = b","
-    empty_field: bytes = b"(empty)"
-    unset_field: bytes = b"-"
+    set_separator: str = ","
+    empty_field: str = "(empty)"
+    unset_field: str = "-"
     index: dict[str, int] = field(default_factory=dict)
 
-    def converter(self, name: str) -> tuple[int, Callable[[bytes], Any]] | None:
+    def converter(self, name: str) -> tuple[int, Callable[[str], Any]] | None:
         """Column index and value converter of a field, or None when the log lacks it."""
         position = self.index.get(name)
         if position is None:
@@ -150,15 +154,15 @@ class Header:
             element = _scalar_converter(zeek_type[zeek_type.index("[") + 1 : -1])
             separator, empty = self.set_separator, self.empty_field
 
-            def convert(raw: bytes) -> list[Any]:
+            def convert(raw: str) -> list[Any]:
                 return [] if raw == empty else [element(item) for item in raw.split(separator)]
 
             return position, convert
         return position, _scalar_converter(zeek_type)
 
 
-def _directive_value(raw: bytes) -> bytes:
-    return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw)
+def _directive_value(raw: bytes) -> str:
+    return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw).decode("utf-8", "replace")
 
 
 class ZeekLog:
@@ -170,12 +174,12 @@ class ZeekLog:
         self.kind: str | None = log_kind(path.name)
         self.records_read = 0
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> io.BufferedIOBase:
         try:
             with self.path.open("rb") as probe:
                 magic = probe.read(2)
             if magic == b"\x1f\x8b":
-                return cast(IO[bytes], gzip.open(self.path, "rb"))
+                return gzip.GzipFile(self.path, "rb")
             return self.path.open("rb")
         except OSError as error:
             raise LogReadError(f"{self.path}: cannot read: {error.strerror or error}") from None
@@ -226,9 +230,9 @@ class ZeekLog:
         """
         header: Header | None = None
         directives: dict[str, bytes] = {}
-        columns: list[tuple[str, int, Callable[[bytes], Any]]] = []
+        columns: list[tuple[str, int, Callable[[str], Any]]] = []
         width = 0
-        unset = b"-"
+        unset = "-"
         looked_like_log = False
         source = str(self.path)
         for number, line in self._lines():
@@ -258,7 +262,11 @@ class ZeekLog:
             if header is None:
                 self.malformed.report(source, number, "data before any #fields/#types header")
                 continue
-            parts = line.split(b"\t")
+            try:
+                parts = line.decode().split("\t")
+            except UnicodeDecodeError:
+                self.malformed.report(source, number, "not UTF-8 text")
+                continue
             if len(parts) != width:
                 self.malformed.report(source, number, f"{len(parts)} columns where the header has {width}")
                 continue
@@ -268,7 +276,7 @@ class ZeekLog:
                     raw = parts[position]
                     if raw != unset:
                         converted[name] = convert(raw)
-            except (ValueError, UnicodeDecodeError) as error:
+            except ValueError as error:
                 self.malformed.report(source, number, f"field {name}: {error}")
                 continue
             self.records_read += 1
@@ -280,7 +288,7 @@ class ZeekLog:
         fields = tuple(f.decode("utf-8", "replace") for f in directives["fields"].split(b"\t"))
         types = tuple(t.decode("utf-8", "replace") for t in directives["types"].split(b"\t"))
         return Header(
-            path=_directive_value(directives.get("path", b"")).decode("utf-8", "replace"),
+            path=_directive_value(directives.get("path", b"")),
             fields=fields,
             types=types,
             set_separator=_directive_value(directives.get("set_separator", b",")),
@@ -290,7 +298,7 @@ class ZeekLog:
         )
 
     @staticmethod
-    def _columns(header: Header, names: tuple[str, ...]) -> list[tuple[str, int, Callable[[bytes], Any]]]:
+    def _columns(header: Header, names: tuple[str, ...]) -> list[tuple[str, int, Callable[[str], Any]]]:
         columns = []
         for name in names:
             found = header.converter(name)

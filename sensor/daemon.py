@@ -1,0 +1,427 @@
+"""``t1046-sensor run``: the Zeek log follower, honeyports and the mDNS watcher on one event loop.
+
+Twisted's ``asyncioreactor`` is installed on a fresh asyncio loop before anything imports
+``twisted.internet.reactor``; the honeyports (Twisted) and the mDNS watcher (asyncio, zeroconf) then share
+that loop with the follower and the sinks' workers.
+
+Delivery that survives ``kill -9``: every :data:`CHECKPOINT_SECONDS` (when anything happened) the
+follower's positions, the correlator and the alerts produced since the last commit are saved in one
+atomic checkpoint, and only then handed to the sinks' spools (:mod:`sensor.checkpoint`). Alerts from Zeek
+logs are therefore never lost nor repeated; a honeyport or mDNS observation made in the second before a
+crash is lost with the in-memory state (there is no log to read it again from).
+
+Signals: SIGTERM/SIGINT stop (listeners closed, a last checkpoint, sinks drained for up to
+:data:`DRAIN_SECONDS`; what they could not deliver stays spooled for the next start; incidents stay open
+in the checkpoint). SIGHUP reopens file sinks and reloads the configuration file when it is valid, keeping
+the running one when it is not. A heartbeat log line, metric and ``state_dir/health.json`` every
+:data:`HEARTBEAT_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from sensor.alerts import Alert
+from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
+from sensor.config import SensorConfig, load_config
+from sensor.errors import ConfigError, SensorError
+from sensor.follow import LogFollower
+from sensor.metrics import Metrics, MetricsServer
+from sensor.observations import HoneyportHit
+from sensor.pipeline import Pipeline
+from sensor.sinks import SinkConfigError, SpooledSink, build_sinks, write_atomically
+from sensor.zeeklog import MalformedLog
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+"""How often the Zeek logs are polled for new lines."""
+CHECKPOINT_SECONDS = 1.0
+"""Longest time alerts wait for the checkpoint that commits them (and the most a crash can cost in
+honeyport and mDNS observations)."""
+TICK_SECONDS = 5.0
+HEARTBEAT_SECONDS = 60.0
+DRAIN_SECONDS = 10.0
+
+
+class _Outbox:
+    """The pipeline's only sink: alerts wait here for the checkpoint that commits them."""
+
+    def __init__(self) -> None:
+        self.pending: list[Alert] = []
+
+    def deliver(self, alert: Alert, observer: str) -> None:
+        self.pending.append(alert)
+
+    def close(self) -> None:
+        """The daemon hands what is pending to the sinks itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """The optional sources that are running, to stop them at the end or on reload."""
+
+    honeyports: Any | None
+    mdns: Any | None
+
+
+class Daemon:
+    """One daemon run: owns the pipeline, the follower, the sinks and the checkpoint."""
+
+    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.metrics = metrics
+        self.reactor = reactor
+        self.state_dir = config.state_dir
+        self.checkpoint_path = config.state_dir / "checkpoint"
+        self.malformed = MalformedLog()
+        self.outbox = _Outbox()
+        self.sinks: list[SpooledSink] = []
+        self.seq = 0
+        self.follower: LogFollower | None = None
+        self.pipeline: Pipeline
+        self.sources = _Sources(None, None)
+        self._stop = asyncio.Event()
+        self._reload = False
+        self._dirty = False
+        self._started = time.time()
+        self._malformed_seen = 0
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
+        self.sinks = build_sinks(self.config, metrics=self.metrics)
+        if checkpoint is None:
+            self.seq = max((sink.spool.last_seq for sink in self.sinks), default=0)
+            self.pipeline = Pipeline(self.config, [self.outbox], metrics=self.metrics)
+            streams, done = None, None
+        else:
+            self.seq = checkpoint.seq
+            for sink in self.sinks:
+                sink.accept(checkpoint.seq, checkpoint.outbox, self.config.name)
+            self.pipeline = Pipeline(self.config, [self.outbox], correlator=checkpoint.correlator,
+                                     now=checkpoint.clock, metrics=self.metrics)
+            streams, done = checkpoint.streams, checkpoint.done
+            log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
+                     checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
+        if self.config.zeek.log_dir is not None:
+            if not self.config.zeek.log_dir.is_dir():
+                log.warning("zeek.log_dir %s does not exist (yet); following it when it appears",
+                            self.config.zeek.log_dir)
+            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done)
+
+    def _start_sources(self, config: SensorConfig) -> _Sources:
+        return _Sources(self._start_honeyports(config), self._start_mdns(config))
+
+    def _start_honeyports(self, config: SensorConfig) -> Any | None:
+        honey = config.honeyports
+        if not honey.listen or not (honey.tcp or honey.udp):
+            return None
+        try:
+            from honeyports.service import HoneyportService
+        except ImportError as error:
+            log.warning("honeyports are configured but not available (%s); running without them", error)
+            return None
+
+        def emit(hit: HoneyportHit) -> None:
+            self.pipeline.observe(hit)
+            self._dirty = True
+
+        service = HoneyportService(honey, emit, config.name, self.reactor)
+        for problem in service.start():
+            log.warning("honeyports: %s", problem)
+        log.info("honeyports: listening on %d ports", len(service.ports))
+        return service
+
+    def _start_mdns(self, config: SensorConfig) -> Any | None:
+        if not config.mdns.interfaces:
+            return None
+        try:
+            from sensor.mdnscommand import MdnsSensor
+        except ImportError as error:
+            log.warning("mdns is configured but the watcher is not available (%s); running without it", error)
+            return None
+        return MdnsSensor(config.mdns, self.pipeline)
+
+    async def _run_mdns(self, sources: _Sources) -> None:
+        if sources.mdns is None:
+            return
+        try:
+            watched = await sources.mdns.start()
+        except SensorError as error:
+            log.error("mdns: %s; running without the watcher", error)
+            return
+        log.info("mdns: watching %s", ", ".join(watched))
+
+    async def _stop_sources(self, sources: _Sources) -> None:
+        if sources.honeyports is not None:
+            from twisted.internet.defer import Deferred
+
+            stopped: Deferred[None] = sources.honeyports.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.asFuture(asyncio.get_running_loop()), 10)
+        if sources.mdns is not None:
+            await sources.mdns.stop()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return the exit status."""
+        try:
+            self._restore()
+        except SinkConfigError as error:
+            log.error("%s", error)
+            return 2
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        for sink in self.sinks:
+            sink.start()
+        self.sources = self._start_sources(self.config)
+        await self._run_mdns(self.sources)
+        log.info("t1046-sensor %s running: %d sinks, zeek logs %s", self.config.name, len(self.sinks),
+                 self.config.zeek.log_dir or "not followed")
+        next_tick = next_heartbeat = next_commit = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                busy = self._follow()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self.pipeline.tick()
+                    next_tick = now + TICK_SECONDS
+                if now >= next_commit and (self._dirty or self.outbox.pending):
+                    self._commit()
+                    next_commit = now + CHECKPOINT_SECONDS
+                if now >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = now + HEARTBEAT_SECONDS
+                if self._reload:
+                    await self._apply_reload()
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), POLL_SECONDS)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            await self._shutdown()
+        return 0
+
+    def _follow(self) -> bool:
+        """Read new Zeek log lines into the pipeline; True when the read budget was used up."""
+        if self.follower is None:
+            return False
+        batch = self.follower.poll()
+        for observation in batch.observations:
+            self.pipeline.observe(observation)
+        for kind, count in batch.records.items():
+            self.metrics.records_read.labels(log=kind).inc(count)
+        if self.malformed.total > self._malformed_seen:
+            self.metrics.lines_malformed.inc(self.malformed.total - self._malformed_seen)
+            self._malformed_seen = self.malformed.total
+        if batch.bytes_read:
+            self._dirty = True
+        for kind, lag in self.follower.lag().items():
+            self.metrics.follower_lag.labels(log=kind).set(lag)
+        return batch.bytes_read >= self.follower.read_budget
+
+    def _commit(self) -> None:
+        """Save the checkpoint, then hand the alerts it commits to the sinks."""
+        pending = tuple(self.outbox.pending)
+        follower = self.follower
+        checkpoint = Checkpoint(
+            seq=self.seq + 1, detection=detection_digest(self.config.detection),
+            streams=dict(follower.streams) if follower is not None else {},
+            done=frozenset(follower.done) if follower is not None else frozenset(),
+            correlator=self.pipeline.correlator, clock=self.pipeline.now, outbox=pending, saved_at=time.time())
+        try:
+            save_checkpoint(self.checkpoint_path, checkpoint)
+        except OSError as error:
+            log.error("cannot save checkpoint %s: %s; %d alerts wait for the next try", self.checkpoint_path,
+                      error, len(pending))
+            return
+        self.seq += 1
+        self.metrics.checkpoints.inc()
+        self.outbox.pending.clear()
+        self._dirty = False
+        for sink in self.sinks:
+            sink.accept(self.seq, pending, self.config.name)
+
+    def _heartbeat(self) -> None:
+        correlator = self.pipeline.correlator
+        now = time.time()
+        health = {
+            "time": now, "uptime": round(time.time() - self._started, 1), "checkpoint": self.seq,
+            "observations": self.pipeline.observations, "alerts": self.pipeline.alerts_emitted,
+            "open_incidents": correlator.open_incidents, "tracked_sources": correlator.tracked_sources,
+            "malformed_lines": self.malformed.total,
+            "sinks": {sink.name: {"spooled_bytes": sink.spool.pending_bytes, "failures_in_a_row": sink.failures,
+                                  "delivered": sink.delivered} for sink in self.sinks},
+        }
+        self.metrics.heartbeat.set(now)
+        self.metrics.open_incidents.set(correlator.open_incidents)
+        self.metrics.tracked_sources.set(correlator.tracked_sources)
+        try:
+            write_atomically(self.state_dir / "health.json", orjson.dumps(health))
+        except OSError as error:
+            log.warning("cannot write %s: %s", self.state_dir / "health.json", error)
+        log.info("heartbeat: %d observations, %d alerts, %d open incidents, checkpoint %d, spooled %s",
+                 self.pipeline.observations, self.pipeline.alerts_emitted, correlator.open_incidents, self.seq,
+                 {sink.name: sink.spool.pending_bytes for sink in self.sinks})
+
+    # -- reload and stop --------------------------------------------------------------------------
+
+    def _request_reload(self) -> None:
+        self._reload = True
+
+    async def _apply_reload(self) -> None:
+        self._reload = False
+        for sink in self.sinks:
+            sink.reopen()
+        log.info("SIGHUP: file sinks reopened")
+        if self.config_path is None:
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; keeping the running configuration", error)
+            return
+        for section in ("name", "state_dir", "zeek", "detection"):
+            if getattr(new, section) != getattr(self.config, section):
+                log.warning("SIGHUP: %s changed; that takes effect at the next start", section)
+        outputs = self.config.outputs
+        if new.outputs != self.config.outputs and await self._replace_sinks(new):
+            outputs = new.outputs
+        if new.honeyports != self.config.honeyports or new.mdns != self.config.mdns:
+            await self._stop_sources(self.sources)
+            self.sources = self._start_sources(new)
+            await self._run_mdns(self.sources)
+        self.config = replace(self.config, honeyports=new.honeyports, mdns=new.mdns, outputs=outputs)
+        log.info("SIGHUP: configuration %s reloaded", self.config_path)
+
+    async def _replace_sinks(self, new: SensorConfig) -> bool:
+        """Drain the running sinks (what they keep stays spooled) and build the new ones; False when the
+        new outputs are invalid and the old ones were rebuilt."""
+        self._commit()
+        for sink in self.sinks:
+            await sink.drain(2.0)
+        replaced = True
+        try:
+            self.sinks = build_sinks(replace(self.config, outputs=new.outputs), metrics=self.metrics)
+        except SinkConfigError as error:
+            log.error("SIGHUP: %s; keeping the running outputs", error)
+            self.sinks = build_sinks(self.config, metrics=self.metrics)
+            replaced = False
+        for sink in self.sinks:
+            sink.start()
+        return replaced
+
+    async def _shutdown(self) -> None:
+        log.info("stopping: closing sources, saving a last checkpoint, draining sinks")
+        await self._stop_sources(self.sources)
+        self._commit()
+        results = await asyncio.gather(*(sink.drain(DRAIN_SECONDS) for sink in self.sinks))
+        for sink, delivered in zip(self.sinks, results, strict=True):
+            if not delivered:
+                log.warning("sink %s: undelivered alerts stay spooled for the next start", sink.name)
+        self.malformed.summarise()
+
+
+# -- process ---------------------------------------------------------------------------------------------
+
+
+def _lock_state_dir(state_dir: Path) -> IO[bytes] | None:
+    """Hold ``state_dir/daemon.lock`` for the life of the process; None when another daemon holds it."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = (state_dir / "daemon.lock").open("ab")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+def _asyncio_reactor(loop: asyncio.AbstractEventLoop) -> Any:
+    """Install Twisted's asyncio reactor on ``loop`` (or reuse one already installed on it)."""
+    from twisted.internet import asyncioreactor
+    from twisted.internet.error import ReactorAlreadyInstalledError
+
+    with contextlib.suppress(ReactorAlreadyInstalledError):
+        asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
+    from twisted.internet import reactor
+
+    if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
+        raise SensorError(f"a {type(reactor).__name__} reactor is already installed; the daemon needs asyncio's")
+    return reactor
+
+
+def run_daemon(config: SensorConfig, config_path: Path | None = None,
+               metrics_listen: tuple[str, int] | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit status.
+
+    ``config_path`` is read again on SIGHUP; ``metrics_listen`` (address, port) serves Prometheus metrics.
+    """
+    try:
+        lock = _lock_state_dir(config.state_dir)
+    except OSError as error:
+        log.error("cannot use state_dir %s: %s", config.state_dir, error)
+        return 1
+    if lock is None:
+        log.error("another t1046-sensor daemon is using %s", config.state_dir)
+        return 1
+    metrics = Metrics()
+    server: MetricsServer | None = None
+    if metrics_listen is not None:
+        try:
+            server = MetricsServer(metrics, *metrics_listen)
+        except OSError as error:
+            log.error("cannot serve metrics on %s:%d: %s", *metrics_listen, error)
+            lock.close()
+            return 1
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        reactor = _asyncio_reactor(loop)
+        daemon = Daemon(config, config_path, metrics, reactor)
+        return _run_on_reactor(reactor, loop, daemon.run)
+    finally:
+        if server is not None:
+            server.close()
+        lock.close()
+
+
+def _run_on_reactor(reactor: Any, loop: asyncio.AbstractEventLoop, main: Callable[[], Any]) -> int:
+    status: list[int] = []
+
+    def finished(task: asyncio.Task[int]) -> None:
+        if task.cancelled():
+            status.append(1)
+        elif task.exception() is not None:
+            log.error("daemon failed", exc_info=task.exception())
+            status.append(1)
+        else:
+            status.append(task.result())
+        reactor.stop()
+
+    def start() -> None:
+        loop.create_task(main()).add_done_callback(finished)
+
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    return status[0] if status else 1

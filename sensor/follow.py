@@ -1,0 +1,283 @@
+"""Following Zeek's log directory live, through rotation.
+
+Each stream (conn, notice, dns, t1046) has one position: the file's inode, the bytes consumed and a
+fingerprint (SHA-256 of its first bytes, uncompressed). A file is found again by inode and fingerprint
+wherever rotation put it, so every way Zeek's logs move is followed:
+
+* **rename + new file** (Zeek's own rotation, zeekctl): the old inode now has a dated name; its rest is
+  read, then the new ``conn.log`` from its start;
+* **copytruncate** (logrotate): ``conn.log`` keeps its inode but not its first bytes; the rest of the old
+  content is read from the copy (``conn.log.1``), found by fingerprint;
+* **gzip**: a rotated file compressed while the daemon was away is found by the fingerprint of its
+  uncompressed content and read on from the same offset;
+* **log-queue/** of a Zeek cluster's logger (``conn__2026-…__.log``), read like a rotated file.
+
+Rotated files already there at the first start are not read (the daemon starts at the live logs); those
+read to their end are remembered by fingerprint. The live file is read only up to its last complete line.
+Positions move forward in memory as lines are read; the daemon saves them in its checkpoint together
+with the correlator state those lines produced (see :mod:`sensor.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sensor.checkpoint import StreamPosition
+from sensor.errors import LogReadError
+from sensor.observations import Observation
+from sensor.zeeklog import KINDS, MAX_LINE, MalformedLog, ZeekLog, _age_order, log_kind
+from sensor.zeekmap import to_observation, wanted_fields
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_BYTES = 512
+"""Bytes hashed to recognise a file: more than a Zeek TSV header up to its ``#open`` line."""
+READ_BUDGET = 4 << 20
+"""Bytes read per stream per poll, so one huge backlog cannot starve the event loop for long."""
+_HEADER_BYTES = 64 << 10
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+
+
+def _prefix(path: Path, length: int) -> bytes:
+    try:
+        with _open(path) as stream:
+            return stream.read(length)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Slice(ZeekLog):
+    """Some complete lines of a log, preceded by its header lines (a TSV slice needs its ``#fields``)."""
+
+    def __init__(self, path: Path, malformed: MalformedLog, header: list[bytes], data: bytes) -> None:
+        super().__init__(path, malformed)
+        self._header_lines = header
+        self._data = data
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        number = 0
+        for line in self._header_lines:
+            number += 1
+            yield number, line
+        lines = self._data.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            number += 1
+            if len(line) > MAX_LINE:
+                self.malformed.report(str(self.path), number, f"line longer than {MAX_LINE} bytes")
+                continue
+            yield number, line
+        if rest:
+            self.malformed.report(str(self.path), number + 1, "truncated last line (no newline)")
+
+
+@dataclass(slots=True)
+class FollowBatch:
+    """What one poll read: observations in file order, and counts for the metrics."""
+
+    observations: list[Observation]
+    records: dict[str, int]
+    bytes_read: int
+
+
+class LogFollower:
+    """Follows ``conn``/``notice``/``dns``/``t1046`` logs of a Zeek log directory (and its log-queue/)."""
+
+    def __init__(self, log_dir: Path, malformed: MalformedLog, streams: Mapping[str, StreamPosition] | None = None,
+                 done: frozenset[str] | None = None, kinds: tuple[str, ...] = KINDS,
+                 read_budget: int = READ_BUDGET) -> None:
+        self.log_dir = log_dir
+        self.malformed = malformed
+        self.kinds = kinds
+        self.read_budget = read_budget
+        self.streams: dict[str, StreamPosition] = dict(streams or {})
+        self._headers: dict[str, list[bytes]] = {}
+        if streams is None and done is None:
+            self.done = {self._fingerprint(path)[0] for kind in kinds for path in self._candidates(kind)
+                         if not self._is_live(path, kind)}
+            self.done.discard(_digest(b""))
+        else:
+            self.done = set(done or ())
+
+    # -- files --------------------------------------------------------------------------------------
+
+    def _candidates(self, kind: str) -> list[Path]:
+        """Files of one stream, oldest first, the live file last."""
+        found: list[Path] = []
+        for directory in (self.log_dir, self.log_dir / "log-queue"):
+            try:
+                entries = list(directory.iterdir())
+            except OSError:
+                continue
+            found += [path for path in entries if log_kind(path.name) == kind and path.is_file()]
+        return sorted(found, key=_age_order)
+
+    def _is_live(self, path: Path, kind: str) -> bool:
+        return path.parent == self.log_dir and path.name == f"{kind}.log"
+
+    @staticmethod
+    def _fingerprint(path: Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
+        prefix = _prefix(path, length)
+        return _digest(prefix), len(prefix)
+
+    def _position(self, path: Path, offset: int = 0) -> StreamPosition:
+        stat = path.stat()
+        fingerprint, length = self._fingerprint(path)
+        return StreamPosition(str(path), stat.st_ino, offset, fingerprint, length, stat.st_mtime)
+
+    def _matches(self, path: Path, position: StreamPosition) -> bool:
+        if position.fingerprint_len == 0:
+            return path.stat().st_ino == position.inode
+        prefix = _prefix(path, position.fingerprint_len)
+        return len(prefix) == position.fingerprint_len and _digest(prefix) == position.fingerprint
+
+    def _locate(self, position: StreamPosition, candidates: list[Path]) -> Path | None:
+        """The file a position belongs to: same inode and first bytes, else same first bytes anywhere."""
+        same_inode = [path for path in candidates if path.stat().st_ino == position.inode]
+        for path in same_inode:
+            if self._matches(path, position):
+                return path
+        if position.fingerprint_len == 0:
+            return None
+        for path in candidates:
+            if path not in same_inode and self._matches(path, position):
+                return path
+        return None
+
+    def _header(self, path: Path, fingerprint: str) -> list[bytes]:
+        """The ``#`` lines at the top of a file, cached by fingerprint."""
+        cached = self._headers.get(fingerprint)
+        if cached is None:
+            lines = _prefix(path, _HEADER_BYTES).split(b"\n")
+            cached = []
+            for line in lines[:-1]:
+                if not line.startswith(b"#"):
+                    break
+                cached.append(line)
+            if len(self._headers) > 64:
+                self._headers.clear()
+            self._headers[fingerprint] = cached
+        return cached
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def poll(self) -> FollowBatch:
+        """Read what was added since the last poll, in every stream."""
+        batch = FollowBatch([], {}, 0)
+        for kind in self.kinds:
+            self._poll_stream(kind, batch)
+        present = {self._fingerprint(path)[0] for kind in self.kinds for path in self._candidates(kind)}
+        self.done &= present
+        return batch
+
+    def _poll_stream(self, kind: str, batch: FollowBatch) -> None:
+        candidates = self._candidates(kind)
+        position = self.streams.get(kind)
+        if position is None:
+            live_path = self.log_dir / f"{kind}.log"
+            if not live_path.is_file():
+                return
+            position = self._position(live_path)
+        path = self._locate(position, candidates)
+        if path is None:
+            path = self._lost(kind, position, candidates)
+            if path is None:
+                return
+            position = self._position(path)
+        budget = self.read_budget
+        while True:
+            live = self._is_live(path, kind)
+            position, used, at_end = self._read(path, position, live, batch)
+            budget -= used
+            self.streams[kind] = position
+            if live or not at_end or budget <= 0:
+                return
+            self.done.add(position.fingerprint)
+            following = [candidate for candidate in candidates if candidate != path
+                         and self._fingerprint(candidate)[0] not in self.done]
+            if not following:
+                return
+            path = following[0]
+            position = self._position(path)
+            log.info("following %s", path)
+
+    def _lost(self, kind: str, position: StreamPosition, candidates: list[Path]) -> Path | None:
+        newer = [path for path in candidates if path.stat().st_mtime >= position.mtime
+                 and self._fingerprint(path)[0] not in self.done]
+        log.error("%s log: %s (inode %d, %d bytes read) is gone; lines written to it after byte %d are lost; "
+                  "going on with %s", kind, position.path, position.inode, position.offset, position.offset,
+                  newer[0] if newer else "nothing yet")
+        return newer[0] if newer else None
+
+    def _read(self, path: Path, position: StreamPosition, live: bool,
+              batch: FollowBatch) -> tuple[StreamPosition, int, bool]:
+        """Read on from ``position``; return the new position, bytes consumed, and whether at the end."""
+        try:
+            stat = path.stat()
+            if live and stat.st_size < position.offset:
+                log.warning("%s shrank below the %d bytes read: reading it again from its start", path,
+                            position.offset)
+                position = self._position(path)
+            with _open(path) as stream:
+                stream.seek(position.offset)
+                data = stream.read(self.read_budget)
+                at_end = not stream.read(1)
+        except (OSError, EOFError, zlib.error) as error:
+            log.warning("%s: cannot read: %s", path, error)
+            return position, 0, False
+        if live or not at_end:
+            data = data[: data.rfind(b"\n") + 1]
+        if position.fingerprint_len < FINGERPRINT_BYTES and position.offset + len(data) > position.fingerprint_len:
+            fingerprint, length = self._fingerprint(path)
+            position = StreamPosition(position.path, position.inode, position.offset, fingerprint, length,
+                                      position.mtime)
+        if data:
+            self._parse(path, position, data, batch)
+        moved = StreamPosition(str(path), stat.st_ino, position.offset + len(data), position.fingerprint,
+                               position.fingerprint_len, stat.st_mtime)
+        return moved, len(data), at_end and (not live or not data)
+
+    def _parse(self, path: Path, position: StreamPosition, data: bytes, batch: FollowBatch) -> None:
+        header = self._header(path, position.fingerprint) if position.offset else []
+        piece = _Slice(path, self.malformed, header, data)
+        try:
+            for kind, record in piece.records(wanted_fields):
+                try:
+                    observation = to_observation(kind, record)
+                except (KeyError, ValueError, TypeError) as error:
+                    self.malformed.report(str(path), piece.records_read, f"unusable record: {error!r}")
+                    continue
+                if observation is not None:
+                    batch.observations.append(observation)
+            batch.records[piece.kind or "unknown"] = batch.records.get(piece.kind or "unknown", 0) + piece.records_read
+        except LogReadError as error:
+            self.malformed.report(str(path), 0, str(error))
+        batch.bytes_read += len(data)
+
+    def lag(self) -> dict[str, int]:
+        """Bytes of each live log not read yet."""
+        lags: dict[str, int] = {}
+        for kind, position in self.streams.items():
+            live = self.log_dir / f"{kind}.log"
+            try:
+                stat = live.stat()
+            except OSError:
+                continue
+            lags[kind] = max(0, stat.st_size - position.offset) if stat.st_ino == position.inode else stat.st_size
+        return lags
