@@ -417,10 +417,8 @@ class Correlator:
             track = self._tracks[key] = _Track(source, key[1], ts)
         else:
             self._tracks.move_to_end(key)
-            if ts < track.first_seen:
-                track.first_seen = ts
-        if ts > track.last_seen:
-            track.last_seen = ts
+            track.first_seen = min(track.first_seen, ts)
+        track.last_seen = max(track.last_seen, ts)
         return track, alerts
 
     def _evict(self, now: float) -> list[Alert]:
