@@ -1,0 +1,1 @@
+"""Honeyport tests: profiles, listeners, loopback integration, end-to-end in network namespaces."""

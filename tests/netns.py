@@ -1,0 +1,136 @@
+"""Network namespaces for end-to-end tests: made by the test, always removed, traffic kept inside.
+
+``netns_lab(n, subnet)`` creates ``n`` namespaces named ``t1046-<pid>-<i>-<tag>``, each with loopback up
+and a veth pair whose outer end is enslaved to a bridge living in a hub namespace of its own; so nothing
+touches the host's interfaces or routing. Host ``i`` gets ``<subnet>.<i+1>/24`` (IPv4) and
+``fd46:<pid>::<i+1>/64`` (IPv6, DAD off). Everything is torn down in ``finally`` — on failure too — and
+the helpers skip the test cleanly when not root or when ``ip`` is missing::
+
+    @pytest.mark.netns
+    def test_something():
+        with netns_lab(2, subnet_for("mine")) as lab:
+            server, scanner = lab.hosts
+            proc = popen_in(server.name, [sys.executable, "-m", "sensor", "honeyports", ...])
+            run_in(scanner.name, ["nmap", "-sS", "-p", "22", server.ipv4], timeout=30)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Host:
+    """One namespace of a lab and its addresses on the lab's bridge."""
+
+    name: str
+    interface: str
+    ipv4: str
+    ipv6: str
+    mac: str
+
+
+@dataclass
+class Lab:
+    """The namespaces of one test, joined by a bridge in a hub namespace."""
+
+    tag: str
+    hub: str
+    hosts: list[Host] = field(default_factory=list)
+
+
+def skip_unless_possible() -> None:
+    """Skip the calling test unless it runs as root with iproute2."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    if shutil.which("ip") is None:
+        pytest.skip("network namespaces need iproute2 (`ip`)")
+
+
+def subnet_for(tag: str) -> str:
+    """A private /24 prefix (``10.99.X`` or ``10.98.X``) derived from the process id and a test tag, so
+    concurrent test runs on one machine do not collide."""
+    digest = zlib.crc32(f"{os.getpid()}-{tag}".encode())
+    return f"10.{98 + (digest >> 8) % 2}.{digest % 250 + 1}"
+
+
+def _ip(*argv: str, namespace: str | None = None) -> None:
+    prefix = ["ip", "netns", "exec", namespace] if namespace else []
+    subprocess.run([*prefix, "ip", *argv], check=True, capture_output=True, timeout=20)
+
+
+def run_in(namespace: str, argv: Sequence[str], timeout: float, check: bool = False,
+           input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` inside ``namespace`` and wait at most ``timeout`` seconds for it."""
+    return subprocess.run(["ip", "netns", "exec", namespace, *argv], capture_output=True, timeout=timeout,
+                          check=check, input=input_bytes)
+
+
+def popen_in(namespace: str, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """Start ``argv`` inside ``namespace`` (stdout and stderr piped unless given)."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **options)  # type: ignore[call-overload]
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate a process started by :func:`popen_in` (SIGTERM, then SIGKILL)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def _delete(namespace: str) -> None:
+    with contextlib.suppress(subprocess.SubprocessError, OSError):
+        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, timeout=5).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), 9)
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=20)
+
+
+@contextlib.contextmanager
+def netns_lab(count: int, subnet: str, tag: str = "lab") -> Iterator[Lab]:
+    """``count`` namespaces on one bridge, addressed ``<subnet>.1`` …; removed on exit, even on failure."""
+    skip_unless_possible()
+    short = f"{os.getpid() % 100000}{tag[:4]}"
+    lab = Lab(tag=tag, hub=f"t1046-{short}-hub")
+    created: list[str] = []
+    try:
+        _ip("netns", "add", lab.hub)
+        created.append(lab.hub)
+        _ip("link", "add", "br0", "type", "bridge", namespace=lab.hub)
+        _ip("link", "set", "br0", "up", namespace=lab.hub)
+        group = zlib.crc32(short.encode()) % 0xFFFF
+        for index in range(count):
+            name = f"t1046-{short}-{index}"
+            _ip("netns", "add", name)
+            created.append(name)
+            _ip("link", "set", "lo", "up", namespace=name)
+            outer = f"t{short}p{index}"[:15]
+            _ip("link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", outer, "netns", lab.hub)
+            _ip("link", "set", outer, "master", "br0", namespace=lab.hub)
+            _ip("link", "set", outer, "up", namespace=lab.hub)
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"],
+                           capture_output=True, timeout=10, check=False)
+            ipv4, ipv6 = f"{subnet}.{index + 1}", f"fd46:{group:x}::{index + 1}"
+            _ip("addr", "add", f"{ipv4}/24", "dev", "eth0", namespace=name)
+            _ip("addr", "add", f"{ipv6}/64", "dev", "eth0", "nodad", namespace=name)
+            _ip("link", "set", "eth0", "up", namespace=name)
+            mac = run_in(name, ["cat", "/sys/class/net/eth0/address"], timeout=5).stdout.decode().strip()
+            lab.hosts.append(Host(name=name, interface="eth0", ipv4=ipv4, ipv6=ipv6, mac=mac))
+        yield lab
+    finally:
+        for namespace in reversed(created):
+            _delete(namespace)
