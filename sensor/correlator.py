@@ -231,8 +231,9 @@ class Correlator:
             return []
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now)
         track.probes += 1
-        touch = not _TOUCH_TAGS.isdisjoint(conn.zeek_tags)
-        if outcome is Outcome.ESTABLISHED and track.detail is None and not touch:
+        tags = conn.zeek_tags
+        touch = not _TOUCH_TAGS.isdisjoint(tags)
+        if outcome is Outcome.ESTABLISHED and track.detail is None and not tags:
             return alerts + self._update(track, self._trw(track, conn), now)
         detail = track.evidence()
         self._count_target(detail, conn.target, conn.target_port)
@@ -240,6 +241,9 @@ class Correlator:
             detail.uids.append(conn.uid)
         detail.sources.setdefault("zeek")
         fired = ["T1046-HONEYPORT"] if touch else []
+        if "scan" in tags:
+            fired.append("T1046-ZEEK-DETECTION")
+            detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
         if outcome is Outcome.HALF_OPEN:
             detail.half_open += 1
             fired += self._half_open(detail, conn, now)

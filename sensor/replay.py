@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -20,7 +20,8 @@ from sensor.zeekmap import to_observation, wanted_fields
 
 TICK_EVERY = 60.0
 """Seconds of log time between expiry passes of the correlator."""
-_PROGRESS_BYTES = 64 << 20
+PROGRESS_BYTES = 64 << 20
+"""Inputs at least this large get a progress line when stderr is a terminal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +59,8 @@ def _stream(logs: list[ZeekLog], malformed: MalformedLog) -> Iterator[tuple[floa
 class _Progress:
     """A progress line on a terminal's stderr, at most twice a second."""
 
-    def __init__(self, stream: TextIO | None, total_bytes: int, logs: list[ZeekLog]) -> None:
-        self._stream = stream if stream is not None and total_bytes >= _PROGRESS_BYTES else None
+    def __init__(self, stream: TextIO | None, large: bool, logs: list[ZeekLog]) -> None:
+        self._stream = stream if large else None
         self._logs = logs
         self._next = 0.0
 
@@ -78,10 +79,11 @@ class _Progress:
 
 
 def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "ecs",
-           progress: TextIO | None = None, on_alert: Callable[[Alert], None] | None = None) -> ReplaySummary:
+           progress: TextIO | None = None, progress_bytes: int = PROGRESS_BYTES) -> ReplaySummary:
     """Replay Zeek logs through the correlator, writing alerts as JSON lines to ``out``.
 
-    ``progress`` (a terminal's stderr) gets a progress line when the input is large. Raises
+    ``progress`` (a terminal's stderr) gets a progress line when the input holds at least
+    ``progress_bytes``. Raises
     :class:`LogReadError` when an input cannot be read at all.
     """
     started = time.monotonic()
@@ -96,7 +98,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     if not all_logs:
         raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}")
     total_bytes = sum(log.path.stat().st_size for log in all_logs)
-    show_progress = _Progress(progress, total_bytes, all_logs)
+    show_progress = _Progress(progress, total_bytes >= progress_bytes, all_logs)
     correlator = Correlator(config.detection)
     now = float("-inf")
     next_tick = float("-inf")
@@ -104,10 +106,9 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     def emit(alerts: list[Alert]) -> None:
         for alert in alerts:
             out.write(render_line(alert, config.name, fmt))
-            if on_alert is not None:
-                on_alert(alert)
 
     count = 0
+    show_progress()
     for ts, _order, observation in heapq.merge(*merged_inputs, key=lambda item: item[0]):
         now = max(now, ts)
         emit(correlator.observe(observation, now))
@@ -115,7 +116,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
             emit(correlator.tick(now))
             next_tick = now + TICK_EVERY
         count += 1
-        if count % 65536 == 0:
+        if count % 4096 == 0:
             show_progress()
     if count:
         emit(correlator.close_all(now))

@@ -89,3 +89,14 @@ def test_ocsf_format_carries_the_attack_technique() -> None:
         attack = finding["finding_info"]["attacks"][0]
         assert attack["technique"]["uid"] == "T1046" and attack["tactic"]["uid"] == "TA0007"
         assert finding["src_endpoint"]["ip"] == "10.200.0.10"
+
+
+def test_progress_line_for_large_input_on_a_terminal() -> None:
+    progress = io.StringIO()
+    replay([CAPTURES / "s1_vertical_syn" / "zeek"], default_config(), io.BytesIO(), progress=progress,
+           progress_bytes=0)
+    text = progress.getvalue()
+    assert text.startswith("\rreplay: ") and "records read" in text and text.endswith("\r\x1b[K")
+    quiet = io.StringIO()
+    replay([CAPTURES / "s1_vertical_syn" / "zeek"], default_config(), io.BytesIO(), progress=quiet)
+    assert quiet.getvalue() == ""
