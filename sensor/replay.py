@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -79,11 +79,12 @@ class _Progress:
 
 
 def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "ecs",
-           progress: TextIO | None = None, progress_bytes: int = PROGRESS_BYTES) -> ReplaySummary:
+           progress: TextIO | None = None, progress_bytes: int = PROGRESS_BYTES,
+           on_alert: Callable[[Alert], None] | None = None) -> ReplaySummary:
     """Replay Zeek logs through the correlator, writing alerts as JSON lines to ``out``.
 
     ``progress`` (a terminal's stderr) gets a progress line when the input holds at least
-    ``progress_bytes``. Raises
+    ``progress_bytes``; ``on_alert`` sees every alert as it is written. Raises
     :class:`LogReadError` when an input cannot be read at all.
     """
     started = time.monotonic()
@@ -106,6 +107,8 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     def emit(alerts: list[Alert]) -> None:
         for alert in alerts:
             out.write(render_line(alert, config.name, fmt))
+            if on_alert is not None:
+                on_alert(alert)
 
     count = 0
     show_progress()
