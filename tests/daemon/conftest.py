@@ -146,3 +146,36 @@ def start_rsyslog(directory: Path, tls: Certificates | None) -> Iterator[Rsyslog
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+@dataclass(frozen=True)
+class ConnLog:
+    """conn.log lines of every capture, re-timed to run one after the other from ``start``."""
+
+    header: list[str]
+    lines: list[str]
+
+    def header_for(self, opened: float) -> str:
+        """The TSV header with a distinct ``#open`` line (Zeek writes one per file)."""
+        stamp = datetime.datetime.fromtimestamp(opened, datetime.UTC).strftime("%Y-%m-%d-%H-%M-%S")
+        return "".join(f"#open\t{stamp}.{int(opened * 1e6) % 1000000:06d}\n" if line.startswith("#open") else line
+                       for line in self.header)
+
+
+def conn_log(start: float) -> ConnLog:
+    header: list[str] = []
+    lines: list[str] = []
+    offset_to = start
+    for conn in sorted(CAPTURES.glob("*/zeek/conn.log")):
+        text = conn.read_text().splitlines(keepends=True)
+        if not header:
+            header = [line for line in text if line.startswith("#") and not line.startswith("#close")]
+        rows = [line.split("\t") for line in text if not line.startswith("#")]
+        first = min(float(row[0]) for row in rows)
+        last = offset_to
+        for row in rows:
+            ts = float(row[0]) - first + offset_to
+            last = max(last, ts)
+            lines.append("\t".join([f"{ts:.6f}", *row[1:]]))
+        offset_to = last + 5.0
+    return ConnLog(header, lines)

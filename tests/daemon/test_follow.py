@@ -1,0 +1,98 @@
+"""The follower reads every line once through rename, copytruncate, gzip and log-queue/ rotation."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import time
+from pathlib import Path
+
+from sensor.follow import LogFollower
+from sensor.observations import ConnAttempt
+from sensor.zeeklog import MalformedLog
+
+from .conftest import conn_log
+
+
+def _uids(follower: LogFollower) -> list[str]:
+    return [obs.uid for obs in follower.poll().observations if isinstance(obs, ConnAttempt)]
+
+
+def _expected(tmp_path: Path, header: str, lines: list[str]) -> list[str]:
+    """Uids of the observations a whole-file read of the same lines gives."""
+    whole = tmp_path / "expected" / "conn.log"
+    whole.parent.mkdir(exist_ok=True)
+    whole.write_text(header + "".join(lines))
+    return _uids(LogFollower(whole.parent, MalformedLog(), kinds=("conn",)))
+
+
+def test_follows_rename_copytruncate_gzip_and_log_queue(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    chunks = [data.lines[i:i + 150] for i in range(0, len(data.lines), 150)]
+    assert len(chunks) >= 8
+    live = tmp_path / "conn.log"
+    (tmp_path / "conn.2020-01-01-00-00-00.log").write_text(data.header_for(1) + "".join(data.lines[:5]))
+    live.write_text(data.header_for(2))
+    follower = LogFollower(tmp_path, MalformedLog(), kinds=("conn",))
+    seen = _uids(follower)
+    assert seen == [], "rotated files already there at the first start are not read"
+
+    def append(chunk: list[str]) -> None:
+        with live.open("a") as stream:
+            stream.write("".join(chunk))
+
+    written: list[str] = []
+    append(chunks[0])
+    written += chunks[0]
+    seen += _uids(follower)
+    # Zeek's rotation: more lines, rename, new file; the follower catches up on the renamed file.
+    append(chunks[1])
+    written += chunks[1]
+    live.rename(tmp_path / "conn.2030-01-01-00-00-00.log")
+    live.write_text(data.header_for(3) + "".join(chunks[2]))
+    written += chunks[2]
+    seen += _uids(follower)
+    # The renamed file is gzipped while more is written: nothing is read twice.
+    append(chunks[3])
+    written += chunks[3]
+    live.rename(tmp_path / "conn.2030-01-01-01-00-00.log")
+    live.write_text(data.header_for(4))
+    with (tmp_path / "conn.2030-01-01-01-00-00.log").open("rb") as plain, \
+            gzip.open(tmp_path / "conn.2030-01-01-01-00-00.log.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    (tmp_path / "conn.2030-01-01-01-00-00.log").unlink()
+    seen += _uids(follower)
+    # copytruncate: copy, then truncate in place and start over with a new header.
+    append(chunks[4])
+    written += chunks[4]
+    shutil.copy(live, tmp_path / "conn.log.1")
+    with live.open("w") as stream:
+        stream.write(data.header_for(5) + "".join(chunks[5]))
+    written += chunks[5]
+    seen += _uids(follower)
+    # A cluster logger rotates into log-queue/.
+    append(chunks[6])
+    written += chunks[6]
+    (tmp_path / "log-queue").mkdir()
+    live.rename(tmp_path / "log-queue" / "conn__2030-01-01-02-00-00__2030-01-01-03-00-00__.log")
+    live.write_text(data.header_for(6) + "".join(chunks[7]))
+    written += chunks[7]
+    seen += _uids(follower)
+    seen += _uids(follower)
+    assert seen == _expected(tmp_path, data.header_for(9), written)
+
+
+def test_resumes_mid_file_with_its_header_and_never_reads_a_partial_line(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    live = tmp_path / "conn.log"
+    live.write_text(data.header_for(1) + "".join(data.lines[:10]) + data.lines[10][:20])
+    first = LogFollower(tmp_path, MalformedLog(), kinds=("conn",))
+    seen = _uids(first)
+    with live.open("a") as stream:
+        stream.write(data.lines[10][20:] + "".join(data.lines[11:30]))
+    resumed = LogFollower(tmp_path, MalformedLog(), streams=first.streams, done=frozenset(first.done),
+                          kinds=("conn",))
+    seen += _uids(resumed)
+    assert seen == _expected(tmp_path, data.header_for(9), data.lines[:30])
+    assert resumed.malformed.total == 0
+    assert resumed.lag() == {"conn": 0}
