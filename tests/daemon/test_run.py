@@ -1,0 +1,147 @@
+"""`t1046-sensor run` end to end: the embedded default on a fresh HOME, SIGHUP, SIGTERM; checkpoints; metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
+from sensor.config import DetectionConfig, default_config, default_config_text
+from sensor.correlator import Correlator
+from sensor.metrics import Metrics, MetricsServer
+
+from .conftest import free_port, wait_for
+
+needs_honeyports = pytest.mark.skipif(importlib.util.find_spec("honeyports.service") is None,
+                                      reason="honeyports.service is not importable yet")
+
+
+def _touch(port: int, source: str = "127.0.0.1") -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)):
+        pass
+
+
+def _ids(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["event"]["id"] for line in path.read_bytes().splitlines()]
+
+
+def _stop(daemon: subprocess.Popen[bytes]) -> int:
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(30)
+    finally:
+        if daemon.poll() is None:
+            os.kill(daemon.pid, signal.SIGKILL)
+            daemon.wait(10)
+
+
+@needs_honeyports
+def test_readme_first_command_on_a_fresh_home(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    ports = [int(p) for p in yaml.safe_load(default_config_text())["honeyports"]["tcp"].split(",")]
+    daemon = subprocess.Popen([sys.executable, "-m", "sensor", "-v", "run"], env=env, cwd=tmp_path,
+                              stdout=stdout.open("wb"), stderr=stderr.open("wb"))
+    try:
+        wait_for(lambda: b"running" in stderr.read_bytes() or daemon.poll() is not None, 30, "the daemon to start")
+        assert daemon.poll() is None, stderr.read_text()
+        listening = [port for port in ports if f"{port}: address already in use" not in stderr.read_text()]
+        assert listening, "every default honeyport is taken on this machine"
+        _touch(listening[0])
+        alerts = tmp_path / ".local" / "state" / "t1046-sensor" / "alerts.jsonl"
+        wait_for(lambda: bool(_ids(alerts)) and bool(stdout.read_bytes()), 20, "the alert on stdout and in the file")
+    finally:
+        assert _stop(daemon) == 0
+    printed = [json.loads(line) for line in stdout.read_bytes().splitlines()]
+    assert printed[0]["event"]["action"] == "honeyport_probe"
+    assert printed[0]["source"]["ip"] == "127.0.0.1"
+    assert [doc["event"]["id"] for doc in printed] == _ids(alerts)
+    assert (alerts.parent / "checkpoint").exists() and (alerts.parent / "health.json").exists()
+
+
+@needs_honeyports
+def test_sighup_reopens_the_file_after_logrotate_and_sigterm_keeps_the_rest(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"sensor: {{name: hup, state_dir: {state}}}\n"
+                      f"honeyports: {{listen: [127.0.0.1], tcp: '{port}'}}\n"
+                      "detection: {local_nets: [127.0.0.0/8]}\n"
+                      "outputs:\n  - {type: file, path: alerts.jsonl}\n")
+    stderr = tmp_path / "stderr"
+    daemon = subprocess.Popen([sys.executable, "-m", "sensor", "-v", "run", "--config", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=stderr.open("wb"))
+    alerts = state / "alerts.jsonl"
+    try:
+        wait_for(lambda: b"running" in stderr.read_bytes() or daemon.poll() is not None, 30, "the daemon to start")
+        _touch(port)
+        wait_for(lambda: len(_ids(alerts)) == 1, 20, "the first alert")
+        alerts.rename(state / "alerts.jsonl.1")
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: b"file sinks reopened" in stderr.read_bytes(), 20, "the reopen")
+        _touch(port, "127.0.0.2")
+        wait_for(lambda: len(_ids(alerts)) == 1, 20, "the second alert in the new file")
+    finally:
+        assert _stop(daemon) == 0
+    assert len(_ids(state / "alerts.jsonl.1")) == 1
+    assert set(_ids(alerts)).isdisjoint(_ids(state / "alerts.jsonl.1"))
+
+
+def test_a_bad_output_never_starts_a_half_working_daemon(tmp_path: Path) -> None:
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"sensor: {{state_dir: {tmp_path / 'state'}}}\nhoneyports: {{listen: []}}\n"
+                      "outputs:\n  - {type: http, url: 'http://127.0.0.1:9/', kind: splunk}\n")
+    done = subprocess.run([sys.executable, "-m", "sensor", "run", "--config", str(config)], capture_output=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert b"outputs[0].kind" in done.stderr
+
+
+def test_checkpoint_round_trip_and_unusable_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    detection = default_config().detection
+    path = tmp_path / "checkpoint"
+    checkpoint = Checkpoint(seq=7, detection=detection_digest(detection), streams={}, done=frozenset({"ab"}),
+                            correlator=Correlator(detection), clock=12.5)
+    save_checkpoint(path, checkpoint)
+    loaded = load_checkpoint(path, detection)
+    assert loaded is not None and (loaded.seq, loaded.done, loaded.clock) == (7, frozenset({"ab"}), 12.5)
+    changed = load_checkpoint(path, replace(detection, port_scan_ports=99))
+    assert changed is not None and changed.seq == 7 and changed.correlator is not loaded.correlator
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert load_checkpoint(path, detection) is None
+    assert "checksum mismatch" in caplog.text
+    assert not path.exists() and (tmp_path / "checkpoint.unusable").exists()
+    path.write_bytes(b"something else entirely")
+    assert load_checkpoint(path, DetectionConfig()) is None
+
+
+def test_metrics_endpoint_has_no_address_labels() -> None:
+    metrics = Metrics()
+    metrics.alerts.labels(action="port_scan").inc()
+    metrics.sink_failures.labels(sink="siem").inc()
+    server = MetricsServer(metrics, "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        server.close()
+    assert 't1046_alerts_total{action="port_scan"} 1.0' in text
+    assert 't1046_sink_failures_total{sink="siem"} 1.0' in text
+    labels = {label.split("=")[0] for line in text.splitlines() if "{" in line and not line.startswith("#")
+              for label in line[line.index("{") + 1:line.index("}")].split(",")}
+    assert labels <= {"action", "sink", "log", "transport", "result"}
