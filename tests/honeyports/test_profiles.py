@@ -3,6 +3,7 @@ request, garbage, oversize and empty input; UDP never answers with more than it 
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from pathlib import Path
@@ -147,21 +148,26 @@ def test_smb_without_nt_lm_dialect_is_not_answered() -> None:
     assert PROFILES["smb"].answer(b"\0\0\0\x04\xfeSMB") == b""
 
 
-def _nmap_names(response: bytes) -> set[str]:
-    """Services whose nmap-service-probes ``match`` lines match ``response``."""
-    names = set()
-    pattern = re.compile(rb"^match (\S+) m\|(.*?)\|([si]*) ")
+@functools.cache
+def _nmap_matches() -> list[tuple[str, re.Pattern[bytes]]]:
+    """(service, pattern) of every ``match`` line of nmap-service-probes that Python's re can compile."""
+    matches = []
+    line_pattern = re.compile(rb"^match (\S+) m\|(.*?)\|([si]*) ")
     for line in NMAP_PROBES.read_bytes().splitlines():
-        found = pattern.match(line)
+        found = line_pattern.match(line)
         if found is None:
             continue
         flags = (re.S if b"s" in found.group(3) else 0) | (re.I if b"i" in found.group(3) else 0)
         try:
-            if re.search(found.group(2), response, flags):
-                names.add(found.group(1).decode())
+            matches.append((found.group(1).decode(), re.compile(found.group(2), flags)))
         except re.error:
             continue
-    return names
+    return matches
+
+
+def _nmap_names(response: bytes) -> set[str]:
+    """Services whose nmap-service-probes ``match`` lines match ``response``."""
+    return {service for service, pattern in _nmap_matches() if pattern.search(response)}
 
 
 @pytest.mark.skipif(not NMAP_PROBES.exists(), reason="nmap's service probes are not installed")

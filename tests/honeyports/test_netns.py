@@ -1,0 +1,261 @@
+"""End-to-end, as root, in network namespaces the tests create and always remove: the honeyport node
+(``python -m sensor honeyports``) in one namespace, real nmap and masscan (or a flooding client) in
+another. Traffic only goes to addresses of those namespaces. Alerts are read from the node's stdout."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.alertcheck import validate_alert
+from tests.netns import Host, Lab, netns_lab, popen_in, run_in, subnet_for
+
+pytestmark = pytest.mark.netns
+
+HIGH_PORTS = (2222, 2323, 8081, 13306, 16379)
+SERVICE_PORTS = {21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 80: "http", 445: "microsoft-ds",
+                 3306: "mysql", 3389: "ms-wbt-server", 5900: "vnc", 6379: "redis"}
+
+
+class HoneyportNode:
+    """``t1046-sensor honeyports`` running in a namespace; its stdout alerts collected with arrival times."""
+
+    def __init__(self, host: Host, tmp: Path, tcp: str, extra: str = "") -> None:
+        config = tmp / "honeyports.yaml"
+        config.write_text(f"sensor: {{name: e2e-node, state_dir: {tmp / 'state'}}}\n"
+                          f"honeyports: {{idle_timeout: 3{extra}}}\n"
+                          "outputs: [{type: stdout}]\n")
+        self.process = popen_in(host.name, [sys.executable, "-m", "sensor", "-v", "honeyports", "--config",
+                                            str(config), "--listen", host.ipv4, "--listen", host.ipv6,
+                                            "--tcp", tcp, "--udp", ""])
+        self.alerts: list[tuple[float, dict[str, Any]]] = []
+        self.log: list[str] = []
+        self._threads = [threading.Thread(target=self._read_alerts, daemon=True),
+                         threading.Thread(target=self._read_log, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        wait_for(lambda: any("listening on" in line for line in self.log) or self.process.poll() is not None, 15)
+        assert self.process.poll() is None, "\n".join(self.log)
+
+    def _read_alerts(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.alerts.append((time.time(), validate_alert(json.loads(line))))
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line.decode(errors="replace").rstrip())
+
+    def rss_kib(self) -> int:
+        """Resident memory of the node (the python process inside ``ip netns exec``)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        pid = children[0] if children else str(self.process.pid)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def stop(self) -> list[dict[str, Any]]:
+        """SIGTERM, wait for the final incident updates; return every alert."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(20)
+        for thread in self._threads:
+            thread.join(5)
+        return [alert for _, alert in self.alerts]
+
+
+def wait_for(condition: Callable[[], object], timeout: float) -> None:
+    """Poll ``condition`` until true or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def final_counts(alerts: list[dict[str, Any]], source: str) -> dict[str, int]:
+    mine = [a for a in alerts if a["source"]["ip"] == source]
+    assert mine, f"no alert for {source}"
+    assert mine[0]["event"]["action"] == "honeyport_probe"
+    assert {a["event"]["action"] for a in mine} <= {"honeyport_probe", "port_scan"}
+    assert all("T1046-HONEYPORT" in a["t1046"]["rules"] and "honeyport" in a["t1046"]["evidence_sources"]
+               for a in mine)
+    return dict(mine[-1]["t1046"]["counts"])
+
+
+def first_alert_latency(node: HoneyportNode, source: str, started: float) -> tuple[float, float]:
+    """(alert arrival minus first touch as the node saw it, alert arrival minus scanner launch), seconds."""
+    wait_for(lambda: any(a["source"]["ip"] == source for _, a in node.alerts), 10)
+    arrival, alert = next((t, a) for t, a in node.alerts if a["source"]["ip"] == source)
+    first_touch = datetime.fromisoformat(alert["event"]["start"]).timestamp()
+    print(f"first alert: {arrival - first_touch:.3f}s after the first touch, {arrival - started:.3f}s after launch")
+    return arrival - first_touch, arrival - started
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with netns_lab(2, subnet_for("honeyports"), tag="hp") as made:
+        yield made
+
+
+@pytest.fixture
+def hosts(lab: Lab) -> tuple[Host, Host]:
+    return lab.hosts[0], lab.hosts[1]
+
+
+def _needs(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+
+
+@pytest.mark.parametrize("scan", ["-sS", "-sT"])
+def test_nmap_scan_alerts_within_a_second_with_right_counts(hosts: tuple[Host, Host], tmp_path: Path,
+                                                           scan: str) -> None:
+    _needs("nmap")
+    server, scanner = hosts
+    node = HoneyportNode(server, tmp_path, ",".join(map(str, HIGH_PORTS)))
+    try:
+        started = time.time()
+        result = run_in(scanner.name, ["nmap", scan, "-Pn", "-n", "-T4", "--max-retries", "1", "--host-timeout",
+                                       "30s", "-p", ",".join(map(str, HIGH_PORTS)), server.ipv4], timeout=60)
+        assert result.returncode == 0, result.stderr.decode()
+        assert len(re.findall(r"/tcp +open ", result.stdout.decode())) == len(HIGH_PORTS)
+        latency, wall = first_alert_latency(node, scanner.ipv4, started)
+        assert latency < 1.0 and wall < 3.0, (latency, wall)
+    finally:
+        alerts = node.stop()
+    counts = final_counts(alerts, scanner.ipv4)
+    assert counts["distinct_ports"] == len(HIGH_PORTS) and counts["distinct_hosts"] == 1
+    assert len(HIGH_PORTS) <= counts["honeyport_hits"] <= 2 * len(HIGH_PORTS), counts
+    first = next(a for a in alerts if a["source"]["ip"] == scanner.ipv4)
+    assert first["destination"]["ip"] == server.ipv4 and first["event"]["kind"] == "alert"
+
+
+def test_nmap_syn_scan_over_ipv6(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    _needs("nmap")
+    server, scanner = hosts
+    node = HoneyportNode(server, tmp_path, "2222,8081")
+    try:
+        result = run_in(scanner.name, ["nmap", "-6", "-sS", "-Pn", "-n", "-T4", "--max-retries", "1", "-p",
+                                       "2222,8081", server.ipv6], timeout=60)
+        assert len(re.findall(r"/tcp +open ", result.stdout.decode())) == 2, result.stdout.decode()
+        wait_for(lambda: any(a["source"]["ip"] == scanner.ipv6 for _, a in node.alerts), 5)
+    finally:
+        alerts = node.stop()
+    assert final_counts(alerts, scanner.ipv6)["distinct_ports"] == 2
+
+
+def test_masscan_is_counted_per_port(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    _needs("masscan")
+    server, scanner = hosts
+    node = HoneyportNode(server, tmp_path, ",".join(map(str, HIGH_PORTS)))
+    try:
+        started = time.time()
+        result = run_in(scanner.name, ["masscan", server.ipv4, "-p", ",".join(map(str, HIGH_PORTS)), "--rate",
+                                       "500", "--adapter", scanner.interface, "--adapter-ip", scanner.ipv4,
+                                       "--router-mac", server.mac, "--wait", "1"], timeout=60)
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.decode().count("Discovered open port") == len(HIGH_PORTS), result.stdout.decode()
+        latency, _ = first_alert_latency(node, scanner.ipv4, started)
+        assert latency < 1.0
+    finally:
+        alerts = node.stop()
+    counts = final_counts(alerts, scanner.ipv4)
+    assert counts["honeyport_hits"] == counts["distinct_ports"] == len(HIGH_PORTS), counts
+
+
+def test_nmap_version_scan_names_the_emulated_services(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    _needs("nmap")
+    server, scanner = hosts
+    node = HoneyportNode(server, tmp_path, ",".join(map(str, SERVICE_PORTS)), extra=", idle_timeout: 10")
+    try:
+        result = run_in(scanner.name, ["nmap", "-sV", "-Pn", "-n", "-T4", "--max-retries", "1", "--host-timeout",
+                                       "90s", "-p", ",".join(map(str, SERVICE_PORTS)), server.ipv4], timeout=120)
+    finally:
+        alerts = node.stop()
+    named = {}
+    for line in result.stdout.decode().splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].endswith("/tcp") and fields[1] == "open":
+            named[int(fields[0].split("/")[0])] = fields[2]
+    right = {port for port, service in SERVICE_PORTS.items() if named.get(port) == service}
+    assert len(right) >= 8, (named, result.stdout.decode())
+    assert final_counts(alerts, scanner.ipv4)["distinct_ports"] == len(SERVICE_PORTS)
+
+
+FLOOD_CLIENT = r"""
+import selectors, socket, sys, time
+target, ports, total, held = sys.argv[1], [int(p) for p in sys.argv[2].split(",")], int(sys.argv[3]), int(sys.argv[4])
+print(repr(time.time()), flush=True)
+slow = []
+for i in range(held):                      # slowloris: connections that send a byte and then nothing
+    s = socket.create_connection((target, ports[i % len(ports)]), timeout=5)
+    s.send(b"G")
+    slow.append(s)
+selector = selectors.DefaultSelector()
+done = started = 0
+while done < total:
+    while started < total and started - done < 200:
+        s = socket.socket(); s.setblocking(False)
+        s.connect_ex((target, ports[started % len(ports)]))
+        selector.register(s, selectors.EVENT_WRITE)
+        started += 1
+    for key, _ in selector.select(5):
+        selector.unregister(key.fileobj)
+        if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+            sys.exit("connect failed")
+        key.fileobj.close()
+        done += 1
+print(done + held, flush=True)
+for s in slow:
+    s.close()
+"""
+
+
+def test_flood_keeps_the_node_up_bounded_and_counting(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    server, scanner = hosts
+    ports = list(range(20000, 20020))
+    node = HoneyportNode(server, tmp_path, "20000-20019", extra=", max_connections_per_source: 64")
+    try:
+        begin = time.monotonic()
+        result = run_in(scanner.name, [sys.executable, "-c", FLOOD_CLIENT, server.ipv4, ",".join(map(str, ports)),
+                                       "4000", "150"], timeout=90)
+        assert result.returncode == 0, result.stderr.decode()
+        first_probe, connections = (float(x) for x in result.stdout.decode().split())
+        assert connections == 4150 and time.monotonic() - begin < 60
+        rss = node.rss_kib()
+        assert node.process.poll() is None and rss < 150 * 1024, rss
+        arrival = next(t for t, a in node.alerts if a["source"]["ip"] == scanner.ipv4)
+        print(f"flood: first alert {arrival - first_probe:.3f}s after the first probe, node RSS {rss} KiB")
+        assert arrival - first_probe < 1.0, arrival - first_probe
+        probe = run_in(scanner.name, [sys.executable, "-c", "import socket,sys; socket.create_connection("
+                                      f"({server.ipv4!r}, 20000), timeout=5).close()"], timeout=20)
+        assert probe.returncode == 0, "the node still accepts after the flood"
+    finally:
+        alerts = node.stop()
+    counts = final_counts(alerts, scanner.ipv4)
+    assert counts["honeyport_hits"] == 4150 + 1, counts
+    assert counts["distinct_ports"] == len(ports)
+    assert any("over the per-source cap" in line for line in node.log)
+
+
+def test_lab_is_removed_after_use() -> None:
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).stdout
+    with netns_lab(1, subnet_for("cleanup"), tag="gone") as made:
+        name = made.hosts[0].name
+        assert name.encode() in subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).stdout
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).stdout
+    assert name.encode() not in after and after.count(b"t1046-") <= before.count(b"t1046-")
