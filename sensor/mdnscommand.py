@@ -16,6 +16,7 @@ import signal
 from sensor.config import MdnsConfig, SensorConfig
 from sensor.mdnsdecoy import DecoyAdvertiser
 from sensor.mdnswatch import MdnsWatcher, WatcherError
+from sensor.observations import MdnsQuery
 from sensor.pipeline import Pipeline
 from sensor.sinks import build_sinks
 
@@ -31,8 +32,8 @@ class MdnsSensor:
     def __init__(self, config: MdnsConfig, pipeline: Pipeline) -> None:
         self.config = config
         self.pipeline = pipeline
-        self.watcher = MdnsWatcher(config.interfaces, pipeline.observe)
         self.decoys = DecoyAdvertiser(config.decoys, config.interfaces)
+        self.watcher = MdnsWatcher(config.interfaces, self._observe)
 
     async def start(self) -> tuple[str, ...]:
         """Start watching, then advertise the decoys; return the interfaces watched.
@@ -43,6 +44,10 @@ class MdnsSensor:
         if self.config.decoys:
             await self.decoys.start()
         return watched
+
+    def _observe(self, query: MdnsQuery) -> None:
+        self.pipeline.observe(query)
+        self.decoys.answer(query)
 
     def tick(self) -> None:
         """Periodic housekeeping (call it every :data:`TICK_SECONDS`)."""

@@ -14,17 +14,28 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 
 from zeroconf import BadTypeInNameException, Error, IPVersion, NonUniqueNameException, ServiceInfo
+from zeroconf._dns import DNSAddress
+from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncZeroconf
 
 from sensor.config import MdnsDecoy
 from sensor.mdnsdetect import decoy_host
 from sensor.mdnswatch import interface_addresses
+from sensor.observations import MdnsQuery
 
 log = logging.getLogger(__name__)
 
+_FLAGS_RESPONSE = 0x8400
+"""QR (a response) and AA (authoritative), RFC 6762 section 18."""
+_TYPE_A = 1
+_CLASS_IN_UNIQUE = 0x8001
+_HOST_TTL = 120
+_ANSWER_INTERVAL = 1.0
+"""Seconds between two multicast answers for one decoy host (RFC 6762 section 6)."""
 
-def decoy_service(decoy: MdnsDecoy, addresses: Sequence[IPv4Address]) -> ServiceInfo:
-    """The zeroconf service record set of one decoy, pointing at ``addresses``."""
+
+def decoy_service(decoy: MdnsDecoy) -> ServiceInfo:
+    """The zeroconf service record set of one decoy: PTR, SRV (to its unpublished host) and TXT."""
     service_type = f"{decoy.service_type}.local."
     return ServiceInfo(
         service_type,
@@ -32,8 +43,15 @@ def decoy_service(decoy: MdnsDecoy, addresses: Sequence[IPv4Address]) -> Service
         port=decoy.port,
         properties={},
         server=f"{decoy_host(decoy.instance)}.",
-        addresses=[address.packed for address in addresses],
     )
+
+
+def address_answer(host: str, addresses: Sequence[IPv4Address]) -> DNSOutgoing:
+    """The multicast answer to a question for a decoy host's IPv4 address."""
+    answer = DNSOutgoing(_FLAGS_RESPONSE)
+    for address in addresses:
+        answer.add_answer_at_time(DNSAddress(f"{host}.", _TYPE_A, _CLASS_IN_UNIQUE, _HOST_TTL, address.packed), 0)
+    return answer
 
 
 class DecoyAdvertiser:
@@ -44,6 +62,9 @@ class DecoyAdvertiser:
         self.interfaces = tuple(interfaces)
         self.registered: tuple[str, ...] = ()
         self._zeroconf: AsyncZeroconf | None = None
+        self._addresses: list[IPv4Address] = []
+        self._hosts = {decoy_host(decoy.instance) for decoy in self.decoys}
+        self._answered: dict[str, float] = {}
 
     async def start(self) -> tuple[str, ...]:
         """Advertise every decoy (probing takes about two seconds); return the names now advertised."""
@@ -53,12 +74,13 @@ class DecoyAdvertiser:
         if not addresses:
             log.error("mdns: decoys not advertised: no IPv4 address on %s", ", ".join(self.interfaces))
             return ()
+        self._addresses = addresses
         zeroconf = self._zeroconf = AsyncZeroconf(interfaces=[str(a) for a in addresses],
                                                   ip_version=IPVersion.V4Only)
         registered: list[str] = []
         for decoy in self.decoys:
             try:
-                info = decoy_service(decoy, addresses)
+                info = decoy_service(decoy)
                 await (await zeroconf.async_register_service(info))
             except (BadTypeInNameException, NonUniqueNameException, Error, ValueError) as error:
                 log.error("mdns: decoy %s.%s not advertised: %s", decoy.instance, decoy.service_type,
@@ -68,6 +90,16 @@ class DecoyAdvertiser:
             log.info("mdns: decoy %s advertised on port %d", info.name, decoy.port)
         self.registered = tuple(registered)
         return self.registered
+
+    def answer(self, query: MdnsQuery) -> None:
+        """Answer a question (seen by the watcher) for the address of a decoy host; ignore anything else."""
+        host = query.name.lower().rstrip(".")
+        if self._zeroconf is None or host not in self._hosts or query.qtype.upper() not in ("A", "ANY"):
+            return
+        if query.ts - self._answered.get(host, float("-inf")) < _ANSWER_INTERVAL:
+            return
+        self._answered[host] = query.ts
+        self._zeroconf.zeroconf.async_send(address_answer(host, self._addresses))
 
     async def stop(self) -> None:
         """Withdraw the decoys (goodbye packets) and close zeroconf."""
