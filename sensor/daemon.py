@@ -105,7 +105,6 @@ class Daemon:
         checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
         self.sinks = build_sinks(self.config, metrics=self.metrics)
         if checkpoint is None:
-            self.seq = max((sink.spool.last_seq for sink in self.sinks), default=0)
             self.pipeline = Pipeline(self.config, [self.outbox], metrics=self.metrics)
             streams, done = None, None
         else:
@@ -117,11 +116,16 @@ class Daemon:
             streams, done = checkpoint.streams, checkpoint.done
             log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
                      checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
+        self._seq_past_spools()
         if self.config.zeek.log_dir is not None:
             if not self.config.zeek.log_dir.is_dir():
                 log.warning("zeek.log_dir %s does not exist (yet); following it when it appears",
                             self.config.zeek.log_dir)
             self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done)
+
+    def _seq_past_spools(self) -> None:
+        """Number the next commits past anything a spool took (from another run, command or config)."""
+        self.seq = max([self.seq, *(sink.spool.last_seq for sink in self.sinks)])
 
     def _start_sources(self, config: SensorConfig) -> _Sources:
         return _Sources(self._start_honeyports(config), self._start_mdns(config))
@@ -327,6 +331,7 @@ class Daemon:
             log.error("SIGHUP: %s; keeping the running outputs", error)
             self.sinks = build_sinks(self.config, metrics=self.metrics)
             replaced = False
+        self._seq_past_spools()
         for sink in self.sinks:
             sink.start()
         return replaced
