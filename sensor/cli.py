@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from sensor.daemon import run_daemon
 
-            return run_daemon(_config(args.config))
+            config = _config(args.config)
+            return run_daemon(config, config_path=args.config, metrics_listen=config.metrics_listen)
         if args.command == "honeyports":
             from honeyports.command import run_honeyports
 

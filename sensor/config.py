@@ -185,6 +185,8 @@ class SensorConfig:
 
     name: str = "t1046-sensor"
     state_dir: Path = field(default_factory=lambda: Path("~/.local/state/t1046-sensor").expanduser())
+    metrics_listen: tuple[str, int] | None = None
+    """Where the Prometheus endpoint listens (``sensor.metrics_listen: 127.0.0.1:9646``); None: off."""
     zeek: ZeekConfig = ZeekConfig()
     detection: DetectionConfig = DetectionConfig()
     honeyports: HoneyportsConfig = HoneyportsConfig()
@@ -194,6 +196,23 @@ class SensorConfig:
 
 OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
 FORMATS = ("ecs", "ocsf")
+SPOOL_POLICIES = ("drop_oldest", "drop_newest")
+HTTP_KINDS = ("hec", "bulk", "webhook")
+SYSLOG_PROTOCOLS = ("udp", "tcp", "tls")
+SYSLOG_FACILITIES = {
+    "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
+    "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+_COMMON_KEYS = ("name", "batch_size", "spool_max_bytes", "spool_full", "retry_max_seconds")
+KNOWN_SETTINGS: dict[str, tuple[str, ...]] = {
+    "stdout": _COMMON_KEYS,
+    "file": (*_COMMON_KEYS, "path", "max_bytes", "keep"),
+    "syslog": (*_COMMON_KEYS, "host", "port", "protocol", "facility", "app_name", "hostname", "ca_file",
+               "cert_file", "key_file", "server_name", "insecure"),
+    "http": (*_COMMON_KEYS, "url", "kind", "token_env", "token_file", "username", "password_env",
+             "password_file", "index", "sourcetype", "ca_file", "insecure", "timeout", "headers"),
+}
+"""The ``outputs[]`` keys each sink type understands (besides ``type`` and ``format``)."""
 
 
 class _Reader:
@@ -343,11 +362,62 @@ def _decoy(reader: _Reader, item: Any, path: str) -> MdnsDecoy | None:
     service_type = reader.value(item, "type", path, _text, "")
     if not re.fullmatch(r"_[a-z0-9-]+\._(tcp|udp)", service_type):
         reader.problem(f"{path}.type", f"{service_type!r} is not a service type like _ssh._tcp")
-    ports = reader.value(item, "port", path, _ports, _NO_PORTS)
-    if len(ports) != 1:
-        reader.problem(f"{path}.port", "must be one port")
+    port = reader.value(item, "port", path, _port, 0)
+    if not port:
         return None
-    return MdnsDecoy(instance=reader.value(item, "instance", path, _text, ""), service_type=service_type, port=ports[0])
+    return MdnsDecoy(instance=reader.value(item, "instance", path, _text, ""), service_type=service_type, port=port)
+
+
+def _at_least(minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{value!r} is not a whole number of at least {minimum}")
+        return value
+
+    return convert
+
+
+def _port(value: Any) -> int:
+    ports = _ports(value)
+    if len(ports) != 1:
+        raise ValueError(f"{value!r} is not one port")
+    return ports[0]
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _url(value: Any) -> str:
+    text = _text(value)
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of header name to value")
+    headers = {_text(k): _text(v) for k, v in value.items()}
+    if any(name.lower() == "authorization" for name in headers):
+        raise ValueError("an Authorization header would put a secret in the file: use token_env or token_file")
+    return headers
+
+
+_OUTPUT_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": _text, "batch_size": _at_least(1), "spool_max_bytes": _at_least(4096),
+    "spool_full": _choice(SPOOL_POLICIES), "retry_max_seconds": _at_least(1),
+    "path": _text, "max_bytes": _at_least(0), "keep": _at_least(1),
+    "host": _text, "port": _port,
+    "protocol": _choice(SYSLOG_PROTOCOLS), "facility": _choice(tuple(SYSLOG_FACILITIES)), "app_name": _text,
+    "hostname": _text, "ca_file": _text, "cert_file": _text, "key_file": _text, "server_name": _text,
+    "insecure": _boolean, "url": _url, "kind": _choice(HTTP_KINDS), "token_env": _text, "token_file": _text,
+    "username": _text, "password_env": _text, "password_file": _text, "index": _text, "sourcetype": _text,
+    "timeout": _positive_number, "headers": _headers,
+}
+_OUTPUT_REQUIRED = {"file": ("path",), "syslog": ("host",), "http": ("url",)}
 
 
 def _output(reader: _Reader, item: Any, path: str) -> OutputConfig | None:
@@ -357,13 +427,41 @@ def _output(reader: _Reader, item: Any, path: str) -> OutputConfig | None:
     kind = reader.value(item, "type", path, _choice(OUTPUT_TYPES), "")
     if not kind:
         return None
-    if kind == "file" and not item.get("path"):
-        reader.problem(f"{path}.path", "is required for a file output")
-    if kind in ("syslog", "http") and not (item.get("host") or item.get("url")):
-        reader.problem(path, f"a {kind} output needs {'host' if kind == 'syslog' else 'url'}")
-    settings = {k: v for k, v in item.items() if k not in ("type", "format")}
+    known = KNOWN_SETTINGS[kind]
+    for extra in sorted(set(item) - {"type", "format", *known}):
+        reader.problem(f"{path}.{extra}", f"unknown key for a {kind} output (known: {', '.join(known)})")
+    for key in _OUTPUT_REQUIRED.get(kind, ()):
+        if not item.get(key):
+            reader.problem(f"{path}.{key}", f"is required for a {kind} output")
+    if "token_env" in item and "token_file" in item:
+        reader.problem(f"{path}.token_file", "give token_env or token_file, not both")
+    settings = {key: reader.value(item, key, path, _OUTPUT_CHECKS[key], item[key])
+                for key in known if key in item}
     fmt = reader.value(item, "format", path, _choice(FORMATS), "ecs")
     return OutputConfig(type=kind, format=fmt, settings=settings)
+
+
+def _names_unique(reader: _Reader, outputs: list[OutputConfig]) -> None:
+    seen: dict[str, int] = {}
+    for index, output in enumerate(outputs):
+        name = output.settings.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                reader.problem(f"outputs[{index}].name", f"{name!r} is already the name of outputs[{seen[name]}]")
+            seen[name] = index
+
+
+def _listen_address(value: Any) -> tuple[str, int]:
+    host, _, port = _text(value).rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"{value!r} is not ADDRESS:PORT like 127.0.0.1:9646") from None
+    if not 1 <= number <= 65535:
+        raise ValueError(f"{number} is not a port (1-65535)")
+    return host, number
 
 
 _DETECTION_NUMBERS = (
@@ -426,7 +524,7 @@ def parse_config(data: Any) -> SensorConfig:
         raise ConfigError([f"(top): must be a mapping, not {type(data).__name__}"])
     for extra in sorted(set(data) - {"sensor", "zeek", "detection", "honeyports", "mdns", "outputs"}):
         reader.problem(extra, "unknown section (known: sensor, zeek, detection, honeyports, mdns, outputs)")
-    sensor = reader.section(data, "sensor", "", ("name", "state_dir"))
+    sensor = reader.section(data, "sensor", "", ("name", "state_dir", "metrics_listen"))
     zeek = reader.section(data, "zeek", "", ("log_dir",))
     honey = reader.section(data, "honeyports", "", ("listen", "tcp", "udp", "profiles", "max_connections",
                                                     "max_connections_per_source", "idle_timeout", "read_limit"))
@@ -441,6 +539,7 @@ def parse_config(data: Any) -> SensorConfig:
         except ValueError:
             reader.problem(f"honeyports.listen[{index}]", f"{address!r} is not an IP address")
     outputs = reader.items(data, "outputs", "", lambda item, path: _output(reader, item, path))
+    _names_unique(reader, outputs)
     if "outputs" in data and not outputs and not reader.problems:
         reader.problem("outputs", "is empty: alerts would go nowhere")
     state_dir = Path(reader.value(sensor, "state_dir", "sensor", _text, str(SensorConfig().state_dir)))
@@ -448,6 +547,7 @@ def parse_config(data: Any) -> SensorConfig:
     config = SensorConfig(
         name=reader.value(sensor, "name", "sensor", _text, SensorConfig().name),
         state_dir=state_dir.expanduser(),
+        metrics_listen=reader.value(sensor, "metrics_listen", "sensor", _listen_address, None),
         zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None),
         detection=detection,
         honeyports=HoneyportsConfig(

@@ -32,8 +32,8 @@ from pathlib import Path
 from sensor.checkpoint import StreamPosition
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeeklog import KINDS, MAX_LINE, MalformedLog, ZeekLog, _age_order, log_kind
-from sensor.zeekmap import to_observation, wanted_fields
+from sensor.zeeklog import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind
+from sensor.zeekmap import observations_of, wanted_fields
 
 log = logging.getLogger(__name__)
 
@@ -62,29 +62,23 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class _Slice(ZeekLog):
-    """Some complete lines of a log, preceded by its header lines (a TSV slice needs its ``#fields``)."""
-
-    def __init__(self, path: Path, malformed: MalformedLog, header: list[bytes], data: bytes) -> None:
-        super().__init__(path, malformed)
-        self._header_lines = header
-        self._data = data
-
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
-        number = 0
-        for line in self._header_lines:
-            number += 1
-            yield number, line
-        lines = self._data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            number += 1
-            if len(line) > MAX_LINE:
-                self.malformed.report(str(self.path), number, f"line longer than {MAX_LINE} bytes")
-                continue
-            yield number, line
-        if rest:
-            self.malformed.report(str(self.path), number + 1, "truncated last line (no newline)")
+def _slice_lines(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of some complete lines of a log, preceded by its header lines (a TSV slice needs
+    its ``#fields``)."""
+    number = 0
+    for line in header:
+        number += 1
+        yield number, line
+    lines = data.split(b"\n")
+    rest = lines.pop()
+    for line in lines:
+        number += 1
+        if len(line) > MAX_LINE:
+            log.malformed.report(str(log.path), number, f"line longer than {MAX_LINE} bytes")
+            continue
+        yield number, line
+    if rest:
+        log.malformed.report(str(log.path), number + 1, "truncated last line (no newline)")
 
 
 @dataclass(slots=True)
@@ -126,7 +120,7 @@ class LogFollower:
             except OSError:
                 continue
             found += [path for path in entries if log_kind(path.name) == kind and path.is_file()]
-        return sorted(found, key=_age_order)
+        return sorted(found, key=age_order)
 
     def _is_live(self, path: Path, kind: str) -> bool:
         return path.parent == self.log_dir and path.name == f"{kind}.log"
@@ -255,16 +249,10 @@ class LogFollower:
 
     def _parse(self, path: Path, position: StreamPosition, data: bytes, batch: FollowBatch) -> None:
         header = self._header(path, position.fingerprint) if position.offset else []
-        piece = _Slice(path, self.malformed, header, data)
+        piece = ZeekLog(path, self.malformed)
         try:
-            for kind, record in piece.records(wanted_fields):
-                try:
-                    observation = to_observation(kind, record)
-                except (KeyError, ValueError, TypeError) as error:
-                    self.malformed.report(str(path), piece.records_read, f"unusable record: {error!r}")
-                    continue
-                if observation is not None:
-                    batch.observations.append(observation)
+            batch.observations.extend(observations_of(piece, piece.records_from(
+                _slice_lines(piece, header, data), wanted_fields)))
             batch.records[piece.kind or "unknown"] = batch.records.get(piece.kind or "unknown", 0) + piece.records_read
         except LogReadError as error:
             self.malformed.report(str(path), 0, str(error))

@@ -16,7 +16,7 @@ from sensor.errors import LogReadError
 from sensor.observations import Observation
 from sensor.render import render_line
 from sensor.zeeklog import MalformedLog, ZeekLog, discover
-from sensor.zeekmap import to_observation, wanted_fields
+from sensor.zeekmap import observations_of, wanted_fields
 
 TICK_EVERY = 60.0
 """Seconds of log time between expiry passes of the correlator."""
@@ -43,17 +43,11 @@ class ReplaySummary:
                 f" ({self.suppressed} suppressed as authorized) in {self.seconds:.1f}s")
 
 
-def _stream(logs: list[ZeekLog], malformed: MalformedLog) -> Iterator[tuple[float, int, Observation]]:
+def _stream(logs: list[ZeekLog]) -> Iterator[tuple[float, int, Observation]]:
     """Observations of one log kind, file after file; records without evidence are dropped."""
     for order, log in enumerate(logs):
-        for kind, record in log.records(wanted_fields):
-            try:
-                observation = to_observation(kind, record)
-            except (KeyError, ValueError, TypeError) as error:
-                malformed.report(str(log.path), log.records_read, f"unusable record: {error!r}")
-                continue
-            if observation is not None:
-                yield observation.ts, order, observation
+        for observation in observations_of(log, log.records(wanted_fields)):
+            yield observation.ts, order, observation
 
 
 class _Progress:
@@ -95,7 +89,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     for _kind, files in streams:
         logs = [ZeekLog(path, malformed) for path in files]
         all_logs.extend(logs)
-        merged_inputs.append(_stream(logs, malformed))
+        merged_inputs.append(_stream(logs))
     if not all_logs:
         raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}")
     total_bytes = sum(log.path.stat().st_size for log in all_logs)

@@ -38,7 +38,15 @@ from typing import Any, BinaryIO, Protocol
 import orjson
 
 from sensor.alerts import Alert
-from sensor.config import OutputConfig, SensorConfig
+from sensor.config import (
+    HTTP_KINDS,
+    KNOWN_SETTINGS,
+    SPOOL_POLICIES,
+    SYSLOG_FACILITIES,
+    SYSLOG_PROTOCOLS,
+    OutputConfig,
+    SensorConfig,
+)
 from sensor.errors import SensorError
 from sensor.metrics import Metrics
 from sensor.render import RENDERERS
@@ -47,29 +55,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPOOL_BYTES = 64 << 20
 DEFAULT_BATCH = 100
-SPOOL_POLICIES = ("drop_oldest", "drop_newest")
-HTTP_KINDS = ("hec", "bulk", "webhook")
-SYSLOG_PROTOCOLS = ("udp", "tcp", "tls")
-SYSLOG_FACILITIES = {
-    "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
-    "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
-}
 _SYSLOG_SEVERITY = {1: 5, 2: 4, 3: 3, 4: 2}
 """Alert severity (1 low … 4 critical) → syslog severity (notice, warning, error, critical)."""
 SD_ID = "t1046@32473"
 """Structured-data id of our RFC 5424 element (32473 is the enterprise number reserved for examples)."""
-_COMMON_KEYS = ("name", "batch_size", "spool_max_bytes", "spool_full", "retry_max_seconds")
-KNOWN_SETTINGS: dict[str, tuple[str, ...]] = {
-    "stdout": _COMMON_KEYS,
-    "file": (*_COMMON_KEYS, "path", "max_bytes", "keep"),
-    "syslog": (*_COMMON_KEYS, "host", "port", "protocol", "facility", "app_name", "hostname", "ca_file",
-               "cert_file", "key_file", "server_name", "insecure"),
-    "http": (*_COMMON_KEYS, "url", "kind", "token_env", "token_file", "username", "password_env",
-             "password_file", "index", "sourcetype", "ca_file", "insecure", "timeout", "headers"),
-}
-"""The ``outputs[]`` keys each sink type understands (besides ``type`` and ``format``)."""
-
-
 class DeliveryError(SensorError):
     """A batch could not be delivered now; the sink keeps it and retries."""
 

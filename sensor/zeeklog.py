@@ -16,7 +16,7 @@ import io
 import logging
 import re
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,11 @@ def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
             raise LogReadError(f"{path}: no such file or directory")
     ordered: list[tuple[str | None, list[Path]]] = []
     for kind, files in streams.items():
-        ordered.append((kind, files if kind is None else sorted(files, key=_age_order)))
+        ordered.append((kind, files if kind is None else sorted(files, key=age_order)))
     return ordered
 
 
-def _age_order(path: Path) -> tuple[int, str]:
+def age_order(path: Path) -> tuple[int, str]:
     """Rotated files sort by the time in their names; the live ``conn.log`` comes last."""
     name = path.name
     return (1 if name == f"{log_kind(name)}.log" else 0, name)
@@ -228,6 +228,12 @@ class ZeekLog:
         Raises :class:`LogReadError` when the file cannot be opened or holds nothing that looks like a
         Zeek log.
         """
+        return self.records_from(self._lines(), wanted)
+
+    def records_from(self, lines: Iterable[tuple[int, bytes]],
+                     wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[tuple[str | None, Record]]:
+        """Like :meth:`records`, over numbered lines (without newlines) read elsewhere, such as the part
+        of a growing file a follower has just read, preceded by the file's header lines."""
         header: Header | None = None
         directives: dict[str, bytes] = {}
         columns: list[tuple[str, int, Callable[[str], Any]]] = []
@@ -235,7 +241,7 @@ class ZeekLog:
         unset = "-"
         looked_like_log = False
         source = str(self.path)
-        for number, line in self._lines():
+        for number, line in lines:
             if not line:
                 continue
             if line[:1] == b"#":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from sensor.observations import (
     ZeekDetection,
     ZeekNotice,
 )
-from sensor.zeeklog import Record
+from sensor.zeeklog import Record, ZeekLog
 
 FIELDS: dict[str | None, tuple[str, ...]] = {
     "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
@@ -257,3 +257,16 @@ def to_observation(kind: str | None, record: Record) -> Observation | None:
     """
     mapper = MAPPERS.get(kind or "")
     return mapper(record) if mapper is not None else None
+
+
+def observations_of(log: ZeekLog, records: Iterable[tuple[str | None, Record]]) -> Iterator[Observation]:
+    """The observations in a log's records; a record whose fields are missing or bad is reported to the
+    log's malformed-line counter and skipped."""
+    for kind, record in records:
+        try:
+            observation = to_observation(kind, record)
+        except (KeyError, ValueError, TypeError) as error:
+            log.malformed.report(str(log.path), log.records_read, f"unusable record: {error!r}")
+            continue
+        if observation is not None:
+            yield observation

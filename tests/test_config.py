@@ -106,3 +106,27 @@ def test_embedded_default_works_without_zeek() -> None:
     assert config.honeyports.listen == ("127.0.0.1",) and config.honeyports.tcp
     assert all(port > 1024 for port in config.honeyports.tcp + config.honeyports.udp)
     assert {o.type for o in config.outputs} == {"stdout", "file"}
+
+
+def test_sink_settings_are_checked_with_the_rest() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({
+            "sensor": {"metrics_listen": "nowhere"},
+            "outputs": [
+                {"type": "syslog", "host": "127.0.0.1", "protocol": "carrier", "port": 99999, "colour": "red"},
+                {"type": "http", "url": "ftp://siem", "headers": {"Authorization": "Splunk s3cret"},
+                 "token_env": "A", "token_file": "/b", "timeout": 0},
+                {"type": "file", "path": "a.jsonl", "name": "one", "batch_size": 0},
+                {"type": "stdout", "name": "one"},
+            ],
+        })
+    problems = "\n".join(caught.value.problems)
+    for expected in ("sensor.metrics_listen:", "outputs[0].protocol:", "outputs[0].port:", "outputs[0].colour:",
+                     "outputs[1].url:", "outputs[1].headers:", "outputs[1].token_file:", "outputs[1].timeout:",
+                     "outputs[2].batch_size:", "outputs[3].name:"):
+        assert expected in problems, (expected, problems)
+    assert "s3cret" not in problems
+    config = parse_config({"sensor": {"metrics_listen": "[::1]:9646"},
+                           "outputs": [{"type": "syslog", "host": "siem", "port": 6514, "protocol": "tls"}]})
+    assert config.metrics_listen == ("::1", 9646)
+    assert config.outputs[0].settings == {"host": "siem", "port": 6514, "protocol": "tls"}
