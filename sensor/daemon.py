@@ -31,12 +31,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from twisted.internet.defer import Deferred
 
+from honeyports.service import HoneyportService
 from sensor.alerts import Alert
 from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
 from sensor.config import SensorConfig, load_config
 from sensor.errors import ConfigError, SensorError
 from sensor.follow import LogFollower
+from sensor.mdnscommand import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
 from sensor.observations import HoneyportHit
 from sensor.pipeline import Pipeline
@@ -75,8 +78,8 @@ class _Outbox:
 class _Sources:
     """The optional sources that are running, to stop them at the end or on reload."""
 
-    honeyports: Any | None
-    mdns: Any | None
+    honeyports: HoneyportService | None
+    mdns: MdnsSensor | None
 
 
 class Daemon:
@@ -134,14 +137,9 @@ class Daemon:
     def _start_sources(self, config: SensorConfig) -> _Sources:
         return _Sources(self._start_honeyports(config), self._start_mdns(config))
 
-    def _start_honeyports(self, config: SensorConfig) -> Any | None:
+    def _start_honeyports(self, config: SensorConfig) -> HoneyportService | None:
         honey = config.honeyports
         if not honey.listen or not (honey.tcp or honey.udp):
-            return None
-        try:
-            from honeyports.service import HoneyportService
-        except ImportError as error:
-            log.warning("honeyports are configured but not available (%s); running without them", error)
             return None
 
         def emit(hit: HoneyportHit) -> None:
@@ -154,13 +152,8 @@ class Daemon:
         log.info("honeyports: listening on %d ports", len(service.ports))
         return service
 
-    def _start_mdns(self, config: SensorConfig) -> Any | None:
+    def _start_mdns(self, config: SensorConfig) -> MdnsSensor | None:
         if not config.mdns.interfaces:
-            return None
-        try:
-            from sensor.mdnscommand import MdnsSensor
-        except ImportError as error:
-            log.warning("mdns is configured but the watcher is not available (%s); running without it", error)
             return None
         return MdnsSensor(config.mdns, self.pipeline)
 
@@ -176,8 +169,6 @@ class Daemon:
 
     async def _stop_sources(self, sources: _Sources) -> None:
         if sources.honeyports is not None:
-            from twisted.internet.defer import Deferred
-
             stopped: Deferred[None] = sources.honeyports.stop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopped.asFuture(asyncio.get_running_loop()), 10)
