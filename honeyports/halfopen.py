@@ -37,6 +37,11 @@ _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _SO_ATTACH_FILTER = 26
 _IPV6_RECVPKTINFO = 49
 _IPV6_PKTINFO = 50
+_SO_RCVBUFFORCE = 33
+ACCEPTED_MEMORY = 5.0
+"""Seconds an accept is remembered for a SYN not read yet."""
+RECEIVE_BUFFER = 8 << 20
+"""Bytes of kernel buffer for the raw socket: a SYN burst waits there while the loop is busy accepting."""
 
 
 def _bpf(ipv4: bool) -> list[tuple[int, int, int, int]]:
@@ -92,7 +97,7 @@ class HalfOpenWatcher:
     """
 
     def __init__(self, ports: Collection[int], addresses: Collection[str], touch: Touch,
-                 expire_after: float = 10.0, max_pending: int = 65536) -> None:
+                 expire_after: float = 75.0, max_pending: int = 65536) -> None:
         self.ports = frozenset(ports)
         self.addresses = frozenset(addresses)
         """Target addresses watched; empty: any (the honeyports listen on a wildcard address)."""
@@ -100,6 +105,8 @@ class HalfOpenWatcher:
         self.expire_after = expire_after
         self.max_pending = max_pending
         self.pending: OrderedDict[Key, float] = OrderedDict()
+        self.accepted_first: OrderedDict[Key, float] = OrderedDict()
+        """Handshakes the listener accepted before this watcher read their SYN (two descriptors, no order)."""
         self.reported = 0
 
     # -- pure decision logic ---------------------------------------------------------------------------
@@ -114,20 +121,26 @@ class HalfOpenWatcher:
                 if syn_time is not None:
                     self._report(key, syn_time)
             return
-        if key in self.pending:
+        if key in self.pending or self.accepted_first.pop(key, None) is not None:
             return
         if len(self.pending) >= self.max_pending:
             oldest, syn_time = self.pending.popitem(last=False)
             self._report(oldest, syn_time)
         self.pending[key] = now
 
-    def completed(self, source: str, source_port: int, target: str, target_port: int) -> None:
-        """The listener accepted this handshake: it counted it, so this watcher must not."""
-        self.pending.pop((source, source_port, target, target_port), None)
+    def completed(self, key: Key, now: float) -> None:
+        """The listener accepted this handshake: it counted it, so this watcher must not, even when the SYN
+        is read after the accept."""
+        if self.pending.pop(key, None) is None:
+            if len(self.accepted_first) >= self.max_pending:
+                self.accepted_first.popitem(last=False)
+            self.accepted_first[key] = now
 
     def expire(self, now: float) -> None:
         """Report the SYNs that got neither an accept nor a reset within ``expire_after`` seconds."""
         cutoff = now - self.expire_after
+        while self.accepted_first and next(iter(self.accepted_first.values())) <= now - ACCEPTED_MEMORY:
+            self.accepted_first.popitem(last=False)
         while self.pending:
             key, syn_time = next(iter(self.pending.items()))
             if syn_time > cutoff:
@@ -152,6 +165,10 @@ class RawReader:
         self.sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_TCP)
         try:
             self.sock.setblocking(False)
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except PermissionError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             _attach_filter(self.sock, _bpf(family == socket.AF_INET))
             if family == socket.AF_INET6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)

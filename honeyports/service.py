@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 PAYLOAD_LIMIT = 64
 """Bytes of a UDP datagram kept in its hit."""
+HALF_OPEN_EXPIRY = 75.0
+"""Seconds after which a SYN neither accepted nor reset is a touch: past Linux's SYN-ACK retries (63 s with
+``tcp_synack_retries`` 5), so a handshake still waiting in an accept queue is never counted twice."""
 LISTEN_BACKLOG = 1024
 """Accept queue per TCP port: a burst of connects waits here instead of being dropped."""
 
@@ -173,7 +176,7 @@ class HoneyportService:
         wildcard = any(host_address(a).is_unspecified for a in self.config.listen)
         addresses = () if wildcard else tuple(str(host_address(a)) for a in self.config.listen)
         self.watcher = HalfOpenWatcher(self.config.tcp, addresses, self._half_open_touch,
-                                       expire_after=max(self.config.idle_timeout, 5.0))
+                                       expire_after=HALF_OPEN_EXPIRY)
         families = {socket.AF_INET6 if ":" in a else socket.AF_INET for a in self.config.listen}
         problems = []
         for family in sorted(families):
@@ -199,7 +202,7 @@ class HoneyportService:
 
     def _handshake_completed(self, source: str, source_port: int, target: str, target_port: int) -> None:
         if self.watcher is not None:
-            self.watcher.completed(source, source_port, target, target_port)
+            self.watcher.completed((source, source_port, target, target_port), self.clock())
 
     def _half_open_touch(self, source: str, source_port: int, target: str, target_port: int, ts: float) -> None:
         self.table.stats.hits += 1

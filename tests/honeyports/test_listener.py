@@ -155,10 +155,18 @@ def test_syn_then_reset_without_ack_is_one_half_open_touch() -> None:
 def test_accepted_handshake_is_left_to_the_listener() -> None:
     watcher, touches = _watcher()
     watcher.segment(KEY, SYN, 1.0)
-    watcher.completed(*KEY)
+    watcher.completed(KEY, 1.1)
     watcher.segment(KEY, RST | ACK, 2.0)
     watcher.expire(100.0)
     assert touches == []
+
+
+def test_accept_seen_before_its_syn_is_not_counted_twice() -> None:
+    watcher, touches = _watcher()
+    watcher.completed(KEY, 1.0)
+    watcher.segment(KEY, SYN, 1.2)
+    watcher.expire(100.0)
+    assert touches == [] and not watcher.accepted_first
 
 
 def test_reset_with_ack_is_not_a_syn_scan_but_unanswered_syn_expires_into_a_touch() -> None:
@@ -169,6 +177,9 @@ def test_reset_with_ack_is_not_a_syn_scan_but_unanswered_syn_expires_into_a_touc
     assert touches == []
     watcher.expire(11.0)
     assert touches == [(*KEY, 1.0)]
+    watcher.completed(KEY, 20.0)
+    watcher.expire(30.0)
+    assert not watcher.accepted_first, "remembered accepts are forgotten after a few seconds"
 
 
 def test_other_ports_and_addresses_are_ignored_and_pending_is_bounded() -> None:
