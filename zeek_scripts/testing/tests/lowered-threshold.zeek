@@ -1,0 +1,6 @@
+# @TEST-DOC: The same 4-host sweep with the address scan threshold lowered by redef: an address_scan row for each of the 6 ports.
+# @TEST-EXEC: zeek -C -r $TRACES/s2_horizontal_syn.pcap $PACKAGE %INPUT
+# @TEST-EXEC: zeek-cut scanner kind n_targets n_ports < t1046.log | grep address_scan | sort | uniq -c > detections
+# @TEST-EXEC: btest-diff detections
+
+redef T1046::address_scan_threshold = 4;
