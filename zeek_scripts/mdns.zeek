@@ -17,7 +17,7 @@ function mdns_kind(query: string): string
 	if ( query == mdns_enumeration_name )
 		return "mdns_service_enumeration";
 
-	if ( /\.local$/ !in query )
+	if ( ! ends_with(query, ".local") )
 		return "";
 
 	if ( sub_bytes(query, 1, |query| - 6) in mdns_sensitive_services )
