@@ -17,35 +17,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
 from honeyports.service import HoneyportService
-from sensor.alerts import Alert
 from sensor.config import SensorConfig
 from sensor.pipeline import Pipeline
-from sensor.sinks import SpooledSink, build_sinks
+from sensor.sinks import DRAIN_SECONDS, SpooledSink, build_sinks, drain_all
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0
 """How often the correlator's expiry runs."""
-DRAIN_SECONDS = 10.0
-"""How long shutdown waits for each sink to deliver what is spooled."""
-
-
-class _DrainedSink:
-    """Hands alerts to a spooled sink but leaves closing it to :func:`_drain`.
-
-    ``Pipeline.close()`` closes its sinks synchronously, which cancels a spooled sink's worker before the
-    final incident updates are delivered; the node drains the sinks itself, on the event loop, instead.
-    """
-
-    def __init__(self, sink: SpooledSink) -> None:
-        self.sink = sink
-
-    def deliver(self, alert: Alert, observer: str) -> None:
-        """Spool the alert for the sink's worker."""
-        self.sink.deliver(alert, observer)
-
-    def close(self) -> None:
-        """Nothing: :func:`_drain` closes the sink after delivering."""
 
 
 def asyncio_reactor() -> Any:
@@ -80,7 +59,7 @@ def run_honeyports(config: SensorConfig) -> int:
     raise_descriptor_limit()
     reactor = asyncio_reactor()
     sinks = build_sinks(config)
-    pipeline = Pipeline(config, [_DrainedSink(sink) for sink in sinks])
+    pipeline = Pipeline(config, sinks)
     service = HoneyportService(config.honeyports, pipeline.observe, config.name, reactor)
     problems = service.start()
     for problem in problems:
@@ -114,11 +93,8 @@ def _close(pipeline: Pipeline, service: HoneyportService, sinks: list[SpooledSin
     log.info("honeyports: stopped; %d hits (%d half-open), %d refused over the total cap, %d over the per-source "
              "cap, %d timed out; %d alerts", stats.hits, stats.half_open, stats.refused_total, stats.refused_source,
              stats.timed_out, pipeline.alerts_emitted)
-    return Deferred.fromFuture(asyncio.ensure_future(_drain(sinks)))
 
+    async def drain() -> None:
+        await drain_all(sinks, DRAIN_SECONDS)
 
-async def _drain(sinks: list[SpooledSink]) -> None:
-    results = await asyncio.gather(*(sink.drain(DRAIN_SECONDS) for sink in sinks))
-    for sink, delivered in zip(sinks, results, strict=True):
-        if not delivered:
-            log.warning("honeyports: sink %s did not deliver everything before shutdown", sink.name)
+    return Deferred.fromFuture(asyncio.ensure_future(drain()))

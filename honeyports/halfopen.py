@@ -148,6 +148,14 @@ class HalfOpenWatcher:
             del self.pending[key]
             self._report(key, syn_time)
 
+    def flush(self) -> None:
+        """Report every pending SYN (shutdown): a handshake still waiting in the kernel's accept queue
+        when the listeners close was a touch all the same."""
+        while self.pending:
+            key, syn_time = self.pending.popitem(last=False)
+            self._report(key, syn_time)
+        self.accepted_first.clear()
+
     def _report(self, key: Key, syn_time: float) -> None:
         self.reported += 1
         self.touch(key[0], key[1], key[2], key[3], syn_time)
@@ -186,8 +194,15 @@ class RawReader:
 
     def doRead(self) -> None:
         """Drain up to a batch of segments."""
+        self._read(self._BATCH)
+
+    def read_all(self, limit: int = 1 << 20) -> None:
+        """Drain every queued segment (up to ``limit``): the last read before the watcher is flushed."""
+        self._read(limit)
+
+    def _read(self, limit: int) -> None:
         now = self.clock()
-        for _ in range(self._BATCH):
+        for _ in range(limit):
             try:
                 parsed = parse_ipv4(self.sock.recv(128)) if self.family == socket.AF_INET else self._read_ipv6()
             except (BlockingIOError, InterruptedError):

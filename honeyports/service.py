@@ -124,9 +124,12 @@ class HoneyportService:
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
         for reader in self._readers:
+            reader.read_all()
             self.reactor.removeReader(reader)
             reader.connectionLost(None)
         self._readers.clear()
+        if self.watcher is not None:
+            self.watcher.flush()
         stopping = [d for _, _, port in self.ports if (d := port.stopListening()) is not None]
         self.ports.clear()
         done: Deferred[None] = Deferred()

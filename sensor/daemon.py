@@ -43,7 +43,7 @@ from sensor.mdnscommand import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
 from sensor.observations import HoneyportHit
 from sensor.pipeline import Pipeline
-from sensor.sinks import SinkConfigError, SpooledSink, build_sinks, write_atomically
+from sensor.sinks import DRAIN_SECONDS, SinkConfigError, SpooledSink, build_sinks, drain_all, write_atomically
 from sensor.zeeklog import MalformedLog
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,6 @@ COMMIT_SHARE = 5.0
 pickles in about 1.3 s) leaves the loop at least 80 % of its time."""
 TICK_SECONDS = 5.0
 HEARTBEAT_SECONDS = 60.0
-DRAIN_SECONDS = 10.0
 
 
 class _Outbox:
@@ -69,9 +68,6 @@ class _Outbox:
 
     def deliver(self, alert: Alert, observer: str) -> None:
         self.pending.append(alert)
-
-    def close(self) -> None:
-        """The daemon hands what is pending to the sinks itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,10 +333,7 @@ class Daemon:
         log.info("stopping: closing sources, saving a last checkpoint, draining sinks")
         await self._stop_sources(self.sources)
         self._commit()
-        results = await asyncio.gather(*(sink.drain(DRAIN_SECONDS) for sink in self.sinks))
-        for sink, delivered in zip(self.sinks, results, strict=True):
-            if not delivered:
-                log.warning("sink %s: undelivered alerts stay spooled for the next start", sink.name)
+        await drain_all(self.sinks, DRAIN_SECONDS)
         self.malformed.summarise()
 
 

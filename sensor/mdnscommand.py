@@ -18,7 +18,7 @@ from sensor.mdnsdecoy import DecoyAdvertiser
 from sensor.mdnswatch import MdnsWatcher, WatcherError
 from sensor.observations import MdnsQuery
 from sensor.pipeline import Pipeline
-from sensor.sinks import build_sinks
+from sensor.sinks import DRAIN_SECONDS, build_sinks, drain_all
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ async def serve(sensor: MdnsSensor, stop: asyncio.Event, tick_seconds: float = T
 
 
 async def _main(config: SensorConfig) -> int:
-    pipeline = Pipeline(config, build_sinks(config))
+    sinks = build_sinks(config)
+    pipeline = Pipeline(config, sinks)
     sensor = MdnsSensor(config.mdns, pipeline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,6 +92,7 @@ async def _main(config: SensorConfig) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         pipeline.close()
+        await drain_all(sinks, DRAIN_SECONDS)
     return 0
 
 

@@ -51,12 +51,10 @@ class Pipeline:
         return self._deliver(self.correlator.tick(self.now))
 
     def close(self) -> list[Alert]:
-        """Close every incident and the sinks (shutdown)."""
+        """Close every incident and deliver the final updates (shutdown); the sinks stay open for their
+        owner to drain."""
         self.now = max(self.now, self._clock())
-        alerts = self._deliver(self.correlator.close_all(self.now))
-        for sink in self._sinks:
-            sink.close()
-        return alerts
+        return self._deliver(self.correlator.close_all(self.now))
 
     def _deliver(self, alerts: list[Alert]) -> list[Alert]:
         for alert in alerts:

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPOOL_BYTES = 64 << 20
 DEFAULT_BATCH = 100
+DRAIN_SECONDS = 10.0
+"""How long shutdown waits for each sink to deliver what is spooled."""
 _SYSLOG_SEVERITY = {1: 5, 2: 4, 3: 3, 4: 2}
 """Alert severity (1 low … 4 critical) → syslog severity (notice, warning, error, critical)."""
 SD_ID = "t1046@32473"
@@ -68,11 +70,10 @@ class RejectedBatch(SensorError):
 
 
 class Sink(Protocol):
-    """Takes alerts; never raises into the pipeline and never blocks on a receiver."""
+    """Takes alerts; never raises into the pipeline and never blocks on a receiver. Whoever built a sink
+    closes it (for a spooled sink: :func:`drain_all` on the event loop)."""
 
     def deliver(self, alert: Alert, observer: str) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,6 +641,15 @@ class SpooledSink:
         if self._task is not None:
             self._task.cancel()
         self.spool.close()
+
+
+async def drain_all(sinks: Sequence[SpooledSink], timeout: float) -> bool:
+    """Drain every sink at once (each for up to ``timeout`` seconds); True when all delivered everything."""
+    results = await asyncio.gather(*(sink.drain(timeout) for sink in sinks))
+    for sink, delivered in zip(sinks, results, strict=True):
+        if not delivered:
+            log.warning("sink %s did not deliver everything before shutdown; the rest stays spooled", sink.name)
+    return all(results)
 
 
 # -- construction ----------------------------------------------------------------------------------------

@@ -182,6 +182,16 @@ def test_reset_with_ack_is_not_a_syn_scan_but_unanswered_syn_expires_into_a_touc
     assert not watcher.accepted_first, "remembered accepts are forgotten after a few seconds"
 
 
+def test_shutdown_flush_counts_handshakes_still_waiting_to_be_accepted() -> None:
+    watcher, touches = _watcher()
+    other = ("10.9.9.9", 40001, "10.0.0.1", 80)
+    watcher.segment(KEY, SYN, 1.0)
+    watcher.segment(other, SYN, 1.1)
+    watcher.completed(other, 1.2)
+    watcher.flush()
+    assert touches == [(*KEY, 1.0)] and not watcher.pending
+
+
 def test_other_ports_and_addresses_are_ignored_and_pending_is_bounded() -> None:
     watcher, touches = _watcher(max_pending=10)
     watcher.segment(("10.9.9.9", 1, "10.0.0.1", 23), SYN, 1.0)
