@@ -99,6 +99,8 @@ def address(text: str) -> IPAddress:
 
 def timestamp(value: Any) -> float:
     """A Zeek time: epoch seconds (TSV, default JSON) or ISO 8601 (``JSON::TS_ISO8601``)."""
+    if type(value) is float:
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
@@ -138,19 +140,37 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
     return Outcome.OTHER
 
 
+_NO_TAGS: frozenset[str] = frozenset()
+_TRANSPORTS = {"tcp": Transport.TCP, "udp": Transport.UDP}
+_OUTCOMES: dict[tuple[str, str, str, bool], Outcome] = {}
+"""Memo of :func:`conn_outcome` for untagged records: a log holds only a few hundred distinct
+(proto, state, history, answered) combinations."""
+
+
 def _conn(record: Record) -> ConnAttempt | None:
     proto = record["proto"]
     source_port = int(record.get("id.orig_p", 0))
-    if proto == "icmp":
+    tags = _NO_TAGS
+    transport = _TRANSPORTS.get(proto)
+    if transport is not None:
+        raw_tags = record.get("t1046_tags")
+        resp_pkts = record.get("resp_pkts")
+        if raw_tags:
+            tags = frozenset(raw_tags)
+            outcome = conn_outcome(proto, record.get("conn_state", ""), record.get("history", ""), resp_pkts, tags)
+        else:
+            key = (proto, record.get("conn_state", ""), record.get("history", ""), bool(resp_pkts))
+            found = _OUTCOMES.get(key)
+            if found is None:
+                if len(_OUTCOMES) >= 4096:
+                    _OUTCOMES.clear()
+                found = _OUTCOMES[key] = conn_outcome(*key[:3], int(key[3]), _NO_TAGS)
+            outcome = found
+    elif proto == "icmp":
         if source_port not in _ICMP_ECHO_REQUESTS:
             return None
         outcome = Outcome.ESTABLISHED if record.get("resp_pkts") else Outcome.UNANSWERED
         transport = Transport.ICMP
-    elif proto in ("tcp", "udp"):
-        tags = frozenset(record.get("t1046_tags") or ())
-        outcome = conn_outcome(proto, record.get("conn_state", ""), record.get("history", ""),
-                               record.get("resp_pkts"), tags)
-        transport = Transport(proto)
     else:
         return None
     return ConnAttempt(
@@ -163,7 +183,7 @@ def _conn(record: Record) -> ConnAttempt | None:
         outcome=outcome,
         uid=record.get("uid", ""),
         service=record.get("service") or "",
-        zeek_tags=frozenset(record.get("t1046_tags") or ()) if transport is not Transport.ICMP else frozenset(),
+        zeek_tags=tags,
     )
 
 
