@@ -48,31 +48,26 @@ def wanted_fields(kind: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for names in FIELDS.values() for name in names))
 
 
-class _HashedIPv4(ipaddress.IPv4Address):
-    """An IPv4Address that computes its hash once: the stock one formats a hex string on every call,
+class _HashOnce:
+    """Mixin for address classes: compute the hash once. The stock one formats a hex string on every call,
     and the correlator hashes each address several times per record."""
 
-    __slots__ = ("_hash",)
+    __slots__ = ()
 
     def __hash__(self) -> int:
-        try:
-            return self._hash
-        except AttributeError:
-            self._hash: int = super().__hash__()
-            return self._hash
+        cached: int | None = getattr(self, "_hash", None)
+        if cached is None:
+            cached = super().__hash__()
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
-class _HashedIPv6(ipaddress.IPv6Address):
-    """The IPv6 counterpart of :class:`_HashedIPv4`."""
-
+class _HashedIPv4(_HashOnce, ipaddress.IPv4Address):
     __slots__ = ("_hash",)
 
-    def __hash__(self) -> int:
-        try:
-            return self._hash
-        except AttributeError:
-            self._hash: int = super().__hash__()
-            return self._hash
+
+class _HashedIPv6(_HashOnce, ipaddress.IPv6Address):
+    __slots__ = ("_hash",)
 
 
 def _parse_address(text: str) -> IPAddress:
