@@ -100,3 +100,20 @@ def test_progress_line_for_large_input_on_a_terminal() -> None:
     quiet = io.StringIO()
     replay([CAPTURES / "s1_vertical_syn" / "zeek"], default_config(), io.BytesIO(), progress=quiet)
     assert quiet.getvalue() == ""
+
+
+def test_replay_config_labels_or_suppresses_an_authorized_scanner(tmp_path: Path) -> None:
+    path = CAPTURES / "s2_horizontal_syn_routed" / "zeek"
+    label = tmp_path / "label.yaml"
+    label.write_text("detection:\n  allowlist:\n    - {cidr: 10.201.0.0/24, reason: quarterly pentest}\n")
+    labelled = subprocess.run([sys.executable, "-m", "sensor", "replay", "--config", str(label), str(path)],
+                              capture_output=True, text=True, timeout=60, check=True)
+    alerts = parse_alerts(labelled.stdout)
+    assert alerts and {a["event"]["kind"] for a in alerts} == {"event"}
+    assert {a["t1046"]["authorized"]["reason"] for a in alerts} == {"quarterly pentest"}
+    suppress = tmp_path / "suppress.yaml"
+    suppress.write_text(label.read_text() + "  allowlist_mode: suppress\n")
+    suppressed = subprocess.run([sys.executable, "-m", "sensor", "replay", "--config", str(suppress), str(path)],
+                                capture_output=True, text=True, timeout=60, check=True)
+    assert suppressed.stdout == ""
+    assert f"({len(alerts)} suppressed as authorized)" in suppressed.stderr
