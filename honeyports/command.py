@@ -4,6 +4,9 @@ Twisted runs on the asyncio event loop (``asyncioreactor``), installed before an
 ``twisted.internet.reactor``, so the mDNS watcher can share the loop. SIGTERM and SIGINT stop the node
 cleanly: listeners are closed first, then the pipeline closes every incident (its final counts are
 delivered) and the sinks.
+
+With a ``node:`` section the node correlates nothing itself: every hit is spooled and forwarded to the
+central daemon (:mod:`sensor.nodelink`), whose correlator sees every subnet; shutdown drains that spool.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from twisted.internet.task import LoopingCall
 
 from honeyports.service import HoneyportService
 from sensor.config import SensorConfig
+from sensor.metrics import Metrics
+from sensor.nodelink import build_forwarder
 from sensor.pipeline import Pipeline
 from sensor.sinks import DRAIN_SECONDS, SpooledSink, build_sinks, drain_all
 
@@ -58,19 +63,13 @@ def run_honeyports(config: SensorConfig) -> int:
     """Run the honeyport node until SIGTERM/SIGINT; 0 after a clean stop, 1 when nothing could listen."""
     raise_descriptor_limit()
     reactor = asyncio_reactor()
+    if config.node is not None:
+        return _run_forwarding(config, reactor)
     sinks = build_sinks(config)
     pipeline = Pipeline(config, sinks)
     service = HoneyportService(config.honeyports, pipeline.observe, config.name, reactor)
-    problems = service.start()
-    for problem in problems:
-        log.warning("honeyports: %s", problem)
-    if not service.ports:
-        log.error("honeyports: nothing to listen on (%d problems); stopping", len(problems))
-        service.stop()
-        for sink in sinks:
-            sink.close()
+    if not _started(service, sinks):
         return 1
-    log.info("honeyports: %s listening on %d ports", config.name, len(service.ports))
     ticker = LoopingCall(pipeline.tick)
     ticker.clock = reactor
     ticker.start(TICK_SECONDS, now=False)
@@ -80,6 +79,40 @@ def run_honeyports(config: SensorConfig) -> int:
             ticker.stop()
         stopped = service.stop()
         stopped.addCallback(lambda _: _close(pipeline, service, sinks))
+        return stopped
+
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    return 0
+
+
+def _started(service: HoneyportService, spooled: list[SpooledSink]) -> bool:
+    """Open the listeners; False (everything closed) when not one could listen."""
+    problems = service.start()
+    for problem in problems:
+        log.warning("honeyports: %s", problem)
+    if not service.ports:
+        log.error("honeyports: nothing to listen on (%d problems); stopping", len(problems))
+        service.stop()
+        for sink in spooled:
+            sink.close()
+        return False
+    log.info("honeyports: %s listening on %d ports", service.node, len(service.ports))
+    return True
+
+
+def _run_forwarding(config: SensorConfig, reactor: Any) -> int:
+    """The node mode: hits spooled and forwarded to the central daemon, no local correlation."""
+    forwarder = build_forwarder(config, Metrics())
+    service = HoneyportService(config.honeyports, forwarder.forward, config.name, reactor)
+    if not _started(service, [forwarder]):
+        return 1
+    reactor.callWhenRunning(forwarder.start)
+
+    def shutdown() -> Deferred[None]:
+        stopped = service.stop()
+        stopped.addCallback(lambda _: Deferred.fromFuture(asyncio.ensure_future(drain_all([forwarder],
+                                                                                          DRAIN_SECONDS))))
         return stopped
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)

@@ -180,6 +180,41 @@ class OutputConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NodesConfig:
+    """The central daemon's TLS listener for remote honeyport nodes (``nodes:``; docs/deployment.md)."""
+
+    listen: tuple[str, int]
+    cert_file: Path
+    key_file: Path
+    token_env: str | None = None
+    """Environment variable holding the shared token (or ``token_file``)."""
+    token_file: Path | None = None
+    max_nodes: int = 64
+    """Node connections served at once; more are refused and counted."""
+    max_message_bytes: int = 16384
+    """Longest protocol line; a longer one closes the connection."""
+    rate: float = 1000.0
+    """Observations per second one connection may submit; a faster node is slowed down, not dropped."""
+    dedupe_nodes: int = 1024
+    """Node runs (name and epoch) whose last sequence number is remembered against re-sent batches."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Forwarding of this node's observations to a central daemon (``node:``; docs/deployment.md)."""
+
+    central: tuple[str, int]
+    ca_file: Path | None = None
+    """CA of the central daemon's certificate; None: the system's CAs."""
+    server_name: str | None = None
+    """Name checked in the central daemon's certificate; None: the host of ``central``."""
+    token_env: str | None = None
+    token_file: Path | None = None
+    spool_max_bytes: int = 64 << 20
+    spool_full: str = "drop_oldest"
+
+
+@dataclass(frozen=True, slots=True)
 class SensorConfig:
     """The whole configuration."""
 
@@ -192,6 +227,10 @@ class SensorConfig:
     honeyports: HoneyportsConfig = HoneyportsConfig()
     mdns: MdnsConfig = MdnsConfig()
     outputs: tuple[OutputConfig, ...] = (OutputConfig(type="stdout"),)
+    nodes: NodesConfig | None = None
+    """Set on a central daemon that accepts remote honeyport nodes."""
+    node: NodeConfig | None = None
+    """Set on a honeyport node that forwards its observations to a central daemon."""
 
 
 OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
@@ -464,6 +503,74 @@ def _listen_address(value: Any) -> tuple[str, int]:
     return host, number
 
 
+def _host_port(value: Any) -> tuple[str, int]:
+    host, _, port = _text(value).rpartition(":")
+    host = host.strip("[]")
+    if not host or not re.fullmatch(r"[A-Za-z0-9.:-]+", host) or not port.isdigit():
+        raise ValueError(f"{value!r} is not HOST:PORT like 10.0.0.5:6146 or central.example:6146")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{port} is not a port (1-65535)")
+    return host, int(port)
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)).expanduser()
+
+
+def _token_source(reader: _Reader, section: Mapping[str, Any], path: str) -> tuple[str | None, Path | None]:
+    if "token_env" in section and "token_file" in section:
+        reader.problem(f"{path}.token_file", "give token_env or token_file, not both")
+    elif "token_env" not in section and "token_file" not in section:
+        reader.problem(f"{path}.token_env", "is required (or token_file): the shared node token")
+    return (reader.value(section, "token_env", path, _text, None),
+            reader.value(section, "token_file", path, _path, None))
+
+
+_NODES_KEYS = ("listen", "cert_file", "key_file", "token_env", "token_file", "max_nodes", "max_message_bytes",
+               "rate", "dedupe_nodes")
+_NODE_KEYS = ("central", "ca_file", "server_name", "token_env", "token_file", "spool_max_bytes", "spool_full")
+
+
+def _nodes(reader: _Reader, data: Mapping[str, Any]) -> NodesConfig | None:
+    if data.get("nodes") is None:
+        return None
+    section = reader.section(data, "nodes", "", _NODES_KEYS)
+    for key in ("listen", "cert_file", "key_file"):
+        if key not in section:
+            reader.problem(f"nodes.{key}", "is required")
+    token_env, token_file = _token_source(reader, section, "nodes")
+    base = NodesConfig(listen=("", 0), cert_file=Path(), key_file=Path())
+    return NodesConfig(
+        listen=reader.value(section, "listen", "nodes", _listen_address, base.listen),
+        cert_file=reader.value(section, "cert_file", "nodes", _path, base.cert_file),
+        key_file=reader.value(section, "key_file", "nodes", _path, base.key_file),
+        token_env=token_env, token_file=token_file,
+        max_nodes=reader.value(section, "max_nodes", "nodes", _positive_int, base.max_nodes),
+        max_message_bytes=reader.value(section, "max_message_bytes", "nodes", _at_least(1024),
+                                       base.max_message_bytes),
+        rate=reader.value(section, "rate", "nodes", _positive_number, base.rate),
+        dedupe_nodes=reader.value(section, "dedupe_nodes", "nodes", _positive_int, base.dedupe_nodes),
+    )
+
+
+def _node(reader: _Reader, data: Mapping[str, Any]) -> NodeConfig | None:
+    if data.get("node") is None:
+        return None
+    section = reader.section(data, "node", "", _NODE_KEYS)
+    if "central" not in section:
+        reader.problem("node.central", "is required: HOST:PORT of the central daemon's nodes.listen")
+    token_env, token_file = _token_source(reader, section, "node")
+    base = NodeConfig(central=("", 0))
+    return NodeConfig(
+        central=reader.value(section, "central", "node", _host_port, base.central),
+        ca_file=reader.value(section, "ca_file", "node", _path, None),
+        server_name=reader.value(section, "server_name", "node", _text, None),
+        token_env=token_env, token_file=token_file,
+        spool_max_bytes=reader.value(section, "spool_max_bytes", "node", _at_least(4096), base.spool_max_bytes),
+        spool_full=reader.value(section, "spool_full", "node", _choice(SPOOL_POLICIES), base.spool_full),
+    )
+
+
 _DETECTION_NUMBERS = (
     "window",
     "slow_window",
@@ -522,8 +629,9 @@ def parse_config(data: Any) -> SensorConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"(top): must be a mapping, not {type(data).__name__}"])
-    for extra in sorted(set(data) - {"sensor", "zeek", "detection", "honeyports", "mdns", "outputs"}):
-        reader.problem(extra, "unknown section (known: sensor, zeek, detection, honeyports, mdns, outputs)")
+    sections = ("sensor", "zeek", "detection", "honeyports", "mdns", "outputs", "nodes", "node")
+    for extra in sorted(set(data) - set(sections)):
+        reader.problem(extra, f"unknown section (known: {', '.join(sections)})")
     sensor = reader.section(data, "sensor", "", ("name", "state_dir", "metrics_listen"))
     zeek = reader.section(data, "zeek", "", ("log_dir",))
     honey = reader.section(data, "honeyports", "", ("listen", "tcp", "udp", "profiles", "max_connections",
@@ -565,6 +673,8 @@ def parse_config(data: Any) -> SensorConfig:
         mdns=MdnsConfig(interfaces=reader.value(mdns_section, "interfaces", "mdns", _string_list, _NO_TEXT),
                         decoys=decoys),
         outputs=tuple(outputs) if "outputs" in data else SensorConfig().outputs,
+        nodes=_nodes(reader, data),
+        node=_node(reader, data),
     )
     if reader.problems:
         raise ConfigError(reader.problems)

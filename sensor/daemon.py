@@ -41,7 +41,8 @@ from sensor.errors import ConfigError, SensorError
 from sensor.follow import LogFollower
 from sensor.mdnscommand import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
-from sensor.observations import HoneyportHit
+from sensor.nodelink import NodeForwarder, NodeListener, build_forwarder, start_listener
+from sensor.observations import HoneyportHit, Observation
 from sensor.pipeline import Pipeline
 from sensor.sinks import DRAIN_SECONDS, SinkConfigError, SpooledSink, build_sinks, drain_all, write_atomically
 from sensor.zeeklog import MalformedLog
@@ -95,6 +96,9 @@ class Daemon:
         self.follower: LogFollower | None = None
         self.pipeline: Pipeline
         self.sources = _Sources(None, None)
+        self.node_listener: NodeListener | None = None
+        self.forwarder: NodeForwarder | None = None
+        """Set on a node (``node:``): its honeyport hits go to the central daemon, not to this pipeline."""
         self._stop = asyncio.Event()
         self._reload = False
         self._dirty = False
@@ -139,14 +143,26 @@ class Daemon:
             return None
 
         def emit(hit: HoneyportHit) -> None:
-            self.pipeline.observe(hit)
-            self._dirty = True
+            if self.forwarder is not None:
+                self.forwarder.forward(hit)
+            else:
+                self._observe_remote(hit)
 
         service = HoneyportService(honey, emit, config.name, self.reactor)
         for problem in service.start():
             log.warning("honeyports: %s", problem)
         log.info("honeyports: listening on %d ports", len(service.ports))
         return service
+
+    def _spooled(self) -> list[SpooledSink]:
+        """The alert sinks and, on a node, the forwarder: everything with a spool to start and drain."""
+        return [*self.sinks, *([self.forwarder] if self.forwarder is not None else [])]
+
+    def _observe_remote(self, observation: Observation) -> None:
+        """An observation made outside the Zeek logs (a honeyport here or on a node): into the pipeline,
+        committed by the next checkpoint."""
+        self.pipeline.observe(observation)
+        self._dirty = True
 
     def _start_mdns(self, config: SensorConfig) -> MdnsSensor | None:
         if not config.mdns.interfaces:
@@ -177,14 +193,18 @@ class Daemon:
         """Run until SIGTERM/SIGINT; return the exit status."""
         try:
             self._restore()
-        except SinkConfigError as error:
+            self.forwarder = build_forwarder(self.config, self.metrics) if self.config.node is not None else None
+            self.node_listener = await start_listener(self.config, self._observe_remote, self.metrics)
+        except SensorError as error:
             log.error("%s", error)
+            for sink in self._spooled():
+                sink.close()
             return 2
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
-        for sink in self.sinks:
+        for sink in self._spooled():
             sink.start()
         self.sources = self._start_sources(self.config)
         await self._run_mdns(self.sources)
@@ -298,7 +318,7 @@ class Daemon:
         except ConfigError as error:
             log.error("SIGHUP: %s; keeping the running configuration", error)
             return
-        for section in ("name", "state_dir", "zeek", "detection"):
+        for section in ("name", "state_dir", "zeek", "detection", "nodes", "node"):
             if getattr(new, section) != getattr(self.config, section):
                 log.warning("SIGHUP: %s changed; that takes effect at the next start", section)
         outputs = self.config.outputs
@@ -331,9 +351,11 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         log.info("stopping: closing sources, saving a last checkpoint, draining sinks")
+        if self.node_listener is not None:
+            await self.node_listener.stop()
         await self._stop_sources(self.sources)
         self._commit()
-        await drain_all(self.sinks, DRAIN_SECONDS)
+        await drain_all(self._spooled(), DRAIN_SECONDS)
         self.malformed.summarise()
 
 

@@ -46,6 +46,8 @@ class Metrics:
                                      registry=registry)
         self.node_submissions = Counter("t1046_node_submissions", "Submissions from honeyport nodes, by result",
                                         ["result"], registry=registry)
+        self.node_connections = Gauge("t1046_node_connections", "Honeyport node connections open at the centre",
+                                      registry=registry)
 
 
 class MetricsServer:

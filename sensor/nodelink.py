@@ -1,0 +1,637 @@
+"""Remote honeyport nodes: observations forwarded over TLS to one central correlator.
+
+A node (``t1046-sensor honeyports`` or ``run`` with a ``node:`` section) spools each
+:class:`~sensor.observations.HoneyportHit` and :class:`~sensor.observations.MdnsQuery` it makes, numbered
+by a node-unique sequence, in a :class:`~sensor.sinks.Spool`; a :class:`NodeForwarder` (a
+:class:`~sensor.sinks.SpooledSink` whose transport is :class:`NodeLinkTransport`) delivers the spool to
+the central daemon, retrying with backoff while the centre is unreachable. The central daemon (``run``
+with a ``nodes:`` section) serves :class:`NodeListener`.
+
+The protocol (version 1, docs/deployment.md) is one JSON object per line, each with ``"v": 1`` and a
+``"type"``:
+
+* node → centre ``hello`` {node, epoch, token}; centre → node ``ready`` {last_seq} or ``refused`` {reason}.
+* node → centre ``obs`` {seq, kind: honeyport | mdns, and the observation's fields}; centre → node
+  ``ack`` {seq} for every ``obs`` it has handled (observed, a duplicate, or malformed and skipped).
+
+The node's identity is the token it proved and the TLS peer address; its self-given name is kept beside
+that address (``edge-a@10.1.2.3``) in every observation it submits, never taken from an observation. A
+node run is its name and ``epoch`` (random, kept in the node's state directory); the centre remembers the
+last sequence number of each run (bounded), so a batch re-sent after a lost ack is not counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+import math
+import re
+import secrets
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sensor.config import NodeConfig, NodesConfig, SensorConfig
+from sensor.errors import SensorError
+from sensor.metrics import Metrics
+from sensor.observations import HoneyportHit, IPAddress, MdnsQuery, Observation, Transport
+from sensor.sinks import Backoff, DeliveryError, Spool, SpooledSink, SpoolRecord, read_secret, write_atomically
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 4096
+"""Bytes of a honeyport hit's payload carried to the centre."""
+MAX_TEXT = 255
+"""Longest text field (an mDNS name is at most 255 octets)."""
+HELLO_SECONDS = 10.0
+"""Time a node has, after the TLS handshake, to say hello."""
+IDLE_SECONDS = 300.0
+"""A node connection with no line for this long is closed (the node reconnects when it has news)."""
+SEND_SECONDS = 30.0
+"""Time the node gives one batch to be sent and acknowledged."""
+NODE_BATCH = 200
+LOG_INTERVAL = 60.0
+"""Rejections are logged once, then at most once per this many seconds with a count."""
+
+Submittable = HoneyportHit | MdnsQuery
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_EPOCH = re.compile(r"[0-9a-f]{16}")
+_PROFILE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+class ProtocolError(SensorError):
+    """A line that is not a valid message of this protocol."""
+
+
+class MalformedObservation(ProtocolError):
+    """An ``obs`` line with a readable sequence number but an invalid observation: acknowledged, skipped."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seq = seq
+
+
+# -- messages ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    node: str
+    epoch: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"Hello(node={self.node!r}, epoch={self.epoch!r}, token=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    seq: int
+    observation: Submittable
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    seq: int
+
+
+Message = Hello | Ready | Refused | Submission | Ack
+
+
+def _line(document: dict[str, Any]) -> bytes:
+    return orjson.dumps({"v": PROTOCOL_VERSION, **document}) + b"\n"
+
+
+def encode_hello(node: str, epoch: str, token: str) -> bytes:
+    return _line({"type": "hello", "node": node, "epoch": epoch, "token": token})
+
+
+def encode_ready(last_seq: int) -> bytes:
+    return _line({"type": "ready", "last_seq": last_seq})
+
+
+def encode_refused(reason: str) -> bytes:
+    return _line({"type": "refused", "reason": reason})
+
+
+def encode_ack(seq: int) -> bytes:
+    return _line({"type": "ack", "seq": seq})
+
+
+def encode_submission(seq: int, observation: Submittable) -> bytes:
+    """The ``obs`` line of an observation, without its newline (it is what the node spools)."""
+    fields: dict[str, Any]
+    if isinstance(observation, HoneyportHit):
+        fields = {"kind": "honeyport", "target": str(observation.target), "target_port": observation.target_port,
+                  "transport": observation.transport.value, "profile": observation.profile,
+                  "payload": base64.b64encode(observation.payload[:MAX_PAYLOAD]).decode()}
+    else:
+        fields = {"kind": "mdns", "name": observation.name, "qtype": observation.qtype,
+                  "unicast_response": observation.unicast_response, "legacy_unicast": observation.legacy_unicast,
+                  "target": str(observation.target) if observation.target is not None else None}
+    return _line({"type": "obs", "seq": seq, "ts": observation.ts, "source": str(observation.source),
+                  "source_port": observation.source_port, **fields}).rstrip(b"\n")
+
+
+def _get(document: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = document.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ProtocolError(f"{key}: missing or not a {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _text(document: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str:
+    value: str = _get(document, key, str)
+    if len(value) > MAX_TEXT or (pattern is not None and not pattern.fullmatch(value)):
+        raise ProtocolError(f"{key}: not a valid value")
+    return value
+
+
+def _count(document: dict[str, Any], key: str, high: int = 2**63 - 1) -> int:
+    value: int = _get(document, key, int)
+    if not 0 <= value <= high:
+        raise ProtocolError(f"{key}: {value} out of range")
+    return value
+
+
+def _address(document: dict[str, Any], key: str) -> IPAddress:
+    try:
+        return ip_address(_text(document, key))
+    except ValueError:
+        raise ProtocolError(f"{key}: not an IP address") from None
+
+
+def _observation(document: dict[str, Any]) -> Submittable:
+    ts = float(_get(document, "ts", (int, float)))
+    if not math.isfinite(ts) or ts < 0:
+        raise ProtocolError("ts: not a time")
+    source = _address(document, "source")
+    source_port = _count(document, "source_port", 65535)
+    kind = _get(document, "kind", str)
+    if kind == "honeyport":
+        transport = _get(document, "transport", str)
+        if transport not in (Transport.TCP.value, Transport.UDP.value):
+            raise ProtocolError("transport: not tcp or udp")
+        try:
+            payload = base64.b64decode(_get(document, "payload", str)[: 2 * MAX_PAYLOAD], validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("payload: not base64") from None
+        return HoneyportHit(ts=ts, source=source, source_port=source_port, target=_address(document, "target"),
+                            target_port=_count(document, "target_port", 65535), transport=Transport(transport),
+                            profile=_text(document, "profile", _PROFILE), payload=payload[:MAX_PAYLOAD])
+    if kind == "mdns":
+        target = None if document.get("target") is None else _address(document, "target")
+        return MdnsQuery(ts=ts, source=source, source_port=source_port, name=_text(document, "name"),
+                         qtype=_text(document, "qtype")[:16], target=target,
+                         unicast_response=_get(document, "unicast_response", bool),
+                         legacy_unicast=_get(document, "legacy_unicast", bool))
+    raise ProtocolError("kind: not honeyport or mdns")
+
+
+def decode_message(line: bytes) -> Message:
+    """One protocol line as a typed message; raise :class:`ProtocolError` for anything else."""
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("not JSON") from None
+    if not isinstance(document, dict):
+        raise ProtocolError("not a JSON object")
+    if document.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {str(document.get('v'))[:16]!r}")
+    kind = document.get("type")
+    if kind == "obs":
+        seq = _count(document, "seq")
+        try:
+            return Submission(seq, _observation(document))
+        except ProtocolError as error:
+            raise MalformedObservation(seq, str(error)) from None
+    if kind == "ack":
+        return Ack(_count(document, "seq"))
+    if kind == "hello":
+        return Hello(_text(document, "node", _NAME), _text(document, "epoch", _EPOCH), _text(document, "token"))
+    if kind == "ready":
+        return Ready(_count(document, "last_seq"))
+    if kind == "refused":
+        return Refused(_text(document, "reason")[:80])
+    raise ProtocolError("type: unknown message type")
+
+
+# -- the centre's bounds ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """``rate`` submissions a second with bursts of ``burst``; :meth:`delay` says how long to wait."""
+
+    rate: float
+    burst: float
+    tokens: float
+    stamp: float
+
+    @classmethod
+    def full(cls, rate: float, now: float) -> TokenBucket:
+        return cls(rate, max(1.0, rate), max(1.0, rate), now)
+
+    def delay(self, now: float) -> float:
+        """Take one token at ``now``; the seconds to wait before the submission may be handled."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1.0
+        return max(0.0, -self.tokens / self.rate)
+
+
+class DedupeWindow:
+    """The last sequence number handled for each node run (name, epoch), for at most ``capacity`` runs;
+    the run heard from least recently is forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._last: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def last(self, run: tuple[str, str]) -> int:
+        return self._last.get(run, 0)
+
+    def admit(self, run: tuple[str, str], seq: int) -> bool:
+        """True when ``seq`` is new for ``run`` (and remember it); False for a re-sent one."""
+        last = self._last.get(run, 0)
+        self._last[run] = max(last, seq)
+        self._last.move_to_end(run)
+        while len(self._last) > self.capacity:
+            self._last.popitem(last=False)
+        return seq > last
+
+    def dump(self) -> bytes:
+        return orjson.dumps({"v": PROTOCOL_VERSION, "runs": [[n, e, s] for (n, e), s in self._last.items()]})
+
+    def load(self, data: bytes) -> None:
+        document = orjson.loads(data)
+        for node, epoch, seq in document["runs"][-self.capacity:]:
+            if isinstance(node, str) and isinstance(epoch, str) and isinstance(seq, int):
+                self._last[(node, epoch)] = seq
+
+
+class RateLimitedLog:
+    """A warning logged the first time, then at most once per ``interval`` with what was held back."""
+
+    def __init__(self, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = float("-inf")
+        self._held = 0
+
+    def warning(self, text: str, *args: object) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return
+        held, self._held = self._held, 0
+        self._next = now + self._interval
+        log.warning(text + (f" (and {held} more since the last such line)" if held else ""), *args)
+
+
+# -- the centre ------------------------------------------------------------------------------------------
+
+
+class _Rejected(Exception):
+    """Ends a node session: ``result`` is the metric label, ``reason`` what the node is told."""
+
+    def __init__(self, result: str, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.result = result
+        self.reason = reason
+
+
+def read_token(settings: NodesConfig | NodeConfig, where: str) -> str:
+    """The shared node token from ``token_env`` or ``token_file``; never logged."""
+    token = read_secret({"token_env": settings.token_env,
+                         "token_file": str(settings.token_file) if settings.token_file else None}, "token", where)
+    if not token:
+        raise SensorError(f"{where}: the node token is empty")
+    return token
+
+
+class NodeListener:
+    """The central daemon's TLS listener: authenticates nodes and feeds their observations to ``observe``."""
+
+    def __init__(self, config: NodesConfig, token: str, observe: Callable[[Observation], object],
+                 metrics: Metrics, state_file: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._token = token.encode()
+        self._observe = observe
+        self._metrics = metrics
+        self._state_file = state_file
+        self._clock = clock
+        self.dedupe = DedupeWindow(config.dedupe_nodes)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.StreamWriter] = set()
+        self._rejections = RateLimitedLog()
+        self.port = 0
+
+    async def start(self) -> int:
+        """Listen; return the bound port. Raise ``SensorError`` when the certificate or address is unusable."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.config.cert_file, self.config.key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise SensorError(f"nodes: cannot load cert_file/key_file: {error}") from None
+        self._load_state()
+        host, port = self.config.listen
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, host, port, ssl=context, limit=self.config.max_message_bytes,
+                ssl_handshake_timeout=HELLO_SECONDS, backlog=self.config.max_nodes)
+        except OSError as error:
+            raise SensorError(f"nodes: cannot listen on {host}:{port}: {error.strerror}") from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        log.info("nodes: listening for honeyport nodes on %s:%d (TLS)", host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening, close every node connection, remember the node runs' last sequence numbers."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._sessions):
+            writer.close()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+        self._save_state()
+
+    def _load_state(self) -> None:
+        if self._state_file is None:
+            return
+        try:
+            self.dedupe.load(self._state_file.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            log.warning("nodes: %s unreadable (%s); re-sent batches may be counted again once",
+                        self._state_file, error)
+
+    def _save_state(self) -> None:
+        if self._state_file is None:
+            return
+        try:
+            write_atomically(self._state_file, self.dedupe.dump())
+        except OSError as error:
+            log.warning("nodes: cannot save %s: %s", self._state_file, error)
+
+    def _count(self, result: str, amount: int = 1) -> None:
+        self._metrics.node_submissions.labels(result=result).inc(amount)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        peer_host = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        try:
+            if len(self._sessions) >= self.config.max_nodes:
+                raise _Rejected("refused", "too many node connections",
+                                f"{len(self._sessions)} node connections already open")
+            self._sessions.add(writer)
+            self._metrics.node_connections.set(len(self._sessions))
+            await self._session(reader, writer, peer_host)
+        except _Rejected as rejected:
+            self._count(rejected.result)
+            self._rejections.warning("nodes: %s from %s: %s", rejected.result, peer_host, rejected)
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write(encode_refused(rejected.reason))
+                await asyncio.wait_for(writer.drain(), 5)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
+            log.debug("nodes: connection from %s ended: %r", peer_host, error)
+        finally:
+            self._sessions.discard(writer)
+            self._metrics.node_connections.set(len(self._sessions))
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+
+    async def _read(self, reader: asyncio.StreamReader, timeout: float) -> bytes | None:
+        """The next line, or None at a clean end of the connection."""
+        try:
+            return await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+        except asyncio.LimitOverrunError:
+            raise _Rejected("malformed", "line too long",
+                            f"a line longer than {self.config.max_message_bytes} bytes") from None
+        except asyncio.IncompleteReadError as error:
+            if error.partial:
+                raise _Rejected("malformed", "truncated line", "a line cut short by the end of the stream") from None
+            return None
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_host: str) -> None:
+        line = await self._read(reader, HELLO_SECONDS)
+        if line is None:
+            return
+        try:
+            hello = decode_message(line)
+        except ProtocolError as error:
+            raise _Rejected("malformed", "expected hello", f"not a hello: {error}") from None
+        if not isinstance(hello, Hello):
+            raise _Rejected("malformed", "expected hello", f"{type(hello).__name__} before hello")
+        if not hmac.compare_digest(hello.token.encode(), self._token):
+            raise _Rejected("unauthenticated", "unauthenticated", f"wrong token (node says it is {hello.node!r})")
+        identity = f"{hello.node}@{peer_host}"
+        run = (hello.node, hello.epoch)
+        writer.write(encode_ready(self.dedupe.last(run)))
+        await writer.drain()
+        log.info("nodes: node %s connected (run %s, last sequence %d)", identity, hello.epoch, self.dedupe.last(run))
+        bucket = TokenBucket.full(self.config.rate, time.monotonic())
+        handled = 0
+        try:
+            while (line := await self._read(reader, IDLE_SECONDS)) is not None:
+                wait = bucket.delay(time.monotonic())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(encode_ack(self._submit(line, run, identity)))
+                handled += 1
+                await writer.drain()
+        finally:
+            log.info("nodes: node %s disconnected after %d submissions", identity, handled)
+
+    def _submit(self, line: bytes, run: tuple[str, str], identity: str) -> int:
+        """Handle one ``obs`` line; its sequence number, to acknowledge."""
+        try:
+            message = decode_message(line)
+        except MalformedObservation as error:
+            self._count("malformed")
+            self._rejections.warning("nodes: malformed observation %d from node %s: %s", error.seq, identity, error)
+            return error.seq
+        except ProtocolError as error:
+            raise _Rejected("malformed", "expected obs", f"not an observation: {error}") from None
+        if not isinstance(message, Submission):
+            raise _Rejected("malformed", "expected obs", f"{type(message).__name__} instead of an observation")
+        if not self.dedupe.admit(run, message.seq):
+            self._count("duplicate")
+            return message.seq
+        observation = message.observation
+        ts = min(observation.ts, self._clock())
+        if isinstance(observation, HoneyportHit):
+            self._observe(replace(observation, ts=ts, node=identity))
+        else:
+            self._observe(replace(observation, ts=ts))
+        self._count("accepted")
+        return message.seq
+
+
+# -- the node --------------------------------------------------------------------------------------------
+
+
+class NodeLinkTransport:
+    """Sends spooled ``obs`` lines to the central daemon and waits for their acknowledgement."""
+
+    def __init__(self, central: tuple[str, int], tls: ssl.SSLContext, server_name: str, node: str, epoch: str,
+                 token: str, timeout: float = SEND_SECONDS) -> None:
+        self.central = central
+        self._tls = tls
+        self._server_name = server_name
+        self._node = node
+        self._epoch = epoch
+        self._token = token
+        self._timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._acked = 0
+
+    async def send(self, records: list[SpoolRecord]) -> None:
+        host, port = self.central
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._send(records)
+        except (OSError, TimeoutError, EOFError, asyncio.LimitOverrunError, ProtocolError) as error:
+            await self.close()
+            raise DeliveryError(f"central {host}:{port}: {error or type(error).__name__}") from None
+
+    async def _send(self, records: list[SpoolRecord]) -> None:
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await self._connect()
+        pending = [record for record in records if record.seq > self._acked]
+        if not pending:
+            return
+        self._writer.write(b"".join(record.document + b"\n" for record in pending))
+        await self._writer.drain()
+        while self._acked < pending[-1].seq:
+            message = decode_message(await self._reader.readuntil(b"\n"))
+            if isinstance(message, Refused):
+                raise ProtocolError(f"refused: {message.reason}")
+            if not isinstance(message, Ack):
+                raise ProtocolError(f"unexpected {type(message).__name__}")
+            self._acked = max(self._acked, message.seq)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host, port = self.central
+        reader, writer = await asyncio.open_connection(host, port, ssl=self._tls, server_hostname=self._server_name,
+                                                       limit=1 << 16, ssl_handshake_timeout=HELLO_SECONDS)
+        writer.write(encode_hello(self._node, self._epoch, self._token))
+        await writer.drain()
+        message = decode_message(await reader.readuntil(b"\n"))
+        if isinstance(message, Refused):
+            writer.close()
+            raise ProtocolError(f"refused: {message.reason}")
+        if not isinstance(message, Ready):
+            writer.close()
+            raise ProtocolError(f"unexpected {type(message).__name__} instead of ready")
+        self._acked = message.last_seq
+        log.info("node link: connected to %s:%d as %s (the centre has up to sequence %d)", host, port, self._node,
+                 message.last_seq)
+        return reader, writer
+
+    def reopen(self) -> None:
+        """The connection is reopened by the next batch after any failure."""
+
+    async def close(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+
+
+class NodeForwarder(SpooledSink):
+    """Spools this node's observations, numbered, and delivers them to the central daemon."""
+
+    def forward(self, observation: Observation) -> None:
+        """Spool a honeyport hit or mDNS query (others are not forwarded) for the central daemon."""
+        if not isinstance(observation, HoneyportHit | MdnsQuery):
+            return
+        seq = self.spool.last_seq + 1
+        record = SpoolRecord(seq, "obs", observation.ts, 0, encode_submission(seq, observation))
+        try:
+            self.spool.append([record])
+        except OSError as error:
+            self._metrics.sink_failures.labels(sink=self.name).inc()
+            log.error("node link: cannot spool an observation: %s", error)
+            return
+        self._queue_changed()
+        with contextlib.suppress(RuntimeError):
+            self.start()
+
+
+def _epoch(directory: Path) -> str:
+    """This node run's epoch: made once, kept beside the spool so sequence numbers stay unique with it."""
+    path = directory / "epoch"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        epoch = path.read_text(encoding="ascii").strip()
+        if _EPOCH.fullmatch(epoch):
+            return epoch
+    epoch = secrets.token_hex(8)
+    write_atomically(path, epoch.encode())
+    return epoch
+
+
+def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
+    """The forwarder of a node configured with ``node:``; raise ``SensorError`` naming what is unusable."""
+    node = config.node
+    if node is None:
+        raise SensorError("node: not configured")
+    if not _NAME.fullmatch(config.name):
+        raise SensorError(f"sensor.name: {config.name!r} cannot name a node (letters, digits, . _ -; 64 at most)")
+    token = read_token(node, "node")
+    try:
+        tls = ssl.create_default_context(cafile=str(node.ca_file) if node.ca_file else None)
+    except (OSError, ssl.SSLError) as error:
+        raise SensorError(f"node.ca_file: {error}") from None
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    directory = config.state_dir / "spool" / "node-link"
+    spool = Spool(directory, node.spool_max_bytes, node.spool_full, "node-link", metrics)
+    epoch = _epoch(directory)
+    transport = NodeLinkTransport(node.central, tls, node.server_name or node.central[0], config.name, epoch, token)
+    log.info("node link: %s (run %s) forwards to the central daemon at %s:%d; %d bytes spooled", config.name,
+             epoch, *node.central, spool.pending_bytes)
+    return NodeForwarder("node-link", "ecs", spool, transport, metrics, NODE_BATCH, Backoff(maximum=30.0))
+
+
+async def start_listener(config: SensorConfig, observe: Callable[[Observation], object],
+                         metrics: Metrics) -> NodeListener | None:
+    """The central listener when ``nodes:`` is configured, started; raise ``SensorError`` when it cannot."""
+    if config.nodes is None:
+        return None
+    listener = NodeListener(config.nodes, read_token(config.nodes, "nodes"), observe, metrics,
+                            config.state_dir / "nodes.json")
+    await listener.start()
+    return listener
+

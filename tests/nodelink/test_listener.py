@@ -1,0 +1,177 @@
+"""The centre's listener and the node's transport, in one process on loopback: real TLS sockets, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+
+from sensor.config import NodesConfig
+from sensor.metrics import Metrics
+from sensor.nodelink import (
+    Ack,
+    NodeLinkTransport,
+    NodeListener,
+    Ready,
+    Refused,
+    decode_message,
+    encode_hello,
+    encode_submission,
+)
+from sensor.observations import HoneyportHit, Observation, Transport
+from sensor.sinks import DeliveryError, SpoolRecord
+
+from .conftest import Certificates
+
+TOKEN = "node-token-for-tests"
+EPOCH = "00112233aabbccdd"
+
+
+def _hit(index: int) -> HoneyportHit:
+    return HoneyportHit(ts=time.time(), source=ip_address(f"10.9.0.{index % 250 + 1}"), source_port=40000 + index,
+                        target=ip_address("10.9.1.1"), target_port=2222, transport=Transport.TCP, profile="ssh",
+                        node="forged-name")
+
+
+def _records(first: int, count: int) -> list[SpoolRecord]:
+    return [SpoolRecord(seq, "obs", 0.0, 0, encode_submission(seq, _hit(seq))) for seq in range(first, first + count)]
+
+
+def _client_tls(certificates: Certificates) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certificates.ca))
+
+
+def _count(metrics: Metrics, result: str) -> float:
+    return metrics.registry.get_sample_value("t1046_node_submissions_total", {"result": result}) or 0.0
+
+
+class Centre:
+    """A listener on 127.0.0.1:0 and what it observed."""
+
+    def __init__(self, certificates: Certificates, state: Path, **limits: float) -> None:
+        config = NodesConfig(listen=("127.0.0.1", 0), cert_file=certificates.cert, key_file=certificates.key,
+                             token_env="UNUSED", **limits)  # type: ignore[arg-type]
+        self.observed: list[Observation] = []
+        self.metrics = Metrics()
+        self.listener = NodeListener(config, TOKEN, self.observed.append, self.metrics, state / "nodes.json")
+
+
+def _run(certificates: Certificates, tmp_path: Path, body: Callable[[Centre], Awaitable[None]],
+         **limits: float) -> Centre:
+    centre = Centre(certificates, tmp_path, **limits)
+
+    async def main() -> None:
+        await centre.listener.start()
+        try:
+            await asyncio.wait_for(body(centre), 30)
+        finally:
+            await centre.listener.stop()
+
+    asyncio.run(main())
+    return centre
+
+
+def _transport(centre: Centre, certificates: Certificates, token: str = TOKEN) -> NodeLinkTransport:
+    return NodeLinkTransport(("127.0.0.1", centre.listener.port), _client_tls(certificates), "localhost", "edge-a",
+                             EPOCH, token, timeout=10)
+
+
+async def _raw(centre: Centre, certificates: Certificates, lines: bytes, expect: int = 0) -> list[bytes]:
+    """Send ``lines`` on a fresh TLS connection; the lines the centre answers until it closes (or ``expect``)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", centre.listener.port,
+                                                   ssl=_client_tls(certificates), server_hostname="localhost")
+    writer.write(lines)
+    await writer.drain()
+    answers = []
+    try:
+        while (not expect or len(answers) < expect) and (line := await asyncio.wait_for(reader.readline(), 10)):
+            answers.append(line)
+    except (ConnectionError, ssl.SSLError):
+        pass
+    writer.close()
+    return answers
+
+
+def test_a_node_delivers_with_its_identity_and_a_resent_batch_counts_once(certificates: Certificates,
+                                                                           tmp_path: Path) -> None:
+    async def body(centre: Centre) -> None:
+        node = _transport(centre, certificates)
+        await node.send(_records(1, 5))
+        await node.close()
+        again = _transport(centre, certificates)
+        await again.send(_records(1, 8))
+        await again.close()
+        replayed = await _raw(centre, certificates,
+                              encode_hello("edge-a", EPOCH, TOKEN) + b"".join(r.document + b"\n"
+                                                                               for r in _records(7, 3)), expect=4)
+        assert decode_message(replayed[0]) == Ready(8)
+        assert [decode_message(line) for line in replayed[1:]] == [Ack(7), Ack(8), Ack(9)]
+
+    centre = _run(certificates, tmp_path, body)
+    assert len(centre.observed) == 9
+    assert {o.node for o in centre.observed if isinstance(o, HoneyportHit)} == {"edge-a@127.0.0.1"}
+    assert (_count(centre.metrics, "accepted"), _count(centre.metrics, "duplicate")) == (9, 2)
+    assert b"edge-a" in (tmp_path / "nodes.json").read_bytes(), "the runs' last sequences survive a restart"
+
+
+def test_wrong_token_garbage_and_long_lines_are_refused_and_counted(certificates: Certificates,
+                                                                    tmp_path: Path) -> None:
+    async def body(centre: Centre) -> None:
+        with pytest.raises(DeliveryError, match="unauthenticated"):
+            await _transport(centre, certificates, token="guessed").send(_records(1, 1))
+        garbage = await _raw(centre, certificates, b"\x00\xffGET / HTTP/1.1\r\n\r\n")
+        assert decode_message(garbage[0]) == Refused("expected hello")
+        long_line = await _raw(centre, certificates, b"{" + b" " * 5000)
+        assert decode_message(long_line[0]) == Refused("line too long")
+        after_hello = await _raw(centre, certificates, encode_hello("edge-b", EPOCH, TOKEN) + b"not json\n")
+        assert decode_message(after_hello[-1]) == Refused("expected obs")
+        bad_field = encode_submission(1, _hit(1)).replace(b'"10.9.0.2"', b'"10.9.0.999"')
+        skipped = await _raw(centre, certificates, encode_hello("edge-c", EPOCH, TOKEN) + bad_field + b"\n", expect=2)
+        assert [decode_message(line) for line in skipped] == [Ready(0), Ack(1)]
+        good = _transport(centre, certificates)
+        await good.send(_records(1, 3))
+        await good.close()
+
+    centre = _run(certificates, tmp_path, body, max_message_bytes=4096)
+    assert _count(centre.metrics, "unauthenticated") == 1
+    assert _count(centre.metrics, "malformed") == 4
+    assert _count(centre.metrics, "accepted") == 3 and len(centre.observed) == 3
+
+
+def test_connections_over_the_cap_are_refused(certificates: Certificates, tmp_path: Path) -> None:
+    async def body(centre: Centre) -> None:
+        first = _transport(centre, certificates)
+        await first.send(_records(1, 1))
+        refused = await _raw(centre, certificates, encode_hello("edge-b", EPOCH, TOKEN))
+        assert decode_message(refused[0]) == Refused("too many node connections")
+        await first.close()
+        deadline = time.monotonic() + 10
+        while centre.metrics.registry.get_sample_value("t1046_node_connections") != 0:
+            assert time.monotonic() < deadline, "the first connection was never released"
+            await asyncio.sleep(0.02)
+        second = _transport(centre, certificates)
+        await second.send(_records(2, 1))
+        await second.close()
+
+    centre = _run(certificates, tmp_path, body, max_nodes=1)
+    assert _count(centre.metrics, "refused") == 1 and len(centre.observed) == 2
+
+
+def test_a_fast_node_is_slowed_to_its_rate_not_dropped(certificates: Certificates, tmp_path: Path) -> None:
+    took: list[float] = []
+
+    async def body(centre: Centre) -> None:
+        node = _transport(centre, certificates)
+        started = time.monotonic()
+        await node.send(_records(1, 300))
+        took.append(time.monotonic() - started)
+        await node.close()
+
+    centre = _run(certificates, tmp_path, body, rate=200.0)
+    assert len(centre.observed) == 300
+    assert took[0] >= 0.4, "300 submissions at 200/s with a burst of 200 need about half a second"
