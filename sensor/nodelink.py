@@ -62,6 +62,8 @@ IDLE_SECONDS = 300.0
 SEND_SECONDS = 30.0
 """Time the node gives one batch to be sent and acknowledged."""
 NODE_BATCH = 200
+RETRY_MAX_SECONDS = 10.0
+"""Longest wait between the node's attempts to reach the centre (a connection attempt is cheap)."""
 LOG_INTERVAL = 60.0
 """Rejections are logged once, then at most once per this many seconds with a count."""
 
@@ -622,7 +624,8 @@ def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
     transport = NodeLinkTransport(node.central, tls, node.server_name or node.central[0], config.name, epoch, token)
     log.info("node link: %s (run %s) forwards to the central daemon at %s:%d; %d bytes spooled", config.name,
              epoch, *node.central, spool.pending_bytes)
-    return NodeForwarder("node-link", "ecs", spool, transport, metrics, NODE_BATCH, Backoff(maximum=30.0))
+    return NodeForwarder("node-link", "ecs", spool, transport, metrics, NODE_BATCH,
+                         Backoff(maximum=RETRY_MAX_SECONDS))
 
 
 async def start_listener(config: SensorConfig, observe: Callable[[Observation], object],

@@ -1,0 +1,161 @@
+"""A real central daemon (``run`` with ``nodes:``) and a real honeyport node (``honeyports`` with ``node:``)
+on loopback: a touch of the node's honeyport alerts at the centre; the centre down, the node spools; the
+centre back, every hit arrives exactly once; intruders are refused and counted while the node is served."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from sensor.nodelink import encode_hello
+
+from .conftest import Certificates, free_port, wait_for
+
+TOKEN = "e2e-node-token-0123456789"
+
+
+def _touch(port: int, source: str) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)):
+        pass
+
+
+def _alerts(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_bytes().splitlines() if line.startswith(b"{")]
+
+
+def _submissions(metrics_port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(r't1046_node_submissions_total\{result="(\w+)"\} (\S+)', text)}
+
+
+def _intrude(port: int, ca: Path, data: bytes) -> bytes:
+    """What the centre answers a client sending ``data`` before it closes the connection."""
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(data)
+        answer = b""
+        while chunk := tls.recv(4096):
+            answer += chunk
+        return answer
+
+
+class Process:
+    """A ``python -m sensor`` process with its output in files; stopped by its own PID."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.stdout, self.stderr = directory / "stdout", directory / "stderr"
+        env = {**os.environ, "T1046_NODE_TOKEN": TOKEN}
+        self.popen = subprocess.Popen([sys.executable, "-m", "sensor", "-v", *args], env=env,
+                                      stdout=self.stdout.open("wb"), stderr=self.stderr.open("wb"))
+
+    def log(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 30) -> None:
+        wait_for(lambda: text in self.log() or self.popen.poll() is not None, timeout, repr(text))
+        assert self.popen.poll() is None, self.log()
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(30)
+        finally:
+            if self.popen.poll() is None:
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+
+
+def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Path,
+                                                                   certificates: Certificates) -> None:
+    centre_port, metrics_port, honeyport = free_port(), free_port(), free_port()
+    centre_config = tmp_path / "centre.yaml"
+    centre_config.write_text(
+        f"sensor: {{name: centre, state_dir: {tmp_path / 'centre'}, metrics_listen: '127.0.0.1:{metrics_port}'}}\n"
+        "honeyports: {listen: []}\n"
+        "detection: {local_nets: [127.0.0.0/8]}\n"
+        f"nodes: {{listen: '127.0.0.1:{centre_port}', cert_file: {certificates.cert}, key_file: {certificates.key},"
+        " token_env: T1046_NODE_TOKEN}\n"
+        "outputs:\n  - {type: stdout}\n  - {type: file, path: alerts.jsonl}\n")
+    node_config = tmp_path / "node.yaml"
+    node_config.write_text(
+        f"sensor: {{name: edge-a, state_dir: {tmp_path / 'node'}}}\n"
+        f"honeyports: {{listen: [127.0.0.1], tcp: '{honeyport}'}}\n"
+        f"node: {{central: '127.0.0.1:{centre_port}', ca_file: {certificates.ca}, server_name: localhost,"
+        " token_env: T1046_NODE_TOKEN}\n")
+    alerts = tmp_path / "centre" / "alerts.jsonl"
+    node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
+    processes: list[Process] = []
+    try:
+        centre = Process(tmp_path / "run1", "run", "--config", str(centre_config))
+        processes.append(centre)
+        centre.wait_log("running")
+        node = Process(tmp_path / "node-run", "honeyports", "--config", str(node_config))
+        processes.append(node)
+        node.wait_log("listening on 1 ports")
+
+        _touch(honeyport, "127.0.0.1")
+        wait_for(lambda: any(a["source"]["ip"] == "127.0.0.1" for a in _alerts(centre.stdout)), 20,
+                 "the node's hit alerting on the centre's stdout")
+        first = _alerts(centre.stdout)[0]
+        assert first["event"]["action"] == "honeyport_probe" and "honeyport" in first["t1046"]["evidence_sources"]
+        assert first["observer"]["name"] == "centre"
+        assert "node edge-a@127.0.0.1 connected" in centre.log()
+
+        assert b"unauthenticated" in _intrude(centre_port, certificates.ca,
+                                              encode_hello("edge-a", "0123456789abcdef", "guessed-token"))
+        assert b"refused" in _intrude(centre_port, certificates.ca, b"GET / HTTP/1.0\r\n\r\n")
+        _touch(honeyport, "127.0.0.2")
+        wait_for(lambda: any(a["source"]["ip"] == "127.0.0.2" for a in _alerts(alerts)), 20,
+                 "the centre serving the node after two intruders")
+        counts = _submissions(metrics_port)
+        assert (counts.get("accepted"), counts.get("unauthenticated"), counts.get("malformed")) == (2, 1, 1)
+        assert TOKEN not in centre.log() + node.log() and "guessed-token" not in centre.log()
+
+        assert centre.stop() == 0
+        outage = [f"127.0.0.{host}" for host in range(3, 8)]
+        for source in outage:
+            _touch(honeyport, source)
+        wait_for(lambda: node_spool.exists() and len(node_spool.read_bytes().splitlines()) == len(outage), 20,
+                 "the node spooling while the centre is down")
+
+        centre = Process(tmp_path / "run2", "run", "--config", str(centre_config))
+        processes.append(centre)
+        centre.wait_log("running")
+        wait_for(lambda: {a["source"]["ip"] for a in _alerts(centre.stdout)} >= set(outage), 40,
+                 "every spooled hit alerting after the centre came back")
+        wait_for(lambda: not node_spool.read_bytes(), 20, "the node's spool emptied by acknowledgements")
+        assert _submissions(metrics_port).get("accepted") == len(outage)
+    finally:
+        codes = [process.stop() for process in reversed(processes)]
+    assert codes == [0] * len(codes), [p.log()[-2000:] for p in processes]
+    by_source: dict[str, list[int]] = {}
+    for alert in _alerts(alerts):
+        by_source.setdefault(alert["source"]["ip"], []).append(alert["t1046"]["counts"]["honeyport_hits"])
+    assert by_source == {f"127.0.0.{host}": [1] for host in range(1, 8)}, "each touch counted exactly once"
+
+
+def test_a_node_without_its_token_does_not_start(tmp_path: Path) -> None:
+    config = tmp_path / "node.yaml"
+    config.write_text(f"sensor: {{name: edge-a, state_dir: {tmp_path / 'state'}}}\n"
+                      f"honeyports: {{listen: [127.0.0.1], tcp: '{free_port()}'}}\n"
+                      "node: {central: '127.0.0.1:6146', token_env: T1046_TEST_UNSET_TOKEN}\n")
+    env = {key: value for key, value in os.environ.items() if key != "T1046_TEST_UNSET_TOKEN"}
+    done = subprocess.run([sys.executable, "-m", "sensor", "honeyports", "--config", str(config)], env=env,
+                          capture_output=True, timeout=60)
+    assert done.returncode != 0
+    assert b"T1046_TEST_UNSET_TOKEN is not set" in done.stderr
