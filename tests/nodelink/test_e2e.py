@@ -80,23 +80,34 @@ class Process:
                 self.popen.wait(10)
 
 
-def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Path,
-                                                                   certificates: Certificates) -> None:
-    centre_port, metrics_port, honeyport = free_port(), free_port(), free_port()
-    centre_config = tmp_path / "centre.yaml"
-    centre_config.write_text(
+def _centre_config(tmp_path: Path, certificates: Certificates, centre_port: int, metrics_port: int) -> Path:
+    config = tmp_path / "centre.yaml"
+    config.write_text(
         f"sensor: {{name: centre, state_dir: {tmp_path / 'centre'}, metrics_listen: '127.0.0.1:{metrics_port}'}}\n"
         "honeyports: {listen: []}\n"
         "detection: {local_nets: [127.0.0.0/8]}\n"
         f"nodes: {{listen: '127.0.0.1:{centre_port}', cert_file: {certificates.cert}, key_file: {certificates.key},"
         " token_env: T1046_NODE_TOKEN}\n"
         "outputs:\n  - {type: stdout}\n  - {type: file, path: alerts.jsonl}\n")
-    node_config = tmp_path / "node.yaml"
-    node_config.write_text(
+    return config
+
+
+def _node_config(tmp_path: Path, certificates: Certificates, centre_port: int, honeyport: int) -> Path:
+    config = tmp_path / "node.yaml"
+    config.write_text(
         f"sensor: {{name: edge-a, state_dir: {tmp_path / 'node'}}}\n"
         f"honeyports: {{listen: [127.0.0.1], tcp: '{honeyport}'}}\n"
+        "detection: {local_nets: [127.0.0.0/8]}\n"
         f"node: {{central: '127.0.0.1:{centre_port}', ca_file: {certificates.ca}, server_name: localhost,"
         " token_env: T1046_NODE_TOKEN}\n")
+    return config
+
+
+def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Path,
+                                                                   certificates: Certificates) -> None:
+    centre_port, metrics_port, honeyport = free_port(), free_port(), free_port()
+    centre_config = _centre_config(tmp_path, certificates, centre_port, metrics_port)
+    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
     alerts = tmp_path / "centre" / "alerts.jsonl"
     node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
     processes: list[Process] = []
@@ -147,6 +158,28 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
     for alert in _alerts(alerts):
         by_source.setdefault(alert["source"]["ip"], []).append(alert["t1046"]["counts"]["honeyport_hits"])
     assert by_source == {f"127.0.0.{host}": [1] for host in range(1, 8)}, "each touch counted exactly once"
+
+
+def test_run_on_a_node_forwards_its_honeyport_hits(tmp_path: Path, certificates: Certificates) -> None:
+    centre_port, honeyport = free_port(), free_port()
+    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port())
+    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
+    processes: list[Process] = []
+    try:
+        centre = Process(tmp_path / "centre-run", "run", "--config", str(centre_config))
+        processes.append(centre)
+        centre.wait_log("running")
+        node = Process(tmp_path / "node-run", "run", "--config", str(node_config))
+        processes.append(node)
+        node.wait_log("running")
+        _touch(honeyport, "127.0.0.9")
+        wait_for(lambda: any(a["source"]["ip"] == "127.0.0.9" for a in _alerts(centre.stdout)), 20,
+                 "the hit of a `run` node alerting at the centre")
+        assert "node edge-a@127.0.0.1 connected" in centre.log()
+    finally:
+        codes = [process.stop() for process in reversed(processes)]
+    assert codes == [0, 0], [p.log()[-2000:] for p in processes]
+    assert _alerts(node.stdout) == [], "a forwarding node does not correlate its hits itself"
 
 
 def test_a_node_without_its_token_does_not_start(tmp_path: Path) -> None:
