@@ -518,6 +518,7 @@ class NodeLinkTransport:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._acked = 0
+        self._last_used = 0.0
 
     async def send(self, records: list[SpoolRecord]) -> None:
         host, port = self.central
@@ -529,8 +530,11 @@ class NodeLinkTransport:
             raise DeliveryError(f"central {host}:{port}: {error or type(error).__name__}") from None
 
     async def _send(self, records: list[SpoolRecord]) -> None:
+        if time.monotonic() - self._last_used > IDLE_SECONDS / 2:
+            await self.close()
         if self._reader is None or self._writer is None:
             self._reader, self._writer = await self._connect()
+        self._last_used = time.monotonic()
         pending = [record for record in records if record.seq > self._acked]
         if not pending:
             return
@@ -563,7 +567,8 @@ class NodeLinkTransport:
         return reader, writer
 
     def reopen(self) -> None:
-        """The connection is reopened by the next batch after any failure."""
+        """The connection is reopened by the next batch after any failure, or after half the centre's idle
+        timeout (so a connection the centre closed for silence is not tried first)."""
 
     async def close(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None
