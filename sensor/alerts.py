@@ -38,6 +38,8 @@ class Alert:
     uids: tuple[str, ...]
     honeyport_hits: int
     honeyport_profiles: tuple[str, ...]
+    honeyport_nodes: tuple[str, ...]
+    """The honeyport nodes that saw the scanner (``name@address`` for remote nodes)."""
     mdns_names: tuple[str, ...]
     zeek_notes: tuple[str, ...]
     risk_score: int

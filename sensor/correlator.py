@@ -95,8 +95,8 @@ class _Evidence:
 
     __slots__ = (
         "alerted", "alerted_probes", "failed", "failed_by_port", "failed_by_target", "failed_pairs", "half_open",
-        "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "ports", "profiles", "reported", "rules",
-        "sources", "targets", "uids", "update", "zeek_action", "zeek_notes",
+        "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "nodes", "ports", "profiles", "reported",
+        "rules", "sources", "targets", "uids", "update", "zeek_action", "zeek_notes",
     )
 
     def __init__(self) -> None:
@@ -110,6 +110,8 @@ class _Evidence:
         self.half_open_pairs: dict[tuple[IPAddress, int], float] = {}
         self.honeyport_hits = 0
         self.profiles: dict[str, None] = {}
+        self.nodes: dict[str, None] = {}
+        """Honeyport nodes that saw the scanner (``name@address`` for remote ones)."""
         self.mdns_names: dict[str, None] = {}
         self.zeek_notes: dict[str, None] = {}
         self.uids: list[str] = []
@@ -263,6 +265,8 @@ class Correlator:
         detail.sources.setdefault("honeyport")
         if len(detail.profiles) < self._config.sample_size:
             detail.profiles.setdefault(hit.profile)
+        if hit.node and len(detail.nodes) < self._config.sample_size:
+            detail.nodes.setdefault(hit.node)
         fired = ["T1046-HONEYPORT"]
         fired += self._failed_pair(detail, hit.target, hit.transport, hit.target_port, hit.ts, now)
         return alerts + self._update(track, fired, now)
@@ -568,6 +572,7 @@ class Correlator:
             uids=tuple(detail.uids),
             honeyport_hits=detail.honeyport_hits,
             honeyport_profiles=tuple(detail.profiles),
+            honeyport_nodes=tuple(detail.nodes),
             mdns_names=tuple(detail.mdns_names),
             zeek_notes=tuple(detail.zeek_notes),
             risk_score=risk,

@@ -103,6 +103,7 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
                 "ports": list(alert.ports),
                 "mdns_names": list(alert.mdns_names),
                 "honeyport_profiles": list(alert.honeyport_profiles),
+                "honeyport_nodes": list(alert.honeyport_nodes),
             },
             "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
         },
@@ -159,6 +160,7 @@ def to_ocsf(alert: Alert, observer: str) -> dict[str, Any]:
         "unmapped": {"t1046": {"action": alert.action.value, "rules": list(alert.rules),
                                "probes": alert.probes, "distinct_ports": alert.distinct_ports,
                                "distinct_hosts": alert.distinct_targets,
+                               "honeyport_nodes": list(alert.honeyport_nodes),
                                "authorized": alert.authorized}},
     }
 

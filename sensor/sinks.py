@@ -182,7 +182,7 @@ class Spool:
             return
         if self.pending_bytes + len(payload) > self.max_bytes:
             if self.policy == "drop_newest":
-                self._drop(len(records), "the newest alerts")
+                self._drop(len(records), "the newest records")
                 return
             self._drop_oldest(self.pending_bytes + len(payload) - self.max_bytes)
         self._stream.write(payload)
@@ -204,7 +204,7 @@ class Spool:
                 dropped += 1
         self.cursor += freed
         self._save_cursor()
-        self._drop(dropped, "the oldest alerts")
+        self._drop(dropped, "the oldest records")
 
     def _drop(self, count: int, which: str) -> None:
         self.dropped += count

@@ -229,6 +229,7 @@ def test_a_honeyport_hit_alerts_at_once_and_later_hits_update_the_incident() -> 
 
     alerts = run([hit(1.0, 2222)])
     assert [(a.action, a.rule.id, a.severity) for a in alerts] == [(Action.HONEYPORT_PROBE, "T1046-HONEYPORT", 3)]
+    assert alerts[0].honeyport_nodes == ("n1",)
     correlator = Correlator(DetectionConfig())
     many = run([hit(1.0 + i * 0.01, 2000 + i) for i in range(20)], correlator=correlator)
     assert many[0].action is Action.HONEYPORT_PROBE

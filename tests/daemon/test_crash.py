@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.alertcheck import validate_alert
+
 from .conftest import conn_log, wait_for
 
 
@@ -24,7 +26,7 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def _delivered(path: Path) -> list[str]:
     if not path.exists():
         return []
-    return [json.loads(line)["event"]["id"] for line in path.read_text().splitlines()]
+    return [validate_alert(json.loads(line))["event"]["id"] for line in path.read_text().splitlines()]
 
 
 def test_kill_9_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:

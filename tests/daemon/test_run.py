@@ -20,6 +20,7 @@ from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, sav
 from sensor.config import DetectionConfig, default_config, default_config_text
 from sensor.correlator import Correlator
 from sensor.metrics import Metrics, MetricsServer
+from tests.alertcheck import validate_alert
 
 from .conftest import free_port, wait_for
 
@@ -35,7 +36,7 @@ def _touch(port: int, source: str = "127.0.0.1") -> None:
 def _ids(path: Path) -> list[str]:
     if not path.exists():
         return []
-    return [json.loads(line)["event"]["id"] for line in path.read_bytes().splitlines()]
+    return [validate_alert(json.loads(line))["event"]["id"] for line in path.read_bytes().splitlines()]
 
 
 def _stop(daemon: subprocess.Popen[bytes]) -> int:
@@ -65,7 +66,7 @@ def test_readme_first_command_on_a_fresh_home(tmp_path: Path) -> None:
         wait_for(lambda: bool(_ids(alerts)) and bool(stdout.read_bytes()), 20, "the alert on stdout and in the file")
     finally:
         assert _stop(daemon) == 0
-    printed = [json.loads(line) for line in stdout.read_bytes().splitlines()]
+    printed = [validate_alert(json.loads(line)) for line in stdout.read_bytes().splitlines()]
     assert printed[0]["event"]["action"] == "honeyport_probe"
     assert printed[0]["source"]["ip"] == "127.0.0.1"
     assert [doc["event"]["id"] for doc in printed] == _ids(alerts)

@@ -18,6 +18,7 @@ from sensor.alerts import Alert
 from sensor.config import OutputConfig, SensorConfig
 from sensor.metrics import Metrics
 from sensor.sinks import SinkConfigError, SpooledSink, SpoolRecord, build_sinks, rfc5424
+from tests.alertcheck import validate_alert
 
 from .conftest import Certificates, Rsyslog, start_rsyslog, wait_for
 
@@ -51,7 +52,7 @@ def test_stdout_and_file_get_every_alert_once_in_their_format(tmp_path: Path, re
     sinks = build_sinks(config, stdout=out)
     asyncio.run(_deliver(sinks, real_alerts))
     ids = [alert.event_id for alert in real_alerts]
-    assert [json.loads(line)["event"]["id"] for line in out.getvalue().splitlines()] == ids
+    assert [validate_alert(json.loads(line))["event"]["id"] for line in out.getvalue().splitlines()] == ids
     ocsf = _lines(tmp_path / "state" / "alerts.jsonl")
     assert [doc["metadata"]["uid"] for doc in ocsf] == ids
     assert all(doc["class_uid"] == 2004 for doc in ocsf)
@@ -168,7 +169,7 @@ def test_hec_receives_every_alert_exactly_once_after_refusals(tmp_path: Path, re
         for event in body.decode().split("\n"):
             document = json.loads(event)
             assert document["index"] == "sec" and document["sourcetype"] == "t1046:alert"
-            ids.append(document["event"]["event"]["id"])
+            ids.append(validate_alert(document["event"])["event"]["id"])
     assert sorted(ids) == sorted(alert.event_id for alert in real_alerts)
     assert len(set(ids)) == len(ids)
 
@@ -189,7 +190,7 @@ def test_bulk_receives_every_alert_exactly_once_after_refusals(tmp_path: Path, r
         lines = body.decode().splitlines()
         for action, document in zip(lines[::2], lines[1::2], strict=True):
             assert json.loads(action)["create"]["_id"] == json.loads(document)["event"]["id"]
-            ids.append(json.loads(document)["event"]["id"])
+            ids.append(validate_alert(json.loads(document))["event"]["id"])
     assert sorted(ids) == sorted(alert.event_id for alert in real_alerts)
     assert len(set(ids)) == len(ids)
 
@@ -238,7 +239,7 @@ def _check_rsyslog(received: Rsyslog, alerts: list[Alert]) -> None:
     for line in received.output.read_text().splitlines():
         version, app, msgid, structured, message = line.split("|", 4)
         assert (version, app, msgid) == ("1", "t1046-sensor", "alert")
-        document = json.loads(message)
+        document = validate_alert(json.loads(message))
         assert structured == f'[t1046@32473 event_id="{document["event"]["id"]}"]'
         ids.append(document["event"]["id"])
     assert sorted(ids) == sorted(alert.event_id for alert in alerts)

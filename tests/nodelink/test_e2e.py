@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sensor.nodelink import encode_hello
+from tests.alertcheck import validate_alert
 
 from .conftest import Certificates, free_port, wait_for
 
@@ -31,7 +32,7 @@ def _touch(port: int, source: str) -> None:
 def _alerts(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_bytes().splitlines() if line.startswith(b"{")]
+    return [validate_alert(json.loads(line)) for line in path.read_bytes().splitlines() if line.startswith(b"{")]
 
 
 def _submissions(metrics_port: int) -> dict[str, float]:
@@ -125,6 +126,7 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
         first = _alerts(centre.stdout)[0]
         assert first["event"]["action"] == "honeyport_probe" and "honeyport" in first["t1046"]["evidence_sources"]
         assert first["observer"]["name"] == "centre"
+        assert first["t1046"]["sample"]["honeyport_nodes"] == ["edge-a@127.0.0.1"]
         assert "node edge-a@127.0.0.1 connected" in centre.log()
 
         assert b"unauthenticated" in _intrude(centre_port, certificates.ca,
