@@ -46,7 +46,8 @@ def message(alert: Alert) -> str:
         "mdns_service_browse": f"browsed mDNS for {', '.join(alert.mdns_names[:3]) or 'services'}",
         "mdns_decoy_lookup": f"looked up mDNS decoy {', '.join(alert.mdns_names[:1])}",
     }[alert.action.value]
-    failed = f", {alert.failed} of {alert.probes} probes failed" if alert.probes else ""
+    scan = alert.action.value in ("port_scan", "address_scan", "network_scan")
+    failed = f", {alert.failed} of {alert.probes} probes failed" if scan and alert.probes else ""
     authorized = f" (authorized: {alert.authorized})" if alert.authorized else ""
     return f"{alert.scanner} {what}{failed}{authorized}."
 
