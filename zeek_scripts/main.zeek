@@ -573,6 +573,12 @@ function report(rec: Info, note: Notice::Type, n: count, subject: string,
 	if ( subject != "" )
 		n_info$sub = subject;
 
+	if ( rec$kind == "port_scan" )
+		n_info$dst = rec$targets[0];
+
+	if ( rec$kind == "address_scan" )
+		n_info$p = rec$ports[0];
+
 	NOTICE(n_info);
 	}
 

@@ -1,4 +1,4 @@
-# @TEST-DOC: nmap -sU --top-ports 40 against one host: a Port_Scan; probes tagged unanswered, and icmp_unreachable where the target answered with ICMP port unreachable.
+# @TEST-DOC: nmap -sU --top-ports 40 against one host: a Port_Scan; probes tagged unanswered, and icmp_unreachable where the target answered with ICMP port unreachable. nmap's 5353/udp payload is a DNS-SD service type enumeration, which is reported too.
 # @TEST-EXEC: zeek -C -r $TRACES/s6_udp_scan.pcap $PACKAGE %INPUT
 # @TEST-EXEC: zeek-cut note src < notice.log | grep T1046:: | sort -u > notices
 # @TEST-EXEC: btest-diff notices
