@@ -138,3 +138,26 @@ def test_package_evidence_becomes_incidents(tmp_path: Path, flavour: str) -> Non
     notice = by_source["10.8.8.8"][0]
     assert (notice["event"]["action"], notice["rule"]["id"]) == ("address_scan", "T1046-ZEEK-NOTICE")
     assert "T1046::Address_Scan" in notice["t1046"]["zeek"]["notes"]
+
+
+PACKAGE_LOGS = Path(__file__).resolve().parent / "data" / "package-logs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PACKAGE_LOGS.iterdir() if p.is_dir()))
+def test_logs_the_package_wrote_under_real_zeek(name: str) -> None:
+    """Replay what Zeek 7.0 with zeek_scripts wrote for each capture: the truth holds and, for scans, the
+    package's own detection is part of the evidence."""
+    out = io.BytesIO()
+    summary = replay([PACKAGE_LOGS / name], default_config(), out)
+    assert summary.malformed == 0
+    alerts = parse_alerts(out.getvalue())
+    expected = json.loads((PACKAGE_LOGS / name / "truth.json").read_text())
+    assert {a["source"]["ip"] for a in alerts} == {s["ip"] for s in expected["scanners"]}
+    for scanner in expected["scanners"]:
+        mine = [a for a in alerts if a["source"]["ip"] == scanner["ip"]]
+        rules = set(mine[-1]["t1046"]["rules"])
+        if any(a["event"]["action"].endswith("scan") for a in mine):
+            assert {"T1046-ZEEK-DETECTION", "T1046-ZEEK-NOTICE"} <= rules, rules
+            assert any(note.startswith("T1046::") for note in mine[-1]["t1046"]["zeek"]["notes"])
+        else:
+            assert rules & {"T1046-MDNS-ENUM", "T1046-MDNS-SENSITIVE"}, rules
