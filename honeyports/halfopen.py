@@ -38,8 +38,6 @@ _SO_ATTACH_FILTER = 26
 _IPV6_RECVPKTINFO = 49
 _IPV6_PKTINFO = 50
 _SO_RCVBUFFORCE = 33
-ACCEPTED_MEMORY = 5.0
-"""Seconds an accept is remembered for a SYN not read yet."""
 RECEIVE_BUFFER = 8 << 20
 """Bytes of kernel buffer for the raw socket: a SYN burst waits there while the loop is busy accepting."""
 
@@ -106,7 +104,10 @@ class HalfOpenWatcher:
         self.max_pending = max_pending
         self.pending: OrderedDict[Key, float] = OrderedDict()
         self.accepted_first: OrderedDict[Key, float] = OrderedDict()
-        """Handshakes the listener accepted before this watcher read their SYN (two descriptors, no order)."""
+        """Handshakes the listener accepted before this watcher read their SYN (two descriptors, no order).
+        Remembered as long as a SYN waits for its accept (``expire_after``): in overload the raw socket's
+        buffer can hold SYNs for many seconds, and a SYN read after its accept was forgotten would become
+        a second touch."""
         self.reported = 0
 
     # -- pure decision logic ---------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class HalfOpenWatcher:
     def expire(self, now: float) -> None:
         """Report the SYNs that got neither an accept nor a reset within ``expire_after`` seconds."""
         cutoff = now - self.expire_after
-        while self.accepted_first and next(iter(self.accepted_first.values())) <= now - ACCEPTED_MEMORY:
+        while self.accepted_first and next(iter(self.accepted_first.values())) <= cutoff:
             self.accepted_first.popitem(last=False)
         while self.pending:
             key, syn_time = next(iter(self.pending.items()))
