@@ -286,6 +286,8 @@ class Daemon:
             "time": now, "uptime": round(time.time() - self._started, 1), "checkpoint": self.seq,
             "observations": self.pipeline.observations, "alerts": self.pipeline.alerts_emitted,
             "open_incidents": correlator.open_incidents, "tracked_sources": correlator.tracked_sources,
+            "suppressed_as_authorized": correlator.stats.suppressed,
+            "evicted_sources": correlator.stats.evicted_sources,
             "malformed_lines": self.malformed.total,
             "sinks": {sink.name: {"spooled_bytes": sink.spool.pending_bytes, "failures_in_a_row": sink.failures,
                                   "delivered": sink.delivered} for sink in self.sinks},
@@ -293,6 +295,8 @@ class Daemon:
         self.metrics.heartbeat.set(now)
         self.metrics.open_incidents.set(correlator.open_incidents)
         self.metrics.tracked_sources.set(correlator.tracked_sources)
+        for counter in ("suppressed", "evicted_sources", "closed_incidents", "ignored"):
+            self.metrics.correlator_counts.labels(counter=counter).set(getattr(correlator.stats, counter))
         try:
             write_atomically(self.state_dir / "health.json", orjson.dumps(health))
         except OSError as error:
@@ -355,6 +359,7 @@ class Daemon:
             await self.node_listener.stop()
         await self._stop_sources(self.sources)
         self._commit()
+        self._heartbeat()
         await drain_all(self._spooled(), DRAIN_SECONDS)
         self.malformed.summarise()
 

@@ -44,6 +44,9 @@ class Metrics:
         self.open_incidents = Gauge("t1046_open_incidents", "Incidents open in the correlator", registry=registry)
         self.tracked_sources = Gauge("t1046_tracked_sources", "Sources the correlator keeps state for",
                                      registry=registry)
+        self.correlator_counts = Gauge(
+            "t1046_correlator_count", "Correlator counters since its state began: alerts suppressed as authorized, "
+            "sources evicted by the cap, incidents closed, observations ignored", ["counter"], registry=registry)
         self.node_submissions = Counter("t1046_node_submissions", "Submissions from honeyport nodes, by result",
                                         ["result"], registry=registry)
         self.node_connections = Gauge("t1046_node_connections", "Honeyport node connections open at the centre",

@@ -70,7 +70,10 @@ def test_readme_first_command_on_a_fresh_home(tmp_path: Path) -> None:
     assert printed[0]["event"]["action"] == "honeyport_probe"
     assert printed[0]["source"]["ip"] == "127.0.0.1"
     assert [doc["event"]["id"] for doc in printed] == _ids(alerts)
-    assert (alerts.parent / "checkpoint").exists() and (alerts.parent / "health.json").exists()
+    assert (alerts.parent / "checkpoint").exists()
+    health = json.loads((alerts.parent / "health.json").read_text())
+    assert health["alerts"] >= 1 and health["open_incidents"] >= 0
+    assert health["suppressed_as_authorized"] == 0 and health["evicted_sources"] == 0
 
 
 @needs_honeyports
