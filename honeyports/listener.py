@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 from typing import Protocol as TypingProtocol
 
@@ -23,6 +23,9 @@ from honeyports.profiles import Profile, datagram_reply
 from sensor.observations import HoneyportHit, IPAddress, Transport
 
 log = logging.getLogger(__name__)
+
+PAYLOAD_LIMIT = 64
+"""Bytes a hit keeps of what the client sent (a UDP datagram; a TCP connection's first bytes)."""
 
 Emit = Callable[[HoneyportHit], object]
 """Where hits go: in the daemon, ``Pipeline.observe``."""
@@ -110,6 +113,8 @@ class HoneyportProtocol(Protocol):
         self.factory = factory
         self.received = b""
         self.answered = False
+        self.hit: HoneyportHit | None = None
+        """The touch reported at accept; its identity is reused for the follow-up with the payload."""
 
     @property
     def stream(self) -> StreamTransport:
@@ -135,8 +140,11 @@ class HoneyportProtocol(Protocol):
             self.factory.answer(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Release this connection's slot and timer."""
+        """Release this connection's slot and timer; report what the client sent, if anything."""
         self.factory.release(self)
+        if self.hit is not None and self.received:
+            self.factory.emit(replace(self.hit, ts=self.factory.clock(), follow_up=True,
+                                      payload=self.received[:PAYLOAD_LIMIT]))
 
 
 class HoneyportFactory(Factory):
@@ -177,9 +185,10 @@ class HoneyportFactory(Factory):
         target = host_address(target_host)
         self.table.stats.hits += 1
         self.table.connection_seen(source, source_port, target, target_port)
-        self.emit(HoneyportHit(ts=self.clock(), source=source, source_port=source_port, target=target,
-                               target_port=target_port, transport=Transport.TCP, profile=self.profile.name,
-                               node=self.node))
+        protocol.hit = HoneyportHit(ts=self.clock(), source=source, source_port=source_port, target=target,
+                                    target_port=target_port, transport=Transport.TCP, profile=self.profile.name,
+                                    node=self.node)
+        self.emit(protocol.hit)
         if not self.table.acquire(source):
             return False
         self._open[protocol] = (source, self.scheduler.callLater(self.table.idle_timeout, self._expire, protocol))

@@ -23,6 +23,7 @@ from twisted.internet.task import LoopingCall
 
 from honeyports.halfopen import HalfOpenWatcher, RawReader
 from honeyports.listener import (
+    PAYLOAD_LIMIT,
     ConnectionTable,
     DelayedCall,
     Emit,
@@ -37,8 +38,6 @@ from sensor.observations import HoneyportHit, Transport
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_LIMIT = 64
-"""Bytes of a UDP datagram kept in its hit."""
 HALF_OPEN_EXPIRY = 75.0
 """Seconds after which a SYN neither accepted nor reset is a touch: past Linux's SYN-ACK retries (63 s with
 ``tcp_synack_retries`` 5), so a handshake still waiting in an accept queue is never counted twice."""

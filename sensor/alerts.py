@@ -40,6 +40,8 @@ class Alert:
     honeyport_profiles: tuple[str, ...]
     honeyport_nodes: tuple[str, ...]
     """The honeyport nodes that saw the scanner (``name@address`` for remote nodes)."""
+    honeyport_payloads: tuple[bytes, ...]
+    """A sample of what the scanner sent to honeyports (attacker-controlled bytes: escape before showing)."""
     mdns_names: tuple[str, ...]
     zeek_notes: tuple[str, ...]
     risk_score: int

@@ -94,8 +94,9 @@ class _Evidence:
     sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_probes", "failed", "failed_by_port", "failed_by_target", "failed_pairs", "half_open",
-        "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "nodes", "ports", "profiles", "reported",
+        "alerted", "alerted_extent", "failed", "failed_by_port", "failed_by_target", "failed_pairs", "half_open",
+        "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "nodes", "payloads", "ports", "profiles",
+        "reported",
         "rules", "sources", "targets", "uids", "update", "zeek_action", "zeek_notes",
     )
 
@@ -111,6 +112,8 @@ class _Evidence:
         self.honeyport_hits = 0
         self.profiles: dict[str, None] = {}
         self.nodes: dict[str, None] = {}
+        self.payloads: dict[bytes, None] = {}
+        """Distinct first bytes clients sent to honeyports (a sample, each capped by the listener)."""
         """Honeyport nodes that saw the scanner (``name@address`` for remote ones)."""
         self.mdns_names: dict[str, None] = {}
         self.zeek_notes: dict[str, None] = {}
@@ -125,7 +128,8 @@ class _Evidence:
         self.update = 0
         self.alerted: tuple[Action, int, int, int, int] | None = None
         """(action, rules, evidence sources, targets, ports) at the last alert."""
-        self.alerted_probes = 0
+        self.alerted_extent = (0, 0)
+        """(probes, payloads sampled) at the last alert: the final update is sent only if they moved."""
 
 
 class _Track:
@@ -257,8 +261,12 @@ class Correlator:
 
     def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
-        track.probes += 1
         detail = track.evidence()
+        if hit.payload and len(detail.payloads) < self._config.sample_size:
+            detail.payloads.setdefault(hit.payload)
+        if hit.follow_up:
+            return alerts
+        track.probes += 1
         self._count_target(detail, hit.target, hit.target_port)
         detail.honeyport_hits += 1
         detail.failed += 1
@@ -483,7 +491,7 @@ class Correlator:
         if not grown:
             return []
         detail.alerted = snapshot
-        detail.alerted_probes = track.probes
+        detail.alerted_extent = (track.probes, len(detail.payloads))
         rule = new_rules[-1] if new_rules else next(reversed(detail.rules))
         return self._emit(track, rule, now, closed=False)
 
@@ -503,7 +511,8 @@ class Correlator:
         self._incidents -= 1
         self.stats.closed_incidents += 1
         last = detail.alerted
-        if last is not None and (track.probes, *track.counts()[:2]) == (detail.alerted_probes, *last[3:5]):
+        extent = (track.probes, len(detail.payloads))
+        if last is not None and (*extent, *track.counts()[:2]) == (*detail.alerted_extent, *last[3:5]):
             return []
         return self._emit(track, next(reversed(detail.rules)), now, closed=True)
 
@@ -573,6 +582,7 @@ class Correlator:
             honeyport_hits=detail.honeyport_hits,
             honeyport_profiles=tuple(detail.profiles),
             honeyport_nodes=tuple(detail.nodes),
+            honeyport_payloads=tuple(detail.payloads),
             mdns_names=tuple(detail.mdns_names),
             zeek_notes=tuple(detail.zeek_notes),
             risk_score=risk,

@@ -148,7 +148,8 @@ def encode_submission(seq: int, observation: Submittable) -> bytes:
     if isinstance(observation, HoneyportHit):
         fields = {"kind": "honeyport", "target": str(observation.target), "target_port": observation.target_port,
                   "transport": observation.transport.value, "profile": observation.profile,
-                  "payload": base64.b64encode(observation.payload[:MAX_PAYLOAD]).decode()}
+                  "payload": base64.b64encode(observation.payload[:MAX_PAYLOAD]).decode(),
+                  "follow_up": observation.follow_up}
     else:
         fields = {"kind": "mdns", "name": observation.name, "qtype": observation.qtype,
                   "unicast_response": observation.unicast_response, "legacy_unicast": observation.legacy_unicast,
@@ -202,7 +203,8 @@ def _observation(document: dict[str, Any]) -> Submittable:
             raise ProtocolError("payload: not base64") from None
         return HoneyportHit(ts=ts, source=source, source_port=source_port, target=_address(document, "target"),
                             target_port=_count(document, "target_port", 65535), transport=Transport(transport),
-                            profile=_text(document, "profile", _PROFILE), payload=payload[:MAX_PAYLOAD])
+                            profile=_text(document, "profile", _PROFILE), payload=payload[:MAX_PAYLOAD],
+                            follow_up=_get(document, "follow_up", bool) if "follow_up" in document else False)
     if kind == "mdns":
         target = None if document.get("target") is None else _address(document, "target")
         return MdnsQuery(ts=ts, source=source, source_port=source_port, name=_text(document, "name"),

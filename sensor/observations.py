@@ -107,6 +107,9 @@ class HoneyportHit:
     """The first bytes received, capped by the listener."""
     node: str = ""
     """Name of the honeyport node that saw the touch."""
+    follow_up: bool = False
+    """True for the second report of a TCP connection, sent when it closes, carrying what the client sent:
+    the touch itself was reported (and counted) at accept."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,11 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def printable(data: bytes) -> str:
+    """Attacker-supplied bytes as safe text: printable ASCII kept, backslash and everything else as ``\\xNN``."""
+    return "".join(chr(byte) if 0x20 <= byte < 0x7F and byte != 0x5C else f"\\x{byte:02x}" for byte in data)
+
+
 def message(alert: Alert) -> str:
     """One human sentence about the incident."""
     targets = f"{alert.distinct_targets} target{'s' if alert.distinct_targets != 1 else ''}"
@@ -105,6 +110,7 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
                 "mdns_names": list(alert.mdns_names),
                 "honeyport_profiles": list(alert.honeyport_profiles),
                 "honeyport_nodes": list(alert.honeyport_nodes),
+                "honeyport_payloads": [printable(payload) for payload in alert.honeyport_payloads],
             },
             "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
         },

@@ -302,3 +302,16 @@ def test_config_thresholds_are_respected() -> None:
     config = dataclasses.replace(DetectionConfig(), port_scan_ports=40)
     observations = [conn(i * 0.1, "10.13.0.1", 1 + i, REJ) for i in range(39)]
     assert run(observations, config) == []
+
+
+def test_a_follow_up_brings_what_the_scanner_sent_without_counting_a_second_touch() -> None:
+    touch = HoneyportHit(ts=1.0, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=8081,
+                         transport=Transport.TCP, profile="http")
+    follow_up = dataclasses.replace(touch, ts=1.2, follow_up=True, payload=b"GET / HTTP/1.0\r\n\r\n")
+    correlator = Correlator(DetectionConfig())
+    alerts = run([touch, follow_up], correlator=correlator)
+    assert [a.honeyport_hits for a in alerts] == [1]
+    (final,) = correlator.close_all(2.0) or [alerts[-1]]
+    assert (final.honeyport_hits, final.probes) == (1, 1)
+    assert final.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
+    assert to_ecs(final, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]

@@ -70,10 +70,13 @@ def test_tcp_accept_is_a_hit_and_the_profile_answers(node: Node) -> None:
 
     answer = node.run(client())
     assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200 OK\r\nServer: nginx")
-    node.run(node.until(lambda: node.hits))
-    (hit,) = node.hits
+    node.run(node.until(lambda: len(node.hits) == 2))
+    hit, follow_up = node.hits
     assert (str(hit.source), str(hit.target), hit.target_port, hit.transport) == ("127.0.0.1", "127.0.0.1", port,
                                                                                   Transport.TCP)
+    assert (hit.follow_up, hit.payload) == (False, b"")
+    assert follow_up.follow_up and follow_up.payload == b"GET / HTTP/1.0\r\n\r\n"
+    assert (follow_up.source, follow_up.source_port, follow_up.target_port) == (hit.source, hit.source_port, port)
 
 
 def test_ipv6_udp_hit_and_no_amplification(node: Node) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from ipaddress import ip_address
 
 import orjson
@@ -56,6 +57,14 @@ def test_messages_round_trip() -> None:
 def test_observations_round_trip_without_the_node_name() -> None:
     hit = decode_message(encode_submission(7, HIT))
     assert hit == Submission(7, HoneyportHit(**{**{f: getattr(HIT, f) for f in HIT.__slots__}, "node": ""}))
+    follow_up = decode_message(encode_submission(9, replace(HIT, node="", follow_up=True)))
+    assert isinstance(follow_up, Submission) and isinstance(follow_up.observation, HoneyportHit)
+    assert follow_up.observation.follow_up and follow_up.observation.payload == HIT.payload
+    legacy = orjson.loads(encode_submission(10, HIT))
+    del legacy["follow_up"]
+    decoded = decode_message(orjson.dumps(legacy))
+    assert isinstance(decoded, Submission) and isinstance(decoded.observation, HoneyportHit)
+    assert decoded.observation.follow_up is False
     query = decode_message(encode_submission(8, QUERY))
     assert query == Submission(8, QUERY)
     assert b"\n" not in encode_submission(7, HIT)
