@@ -84,7 +84,10 @@ export {
 
 	## Most scanners tracked at once on an aggregating node, and most
 	## suspects and forwarded first contacts remembered on an observing
-	## node.  New sources are not tracked while a table is full.
+	## node.  A full scanner table evicts an arbitrary entry for a new
+	## source, so a flood of spoofed sources cannot keep a real scanner out;
+	## a full suspect or contact table takes no new entries (answered first
+	## contacts are then not forwarded, which only makes the walk stricter).
 	const max_scanners = 50000 &redef;
 
 	## Most distinct targets, ports and first-contacted services tracked
@@ -753,15 +756,44 @@ function check_scans(st: ScannerState, p: Probe)
 		    random_scan_min_targets, st$failed);
 	}
 
+## Scanner states evicted because the table was full.
+global evicted_scanners = 0;
+
+## Makes room in the full scanner table by dropping one entry.  Table
+## iteration order is arbitrary, so the victim is in effect random: a flood
+## cannot aim at a real scanner, which is tracked again at its next probe.
+function evict_one_scanner()
+	{
+	local victim = 0.0.0.0;
+
+	for ( candidate in scanners )
+		{
+		victim = candidate;
+		break;
+		}
+
+	delete scanners[victim];
+	++evicted_scanners;
+
+	if ( evicted_scanners == 1 || evicted_scanners % 100000 == 0 )
+		Reporter::warning(fmt("T1046: scanner table full (max_scanners = %d): %d entries evicted so far",
+		    max_scanners, evicted_scanners));
+	}
+
 function scanner_state(p: Probe): ScannerState
 	{
 	if ( p$scanner in scanners
 	    && p$ts - scanners[p$scanner]$first_seen > scan_max_window )
 		delete scanners[p$scanner];
 
-	if ( p$scanner !in scanners && |scanners| < max_scanners )
+	if ( p$scanner !in scanners )
+		{
+		if ( |scanners| >= max_scanners )
+			evict_one_scanner();
+
 		scanners[p$scanner] = ScannerState($first_seen=p$ts, $last_seen=p$ts,
 		    $failed=Spread(), $honeyport=Spread(), $dark=Spread());
+		}
 
 	return scanners[p$scanner];
 	}
@@ -769,9 +801,6 @@ function scanner_state(p: Probe): ScannerState
 event probe_seen(p: Probe)
 	{
 	if ( p?$mdns_query )
-		return;
-
-	if ( p$scanner !in scanners && |scanners| >= max_scanners )
 		return;
 
 	local st = scanner_state(p);
