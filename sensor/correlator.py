@@ -63,6 +63,7 @@ _ZEEK_KINDS = {
     "dark_address_probe": Action.HONEYPORT_PROBE,
     "mdns_service_enumeration": Action.MDNS_SERVICE_ENUMERATION,
     "mdns_service_browse": Action.MDNS_SERVICE_BROWSE,
+    "mdns_browse": Action.MDNS_SERVICE_BROWSE,
 }
 _DISTINCT_CAP = 65536
 _TARGET_CACHE = 1 << 18

@@ -59,6 +59,9 @@ NOTICE_ROWS = [
     ["1795898205.0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "T1046::Address_Scan",
      "10.8.8.8 probed 25 targets on port 445", "-", "10.8.8.8", "-", "-", "25", "-", "Notice::ACTION_LOG",
      "(empty)", "3600.000000"],
+    ["1795898205.5", "-", "-", "-", "-", "-", "-", "-", "-", "-", "T1046::Mdns_Browse",
+     "10.8.8.9 browsed _rfb._tcp.local over mDNS", "_rfb._tcp.local", "10.8.8.9", "-", "-", "1", "-",
+     "Notice::ACTION_LOG", "(empty)", "3600.000000"],
     ["1795898206.0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "CaptureLoss::Too_Little_Traffic", "x", "-", "-",
      "-", "-", "-", "-", "Notice::ACTION_LOG", "(empty)", "3600.000000"],
 ]
@@ -113,7 +116,8 @@ def test_package_evidence_becomes_incidents(tmp_path: Path, flavour: str) -> Non
     by_source: dict[str, list[dict]] = {}
     for alert in alerts:
         by_source.setdefault(alert["source"]["ip"], []).append(alert)
-    assert set(by_source) == {"10.6.6.6", "10.7.7.7", "10.9.9.1", "10.5.5.5", "10.8.8.8"}
+    assert set(by_source) == {"10.6.6.6", "10.7.7.7", "10.9.9.1", "10.5.5.5", "10.8.8.8", "10.8.8.9"}
+    assert by_source["10.8.8.9"][0]["event"]["action"] == "mdns_service_browse"
 
     port_scan = by_source["10.6.6.6"][-1]
     assert port_scan["event"]["action"] == "port_scan"
