@@ -46,7 +46,8 @@ def message(alert: Alert) -> str:
         "port_scan": f"scanned {ports} on {alert.target or targets}",
         "address_scan": f"swept {targets} on {ports}",
         "network_scan": f"probed {targets} on {ports}",
-        "honeyport_probe": f"touched honeyports ({alert.honeyport_hits} hits on {ports})",
+        "honeyport_probe": f"touched honeyports ({alert.honeyport_hits} hit{'s' if alert.honeyport_hits != 1 else ''}"
+                           f" on {ports})",
         "mdns_service_enumeration": "enumerated the service types advertised over mDNS",
         "mdns_service_browse": f"browsed mDNS for {', '.join(alert.mdns_names[:3]) or 'services'}",
         "mdns_decoy_lookup": f"looked up mDNS decoy {', '.join(alert.mdns_names[:1])}",
