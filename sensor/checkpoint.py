@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sensor.alerts import Alert
 from sensor.config import DetectionConfig
-from sensor.correlator import Correlator
+from sensor.correlator import STATE_VERSION, Correlator
 from sensor.errors import SensorError
 from sensor.sinks import write_atomically
 
@@ -72,8 +72,9 @@ class Checkpoint:
 
 
 def detection_digest(config: DetectionConfig) -> str:
-    """A digest of detection settings: correlator state is only reused under the same settings."""
-    return hashlib.sha256(repr(config).encode()).hexdigest()[:32]
+    """A digest of detection settings and of the correlator's state layout: correlator state is only
+    reused under the same settings and by code that reads it the same way."""
+    return hashlib.sha256(f"{STATE_VERSION}|{config!r}".encode()).hexdigest()[:32]
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:

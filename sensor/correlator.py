@@ -65,6 +65,9 @@ _ZEEK_KINDS = {
     "mdns_service_browse": Action.MDNS_SERVICE_BROWSE,
     "mdns_browse": Action.MDNS_SERVICE_BROWSE,
 }
+STATE_VERSION = 2
+"""Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
+restarted daemon drops their incidents instead of failing on them."""
 _DISTINCT_CAP = 65536
 _TARGET_CACHE = 1 << 18
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -168,7 +171,8 @@ class Correlator:
     def __init__(self, config: DetectionConfig) -> None:
         self._config = config
         self._tracks: OrderedDict[tuple[IPAddress, str | None], _Track] = OrderedDict()
-        self._incidents = 0
+        self._open: OrderedDict[tuple[IPAddress, str | None], None] = OrderedDict()
+        """Keys of the tracks with an open incident, least recently active first."""
         self._mdns = MdnsBrowseDetector(config)
         self._targets: dict[IPAddress, bool] = {}
         """Memo of :meth:`_is_target`, cleared when it grows past ``_TARGET_CACHE``."""
@@ -216,13 +220,13 @@ class Correlator:
         for track in self._tracks.values():
             alerts.extend(self._close(track, now))
         self._tracks.clear()
-        self._incidents = 0
+        self._open.clear()
         return alerts
 
     @property
     def open_incidents(self) -> int:
         """Number of incidents open now."""
-        return self._incidents
+        return len(self._open)
 
     @property
     def tracked_sources(self) -> int:
@@ -434,6 +438,8 @@ class Correlator:
             track = self._tracks[key] = _Track(source, key[1], ts)
         else:
             self._tracks.move_to_end(key)
+            if key in self._open:
+                self._open.move_to_end(key)
             track.first_seen = min(track.first_seen, ts)
         track.last_seen = max(track.last_seen, ts)
         return track, alerts
@@ -475,9 +481,9 @@ class Correlator:
             detail = track.evidence()
         new_rules = [rule for rule in dict.fromkeys(fired) if rule not in detail.rules]
         if new_rules and not detail.rules:
-            if self._incidents >= self._config.max_incidents:
+            if len(self._open) >= self._config.max_incidents:
                 return self._close_oldest_incident(now, track, new_rules)
-            self._incidents += 1
+            self._open[(track.source, track.authorized)] = None
             detail.incident_id = hashlib.sha256(
                 f"{track.source}|{track.authorized}|{track.first_seen:.6f}".encode()).hexdigest()[:24]
         for rule in new_rules:
@@ -497,19 +503,15 @@ class Correlator:
         return self._emit(track, rule, now, closed=False)
 
     def _close_oldest_incident(self, now: float, track: _Track, new_rules: list[str]) -> list[Alert]:
-        alerts: list[Alert] = []
-        for key, other in self._tracks.items():
-            if other.detail is not None and other.detail.rules and other is not track:
-                del self._tracks[key]
-                alerts += self._close(other, now)
-                break
+        oldest = next(iter(self._open))
+        alerts = self._close(self._tracks.pop(oldest), now)
         return alerts + self._update(track, new_rules, now)
 
     def _close(self, track: _Track, now: float) -> list[Alert]:
         detail = track.detail
         if detail is None or not detail.rules:
             return []
-        self._incidents -= 1
+        del self._open[(track.source, track.authorized)]
         self.stats.closed_incidents += 1
         last = detail.alerted
         extent = (track.probes, len(detail.payloads))
