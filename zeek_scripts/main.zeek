@@ -45,6 +45,14 @@ export {
 	## an address scan is reported.
 	const address_scan_threshold = 20 &redef;
 
+	## Distinct ports (or targets) a scanner must leave half-open -- the
+	## target answered SYN-ACK and the scanner reset or abandoned the
+	## handshake, as a SYN scan does to open ports -- before a scan is
+	## reported.  An ordinary TCP stack completes its handshakes, so a few
+	## are enough; a SYN scan of only open ports (nmap -sS before -sV)
+	## fails nothing else.
+	const half_open_threshold = 3 &redef;
+
 	## Distinct targets with failed first contacts a scanner needs, once
 	## its random walk crossed :zeek:see:`T1046::trw_upper_bound`, before a
 	## random scan is reported.
@@ -282,6 +290,8 @@ type ScannerState: record {
 	contacted: set[addr, port] &default=set();
 	## The random walk's likelihood ratio.
 	trw: double &default=1.0;
+	## Half-open first contacts (SYN scan of open ports).
+	half_open: Spread;
 	honeyport: Spread;
 	honeyport_touches: count &default=0;
 	dark: Spread;
@@ -754,6 +764,22 @@ function check_scans(st: ScannerState, p: Probe)
 	if ( st$trw >= trw_upper_bound && |st$failed$ports| >= random_scan_min_ports )
 		check(p$scanner, st, "random_scan", "", |st$failed$targets|,
 		    random_scan_min_targets, st$failed);
+
+	if ( "half_open" in p$tags )
+		{
+		local h = st$half_open;
+		spread_add(h, p$target, p$target_port);
+
+		if ( |h$targets| == 1 )
+			check(p$scanner, st, "port_scan", "half-open", |h$ports|,
+			    half_open_threshold, h);
+		else if ( |h$ports| == 1 )
+			check(p$scanner, st, "address_scan", "half-open", |h$targets|,
+			    half_open_threshold, h);
+		else
+			check(p$scanner, st, "random_scan", "half-open", |h$targets| + |h$ports|,
+			    half_open_threshold, h);
+		}
 	}
 
 ## Scanner states evicted because the table was full.
@@ -792,7 +818,8 @@ function scanner_state(p: Probe): ScannerState
 			evict_one_scanner();
 
 		scanners[p$scanner] = ScannerState($first_seen=p$ts, $last_seen=p$ts,
-		    $failed=Spread(), $honeyport=Spread(), $dark=Spread());
+		    $failed=Spread(), $half_open=Spread(), $honeyport=Spread(),
+		    $dark=Spread());
 		}
 
 	return scanners[p$scanner];
