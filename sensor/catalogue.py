@@ -47,6 +47,8 @@ RULES: dict[str, Rule] = {
              "Distinct failed targets on one port within the short window reached the threshold."),
         Rule("T1046-HALF-OPEN", "Stealth SYN probes (half-open connections)", 60,
              "Connections SYN-ACKed by the target and reset by the originator before the handshake completed."),
+        Rule("T1046-STEALTH", "Stealth TCP probes without a handshake", 65,
+             "TCP segments without a SYN (FIN, NULL, Xmas, ACK, Maimon) answered by a reset or not at all."),
         Rule("T1046-SLOW", "Slow scan over a long window", 45,
              "Distinct failed (target, port) pairs within the long window reached the threshold."),
         Rule("T1046-ZEEK-NOTICE", "Zeek scan notice", 50,

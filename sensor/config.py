@@ -108,6 +108,8 @@ class DetectionConfig:
     """Distinct failed targets on one port within ``window`` that make a horizontal sweep."""
     half_open_probes: int = 3
     """Distinct half-open (SYN-ACKed, then reset by the originator) contacts within ``window``."""
+    stealth_probes: int = 6
+    """Distinct (target, port) TCP probes without a handshake (FIN, NULL, Xmas, ACK) within ``window``."""
     slow_scan_pairs: int = 60
     """Distinct failed (target, port) pairs within ``slow_window`` that make a slow scan."""
     trw_theta0: float = 0.8
@@ -580,6 +582,7 @@ _DETECTION_COUNTS = (
     "port_scan_ports",
     "address_scan_targets",
     "half_open_probes",
+    "stealth_probes",
     "slow_scan_pairs",
     "mdns_distinct_types",
     "max_sources",

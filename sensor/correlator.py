@@ -44,7 +44,7 @@ from sensor.observations import (
 )
 
 SCAN_RULES = frozenset(
-    {"T1046-TRW", "T1046-VERTICAL", "T1046-HORIZONTAL", "T1046-HALF-OPEN", "T1046-SLOW",
+    {"T1046-TRW", "T1046-VERTICAL", "T1046-HORIZONTAL", "T1046-HALF-OPEN", "T1046-STEALTH", "T1046-SLOW",
      "T1046-ZEEK-NOTICE", "T1046-ZEEK-DETECTION"}
 )
 _MDNS_ACTIONS = (
@@ -65,13 +65,15 @@ _ZEEK_KINDS = {
     "mdns_service_browse": Action.MDNS_SERVICE_BROWSE,
     "mdns_browse": Action.MDNS_SERVICE_BROWSE,
 }
-STATE_VERSION = 2
+STATE_VERSION = 3
 """Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
 restarted daemon drops their incidents instead of failing on them."""
 _DISTINCT_CAP = 65536
 _TARGET_CACHE = 1 << 18
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
+_NOT_FIRST_CONTACTS = frozenset({Outcome.HALF_OPEN, Outcome.STEALTH})
+"""Outcomes the random walk leaves to their own rules: a benign stack makes neither."""
 """Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
 
 
@@ -100,8 +102,7 @@ class _Evidence:
     __slots__ = (
         "alerted", "alerted_extent", "failed", "failed_by_port", "failed_by_target", "failed_pairs", "half_open",
         "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "nodes", "payloads", "ports", "profiles",
-        "reported",
-        "rules", "sources", "targets", "uids", "update", "zeek_action", "zeek_notes",
+        "reported", "rules", "sources", "stealth_pairs", "targets", "uids", "update", "zeek_action", "zeek_notes",
     )
 
     def __init__(self) -> None:
@@ -113,6 +114,7 @@ class _Evidence:
         self.failed_by_port: dict[tuple[Transport, int], dict[IPAddress, float]] = {}
         self.failed_pairs = 0
         self.half_open_pairs: dict[tuple[IPAddress, int], float] = {}
+        self.stealth_pairs: dict[tuple[IPAddress, int], float] = {}
         self.honeyport_hits = 0
         self.profiles: dict[str, None] = {}
         self.nodes: dict[str, None] = {}
@@ -257,7 +259,13 @@ class Correlator:
             detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
         if outcome is Outcome.HALF_OPEN:
             detail.half_open += 1
-            fired += self._half_open(detail, conn, now)
+            fired += self._distinct_pairs(detail.half_open_pairs, conn, self._config.half_open_probes, now,
+                                          "T1046-HALF-OPEN")
+        elif outcome is Outcome.STEALTH:
+            detail.failed += 1
+            fired += self._distinct_pairs(detail.stealth_pairs, conn, self._config.stealth_probes, now,
+                                          "T1046-STEALTH")
+            fired += self._failed_pair(detail, conn.target, conn.transport, conn.target_port, conn.ts, now)
         elif outcome.failed:
             detail.failed += 1
             fired += self._failed_pair(detail, conn.target, conn.transport, conn.target_port, conn.ts, now)
@@ -355,7 +363,7 @@ class Correlator:
     # -- detectors ------------------------------------------------------------------------------
 
     def _trw(self, track: _Track, conn: ConnAttempt) -> list[str]:
-        if conn.outcome is Outcome.HALF_OPEN or conn.target in track.contacted:
+        if conn.outcome in _NOT_FIRST_CONTACTS or conn.target in track.contacted:
             return []
         if len(track.contacted) >= self._config.max_pairs_per_source:
             del track.contacted[next(iter(track.contacted))]
@@ -392,16 +400,17 @@ class Correlator:
             fired.append("T1046-SLOW")
         return fired
 
-    def _half_open(self, detail: _Evidence, conn: ConnAttempt, now: float) -> list[str]:
-        pairs = detail.half_open_pairs
+    def _distinct_pairs(self, pairs: dict[tuple[IPAddress, int], float], conn: ConnAttempt, threshold: int,
+                        now: float, rule: str) -> list[str]:
+        """Remember one (target, port) contact of a kind; ``rule`` when ``threshold`` distinct ones fall
+        within the short window."""
         key = (conn.target, conn.target_port)
         if key not in pairs and len(pairs) >= self._config.max_pairs_per_source:
             return []
         pairs[key] = max(conn.ts, pairs.get(key, conn.ts))
-        threshold = self._config.half_open_probes
         cutoff = now - self._config.window
         if len(pairs) >= threshold and sum(1 for when in pairs.values() if when >= cutoff) >= threshold:
-            return ["T1046-HALF-OPEN"]
+            return [rule]
         return []
 
     # -- state ----------------------------------------------------------------------------------

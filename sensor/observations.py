@@ -33,6 +33,10 @@ class Outcome(StrEnum):
     """No reply at all: no host, a filtered port, or a closed UDP port behind a silent host."""
     HALF_OPEN = "half_open"
     """SYN-ACKed, then reset or abandoned by the originator before the handshake completed (nmap -sS)."""
+    STEALTH = "stealth"
+    """A TCP probe with no handshake at all -- FIN, NULL, Xmas, ACK or Maimon flags -- answered by a reset
+    or by nothing (nmap -sF/-sN/-sX/-sA/-sM). Found nothing, but is not a first contact a benign stack
+    makes, so the random walk leaves it to its own rule."""
     OTHER = "other"
     """Nothing a scan detector can judge (mid-stream pickup, ICMP messages, unknown states)."""
 

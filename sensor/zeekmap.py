@@ -37,6 +37,10 @@ FIELDS: dict[str | None, tuple[str, ...]] = {
 SCAN_NOTE_PREFIXES = ("Scan::", "T1046::")
 MDNS_PORT = 5353
 _ICMP_ECHO_REQUESTS = frozenset({8, 128})
+_STEALTH_HISTORY = frozenset("FAIQr^")
+"""History letters of a probe without a handshake: the originator's FIN (F), ACK (A) or odd flag mixes
+(I, Q) -- a NULL probe leaves no letter --, at most a reset (r) in answer, and Zeek's direction flip (^).
+Real traffic picked up mid-stream carries data or the responder's ACK (D, d, a) and stays OTHER."""
 _ADDRESS_CACHE: dict[str, IPAddress] = {}
 _ADDRESS_CACHE_SIZE = 1 << 18
 
@@ -119,9 +123,11 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
     if proto == "tcp":
         if state == "REJ":
             return Outcome.REJECTED
-        if state in ("S0", "RSTOS0", "SH"):
+        if state in ("S0", "RSTOS0", "SH") and "S" in history:
             return Outcome.UNANSWERED
-        if state in ("OTH", "RSTRH", "SHR") or "S" not in history:
+        if "S" not in history:
+            return Outcome.STEALTH if history and _STEALTH_HISTORY.issuperset(history) else Outcome.OTHER
+        if state in ("OTH", "RSTRH", "SHR"):
             return Outcome.OTHER
         if "h" in history and "A" not in history and "D" not in history:
             return Outcome.HALF_OPEN

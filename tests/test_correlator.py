@@ -315,3 +315,38 @@ def test_a_follow_up_brings_what_the_scanner_sent_without_counting_a_second_touc
     assert (final.honeyport_hits, final.probes) == (1, 1)
     assert final.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
     assert to_ecs(final, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
+
+
+STEALTH = Outcome.STEALTH
+
+
+def test_probes_without_a_handshake_are_their_own_rule_and_not_first_contacts() -> None:
+    config = DetectionConfig(stealth_probes=6)
+    five = [conn(1.0 + i, "10.14.0.1", 20 + i, STEALTH) for i in range(5)]
+    assert run(five, config) == []
+    alerts = run([*five, conn(7.0, "10.14.0.1", 99, STEALTH)], config)
+    assert [a.rule.id for a in alerts] == ["T1046-STEALTH"]
+    assert alerts[0].failed == 6 and alerts[0].action is Action.PORT_SCAN
+    sweep = [conn(1.0 + i, f"10.14.1.{i + 1}", 80, STEALTH) for i in range(5)]
+    assert run(sweep, config) == [], "five stealth probes of new hosts do not move the random walk"
+
+
+@pytest.mark.parametrize(("state", "history", "outcome"), [
+    ("RSTR", "Fr", Outcome.STEALTH),
+    ("SH", "F", Outcome.STEALTH),
+    ("RSTRH", "r", Outcome.STEALTH),
+    ("RSTRH", "Ar", Outcome.STEALTH),
+    ("OTH", "^Fr", Outcome.STEALTH),
+    ("OTH", "Dd", Outcome.OTHER),
+    ("OTH", "Ad", Outcome.OTHER),
+    ("OTH", "", Outcome.OTHER),
+    ("SH", "SF", Outcome.UNANSWERED),
+    ("S0", "S", Outcome.UNANSWERED),
+    ("REJ", "Sr", Outcome.REJECTED),
+    ("RSTO", "ShR", Outcome.HALF_OPEN),
+    ("SF", "ShADadFf", Outcome.ESTABLISHED),
+])
+def test_tcp_outcomes_from_conn_state_and_history(state: str, history: str, outcome: Outcome) -> None:
+    from sensor.zeekmap import conn_outcome
+
+    assert conn_outcome("tcp", state, history, 1, frozenset()) is outcome

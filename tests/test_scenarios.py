@@ -117,3 +117,20 @@ def test_replay_config_labels_or_suppresses_an_authorized_scanner(tmp_path: Path
                                 capture_output=True, text=True, timeout=60, check=True)
     assert suppressed.stdout == ""
     assert f"({len(alerts)} suppressed as authorized)" in suppressed.stderr
+
+
+STEALTH = Path(__file__).resolve().parent / "data" / "stealth"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in STEALTH.iterdir() if p.is_dir()))
+def test_stealth_scans_without_a_handshake(name: str) -> None:
+    """nmap -sF/-sN/-sX/-sA/-sM as real Zeek logged them (see tests/data/stealth/PROVENANCE.md)."""
+    import json
+
+    expected = json.loads((STEALTH / name / "truth.json").read_text())
+    alerts = _replay(STEALTH / name / "zeek")
+    assert {a["source"]["ip"] for a in alerts} == {s["ip"] for s in expected["scanners"]}
+    last = alerts[-1]
+    assert re.fullmatch(expected["scanners"][0]["actions"], last["event"]["action"])
+    assert "T1046-STEALTH" in last["t1046"]["rules"] and "T1046-TRW" not in last["t1046"]["rules"]
+    assert last["t1046"]["counts"]["distinct_ports"] >= 98
