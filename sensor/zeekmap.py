@@ -120,6 +120,8 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
         return Outcome.REJECTED
     if "half_open" in tags:
         return Outcome.HALF_OPEN
+    if "stealth" in tags:
+        return Outcome.STEALTH
     if proto == "tcp":
         if state == "REJ":
             return Outcome.REJECTED

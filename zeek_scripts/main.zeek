@@ -254,8 +254,9 @@ export {
 
 redef record Conn::Info += {
 	## Why this connection looks like network service discovery:
-	## unanswered, rejected, half_open, icmp_unreachable, honeyport,
-	## dark_address, scan.  Unset for untouched connections.
+	## unanswered, rejected, half_open, stealth (a TCP probe without a
+	## handshake), icmp_unreachable, honeyport, dark_address, scan.  Unset
+	## for untouched connections.
 	t1046_tags: set[string] &log &optional;
 };
 
@@ -369,6 +370,12 @@ function originator_active(c: connection): bool
 
 ## The originator's SYN was answered with SYN-ACK, but the originator never
 ## completed the handshake nor sent data (nmap -sS to an open port: ShR).
+## History of a TCP probe without a handshake: the originator's FIN, ACK
+## or odd flags (a NULL probe leaves no letter), at most a reset in answer
+## -- nmap -sF, -sN, -sX, -sA, -sM.  Real traffic picked up mid-stream
+## carries data or the responder's ACK and does not match.
+const stealth_history = /[FAIQr^]+/;
+
 function is_half_open(c: connection): bool
 	{
 	local h = c$history;
@@ -388,7 +395,7 @@ function failure_tag(c: connection): string
 	if ( proto == tcp )
 		{
 		if ( "S" !in h )
-			return "";
+			return stealth_history == h ? "stealth" : "";
 
 		if ( is_half_open(c) )
 			return "half_open";
