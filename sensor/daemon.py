@@ -42,7 +42,7 @@ from sensor.follow import LogFollower
 from sensor.mdnscommand import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
 from sensor.nodelink import NodeForwarder, NodeListener, build_forwarder, start_listener
-from sensor.observations import HoneyportHit, Observation
+from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.pipeline import Pipeline
 from sensor.sinks import DRAIN_SECONDS, SinkConfigError, SpooledSink, build_sinks, drain_all, write_atomically
 from sensor.zeeklog import MalformedLog
@@ -142,13 +142,7 @@ class Daemon:
         if not honey.listen or not (honey.tcp or honey.udp):
             return None
 
-        def emit(hit: HoneyportHit) -> None:
-            if self.forwarder is not None:
-                self.forwarder.forward(hit)
-            else:
-                self._observe_remote(hit)
-
-        service = HoneyportService(honey, emit, config.name, self.reactor)
+        service = HoneyportService(honey, self._observe_local, config.name, self.reactor)
         for problem in service.start():
             log.warning("honeyports: %s", problem)
         log.info("honeyports: listening on %d ports", len(service.ports))
@@ -159,15 +153,22 @@ class Daemon:
         return [*self.sinks, *([self.forwarder] if self.forwarder is not None else [])]
 
     def _observe_remote(self, observation: Observation) -> None:
-        """An observation made outside the Zeek logs (a honeyport here or on a node): into the pipeline,
-        committed by the next checkpoint."""
+        """An observation made outside the Zeek logs (a honeyport or the mDNS watcher here, or a node's):
+        into the pipeline, committed by the next checkpoint."""
         self.pipeline.observe(observation)
         self._dirty = True
+
+    def _observe_local(self, observation: HoneyportHit | MdnsQuery) -> None:
+        """A honeyport hit or mDNS question of this host: to the central daemon on a node, else here."""
+        if self.forwarder is not None:
+            self.forwarder.forward(observation)
+        else:
+            self._observe_remote(observation)
 
     def _start_mdns(self, config: SensorConfig) -> MdnsSensor | None:
         if not config.mdns.interfaces:
             return None
-        return MdnsSensor(config.mdns, self.pipeline)
+        return MdnsSensor(config.mdns, self._observe_local)
 
     async def _run_mdns(self, sources: _Sources) -> None:
         if sources.mdns is None:
@@ -217,6 +218,8 @@ class Daemon:
                 now = time.monotonic()
                 if now >= next_tick:
                     self.pipeline.tick()
+                    if self.sources.mdns is not None:
+                        self.sources.mdns.tick()
                     next_tick = now + TICK_SECONDS
                 if now >= next_commit and (self._dirty or self.outbox.pending):
                     self._commit()

@@ -15,7 +15,7 @@ import signal
 
 from sensor.config import MdnsConfig, SensorConfig
 from sensor.mdnsdecoy import DecoyAdvertiser
-from sensor.mdnswatch import MdnsWatcher, WatcherError
+from sensor.mdnswatch import MdnsWatcher, QueryEmitter, WatcherError
 from sensor.observations import MdnsQuery
 from sensor.pipeline import Pipeline
 from sensor.sinks import DRAIN_SECONDS, build_sinks, drain_all
@@ -27,11 +27,12 @@ TICK_SECONDS = 5.0
 
 
 class MdnsSensor:
-    """The watcher on the configured interfaces and the configured decoys, feeding one pipeline."""
+    """The watcher on the configured interfaces and the configured decoys, handing every question to
+    ``observe`` (a pipeline's, or a node's forwarder)."""
 
-    def __init__(self, config: MdnsConfig, pipeline: Pipeline) -> None:
+    def __init__(self, config: MdnsConfig, observe: QueryEmitter) -> None:
         self.config = config
-        self.pipeline = pipeline
+        self.observe = observe
         self.decoys = DecoyAdvertiser(config.decoys, config.interfaces)
         self.watcher = MdnsWatcher(config.interfaces, self._observe)
 
@@ -46,13 +47,12 @@ class MdnsSensor:
         return watched
 
     def _observe(self, query: MdnsQuery) -> None:
-        self.pipeline.observe(query)
+        self.observe(query)
         self.decoys.answer(query)
 
     def tick(self) -> None:
-        """Periodic housekeeping (call it every :data:`TICK_SECONDS`)."""
+        """Periodic housekeeping (call it every :data:`TICK_SECONDS`): re-read this host's addresses."""
         self.watcher.refresh()
-        self.pipeline.tick()
 
     async def stop(self) -> None:
         """Withdraw the decoys and stop watching."""
@@ -60,14 +60,16 @@ class MdnsSensor:
         self.watcher.close()
 
 
-async def serve(sensor: MdnsSensor, stop: asyncio.Event, tick_seconds: float = TICK_SECONDS) -> None:
-    """Run ``sensor`` until ``stop`` is set, ticking every ``tick_seconds``; always stop it."""
+async def serve(sensor: MdnsSensor, pipeline: Pipeline, stop: asyncio.Event,
+                tick_seconds: float = TICK_SECONDS) -> None:
+    """Run ``sensor`` until ``stop`` is set, ticking it and ``pipeline`` every ``tick_seconds``; always stop it."""
     await sensor.start()
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
             sensor.tick()
+            pipeline.tick()
     finally:
         await sensor.stop()
         stats = sensor.watcher.stats
@@ -78,13 +80,13 @@ async def serve(sensor: MdnsSensor, stop: asyncio.Event, tick_seconds: float = T
 async def _main(config: SensorConfig) -> int:
     sinks = build_sinks(config)
     pipeline = Pipeline(config, sinks)
-    sensor = MdnsSensor(config.mdns, pipeline)
+    sensor = MdnsSensor(config.mdns, pipeline.observe)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await serve(sensor, stop)
+        await serve(sensor, pipeline, stop)
     except WatcherError as error:
         log.error("%s", error)
         return 1

@@ -140,7 +140,7 @@ class _InNamespace(threading.Thread):
 
     async def _main(self) -> None:
         server = await asyncio.start_server(self._touched, "0.0.0.0", self.honeyport)
-        task = asyncio.create_task(serve(self.sensor, self.stop, tick_seconds=0.5))
+        task = asyncio.create_task(serve(self.sensor, self.pipeline, self.stop, tick_seconds=0.5))
         await wait_async(lambda: bool(self.sensor.decoys.registered) or task.done(), 20)
         self.ready.set()
         await task
@@ -170,7 +170,7 @@ def test_decoy_resolved_then_its_honeyport_touched_is_one_high_severity_incident
     })
     sink = _ListSink()
     pipeline = Pipeline(config, [sink])
-    worker = _InNamespace(watch.netns, pipeline, MdnsSensor(config.mdns, pipeline), 4445)
+    worker = _InNamespace(watch.netns, pipeline, MdnsSensor(config.mdns, pipeline.observe), 4445)
     worker.start()
     try:
         assert worker.ready.wait(30) and worker.failure is None, worker.failure
