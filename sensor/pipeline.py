@@ -2,11 +2,14 @@
 
 Sources call :meth:`Pipeline.observe` from the event loop; nothing here blocks on a sink. The clock never
 runs backwards: it is the latest of the wall time, every observation's own time and the clock a restored
-checkpoint carried, so a log line stamped ahead of this host's clock is judged at its own time.
+checkpoint carried, so a log line stamped a little ahead of this host's clock is judged at its own time.
+An observation stamped more than :data:`FUTURE_TOLERANCE` ahead (a sensor whose clock is wrong) does not
+drag the clock with it: the correlator would otherwise judge every other source's evidence as old.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -16,6 +19,12 @@ from sensor.correlator import Correlator
 from sensor.metrics import Metrics
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.sinks import Sink
+
+FUTURE_TOLERANCE = 300.0
+"""Seconds an observation may be stamped ahead of this host's clock and still move the pipeline's clock."""
+_SKEW_WARNING_EVERY = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -33,6 +42,7 @@ class Pipeline:
         """The correlator's clock at the last observation or tick."""
         self.alerts_emitted = 0
         self.observations = 0
+        self._skew_warned = float("-inf")
 
     def observe(self, observation: Observation) -> list[Alert]:
         """Feed one observation; deliver and return the alerts it causes."""
@@ -42,7 +52,12 @@ class Pipeline:
                 self._metrics.honeyport_touches.labels(transport=observation.transport.value).inc()
             elif isinstance(observation, MdnsQuery) and observation.via == "watcher":
                 self._metrics.mdns_queries.inc()
-        self.now = max(self.now, self._clock(), observation.ts)
+        wall = self._clock()
+        if observation.ts > wall + FUTURE_TOLERANCE and wall >= self._skew_warned + _SKEW_WARNING_EVERY:
+            self._skew_warned = wall
+            log.warning("a %s is stamped %.0f s ahead of this host's clock: is a sensor's clock wrong? The "
+                        "pipeline's clock does not follow it", type(observation).__name__, observation.ts - wall)
+        self.now = max(self.now, wall, min(observation.ts, wall + FUTURE_TOLERANCE))
         return self._deliver(self.correlator.observe(observation, self.now))
 
     def tick(self) -> list[Alert]:

@@ -149,3 +149,25 @@ def test_metrics_endpoint_has_no_address_labels() -> None:
     labels = {label.split("=")[0] for line in text.splitlines() if "{" in line and not line.startswith("#")
               for label in line[line.index("{") + 1:line.index("}")].split(",")}
     assert labels <= {"action", "sink", "log", "transport", "result"}
+
+
+def test_an_observation_from_a_skewed_clock_does_not_drag_the_pipeline_clock(caplog: pytest.LogCaptureFixture) -> None:
+    from ipaddress import ip_address
+
+    from sensor.observations import ConnAttempt, Outcome, Transport
+    from sensor.pipeline import FUTURE_TOLERANCE, Pipeline
+
+    wall = [1_800_000_000.0]
+    pipeline = Pipeline(default_config(), [], clock=lambda: wall[0])
+
+    def probe(ts: float) -> ConnAttempt:
+        return ConnAttempt(ts=ts, source=ip_address("10.3.3.3"), source_port=1, target=ip_address("10.3.3.4"),
+                           target_port=22, transport=Transport.TCP, outcome=Outcome.REJECTED)
+
+    pipeline.observe(probe(wall[0] + 60))
+    assert pipeline.now == wall[0] + 60, "a little ahead: judged at its own time"
+    with caplog.at_level("WARNING"):
+        pipeline.observe(probe(wall[0] + 86400))
+        pipeline.observe(probe(wall[0] + 86401))
+    assert pipeline.now == wall[0] + FUTURE_TOLERANCE
+    assert len([r for r in caplog.records if "ahead of this host's clock" in r.getMessage()]) == 1
