@@ -25,6 +25,7 @@ import hashlib
 import ipaddress
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sensor.alerts import Alert
@@ -136,6 +137,27 @@ class _Evidence:
         """(action, rules, evidence sources, targets, ports) at the last alert."""
         self.alerted_extent = (0, 0)
         """(probes, payloads sampled) at the last alert: the final update is sent only if they moved."""
+
+    def count(self, targets: Iterable[IPAddress], ports: Iterable[int]) -> None:
+        """Add probed targets and ports to the distinct counts (each capped at ``_DISTINCT_CAP``)."""
+        for target in targets:
+            if len(self.targets) < _DISTINCT_CAP:
+                self.targets.add(target)
+        for port in ports:
+            if len(self.ports) < _DISTINCT_CAP:
+                self.ports.add(port)
+
+    def sample_uids(self, uids: Iterable[str], limit: int) -> None:
+        """Keep Zeek uids up to ``limit`` of them."""
+        for uid in uids:
+            if uid and len(self.uids) < limit:
+                self.uids.append(uid)
+
+    def zeek_said(self, note: str, action: Action) -> None:
+        """Zeek itself reported this source (a notice, a t1046.log line)."""
+        self.sources.setdefault("zeek")
+        self.zeek_notes.setdefault(note)
+        self.zeek_action = self.zeek_action or action
 
 
 class _Track:
@@ -249,9 +271,8 @@ class Correlator:
         if outcome is Outcome.ESTABLISHED and track.detail is None and not tags:
             return alerts + self._update(track, self._trw(track, conn), now)
         detail = track.evidence()
-        self._count_target(detail, conn.target, conn.target_port)
-        if conn.uid and len(detail.uids) < self._config.sample_size:
-            detail.uids.append(conn.uid)
+        detail.count((conn.target,), (conn.target_port,))
+        detail.sample_uids((conn.uid,), self._config.sample_size)
         detail.sources.setdefault("zeek")
         fired = ["T1046-HONEYPORT"] if touch else []
         if "scan" in tags:
@@ -280,7 +301,7 @@ class Correlator:
         if hit.follow_up:
             return alerts
         track.probes += 1
-        self._count_target(detail, hit.target, hit.target_port)
+        detail.count((hit.target,), (hit.target_port,))
         detail.honeyport_hits += 1
         detail.failed += 1
         detail.sources.setdefault("honeyport")
@@ -302,8 +323,7 @@ class Correlator:
         detail.sources.setdefault("mdns" if query.via == "watcher" else "zeek")
         if len(detail.mdns_names) < self._config.sample_size:
             detail.mdns_names.setdefault(query.name.lower().rstrip("."))
-        if query.uid and len(detail.uids) < self._config.sample_size:
-            detail.uids.append(query.uid)
+        detail.sample_uids((query.uid,), self._config.sample_size)
         return alerts + self._update(track, fired, now)
 
     def _zeek_notice(self, notice: ZeekNotice, now: float) -> list[Alert]:
@@ -313,15 +333,10 @@ class Correlator:
             return []
         track, alerts = self._track(notice.source, notice.target_port, notice.ts, now)
         detail = track.evidence()
-        detail.sources.setdefault("zeek")
-        detail.zeek_notes.setdefault(notice.note)
-        detail.zeek_action = detail.zeek_action or action
-        if notice.uid and len(detail.uids) < self._config.sample_size:
-            detail.uids.append(notice.uid)
-        if notice.target is not None and len(detail.targets) < _DISTINCT_CAP:
-            detail.targets.add(notice.target)
-        if notice.target_port is not None and len(detail.ports) < _DISTINCT_CAP:
-            detail.ports.add(notice.target_port)
+        detail.zeek_said(notice.note, action)
+        detail.sample_uids((notice.uid,), self._config.sample_size)
+        detail.count(() if notice.target is None else (notice.target,),
+                     () if notice.target_port is None else (notice.target_port,))
         return alerts + self._update(track, [self._rule_for_zeek(action, "T1046-ZEEK-NOTICE")], now)
 
     def _zeek_detection(self, detection: ZeekDetection, now: float) -> list[Alert]:
@@ -333,21 +348,12 @@ class Correlator:
         track, alerts = self._track(detection.scanner, port, detection.ts, now)
         track.first_seen = min(track.first_seen, detection.first_seen or detection.ts)
         detail = track.evidence()
-        detail.sources.setdefault("zeek")
-        detail.zeek_notes.setdefault(f"t1046.log:{detection.kind}")
-        detail.zeek_action = detail.zeek_action or action
+        detail.zeek_said(f"t1046.log:{detection.kind}", action)
         old = detail.reported
         detail.reported = (max(old[0], detection.n_targets), max(old[1], detection.n_ports),
                            max(old[2], detection.n_probes), max(old[3], detection.n_failed))
-        for target in detection.targets:
-            if len(detail.targets) < _DISTINCT_CAP:
-                detail.targets.add(target)
-        for number in detection.ports:
-            if len(detail.ports) < _DISTINCT_CAP:
-                detail.ports.add(number)
-        for uid in detection.uids:
-            if len(detail.uids) < self._config.sample_size:
-                detail.uids.append(uid)
+        detail.count(detection.targets, detection.ports)
+        detail.sample_uids(detection.uids, self._config.sample_size)
         return alerts + self._update(track, [self._rule_for_zeek(action, "T1046-ZEEK-DETECTION")], now)
 
     @staticmethod
@@ -457,13 +463,6 @@ class Correlator:
         _, track = self._tracks.popitem(last=False)
         self.stats.evicted_sources += 1
         return self._close(track, now)
-
-    @staticmethod
-    def _count_target(detail: _Evidence, target: IPAddress, port: int) -> None:
-        if len(detail.targets) < _DISTINCT_CAP:
-            detail.targets.add(target)
-        if len(detail.ports) < _DISTINCT_CAP:
-            detail.ports.add(port)
 
     @staticmethod
     def _prune_failed(detail: _Evidence, cutoff: float) -> None:
