@@ -17,14 +17,20 @@ the helpers skip the test cleanly when not root or when ``ip`` is missing::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+
+from tests.alertcheck import validate_alert
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,46 @@ def popen_in(namespace: str, argv: Sequence[str], **kwargs: object) -> subproces
     """Start ``argv`` inside ``namespace`` (stdout and stderr piped unless given)."""
     options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
     return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **options)  # type: ignore[call-overload]
+
+
+class Running:
+    """A sensor command running in a namespace: its stderr lines and its stdout alerts (validated against
+    the alert schema, with their arrival times) are collected by two threads."""
+
+    def __init__(self, namespace: str, argv: Sequence[str]) -> None:
+        self.process = popen_in(namespace, argv)
+        self.log: list[str] = []
+        self.timed_alerts: list[tuple[float, dict[str, Any]]] = []
+        self._readers = [threading.Thread(target=self._read_log, daemon=True),
+                         threading.Thread(target=self._read_alerts, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts printed so far."""
+        return [alert for _, alert in self.timed_alerts]
+
+    def logged(self, text: str) -> bool:
+        """True once a stderr line contains ``text``."""
+        return any(text in line for line in self.log)
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line.decode(errors="replace").rstrip())
+
+    def _read_alerts(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.timed_alerts.append((time.time(), validate_alert(json.loads(line))))
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM (SIGKILL after ``timeout``), read what is left; the exit status."""
+        stop(self.process, timeout)
+        for reader in self._readers:
+            reader.join(10)
+        return self.process.returncode
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

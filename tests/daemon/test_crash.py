@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from tests.alertcheck import validate_alert
+from tests.waiting import wait_for
 
-from .conftest import conn_log, wait_for
+from .conftest import conn_log
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:

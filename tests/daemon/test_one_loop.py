@@ -3,29 +3,17 @@ a scanner that browses for SSH over mDNS and then touches a honeyport is one inc
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.alertcheck import validate_alert
-from tests.netns import netns_lab, popen_in, run_in, stop, subnet_for
+from tests.netns import Running, netns_lab, run_in, subnet_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.netns
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_mdns_browse_and_honeyport_touch_meet_in_one_incident(tmp_path: Path) -> None:
@@ -42,39 +30,25 @@ def test_mdns_browse_and_honeyport_touch_meet_in_one_incident(tmp_path: Path) ->
             f"honeyports: {{listen: [{sensor.ipv4}], tcp: '2222'}}\n"
             f"mdns: {{interfaces: [{sensor.interface}]}}\n"
             "outputs: [{type: stdout}]\n")
-        daemon = popen_in(sensor.name, [sys.executable, "-m", "sensor", "-v", "run", "--config", str(config)])
-        log: list[str] = []
-        alerts: list[dict[str, Any]] = []
-
-        def read_log() -> None:
-            assert daemon.stderr is not None
-            log.extend(line.decode(errors="replace").rstrip() for line in daemon.stderr)
-
-        def read_alerts() -> None:
-            assert daemon.stdout is not None
-            alerts.extend(validate_alert(json.loads(line)) for line in daemon.stdout)
-
-        readers = [threading.Thread(target=read_log, daemon=True), threading.Thread(target=read_alerts, daemon=True)]
-        for reader in readers:
-            reader.start()
+        daemon = Running(sensor.name, [sys.executable, "-m", "sensor", "-v", "run", "--config", str(config)])
         try:
-            _wait(lambda: any("mdns: watching" in line for line in log) or daemon.poll() is not None, 30,
-                  "the daemon to watch mDNS")
-            assert daemon.poll() is None, "\n".join(log)
-            assert any("honeyports: listening on 1 ports" in line for line in log), "\n".join(log)
+            wait_for(lambda: daemon.logged("mdns: watching") or daemon.process.poll() is not None, 30,
+                     "the daemon to watch mDNS")
+            assert daemon.process.poll() is None, "\n".join(daemon.log)
+            assert daemon.logged("honeyports: listening on 1 ports"), "\n".join(daemon.log)
             run_in(scanner.name, ["dig", "-p", "5353", "@224.0.0.251", "_ssh._tcp.local", "PTR", "+time=1",
                                   "+tries=1"], timeout=20)
-            _wait(lambda: any(a["source"]["ip"] == scanner.ipv4 for a in alerts), 20, "the mDNS browse alert")
+            wait_for(lambda: any(a["source"]["ip"] == scanner.ipv4 for a in daemon.alerts), 20,
+                     "the mDNS browse alert")
             touch = run_in(scanner.name, [sys.executable, "-c", "import socket; socket.create_connection("
                                           f"({sensor.ipv4!r}, 2222), timeout=5).close()"], timeout=20)
             assert touch.returncode == 0, touch.stderr
-            _wait(lambda: any("honeyport" in a["t1046"]["evidence_sources"] for a in alerts), 20,
-                  "the honeyport touch in the incident")
+            wait_for(lambda: any("honeyport" in a["t1046"]["evidence_sources"] for a in daemon.alerts), 20,
+                     "the honeyport touch in the incident")
         finally:
-            stop(daemon)
-            for reader in readers:
-                reader.join(10)
-        assert daemon.returncode == 0, "\n".join(log)
+            status = daemon.stop()
+        assert status == 0, "\n".join(daemon.log)
+    alerts = daemon.alerts
     mine = [a for a in alerts if a["source"]["ip"] == scanner.ipv4]
     assert {a["source"]["ip"] for a in alerts} == {scanner.ipv4}, "the sensor's own traffic never alerts"
     assert mine[0]["event"]["action"] == "mdns_service_browse"

@@ -21,8 +21,9 @@ from sensor.config import DetectionConfig, default_config, default_config_text
 from sensor.correlator import Correlator
 from sensor.metrics import Metrics, MetricsServer
 from tests.alertcheck import validate_alert
+from tests.waiting import wait_for
 
-from .conftest import free_port, wait_for
+from .conftest import free_port
 
 needs_honeyports = pytest.mark.skipif(importlib.util.find_spec("honeyports.service") is None,
                                       reason="honeyports.service is not importable yet")

@@ -19,8 +19,9 @@ from sensor.config import OutputConfig, SensorConfig
 from sensor.metrics import Metrics
 from sensor.sinks import SinkConfigError, SpooledSink, SpoolRecord, build_sinks, rfc5424
 from tests.alertcheck import validate_alert
+from tests.waiting import wait_for
 
-from .conftest import Certificates, Rsyslog, start_rsyslog, wait_for
+from .conftest import Certificates, Rsyslog, start_rsyslog
 
 
 def _config(tmp_path: Path, *outputs: OutputConfig) -> SensorConfig:

@@ -7,19 +7,15 @@ keeps only the capabilities under test, which is what a systemd unit with ``Capa
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.alertcheck import validate_alert
-from tests.netns import Host, netns_lab, popen_in, run_in, stop, subnet_for
+from tests.netns import Host, Running, netns_lab, run_in, subnet_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -32,30 +28,14 @@ def host() -> Iterator[Host]:
         yield made.hosts[0]
 
 
-def _node(host: Host, tmp_path: Path, bounding: str) -> tuple[subprocess.Popen[bytes], list[str], list[dict]]:
+def _node(host: Host, tmp_path: Path, bounding: str) -> Running:
     config = tmp_path / "node.yaml"
     config.write_text(f"sensor: {{name: capnode, state_dir: {tmp_path / 'state'}}}\noutputs: [{{type: stdout}}]\n")
-    process = popen_in(host.name, ["setpriv", f"--bounding-set={bounding}", "--", sys.executable, "-m", "sensor",
-                                   "-v", "honeyports", "--config", str(config), "--listen", host.ipv4,
-                                   "--tcp", "23,2323", "--udp", ""])
-    log: list[str] = []
-    alerts: list[dict] = []
-
-    def read_log() -> None:
-        assert process.stderr is not None
-        log.extend(line.decode(errors="replace").rstrip() for line in process.stderr)
-
-    def read_alerts() -> None:
-        assert process.stdout is not None
-        alerts.extend(validate_alert(json.loads(line)) for line in process.stdout)
-
-    for target in (read_log, read_alerts):
-        threading.Thread(target=target, daemon=True).start()
-    deadline = time.monotonic() + 20
-    while not any("listening on" in line for line in log) and process.poll() is None:
-        assert time.monotonic() < deadline, log
-        time.sleep(0.05)
-    return process, log, alerts
+    node = Running(host.name, ["setpriv", f"--bounding-set={bounding}", "--", sys.executable, "-m", "sensor",
+                               "-v", "honeyports", "--config", str(config), "--listen", host.ipv4,
+                               "--tcp", "23,2323", "--udp", ""])
+    wait_for(lambda: node.logged("listening on") or node.process.poll() is not None, 20, "the node to listen")
+    return node
 
 
 def _touch(host: Host, port: int) -> bool:
@@ -65,28 +45,25 @@ def _touch(host: Host, port: int) -> bool:
 
 
 def test_net_bind_service_alone_opens_low_ports(host: Host, tmp_path: Path) -> None:
-    process, log, alerts = _node(host, tmp_path, "-all,+net_bind_service")
+    node = _node(host, tmp_path, "-all,+net_bind_service")
     try:
-        assert process.poll() is None, log
-        assert any("listening on 2 ports" in line for line in log), log
-        assert any("CAP_NET_RAW" in line or "half-open" in line for line in log), "the SYN watcher says it is off"
+        assert node.process.poll() is None, node.log
+        assert node.logged("listening on 2 ports"), node.log
+        assert node.logged("CAP_NET_RAW") or node.logged("half-open"), "the SYN watcher says it is off"
         assert _touch(host, 23)
-        deadline = time.monotonic() + 20
-        while not alerts:
-            assert time.monotonic() < deadline, log
-            time.sleep(0.05)
+        wait_for(lambda: node.alerts, 20, "the alert")
     finally:
-        stop(process)
-    assert alerts[0]["destination"]["port"] == 23 and alerts[0]["event"]["action"] == "honeyport_probe"
+        node.stop()
+    assert node.alerts[0]["destination"]["port"] == 23 and node.alerts[0]["event"]["action"] == "honeyport_probe"
 
 
 def test_without_it_the_low_port_is_reported_not_fatal(host: Host, tmp_path: Path) -> None:
-    process, log, _ = _node(host, tmp_path, "-all")
+    node = _node(host, tmp_path, "-all")
     try:
-        assert process.poll() is None, log
-        assert any("23: permission denied" in line for line in log), log
-        assert any("listening on 1 ports" in line for line in log), log
+        assert node.process.poll() is None, node.log
+        assert node.logged("23: permission denied"), node.log
+        assert node.logged("listening on 1 ports"), node.log
         assert _touch(host, 2323)
         assert not _touch(host, 23), "nothing listens on the port it could not bind"
     finally:
-        stop(process)
+        node.stop()

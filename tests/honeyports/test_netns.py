@@ -4,23 +4,20 @@ another. Traffic only goes to addresses of those namespaces. Alerts are read fro
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.alertcheck import validate_alert
-from tests.netns import Host, Lab, netns_lab, popen_in, run_in, subnet_for
+from tests.netns import Host, Lab, Running, netns_lab, run_in, subnet_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -29,7 +26,7 @@ SERVICE_PORTS = {21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 80: "http", 445
                  3306: "mysql", 3389: "ms-wbt-server", 5900: "vnc", 6379: "redis"}
 
 
-class HoneyportNode:
+class HoneyportNode(Running):
     """``t1046-sensor honeyports`` running in a namespace; its stdout alerts collected with arrival times."""
 
     def __init__(self, host: Host, tmp: Path, tcp: str, extra: str = "") -> None:
@@ -37,27 +34,10 @@ class HoneyportNode:
         config.write_text(f"sensor: {{name: e2e-node, state_dir: {tmp / 'state'}}}\n"
                           f"honeyports: {{idle_timeout: 3{extra}}}\n"
                           "outputs: [{type: stdout}]\n")
-        self.process = popen_in(host.name, [sys.executable, "-m", "sensor", "-v", "honeyports", "--config",
-                                            str(config), "--listen", host.ipv4, "--listen", host.ipv6,
-                                            "--tcp", tcp, "--udp", ""])
-        self.alerts: list[tuple[float, dict[str, Any]]] = []
-        self.log: list[str] = []
-        self._threads = [threading.Thread(target=self._read_alerts, daemon=True),
-                         threading.Thread(target=self._read_log, daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        wait_for(lambda: any("listening on" in line for line in self.log) or self.process.poll() is not None, 15)
+        super().__init__(host.name, [sys.executable, "-m", "sensor", "-v", "honeyports", "--config", str(config),
+                                     "--listen", host.ipv4, "--listen", host.ipv6, "--tcp", tcp, "--udp", ""])
+        wait_for(lambda: self.logged("listening on") or self.process.poll() is not None, 15, "the node to listen")
         assert self.process.poll() is None, "\n".join(self.log)
-
-    def _read_alerts(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.alerts.append((time.time(), validate_alert(json.loads(line))))
-
-    def _read_log(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line.decode(errors="replace").rstrip())
 
     def rss_kib(self) -> int:
         """Resident memory of the node (the python process inside ``ip netns exec``)."""
@@ -68,22 +48,10 @@ class HoneyportNode:
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
-    def stop(self) -> list[dict[str, Any]]:
+    def stop_for_alerts(self) -> list[dict[str, Any]]:
         """SIGTERM, wait for the final incident updates; return every alert."""
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(20)
-        for thread in self._threads:
-            thread.join(5)
-        return [alert for _, alert in self.alerts]
-
-
-def wait_for(condition: Callable[[], object], timeout: float) -> None:
-    """Poll ``condition`` until true or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+        assert self.stop() == 0, "\n".join(self.log)
+        return self.alerts
 
 
 def final_counts(alerts: list[dict[str, Any]], source: str) -> dict[str, int]:
@@ -98,8 +66,8 @@ def final_counts(alerts: list[dict[str, Any]], source: str) -> dict[str, int]:
 
 def first_alert_latency(node: HoneyportNode, source: str, started: float) -> tuple[float, float]:
     """(alert arrival minus first touch as the node saw it, alert arrival minus scanner launch), seconds."""
-    wait_for(lambda: any(a["source"]["ip"] == source for _, a in node.alerts), 10)
-    arrival, alert = next((t, a) for t, a in node.alerts if a["source"]["ip"] == source)
+    wait_for(lambda: any(a["source"]["ip"] == source for _, a in node.timed_alerts), 10)
+    arrival, alert = next((t, a) for t, a in node.timed_alerts if a["source"]["ip"] == source)
     first_touch = datetime.fromisoformat(alert["event"]["start"]).timestamp()
     print(f"first alert: {arrival - first_touch:.3f}s after the first touch, {arrival - started:.3f}s after launch")
     return arrival - first_touch, arrival - started
@@ -136,7 +104,7 @@ def test_nmap_scan_alerts_within_a_second_with_right_counts(hosts: tuple[Host, H
         latency, wall = first_alert_latency(node, scanner.ipv4, started)
         assert latency < 1.0 and wall < 3.0, (latency, wall)
     finally:
-        alerts = node.stop()
+        alerts = node.stop_for_alerts()
     counts = final_counts(alerts, scanner.ipv4)
     assert counts["distinct_ports"] == len(HIGH_PORTS) and counts["distinct_hosts"] == 1
     assert len(HIGH_PORTS) <= counts["honeyport_hits"] <= 2 * len(HIGH_PORTS), counts
@@ -152,9 +120,9 @@ def test_nmap_syn_scan_over_ipv6(hosts: tuple[Host, Host], tmp_path: Path) -> No
         result = run_in(scanner.name, ["nmap", "-6", "-sS", "-Pn", "-n", "-T4", "--max-retries", "1", "-p",
                                        "2222,8081", server.ipv6], timeout=60)
         assert len(re.findall(r"/tcp +open ", result.stdout.decode())) == 2, result.stdout.decode()
-        wait_for(lambda: any(a["source"]["ip"] == scanner.ipv6 for _, a in node.alerts), 5)
+        wait_for(lambda: any(a["source"]["ip"] == scanner.ipv6 for _, a in node.timed_alerts), 5)
     finally:
-        alerts = node.stop()
+        alerts = node.stop_for_alerts()
     assert final_counts(alerts, scanner.ipv6)["distinct_ports"] == 2
 
 
@@ -172,7 +140,7 @@ def test_masscan_is_counted_per_port(hosts: tuple[Host, Host], tmp_path: Path) -
         latency, _ = first_alert_latency(node, scanner.ipv4, started)
         assert latency < 1.0
     finally:
-        alerts = node.stop()
+        alerts = node.stop_for_alerts()
     counts = final_counts(alerts, scanner.ipv4)
     assert counts["honeyport_hits"] == counts["distinct_ports"] == len(HIGH_PORTS), counts
 
@@ -185,7 +153,7 @@ def test_nmap_version_scan_names_the_emulated_services(hosts: tuple[Host, Host],
         result = run_in(scanner.name, ["nmap", "-sV", "-Pn", "-n", "-T4", "--max-retries", "1", "--host-timeout",
                                        "90s", "-p", ",".join(map(str, SERVICE_PORTS)), server.ipv4], timeout=120)
     finally:
-        alerts = node.stop()
+        alerts = node.stop_for_alerts()
     named = {}
     for line in result.stdout.decode().splitlines():
         fields = line.split()
@@ -238,14 +206,14 @@ def test_flood_keeps_the_node_up_bounded_and_counting(hosts: tuple[Host, Host], 
         assert connections == 4150 and time.monotonic() - begin < 60
         rss = node.rss_kib()
         assert node.process.poll() is None and rss < 150 * 1024, rss
-        arrival = next(t for t, a in node.alerts if a["source"]["ip"] == scanner.ipv4)
+        arrival = next(t for t, a in node.timed_alerts if a["source"]["ip"] == scanner.ipv4)
         print(f"flood: first alert {arrival - first_probe:.3f}s after the first probe, node RSS {rss} KiB")
         assert arrival - first_probe < 1.0, arrival - first_probe
         probe = run_in(scanner.name, [sys.executable, "-c", "import socket,sys; socket.create_connection("
                                       f"({server.ipv4!r}, 20000), timeout=5).close()"], timeout=20)
         assert probe.returncode == 0, "the node still accepts after the flood"
     finally:
-        alerts = node.stop()
+        alerts = node.stop_for_alerts()
     counts = final_counts(alerts, scanner.ipv4)
     assert counts["honeyport_hits"] == 4150 + 1, (counts, [line for line in node.log if "stopped" in line])
     assert counts["distinct_ports"] == len(ports)

@@ -14,10 +14,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.waiting import wait_for
 
 TOOLS = ("ip", "unshare", "avahi-daemon", "avahi-browse", "dbus-daemon", "nmap", "dig")
 
@@ -63,18 +64,10 @@ _SERVICE = """<?xml version="1.0" standalone='no'?>
 """
 
 
+
 def missing_tools() -> list[str]:
     """Tools the lab needs that are not installed."""
     return [tool for tool in TOOLS if shutil.which(tool) is None]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass

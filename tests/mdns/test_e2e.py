@@ -28,7 +28,8 @@ from sensor.observations import HoneyportHit, Transport
 from sensor.pipeline import Pipeline
 from sensor.render import to_ecs
 from tests.alertcheck import parse_alerts, validate_alert
-from tests.mdns.netlab import Lab, missing_tools, wait_for
+from tests.mdns.netlab import Lab, missing_tools
+from tests.waiting import wait_for
 
 pytestmark = [
     pytest.mark.netns,

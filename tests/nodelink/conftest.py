@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from daemon.conftest import Certificates, certificates, free_port, wait_for
+from daemon.conftest import Certificates, certificates, free_port
 
-__all__ = ["Certificates", "certificates", "free_port", "wait_for"]
+__all__ = ["Certificates", "certificates", "free_port"]

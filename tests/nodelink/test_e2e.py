@@ -18,8 +18,9 @@ from typing import Any
 
 from sensor.nodelink import encode_hello
 from tests.alertcheck import validate_alert
+from tests.waiting import wait_for
 
-from .conftest import Certificates, free_port, wait_for
+from .conftest import Certificates, free_port
 
 TOKEN = "e2e-node-token-0123456789"
 
