@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 FINGERPRINT_BYTES = 512
 """Bytes hashed to recognise a file: more than a Zeek TSV header up to its ``#open`` line."""
+FINGERPRINT_CACHE = 4096
+"""Fingerprints remembered (files seen in the log directory); the memo is cleared when it is full."""
 READ_BUDGET = 4 << 20
 """Bytes read per stream per poll, so one huge backlog cannot starve the event loop for long."""
 _HEADER_BYTES = 64 << 10
@@ -102,6 +104,8 @@ class LogFollower:
         self.read_budget = read_budget
         self.streams: dict[str, StreamPosition] = dict(streams or {})
         self._headers: dict[str, list[bytes]] = {}
+        self._fingerprints: dict[tuple[str, int, int, int], tuple[str, int]] = {}
+        """Fingerprints by (path, inode, size, mtime): a rotated file is read once, not at every poll."""
         if streams is None and done is None:
             self.done = {self._fingerprint(path)[0] for kind in kinds for path in self._candidates(kind)
                          if not self._is_live(path, kind)}
@@ -125,10 +129,20 @@ class LogFollower:
     def _is_live(self, path: Path, kind: str) -> bool:
         return path.parent == self.log_dir and path.name == f"{kind}.log"
 
-    @staticmethod
-    def _fingerprint(path: Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
-        prefix = _prefix(path, length)
-        return _digest(prefix), len(prefix)
+    def _fingerprint(self, path: Path) -> tuple[str, int]:
+        """Digest and length of the file's first bytes, which identify it through renames."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return _digest(b""), 0
+        key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        found = self._fingerprints.get(key)
+        if found is None:
+            if len(self._fingerprints) >= FINGERPRINT_CACHE:
+                self._fingerprints.clear()
+            prefix = _prefix(path, FINGERPRINT_BYTES)
+            found = self._fingerprints[key] = (_digest(prefix), len(prefix))
+        return found
 
     def _position(self, path: Path, offset: int = 0) -> StreamPosition:
         stat = path.stat()
