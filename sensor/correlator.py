@@ -33,6 +33,7 @@ from sensor.catalogue import RULES, Action
 from sensor.config import DetectionConfig
 from sensor.mdnsdetect import MdnsBrowseDetector
 from sensor.observations import (
+    FAILED_OUTCOMES,
     ConnAttempt,
     HoneyportHit,
     IPAddress,
@@ -73,9 +74,12 @@ _DISTINCT_CAP = 65536
 _TARGET_CACHE = 1 << 18
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
+"""Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
 _NOT_FIRST_CONTACTS = frozenset({Outcome.HALF_OPEN, Outcome.STEALTH})
 """Outcomes the random walk leaves to their own rules: a benign stack makes neither."""
-"""Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
+_ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_OPEN, Outcome.STEALTH, Outcome.OTHER
+"""Module constants: reading an enum member off its class is a Python-level lookup, and ``_conn`` runs
+for every conn.log record."""
 
 
 def zeek_action(name: str) -> Action | None:
@@ -261,15 +265,20 @@ class Correlator:
 
     def _conn(self, conn: ConnAttempt, now: float) -> list[Alert]:
         outcome = conn.outcome
-        if outcome is Outcome.OTHER or not self._is_target(conn.target):
+        target = conn.target
+        is_target = self._targets.get(target)
+        if is_target is None:
+            is_target = self._is_target(target)
+        if outcome is _OTHER or not is_target:
             self.stats.ignored += 1
             return []
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now)
         track.probes += 1
         tags = conn.zeek_tags
         touch = not _TOUCH_TAGS.isdisjoint(tags)
-        if outcome is Outcome.ESTABLISHED and track.detail is None and not tags:
-            return alerts + self._update(track, self._trw(track, conn), now)
+        if outcome is _ESTABLISHED and track.detail is None and not tags:
+            fired = self._trw(track, conn)
+            return alerts + self._update(track, fired, now) if fired else alerts
         detail = track.evidence()
         detail.count((conn.target,), (conn.target_port,))
         detail.sample_uids((conn.uid,), self._config.sample_size)
@@ -278,16 +287,16 @@ class Correlator:
         if "scan" in tags:
             fired.append("T1046-ZEEK-DETECTION")
             detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
-        if outcome is Outcome.HALF_OPEN:
+        if outcome is _HALF_OPEN:
             detail.half_open += 1
             fired += self._distinct_pairs(detail.half_open_pairs, conn, self._config.half_open_probes, now,
                                           "T1046-HALF-OPEN")
-        elif outcome is Outcome.STEALTH:
+        elif outcome is _STEALTH:
             detail.failed += 1
             fired += self._distinct_pairs(detail.stealth_pairs, conn, self._config.stealth_probes, now,
                                           "T1046-STEALTH")
             fired += self._failed_pair(detail, conn.target, conn.transport, conn.target_port, conn.ts, now)
-        elif outcome.failed:
+        elif outcome in FAILED_OUTCOMES:
             detail.failed += 1
             fired += self._failed_pair(detail, conn.target, conn.transport, conn.target_port, conn.ts, now)
         fired += self._trw(track, conn)
@@ -369,12 +378,17 @@ class Correlator:
     # -- detectors ------------------------------------------------------------------------------
 
     def _trw(self, track: _Track, conn: ConnAttempt) -> list[str]:
-        if conn.outcome in _NOT_FIRST_CONTACTS or conn.target in track.contacted:
+        outcome = conn.outcome
+        if outcome in _NOT_FIRST_CONTACTS:
             return []
-        if len(track.contacted) >= self._config.max_pairs_per_source:
-            del track.contacted[next(iter(track.contacted))]
-        track.contacted[conn.target] = None
-        track.llr += self._llr_failure if conn.outcome.failed else self._llr_success
+        contacted = track.contacted
+        known = len(contacted)
+        contacted[conn.target] = None
+        if len(contacted) == known:
+            return []
+        if known >= self._config.max_pairs_per_source:
+            del contacted[next(iter(contacted))]
+        track.llr += self._llr_failure if outcome in FAILED_OUTCOMES else self._llr_success
         if track.llr >= self._llr_upper:
             return ["T1046-TRW"]
         if track.llr <= self._llr_lower:
@@ -445,19 +459,20 @@ class Correlator:
 
     def _track(self, source: IPAddress, port: int | None, ts: float, now: float) -> tuple[_Track, list[Alert]]:
         key = (source, self._authorization(source, port, ts) if self._config.allowlist else None)
-        track = self._tracks.get(key)
-        alerts: list[Alert] = []
+        tracks = self._tracks
+        track = tracks.get(key)
         if track is None:
-            if len(self._tracks) >= self._config.max_sources:
-                alerts += self._evict(now)
-            track = self._tracks[key] = _Track(source, key[1], ts)
-        else:
-            self._tracks.move_to_end(key)
-            if key in self._open:
-                self._open.move_to_end(key)
-            track.first_seen = min(track.first_seen, ts)
-        track.last_seen = max(track.last_seen, ts)
-        return track, alerts
+            alerts = self._evict(now) if len(tracks) >= self._config.max_sources else []
+            track = tracks[key] = _Track(source, key[1], ts)
+            return track, alerts
+        tracks.move_to_end(key)
+        if track.detail is not None and key in self._open:
+            self._open.move_to_end(key)
+        if ts < track.first_seen:
+            track.first_seen = ts
+        elif ts > track.last_seen:
+            track.last_seen = ts
+        return track, []
 
     def _evict(self, now: float) -> list[Alert]:
         _, track = self._tracks.popitem(last=False)

@@ -43,7 +43,12 @@ class Outcome(StrEnum):
     @property
     def failed(self) -> bool:
         """True when the contact found no working service (a TRW failure)."""
-        return self in (Outcome.REJECTED, Outcome.UNANSWERED)
+        return self in FAILED_OUTCOMES
+
+
+FAILED_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.UNANSWERED})
+"""The outcomes of first contacts that found no working service (a set, for hot paths: reading an enum
+member off its class costs a Python-level lookup on every access)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,11 +43,14 @@ class ReplaySummary:
                 f" ({self.suppressed} suppressed as authorized) in {self.seconds:.1f}s")
 
 
-def _stream(logs: list[ZeekLog]) -> Iterator[tuple[float, int, Observation]]:
+def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
     """Observations of one log kind, file after file; records without evidence are dropped."""
-    for order, log in enumerate(logs):
-        for observation in observations_of(log, log.records(wanted_fields)):
-            yield observation.ts, order, observation
+    for log in logs:
+        yield from observations_of(log, log.records(wanted_fields))
+
+
+def _time_of(observation: Observation) -> float:
+    return observation.ts
 
 
 class _Progress:
@@ -106,9 +109,12 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
 
     count = 0
     show_progress()
-    for ts, _order, observation in heapq.merge(*merged_inputs, key=lambda item: item[0]):
-        now = max(now, ts)
-        emit(correlator.observe(observation, now))
+    merged = merged_inputs[0] if len(merged_inputs) == 1 else heapq.merge(*merged_inputs, key=_time_of)
+    for observation in merged:
+        now = max(now, observation.ts)
+        alerts = correlator.observe(observation, now)
+        if alerts:
+            emit(alerts)
         if now >= next_tick:
             emit(correlator.tick(now))
             next_tick = now + TICK_EVERY

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import operator
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -161,6 +162,55 @@ class Header:
         return position, _scalar_converter(zeek_type)
 
 
+class _RowDecoder:
+    """The wanted fields of one TSV header, compiled once: a line becomes a record with one C-level pick
+    of the raw columns, and Python work only for the columns that need converting."""
+
+    __slots__ = ("_converted", "_escaped", "_names", "_pick", "unset", "width")
+
+    def __init__(self, header: Header, wanted: tuple[str, ...]) -> None:
+        names: list[str] = []
+        positions: list[int] = []
+        self._converted: list[tuple[str, Callable[[str], Any]]] = []
+        self._escaped: list[str] = []
+        for name in wanted:
+            found = header.converter(name)
+            if found is None:
+                continue
+            names.append(name)
+            positions.append(found[0])
+            if found[1] is _unescape:
+                self._escaped.append(name)
+            elif found[1] is not str:
+                self._converted.append((name, found[1]))
+        self._names = tuple(names)
+        pick = operator.itemgetter(*positions) if positions else (lambda parts: ())
+        self._pick: Callable[[list[str]], Any] = (
+            (lambda parts: (parts[positions[0]],)) if len(positions) == 1 else pick)
+        self.width = len(header.fields)
+        self.unset = header.unset_field
+
+    def decode(self, text: str, parts: list[str]) -> dict[str, Any]:
+        """The record of one line (``text``, split into ``parts`` as many as the header's fields);
+        ValueError names a field that is bad."""
+        raws = self._pick(parts)
+        record = dict(zip(self._names, raws, strict=True))
+        if self.unset in raws:
+            record = {name: raw for name, raw in record.items() if raw != self.unset}
+        name = ""
+        try:
+            for name, convert in self._converted:
+                if name in record:
+                    record[name] = convert(record[name])
+        except ValueError as error:
+            raise ValueError(f"field {name}: {error}") from None
+        if "\\" in text:
+            for name in self._escaped:
+                if name in record:
+                    record[name] = _unescape(record[name])
+        return record
+
+
 def _directive_value(raw: bytes) -> str:
     return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw).decode("utf-8", "replace")
 
@@ -234,11 +284,8 @@ class ZeekLog:
                      wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[tuple[str | None, Record]]:
         """Like :meth:`records`, over numbered lines (without newlines) read elsewhere, such as the part
         of a growing file a follower has just read, preceded by the file's header lines."""
-        header: Header | None = None
+        decoder: _RowDecoder | None = None
         directives: dict[str, bytes] = {}
-        columns: list[tuple[str, int, Callable[[str], Any]]] = []
-        width = 0
-        unset = "-"
         looked_like_log = False
         source = str(self.path)
         for number, line in lines:
@@ -251,9 +298,7 @@ class ZeekLog:
                 if key == "types" and "fields" in directives:
                     header = self._header(directives)
                     self.kind = header.path or self.kind
-                    columns = self._columns(header, wanted(self.kind))
-                    width = len(header.fields)
-                    unset = header.unset_field
+                    decoder = _RowDecoder(header, wanted(self.kind))
                     looked_like_log = True
                 continue
             if line[:1] == b"{":
@@ -265,25 +310,22 @@ class ZeekLog:
                     self.records_read += 1
                     yield self.kind, record
                 continue
-            if header is None:
+            if decoder is None:
                 self.malformed.report(source, number, "data before any #fields/#types header")
                 continue
             try:
-                parts = line.decode().split("\t")
+                text = line.decode()
             except UnicodeDecodeError:
                 self.malformed.report(source, number, "not UTF-8 text")
                 continue
-            if len(parts) != width:
-                self.malformed.report(source, number, f"{len(parts)} columns where the header has {width}")
+            parts = text.split("\t")
+            if len(parts) != decoder.width:
+                self.malformed.report(source, number, f"{len(parts)} columns where the header has {decoder.width}")
                 continue
-            converted: dict[str, Any] = {}
             try:
-                for name, position, convert in columns:
-                    raw = parts[position]
-                    if raw != unset:
-                        converted[name] = convert(raw)
+                converted = decoder.decode(text, parts)
             except ValueError as error:
-                self.malformed.report(source, number, f"field {name}: {error}")
+                self.malformed.report(source, number, str(error))
                 continue
             self.records_read += 1
             yield self.kind, converted
@@ -302,15 +344,6 @@ class ZeekLog:
             unset_field=_directive_value(directives.get("unset_field", b"-")),
             index={name: position for position, name in enumerate(fields)},
         )
-
-    @staticmethod
-    def _columns(header: Header, names: tuple[str, ...]) -> list[tuple[str, int, Callable[[str], Any]]]:
-        columns = []
-        for name in names:
-            found = header.converter(name)
-            if found is not None:
-                columns.append((name, *found))
-        return columns
 
     def _json(self, number: int, line: bytes) -> dict[str, Any] | None:
         try:

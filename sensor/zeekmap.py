@@ -53,25 +53,31 @@ def wanted_fields(kind: str | None) -> tuple[str, ...]:
 
 
 class _HashOnce:
-    """Mixin for address classes: compute the hash once. The stock one formats a hex string on every call,
-    and the correlator hashes each address several times per record."""
+    """Mixin for address classes: the hash is computed once, when the address is made (parsed or
+    unpickled). The stock one formats a hex string on every call, and the correlator hashes each address
+    several times per record."""
 
     __slots__ = ()
+    _hash: int
 
     def __hash__(self) -> int:
-        cached: int | None = getattr(self, "_hash", None)
-        if cached is None:
-            cached = super().__hash__()
-            object.__setattr__(self, "_hash", cached)
-        return cached
+        return self._hash
 
 
 class _HashedIPv4(_HashOnce, ipaddress.IPv4Address):
     __slots__ = ("_hash",)
 
+    def __init__(self, address: int | str | bytes) -> None:
+        super().__init__(address)
+        self._hash = ipaddress.IPv4Address.__hash__(self)
+
 
 class _HashedIPv6(_HashOnce, ipaddress.IPv6Address):
     __slots__ = ("_hash",)
+
+    def __init__(self, address: int | str | bytes) -> None:
+        super().__init__(address)
+        self._hash = ipaddress.IPv6Address.__hash__(self)
 
 
 def _parse_address(text: str) -> IPAddress:
@@ -145,24 +151,26 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
 
 _NO_TAGS: frozenset[str] = frozenset()
 _TRANSPORTS = {"tcp": Transport.TCP, "udp": Transport.UDP}
+_ICMP, _ESTABLISHED, _UNANSWERED = Transport.ICMP, Outcome.ESTABLISHED, Outcome.UNANSWERED
 _OUTCOMES: dict[tuple[str, str, str, bool], Outcome] = {}
 """Memo of :func:`conn_outcome` for untagged records: a log holds only a few hundred distinct
 (proto, state, history, answered) combinations."""
 
 
 def _conn(record: Record) -> ConnAttempt | None:
+    get = record.get
     proto = record["proto"]
-    source_port = int(record.get("id.orig_p", 0))
+    source_port = int(get("id.orig_p", 0))
     tags = _NO_TAGS
     transport = _TRANSPORTS.get(proto)
     if transport is not None:
-        raw_tags = record.get("t1046_tags")
-        resp_pkts = record.get("resp_pkts")
+        raw_tags = get("t1046_tags")
+        resp_pkts = get("resp_pkts")
         if raw_tags:
             tags = frozenset(raw_tags)
-            outcome = conn_outcome(proto, record.get("conn_state", ""), record.get("history", ""), resp_pkts, tags)
+            outcome = conn_outcome(proto, get("conn_state", ""), get("history", ""), resp_pkts, tags)
         else:
-            key = (proto, record.get("conn_state", ""), record.get("history", ""), bool(resp_pkts))
+            key = (proto, get("conn_state", ""), get("history", ""), bool(resp_pkts))
             found = _OUTCOMES.get(key)
             if found is None:
                 if len(_OUTCOMES) >= 4096:
@@ -172,21 +180,24 @@ def _conn(record: Record) -> ConnAttempt | None:
     elif proto == "icmp":
         if source_port not in _ICMP_ECHO_REQUESTS:
             return None
-        outcome = Outcome.ESTABLISHED if record.get("resp_pkts") else Outcome.UNANSWERED
-        transport = Transport.ICMP
+        outcome = _ESTABLISHED if get("resp_pkts") else _UNANSWERED
+        transport = _ICMP
     else:
         return None
+    ts = record["ts"]
+    source = _ADDRESS_CACHE.get(record["id.orig_h"])
+    target = _ADDRESS_CACHE.get(record["id.resp_h"])
     return ConnAttempt(
-        ts=timestamp(record["ts"]),
-        source=address(record["id.orig_h"]),
-        source_port=source_port,
-        target=address(record["id.resp_h"]),
-        target_port=int(record.get("id.resp_p", 0)),
-        transport=transport,
-        outcome=outcome,
-        uid=record.get("uid", ""),
-        service=record.get("service") or "",
-        zeek_tags=tags,
+        ts if type(ts) is float else timestamp(ts),
+        address(record["id.orig_h"]) if source is None else source,
+        source_port,
+        address(record["id.resp_h"]) if target is None else target,
+        int(get("id.resp_p", 0)),
+        transport,
+        outcome,
+        get("uid", ""),
+        get("service") or "",
+        tags,
     )
 
 
@@ -285,9 +296,15 @@ def to_observation(kind: str | None, record: Record) -> Observation | None:
 def observations_of(log: ZeekLog, records: Iterable[tuple[str | None, Record]]) -> Iterator[Observation]:
     """The observations in a log's records; a record whose fields are missing or bad is reported to the
     log's malformed-line counter and skipped."""
+    mapped_kind: str | None = None
+    mapper = MAPPERS.get("")
     for kind, record in records:
+        if kind != mapped_kind:
+            mapped_kind, mapper = kind, MAPPERS.get(kind or "")
+        if mapper is None:
+            continue
         try:
-            observation = to_observation(kind, record)
+            observation = mapper(record)
         except (KeyError, ValueError, TypeError) as error:
             log.malformed.report(str(log.path), log.records_read, f"unusable record: {error!r}")
             continue

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import ipaddress
 import json
 import logging
+import pickle
 import shutil
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from sensor.errors import LogReadError
 from sensor.observations import ConnAttempt, Outcome, Transport
 from sensor.replay import replay
 from sensor.zeeklog import MalformedLog, ZeekLog, discover, log_kind
-from sensor.zeekmap import to_observation, wanted_fields
+from sensor.zeekmap import address, to_observation, wanted_fields
 from tests.alertcheck import parse_alerts
 from tests.conftest import CAPTURES
 
@@ -220,3 +222,15 @@ def test_gzipped_copy_of_every_capture_gives_the_same_alerts(tmp_path: Path) -> 
             with log.open("rb") as plain, gzip.open(target / (log.name + ".gz"), "wb") as packed:
                 shutil.copyfileobj(plain, packed)
         assert replay_alerts(target) == replay_alerts(CAPTURES / name / "zeek")
+
+
+@pytest.mark.parametrize("text", ["10.1.2.3", "fe80::1", "2001:db8::1:0:0:1", "::ffff:192.0.2.9", "fe80::1%eth0"])
+def test_parsed_addresses_equal_and_hash_like_ipaddress_also_after_a_checkpoint(text: str) -> None:
+    stock = ipaddress.ip_address(text)
+    parsed = address(text)
+    restored = pickle.loads(pickle.dumps(parsed))  # a checkpoint holds the correlator's state pickled
+    for candidate in (parsed, restored):
+        assert candidate == stock
+        assert hash(candidate) == hash(stock)
+        assert {stock: "found"}[candidate] == "found"
+    assert type(restored) is type(parsed)
