@@ -191,6 +191,9 @@ class NodesConfig:
     token_env: str | None = None
     """Environment variable holding the shared token (or ``token_file``)."""
     token_file: Path | None = None
+    node_tokens_file: Path | None = None
+    """File of ``NAME TOKEN`` lines: each node named there must prove its name with its own token (read
+    again whenever it changes, so a node is added or revoked without a restart)."""
     max_nodes: int = 64
     """Node connections served at once; more are refused and counted."""
     max_message_bytes: int = 16384
@@ -519,17 +522,18 @@ def _path(value: Any) -> Path:
     return Path(_text(value)).expanduser()
 
 
-def _token_source(reader: _Reader, section: Mapping[str, Any], path: str) -> tuple[str | None, Path | None]:
+def _token_source(reader: _Reader, section: Mapping[str, Any], path: str,
+                  required: str = "is required (or token_file): the node token") -> tuple[str | None, Path | None]:
     if "token_env" in section and "token_file" in section:
         reader.problem(f"{path}.token_file", "give token_env or token_file, not both")
-    elif "token_env" not in section and "token_file" not in section:
-        reader.problem(f"{path}.token_env", "is required (or token_file): the shared node token")
+    elif "token_env" not in section and "token_file" not in section and required:
+        reader.problem(f"{path}.token_env", required)
     return (reader.value(section, "token_env", path, _text, None),
             reader.value(section, "token_file", path, _path, None))
 
 
-_NODES_KEYS = ("listen", "cert_file", "key_file", "token_env", "token_file", "max_nodes", "max_message_bytes",
-               "rate", "dedupe_nodes")
+_NODES_KEYS = ("listen", "cert_file", "key_file", "token_env", "token_file", "node_tokens_file", "max_nodes",
+               "max_message_bytes", "rate", "dedupe_nodes")
 _NODE_KEYS = ("central", "ca_file", "server_name", "token_env", "token_file", "spool_max_bytes", "spool_full")
 
 
@@ -540,13 +544,16 @@ def _nodes(reader: _Reader, data: Mapping[str, Any]) -> NodesConfig | None:
     for key in ("listen", "cert_file", "key_file"):
         if key not in section:
             reader.problem(f"nodes.{key}", "is required")
-    token_env, token_file = _token_source(reader, section, "nodes")
+    token_env, token_file = _token_source(
+        reader, section, "nodes",
+        "" if "node_tokens_file" in section else "is required (or token_file, or node_tokens_file): the node tokens")
     base = NodesConfig(listen=("", 0), cert_file=Path(), key_file=Path())
     return NodesConfig(
         listen=reader.value(section, "listen", "nodes", _listen_address, base.listen),
         cert_file=reader.value(section, "cert_file", "nodes", _path, base.cert_file),
         key_file=reader.value(section, "key_file", "nodes", _path, base.key_file),
         token_env=token_env, token_file=token_file,
+        node_tokens_file=reader.value(section, "node_tokens_file", "nodes", _path, None),
         max_nodes=reader.value(section, "max_nodes", "nodes", _positive_int, base.max_nodes),
         max_message_bytes=reader.value(section, "max_message_bytes", "nodes", _at_least(1024),
                                        base.max_message_bytes),

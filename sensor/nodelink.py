@@ -14,8 +14,10 @@ The protocol (version 1, docs/deployment.md) is one JSON object per line, each w
 * node → centre ``obs`` {seq, kind: honeyport | mdns, and the observation's fields}; centre → node
   ``ack`` {seq} for every ``obs`` it has handled (observed, a duplicate, or malformed and skipped).
 
-The node's identity is the token it proved and the TLS peer address; its self-given name is kept beside
-that address (``edge-a@10.1.2.3``) in every observation it submits, never taken from an observation. A
+A node proves its name with its own token (``nodes.node_tokens_file``: a stolen token speaks for one node
+only, and is revoked by deleting its line) or, where the centre also has a shared token, a node not named
+there gives its name with that. Either way the name is kept beside the TLS peer address
+(``edge-a@10.1.2.3``) in every observation the node submits, never taken from an observation. A
 node run is its name and ``epoch`` (random, kept in the node's state directory); the centre remembers the
 last sequence number of each run (bounded), so a batch re-sent after a lost ack is not counted twice.
 """
@@ -29,6 +31,7 @@ import contextlib
 import hmac
 import logging
 import math
+import os
 import re
 import secrets
 import ssl
@@ -330,22 +333,119 @@ class _Rejected(Exception):
         self.reason = reason
 
 
-def read_token(settings: NodesConfig | NodeConfig, where: str) -> str:
-    """The shared node token from ``token_env`` or ``token_file``; never logged."""
+def read_token(settings: NodesConfig | NodeConfig, where: str) -> str | None:
+    """The node token from ``token_env`` or ``token_file`` (None when neither is set); never logged."""
     token = read_secret({"token_env": settings.token_env,
                          "token_file": str(settings.token_file) if settings.token_file else None}, "token", where)
-    if not token:
+    if token is not None and not token:
         raise SensorError(f"{where}: the node token is empty")
     return token
+
+
+MIN_TOKEN_CHARS = 16
+"""Shortest token a node tokens file may give a node."""
+TOKENS_CHECK_SECONDS = 5.0
+"""How often the centre looks whether its node tokens file changed (it also looks at every hello)."""
+
+
+class NodeTokens:
+    """Who may submit: each node named in the node tokens file, with its own token only; any other name with
+    the shared token, when there is one.
+
+    The file holds ``NAME TOKEN`` lines (blank lines and ``#`` comments aside). It is read again whenever it
+    changes; a file that has become unreadable or invalid leaves the last good table in force, with a
+    warning. Tokens are compared in constant time and never logged.
+    """
+
+    def __init__(self, shared: str | None, path: Path | None) -> None:
+        if shared is None and path is None:
+            raise SensorError("nodes: no node token (token_env, token_file or node_tokens_file)")
+        self._shared = shared.encode() if shared is not None else None
+        self._path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._own: dict[str, bytes] = {}
+        if path is not None:
+            self._own, self._stamp = self._read(path)
+
+    @property
+    def per_node(self) -> int:
+        """Nodes named in the tokens file."""
+        return len(self._own)
+
+    def admits(self, node: str, token: str) -> bool:
+        """Whether ``token`` proves the name ``node``."""
+        own = self._own.get(node)
+        offered = token.encode()
+        if own is not None:
+            return hmac.compare_digest(offered, own)
+        if self._shared is None:
+            hmac.compare_digest(offered, offered)  # an unknown name costs what a known one does
+            return False
+        return hmac.compare_digest(offered, self._shared)
+
+    def check(self) -> bool:
+        """Read the tokens file again if it changed; True when the table changed."""
+        if self._path is None:
+            return False
+        try:
+            stat = self._path.stat()
+        except OSError as error:
+            log.warning("nodes: node_tokens_file %s: %s; the last tokens read stay in force", self._path,
+                        error.strerror)
+            return False
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) == self._stamp:
+            return False
+        try:
+            own, self._stamp = self._read(self._path)
+        except SensorError as error:
+            self._stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            log.warning("%s; the last tokens read stay in force", error)
+            return False
+        changed = own != self._own
+        self._own = own
+        if changed:
+            log.info("nodes: node_tokens_file %s read again: %d nodes", self._path, len(own))
+        return changed
+
+    @staticmethod
+    def _read(path: Path) -> tuple[dict[str, bytes], tuple[int, int, int]]:
+        where = f"nodes: node_tokens_file {path}"
+        try:
+            with path.open("rb") as stream:
+                stat = os.fstat(stream.fileno())
+                text = stream.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise SensorError(f"{where}: cannot read: {getattr(error, 'strerror', None) or error}") from None
+        if stat.st_mode & 0o077:
+            log.warning("%s can be read by other users (mode %o): chmod 600 it", where, stat.st_mode & 0o777)
+        own: dict[str, bytes] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if len(words) != 2 or not _NAME.fullmatch(words[0]):
+                raise SensorError(f"{where}:{number}: expected NAME TOKEN (a node name: letters, digits, . _ -)")
+            name, token = words
+            if name in own:
+                raise SensorError(f"{where}:{number}: node {name} is named twice")
+            if len(token) < MIN_TOKEN_CHARS:
+                raise SensorError(f"{where}:{number}: the token of {name} is shorter than {MIN_TOKEN_CHARS} characters")
+            own[name] = token.encode()
+        return own, (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 class NodeListener:
     """The central daemon's TLS listener: authenticates nodes and feeds their observations to ``observe``."""
 
-    def __init__(self, config: NodesConfig, token: str, observe: Callable[[Observation], object],
-                 metrics: Metrics, state_file: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: NodesConfig, tokens: NodeTokens, observe: Callable[[Observation], object],
+                 metrics: Metrics, state_file: Path | None = None, clock: Callable[[], float] = time.time,
+                 tokens_check_seconds: float = TOKENS_CHECK_SECONDS) -> None:
         self.config = config
-        self._token = token.encode()
+        self._tokens = tokens
+        self._tokens_check_seconds = tokens_check_seconds
+        self._tokens_watch: asyncio.Task[None] | None = None
+        self._proven: dict[asyncio.StreamWriter, tuple[str, str]] = {}
+        """The node name and token each connection proved at its hello."""
         self._observe = observe
         self._metrics = metrics
         self._state_file = state_file
@@ -373,11 +473,32 @@ class NodeListener:
         except OSError as error:
             raise SensorError(f"nodes: cannot listen on {host}:{port}: {error.strerror}") from None
         self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("nodes: listening for honeyport nodes on %s:%d (TLS)", host, self.port)
+        self._tokens_watch = asyncio.get_running_loop().create_task(self._watch_tokens())
+        log.info("nodes: listening for honeyport nodes on %s:%d (TLS; nodes with their own token: %d)", host,
+                 self.port, self._tokens.per_node)
         return self.port
+
+    async def _watch_tokens(self) -> None:
+        while True:
+            await asyncio.sleep(self._tokens_check_seconds)
+            self.check_tokens()
+
+    def check_tokens(self) -> None:
+        """Read the node tokens file again if it changed, and close the connections it no longer admits."""
+        if not self._tokens.check():
+            return
+        for writer, (node, token) in list(self._proven.items()):
+            if not self._tokens.admits(node, token):
+                log.warning("nodes: node %s is no longer admitted by the node tokens: closing its connection", node)
+                writer.close()
 
     async def stop(self) -> None:
         """Stop listening, close every node connection, remember the node runs' last sequence numbers."""
+        if self._tokens_watch is not None:
+            self._tokens_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tokens_watch
+            self._tokens_watch = None
         if self._server is not None:
             self._server.close()
         for writer in list(self._sessions):
@@ -430,6 +551,7 @@ class NodeListener:
             log.debug("nodes: connection from %s ended: %r", peer_host, error)
         finally:
             self._sessions.discard(writer)
+            self._proven.pop(writer, None)
             self._metrics.node_connections.set(len(self._sessions))
             writer.close()
             with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
@@ -457,8 +579,10 @@ class NodeListener:
             raise _Rejected("malformed", "expected hello", f"not a hello: {error}") from None
         if not isinstance(hello, Hello):
             raise _Rejected("malformed", "expected hello", f"{type(hello).__name__} before hello")
-        if not hmac.compare_digest(hello.token.encode(), self._token):
+        self.check_tokens()
+        if not self._tokens.admits(hello.node, hello.token):
             raise _Rejected("unauthenticated", "unauthenticated", f"wrong token (node says it is {hello.node!r})")
+        self._proven[writer] = (hello.node, hello.token)
         identity = f"{hello.node}@{peer_host}"
         run = (hello.node, hello.epoch)
         writer.write(encode_ready(self.dedupe.last(run)))
@@ -620,6 +744,8 @@ def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
     if not _NAME.fullmatch(config.name):
         raise SensorError(f"sensor.name: {config.name!r} cannot name a node (letters, digits, . _ -; 64 at most)")
     token = read_token(node, "node")
+    if token is None:
+        raise SensorError("node.token_env: is required (or token_file): the node token")
     try:
         tls = ssl.create_default_context(cafile=str(node.ca_file) if node.ca_file else None)
     except (OSError, ssl.SSLError) as error:
@@ -640,8 +766,8 @@ async def start_listener(config: SensorConfig, observe: Callable[[Observation], 
     """The central listener when ``nodes:`` is configured, started; raise ``SensorError`` when it cannot."""
     if config.nodes is None:
         return None
-    listener = NodeListener(config.nodes, read_token(config.nodes, "nodes"), observe, metrics,
-                            config.state_dir / "nodes.json")
+    tokens = NodeTokens(read_token(config.nodes, "nodes"), config.nodes.node_tokens_file)
+    listener = NodeListener(config.nodes, tokens, observe, metrics, config.state_dir / "nodes.json")
     await listener.start()
     return listener
 

@@ -47,3 +47,19 @@ def test_a_section_that_is_not_a_mapping_says_so() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"node": "10.0.0.5:6146"})
     assert any(problem.startswith("node: must be a mapping") for problem in caught.value.problems)
+
+
+def test_the_centre_takes_per_node_tokens_instead_of_or_beside_a_shared_one() -> None:
+    only_own = parse_config(yaml.safe_load("""
+nodes: {listen: "0.0.0.0:6146", cert_file: /c.pem, key_file: /c.key, node_tokens_file: /etc/t1046/node-tokens}
+"""))
+    assert only_own.nodes is not None and only_own.nodes.node_tokens_file == Path("/etc/t1046/node-tokens")
+    assert only_own.nodes.token_env is None and only_own.nodes.token_file is None
+    both = parse_config(yaml.safe_load("""
+nodes: {listen: "0.0.0.0:6146", cert_file: /c.pem, key_file: /c.key, node_tokens_file: /t, token_env: SHARED}
+"""))
+    assert both.nodes is not None and both.nodes.token_env == "SHARED"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(yaml.safe_load('nodes: {listen: "0.0.0.0:6146", cert_file: /c.pem, key_file: /c.key}'))
+    assert caught.value.problems == [
+        "nodes.token_env: is required (or token_file, or node_tokens_file): the node tokens"]

@@ -82,14 +82,21 @@ class Process:
                 self.popen.wait(10)
 
 
-def _centre_config(tmp_path: Path, certificates: Certificates, centre_port: int, metrics_port: int) -> Path:
+def _centre_config(tmp_path: Path, certificates: Certificates, centre_port: int, metrics_port: int,
+                   per_node: bool = False) -> Path:
+    """The centre's configuration: the shared token, or (``per_node``) a node tokens file naming edge-a."""
+    tokens = "token_env: T1046_NODE_TOKEN"
+    if per_node:
+        (tmp_path / "node-tokens").write_text(f"edge-a {TOKEN}\n")
+        (tmp_path / "node-tokens").chmod(0o600)
+        tokens = f"node_tokens_file: {tmp_path / 'node-tokens'}"
     config = tmp_path / "centre.yaml"
     config.write_text(
         f"sensor: {{name: centre, state_dir: {tmp_path / 'centre'}, metrics_listen: '127.0.0.1:{metrics_port}'}}\n"
         "honeyports: {listen: []}\n"
         "detection: {local_nets: [127.0.0.0/8]}\n"
         f"nodes: {{listen: '127.0.0.1:{centre_port}', cert_file: {certificates.cert}, key_file: {certificates.key},"
-        " token_env: T1046_NODE_TOKEN}\n"
+        f" {tokens}}}\n"
         "outputs:\n  - {type: stdout}\n  - {type: file, path: alerts.jsonl}\n")
     return config
 
@@ -163,15 +170,17 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
     assert by_source == {f"127.0.0.{host}": [1] for host in range(1, 8)}, "each touch counted exactly once"
 
 
-def test_run_on_a_node_forwards_its_honeyport_hits(tmp_path: Path, certificates: Certificates) -> None:
+def test_run_on_a_node_forwards_its_honeyport_hits_proving_its_name(tmp_path: Path,
+                                                                     certificates: Certificates) -> None:
     centre_port, honeyport = free_port(), free_port()
-    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port())
+    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port(), per_node=True)
     node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
     processes: list[Process] = []
     try:
         centre = Process(tmp_path / "centre-run", "run", "--config", str(centre_config))
         processes.append(centre)
         centre.wait_log("running")
+        assert "nodes with their own token: 1" in centre.log()
         node = Process(tmp_path / "node-run", "run", "--config", str(node_config))
         processes.append(node)
         node.wait_log("running")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from sensor.config import NodesConfig
+from sensor.errors import SensorError
 from sensor.metrics import Metrics
 from sensor.nodelink import (
     Ack,
     NodeLinkTransport,
     NodeListener,
+    NodeTokens,
     Ready,
     Refused,
     decode_message,
@@ -53,17 +56,19 @@ def _count(metrics: Metrics, result: str) -> float:
 class Centre:
     """A listener on 127.0.0.1:0 and what it observed."""
 
-    def __init__(self, certificates: Certificates, state: Path, **limits: float) -> None:
+    def __init__(self, certificates: Certificates, state: Path, tokens: NodeTokens | None = None,
+                 **limits: float) -> None:
         config = NodesConfig(listen=("127.0.0.1", 0), cert_file=certificates.cert, key_file=certificates.key,
                              token_env="UNUSED", **limits)  # type: ignore[arg-type]
         self.observed: list[Observation] = []
         self.metrics = Metrics()
-        self.listener = NodeListener(config, TOKEN, self.observed.append, self.metrics, state / "nodes.json")
+        self.listener = NodeListener(config, tokens or NodeTokens(TOKEN, None), self.observed.append, self.metrics,
+                                     state / "nodes.json", tokens_check_seconds=0.05)
 
 
 def _run(certificates: Certificates, tmp_path: Path, body: Callable[[Centre], Awaitable[None]],
-         **limits: float) -> Centre:
-    centre = Centre(certificates, tmp_path, **limits)
+         tokens: NodeTokens | None = None, **limits: float) -> Centre:
+    centre = Centre(certificates, tmp_path, tokens, **limits)
 
     async def main() -> None:
         await centre.listener.start()
@@ -76,8 +81,9 @@ def _run(certificates: Certificates, tmp_path: Path, body: Callable[[Centre], Aw
     return centre
 
 
-def _transport(centre: Centre, certificates: Certificates, token: str = TOKEN) -> NodeLinkTransport:
-    return NodeLinkTransport(("127.0.0.1", centre.listener.port), _client_tls(certificates), "localhost", "edge-a",
+def _transport(centre: Centre, certificates: Certificates, token: str = TOKEN,
+               node: str = "edge-a") -> NodeLinkTransport:
+    return NodeLinkTransport(("127.0.0.1", centre.listener.port), _client_tls(certificates), "localhost", node,
                              EPOCH, token, timeout=10)
 
 
@@ -175,3 +181,93 @@ def test_a_fast_node_is_slowed_to_its_rate_not_dropped(certificates: Certificate
     centre = _run(certificates, tmp_path, body, rate=200.0)
     assert len(centre.observed) == 300
     assert took[0] >= 0.4, "300 submissions at 200/s with a burst of 200 need about half a second"
+
+
+TOKEN_A = "edge-a-own-token-0123456789"
+TOKEN_B = "edge-b-own-token-9876543210"
+
+
+def _tokens_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "node-tokens"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("shared", [None, TOKEN])
+def test_a_node_named_in_the_tokens_file_proves_its_name_with_its_own_token(certificates: Certificates,
+                                                                          tmp_path: Path, shared: str | None) -> None:
+    tokens = NodeTokens(shared, _tokens_file(tmp_path, f"# node tokens\nedge-a {TOKEN_A}\n\nedge-b {TOKEN_B}  # lab\n"))
+
+    async def body(centre: Centre) -> None:
+        await _transport(centre, certificates, TOKEN_A).send(_records(1, 2))
+        for node, token in (("edge-a", TOKEN_B), ("edge-b", TOKEN_A), ("edge-a", TOKEN), ("edge-c", TOKEN_A)):
+            with pytest.raises(DeliveryError, match="unauthenticated"):
+                await _transport(centre, certificates, token, node).send(_records(1, 1))
+        unlisted = _transport(centre, certificates, TOKEN, "edge-c")
+        if shared is None:
+            with pytest.raises(DeliveryError, match="unauthenticated"):
+                await unlisted.send(_records(1, 1))
+        else:
+            await unlisted.send(_records(1, 1))
+
+    centre = _run(certificates, tmp_path, body, tokens)
+    nodes = [o.node for o in centre.observed if isinstance(o, HoneyportHit)]
+    assert nodes == ["edge-a@127.0.0.1"] * 2 + (["edge-c@127.0.0.1"] if shared else [])
+    assert _count(centre.metrics, "unauthenticated") == (5 if shared is None else 4)
+
+
+def test_a_revoked_node_is_cut_off_at_once_and_cannot_come_back(certificates: Certificates, tmp_path: Path) -> None:
+    path = _tokens_file(tmp_path, f"edge-a {TOKEN_A}\nedge-b {TOKEN_B}\n")
+
+    async def body(centre: Centre) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", centre.listener.port,
+                                                       ssl=_client_tls(certificates), server_hostname="localhost")
+        writer.write(encode_hello("edge-a", EPOCH, TOKEN_A))
+        assert decode_message(await asyncio.wait_for(reader.readline(), 10)) == Ready(0)
+        kept = _transport(centre, certificates, TOKEN_B, "edge-b")
+        await kept.send(_records(1, 1))
+        path.write_text(f"edge-b {TOKEN_B}\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b"", "the revoked node's connection is closed"
+        writer.close()
+        with pytest.raises(DeliveryError, match="unauthenticated"):
+            await _transport(centre, certificates, TOKEN_A).send(_records(1, 1))
+        await kept.send(_records(2, 1))
+        await kept.close()
+
+    centre = _run(certificates, tmp_path, body, NodeTokens(None, path))
+    assert [o.node for o in centre.observed if isinstance(o, HoneyportHit)] == ["edge-b@127.0.0.1"] * 2
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("edge-a\n", ":1: expected NAME TOKEN"),
+    (f"edge-a {TOKEN_A} extra\n", ":1: expected NAME TOKEN"),
+    (f"# ok\nbad/name {TOKEN_A}\n", ":2: expected NAME TOKEN"),
+    (f"edge-a {TOKEN_A}\nedge-a {TOKEN_B}\n", ":2: node edge-a is named twice"),
+    ("edge-a short\n", ":1: the token of edge-a is shorter than 16 characters"),
+])
+def test_a_bad_tokens_file_is_refused_at_start_with_its_line(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(SensorError, match=problem):
+        NodeTokens(None, _tokens_file(tmp_path, text))
+
+
+def test_a_tokens_file_broken_later_leaves_the_last_good_one_in_force(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    path = _tokens_file(tmp_path, f"edge-a {TOKEN_A}\n")
+    tokens = NodeTokens(None, path)
+    path.write_text("edge-a\n")
+    with caplog.at_level(logging.WARNING):
+        assert not tokens.check()
+    assert tokens.admits("edge-a", TOKEN_A)
+    assert ":1: expected NAME TOKEN" in caplog.text and "the last tokens read stay in force" in caplog.text
+    path.write_text(f"edge-a {TOKEN_B}\n")
+    assert tokens.check() and tokens.admits("edge-a", TOKEN_B) and not tokens.admits("edge-a", TOKEN_A)
+
+
+def test_a_tokens_file_others_can_read_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _tokens_file(tmp_path, f"edge-a {TOKEN_A}\n")
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        NodeTokens(None, path)
+    assert "can be read by other users (mode 644): chmod 600 it" in caplog.text
+    assert TOKEN_A not in caplog.text
