@@ -136,6 +136,12 @@ def interface_addresses(names: Sequence[str]) -> list[IPAddress]:
     return sorted(found, key=lambda address: address.version)
 
 
+def _listed(addresses: frozenset[IPAddress], most: int = 8) -> str:
+    ordered = sorted(addresses, key=lambda address: (address.version, address))
+    text = ", ".join(map(str, ordered[:most])) or "none"
+    return text + (f" and {len(ordered) - most} more" if len(ordered) > most else "")
+
+
 class MdnsWatcher:
     """Passive multicast listener on UDP 5353 of the configured interfaces, on an asyncio loop."""
 
@@ -191,9 +197,14 @@ class MdnsWatcher:
     def refresh(self) -> None:
         """Re-read this host's own addresses (call it now and then: addresses come and go)."""
         try:
-            self._own = self._own_addresses()
+            own = self._own_addresses()
         except OSError as error:
             log.warning("mdns: own addresses not refreshed: %s", error)
+            return
+        if self._own and own != self._own:
+            log.info("mdns: this host's own addresses, whose packets are not observed, changed: added %s; removed %s",
+                     _listed(own - self._own), _listed(self._own - own))
+        self._own = own
 
     # -- the packet path ------------------------------------------------------------------------
 

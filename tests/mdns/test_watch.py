@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,3 +96,20 @@ def test_mutated_packets_never_raise(seed: bytes, flips: list[tuple[int, int]], 
         assert query.source == SOURCE
     with contextlib.suppress(MalformedPacketError):
         questions_of(bytes(data), SOURCE, 5353, MDNS_GROUP_V4, 1.0)
+
+
+def test_refresh_makes_a_new_address_own_and_a_dropped_one_foreign(caplog: pytest.LogCaptureFixture) -> None:
+    own = {OWN}
+    seen: list[MdnsQuery] = []
+    subject = MdnsWatcher(["eth0"], seen.append, clock=lambda: 100.0, own_addresses=lambda: frozenset(own))
+    subject.refresh()
+    gained = ipaddress.ip_address("10.40.0.200")
+    own.add(gained)
+    own.discard(OWN)
+    with caplog.at_level(logging.INFO, logger="sensor.mdnswatch"):
+        subject.refresh()
+    assert "changed: added 10.40.0.200; removed 10.40.0.1" in caplog.text
+    question = query_packet(("_ssh._tcp.local.", PTR))
+    assert subject.datagram(question, gained, 5353, MDNS_GROUP_V4) == 0
+    assert subject.datagram(question, OWN, 5353, MDNS_GROUP_V4) == 1
+    assert [query.source for query in seen] == [OWN]
