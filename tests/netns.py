@@ -2,9 +2,10 @@
 
 ``netns_lab(n, subnet)`` creates ``n`` namespaces named ``t1046-<pid>-<i>-<tag>``, each with loopback up
 and a veth pair whose outer end is enslaved to a bridge living in a hub namespace of its own; so nothing
-touches the host's interfaces or routing. Host ``i`` gets ``<subnet>.<i+1>/24`` (IPv4) and
-``fd46:<pid>::<i+1>/64`` (IPv6, DAD off). Everything is torn down in ``finally`` — on failure too — and
-the helpers skip the test cleanly when not root or when ``ip`` is missing::
+touches the host's interfaces or routing. Host ``i`` gets ``<subnet>.<i+1>/24`` (IPv4),
+``fd46:<pid>::<i+1>/64`` (IPv6, DAD off) and a route for multicast on eth0. Everything is torn down in
+``finally`` — on failure too — and the helpers skip the test cleanly when not root or when ``ip`` is
+missing::
 
     @pytest.mark.netns
     def test_something():
@@ -137,7 +138,33 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             process.wait(timeout)
 
 
-def _delete(namespace: str) -> None:
+def make_hub(hub: str) -> None:
+    """A namespace ``hub`` holding the bridge ``br0`` (no multicast snooping: mDNS reaches every port)."""
+    _ip("netns", "add", hub)
+    _ip("link", "add", "br0", "type", "bridge", "mcast_snooping", "0", namespace=hub)
+    _ip("link", "set", "br0", "up", namespace=hub)
+
+
+def plug_host(hub: str, name: str, port: str, ipv4: str, ipv6: str | None = None) -> str:
+    """A namespace ``name`` with loopback up and ``eth0`` (a veth whose other end, ``port``, is on the hub's
+    bridge) at ``ipv4``/24 (and ``ipv6``/64, DAD off), with a multicast route; return eth0's MAC."""
+    _ip("netns", "add", name)
+    _ip("link", "set", "lo", "up", namespace=name)
+    _ip("link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", port, "netns", hub)
+    _ip("link", "set", port, "master", "br0", namespace=hub)
+    _ip("link", "set", port, "up", namespace=hub)
+    _ip("addr", "add", f"{ipv4}/24", "dev", "eth0", namespace=name)
+    if ipv6 is not None:
+        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"],
+                       capture_output=True, timeout=10, check=False)
+        _ip("addr", "add", f"{ipv6}/64", "dev", "eth0", "nodad", namespace=name)
+    _ip("link", "set", "eth0", "up", namespace=name)
+    _ip("route", "add", "224.0.0.0/4", "dev", "eth0", namespace=name)
+    return run_in(name, ["cat", "/sys/class/net/eth0/address"], timeout=5).stdout.decode().strip()
+
+
+def delete_namespace(namespace: str) -> None:
+    """Kill whatever still runs in ``namespace``, then delete it (quietly: it may be half made)."""
     with contextlib.suppress(subprocess.SubprocessError, OSError):
         pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, timeout=5).stdout.split()
         for pid in pids:
@@ -154,29 +181,16 @@ def netns_lab(count: int, subnet: str, tag: str = "lab") -> Iterator[Lab]:
     lab = Lab(tag=tag, hub=f"t1046-{short}-hub")
     created: list[str] = []
     try:
-        _ip("netns", "add", lab.hub)
         created.append(lab.hub)
-        _ip("link", "add", "br0", "type", "bridge", namespace=lab.hub)
-        _ip("link", "set", "br0", "up", namespace=lab.hub)
+        make_hub(lab.hub)
         group = zlib.crc32(short.encode()) % 0xFFFF
         for index in range(count):
             name = f"t1046-{short}-{index}"
-            _ip("netns", "add", name)
             created.append(name)
-            _ip("link", "set", "lo", "up", namespace=name)
-            outer = f"t{short}p{index}"[:15]
-            _ip("link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", outer, "netns", lab.hub)
-            _ip("link", "set", outer, "master", "br0", namespace=lab.hub)
-            _ip("link", "set", outer, "up", namespace=lab.hub)
-            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"],
-                           capture_output=True, timeout=10, check=False)
             ipv4, ipv6 = f"{subnet}.{index + 1}", f"fd46:{group:x}::{index + 1}"
-            _ip("addr", "add", f"{ipv4}/24", "dev", "eth0", namespace=name)
-            _ip("addr", "add", f"{ipv6}/64", "dev", "eth0", "nodad", namespace=name)
-            _ip("link", "set", "eth0", "up", namespace=name)
-            mac = run_in(name, ["cat", "/sys/class/net/eth0/address"], timeout=5).stdout.decode().strip()
+            mac = plug_host(lab.hub, name, f"t{short}p{index}"[:15], ipv4, ipv6)
             lab.hosts.append(Host(name=name, interface="eth0", ipv4=ipv4, ipv6=ipv6, mac=mac))
         yield lab
     finally:
         for namespace in reversed(created):
-            _delete(namespace)
+            delete_namespace(namespace)

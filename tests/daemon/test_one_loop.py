@@ -21,8 +21,6 @@ def test_mdns_browse_and_honeyport_touch_meet_in_one_incident(tmp_path: Path) ->
         pytest.skip("dig (dnsutils) is not installed")
     with netns_lab(2, subnet_for("oneloop"), tag="loop") as lab:
         sensor, scanner = lab.hosts
-        for host in lab.hosts:
-            run_in(host.name, ["ip", "route", "add", "224.0.0.0/4", "dev", host.interface], timeout=10, check=True)
         config = tmp_path / "sensor.yaml"
         config.write_text(
             f"sensor: {{name: one-loop, state_dir: {tmp_path / 'state'}}}\n"

@@ -1,7 +1,8 @@
 """A switched lab of network namespaces for the end-to-end mDNS tests, always torn down.
 
-One namespace holds a Linux bridge; every host is a namespace with ``eth0`` (a veth) plugged into it, so
-multicast stays inside the lab. Names carry ``os.getpid()``. Every process the lab starts is ended by its
+The namespaces are made as in :mod:`tests.netns` (its ``make_hub`` and ``plug_host``): one holds a Linux
+bridge, every host is a namespace with ``eth0`` (a veth) plugged into it, so multicast stays inside the
+lab; hosts are added one by one, by name. Names carry ``os.getpid()``. Every process the lab starts is ended by its
 own id when the lab closes, even when a test fails. avahi-daemon runs in a private mount namespace (a
 tmpfs over ``/run``, this host's services directory bound over ``/etc/avahi/services``) and, for
 ``avahi-browse``, with its own dbus-daemon whose socket lives in the lab's temporary directory.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.netns import delete_namespace, make_hub, plug_host
 from tests.waiting import wait_for
 
 TOOLS = ("ip", "unshare", "avahi-daemon", "avahi-browse", "dbus-daemon", "nmap", "dig")
@@ -105,9 +107,7 @@ class Lab:
 
     def __enter__(self) -> Lab:
         try:
-            _ip("netns", "add", self.bridge_netns)
-            _ip("-n", self.bridge_netns, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-            _ip("-n", self.bridge_netns, "link", "set", "br0", "up")
+            make_hub(self.bridge_netns)
         except BaseException:
             self.close()
             raise
@@ -118,18 +118,10 @@ class Lab:
 
     def add_host(self, name: str, number: int) -> Host:
         """A namespace with ``eth0`` at ``<subnet>.<number>/24`` on the bridge."""
-        netns = f"{self.prefix}{name}"
-        host = Host(name, netns, f"{self.subnet}.{number}", self.directory / name)
+        host = Host(name, f"{self.prefix}{name}", f"{self.subnet}.{number}", self.directory / name)
         host.directory.mkdir()
         self.hosts[name] = host
-        port = f"p{number}"
-        _ip("netns", "add", netns)
-        _ip("-n", self.bridge_netns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        _ip("-n", self.bridge_netns, "link", "set", port, "master", "br0", "up")
-        _ip("-n", netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        _ip("-n", netns, "link", "set", "eth0", "up")
-        _ip("-n", netns, "route", "add", "224.0.0.0/4", "dev", "eth0")
+        plug_host(self.bridge_netns, host.netns, f"p{number}", host.address)
         return host
 
     def start(self, host: Host, args: Sequence[str], name: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
@@ -181,13 +173,9 @@ class Lab:
             _end(process)
         self.processes.clear()
         for host in self.hosts.values():
-            subprocess.run(["ip", "netns", "delete", host.netns], capture_output=True, check=False, timeout=30)
-        subprocess.run(["ip", "netns", "delete", self.bridge_netns], capture_output=True, check=False, timeout=30)
+            delete_namespace(host.netns)
+        delete_namespace(self.bridge_netns)
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
