@@ -5,10 +5,11 @@ Twisted's ``asyncioreactor`` is installed on a fresh asyncio loop before anythin
 that loop with the follower and the sinks' workers.
 
 Delivery that survives ``kill -9``: every :data:`CHECKPOINT_SECONDS` (when anything happened) the
-follower's positions, the correlator and the alerts produced since the last commit are saved in one
-atomic checkpoint, and only then handed to the sinks' spools (:mod:`sensor.checkpoint`). Alerts from Zeek
-logs are therefore never lost nor repeated; a honeyport or mDNS observation made in the second before a
-crash is lost with the in-memory state (there is no log to read it again from).
+follower's positions, the correlator, the alerts produced since the last commit and the remote nodes' last
+sequence numbers are saved in one atomic checkpoint; only then are the alerts handed to the sinks' spools
+(:mod:`sensor.checkpoint`) and the nodes' observations acknowledged. Alerts from Zeek logs and observations
+of remote nodes are therefore never lost nor repeated; a honeyport or mDNS observation made here in the
+second before a crash is lost with the in-memory state (there is no log or node to have it again from).
 
 Signals: SIGTERM/SIGINT stop (listeners closed, a last checkpoint, sinks drained for up to
 :data:`DRAIN_SECONDS`; what they could not deliver stays spooled for the next start; incidents stay open
@@ -97,6 +98,8 @@ class Daemon:
         self.pipeline: Pipeline
         self.sources = _Sources(None, None)
         self.node_listener: NodeListener | None = None
+        self._node_sequences = ""
+        """The remote node runs' last sequence numbers as of the last checkpoint (``NodeListener.state``)."""
         self.forwarder: NodeForwarder | None = None
         """Set on a node (``node:``): its honeyport hits go to the central daemon, not to this pipeline."""
         self._stop = asyncio.Event()
@@ -123,6 +126,7 @@ class Daemon:
             streams, done = checkpoint.streams, checkpoint.done
             log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
                      checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
+        self._node_sequences = checkpoint.extra.get("nodes", "") if checkpoint is not None else ""
         self._seq_past_spools()
         if self.config.zeek.log_dir is not None:
             if not self.config.zeek.log_dir.is_dir():
@@ -195,7 +199,8 @@ class Daemon:
         try:
             self._restore()
             self.forwarder = build_forwarder(self.config, self.metrics) if self.config.node is not None else None
-            self.node_listener = await start_listener(self.config, self._observe_remote, self.metrics)
+            self.node_listener = await start_listener(self.config, self._observe_remote, self.metrics,
+                                                      self._node_sequences)
         except SensorError as error:
             log.error("%s", error)
             for sink in self._spooled():
@@ -221,7 +226,7 @@ class Daemon:
                     if self.sources.mdns is not None:
                         self.sources.mdns.tick()
                     next_tick = now + TICK_SECONDS
-                if now >= next_commit and (self._dirty or self.outbox.pending):
+                if now >= next_commit and (self._dirty or self.outbox.pending or self._acks_pending()):
                     self._commit()
                     next_commit = time.monotonic() + max(CHECKPOINT_SECONDS, COMMIT_SHARE * self._commit_cost)
                 if now >= next_heartbeat:
@@ -258,15 +263,23 @@ class Daemon:
             self.metrics.follower_lag.labels(log=kind).set(lag)
         return batch.bytes_read >= self.follower.read_budget
 
+    def _acks_pending(self) -> bool:
+        return self.node_listener is not None and self.node_listener.acks_pending
+
     def _commit(self) -> None:
-        """Save the checkpoint, then hand the alerts it commits to the sinks."""
+        """Save the checkpoint, then hand the alerts it commits to the sinks and acknowledge the node
+        observations it holds."""
         pending = tuple(self.outbox.pending)
         follower = self.follower
+        listener = self.node_listener
+        if listener is not None:
+            self._node_sequences = listener.state()
         checkpoint = Checkpoint(
             seq=self.seq + 1, detection=detection_digest(self.config.detection),
             streams=dict(follower.streams) if follower is not None else {},
             done=frozenset(follower.done) if follower is not None else frozenset(),
-            correlator=self.pipeline.correlator, clock=self.pipeline.now, outbox=pending, saved_at=time.time())
+            correlator=self.pipeline.correlator, clock=self.pipeline.now, outbox=pending, saved_at=time.time(),
+            extra={"nodes": self._node_sequences} if self._node_sequences else {})
         started = time.monotonic()
         try:
             save_checkpoint(self.checkpoint_path, checkpoint)
@@ -281,6 +294,8 @@ class Daemon:
         self._dirty = False
         for sink in self.sinks:
             sink.accept(self.seq, pending, self.config.name)
+        if listener is not None:
+            listener.committed()
 
     def _heartbeat(self) -> None:
         correlator = self.pipeline.correlator

@@ -19,7 +19,10 @@ only, and is revoked by deleting its line) or, where the centre also has a share
 there gives its name with that. Either way the name is kept beside the TLS peer address
 (``edge-a@10.1.2.3``) in every observation the node submits, never taken from an observation. A
 node run is its name and ``epoch`` (random, kept in the node's state directory); the centre remembers the
-last sequence number of each run (bounded), so a batch re-sent after a lost ack is not counted twice.
+last sequence number of each run (bounded), so a batch re-sent after a lost ack is not counted twice. The
+daemon saves those numbers in its checkpoint with the correlator state they went into, and acknowledges
+observations only once that checkpoint is written: until then the node keeps them spooled, and a centre
+killed with -9 neither loses nor repeats any of them.
 """
 
 from __future__ import annotations
@@ -64,7 +67,12 @@ IDLE_SECONDS = 300.0
 """A node connection with no line for this long is closed (the node reconnects when it has news)."""
 SEND_SECONDS = 30.0
 """Time the node gives one batch to be sent and acknowledged."""
-NODE_BATCH = 200
+NODE_BATCH = 1000
+"""Observations the node sends before it waits for their acknowledgement (the centre acknowledges at
+its next commit, about a second later)."""
+MAX_UNACKED = 10 * NODE_BATCH
+"""Observations one connection may have waiting for the centre's commit (ten batches); a node past that is
+refused, so a centre that cannot commit holds a bounded amount for a node that does not wait for its acks."""
 RETRY_MAX_SECONDS = 10.0
 """Longest wait between the node's attempts to reach the centre (a connection attempt is cheap)."""
 LOG_INTERVAL = 60.0
@@ -292,10 +300,14 @@ class DedupeWindow:
             self._last.popitem(last=False)
         return seq > last
 
-    def dump(self) -> bytes:
-        return orjson.dumps({"v": PROTOCOL_VERSION, "runs": [[n, e, s] for (n, e), s in self._last.items()]})
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """The last sequence of every run, as of now."""
+        return dict(self._last)
 
-    def load(self, data: bytes) -> None:
+    def dump(self) -> str:
+        return orjson.dumps({"v": PROTOCOL_VERSION, "runs": [[n, e, s] for (n, e), s in self._last.items()]}).decode()
+
+    def load(self, data: str) -> None:
         document = orjson.loads(data)
         for node, epoch, seq in document["runs"][-self.capacity:]:
             if isinstance(node, str) and isinstance(epoch, str) and isinstance(seq, int):
@@ -438,9 +450,14 @@ class NodeListener:
     """The central daemon's TLS listener: authenticates nodes and feeds their observations to ``observe``."""
 
     def __init__(self, config: NodesConfig, tokens: NodeTokens, observe: Callable[[Observation], object],
-                 metrics: Metrics, state_file: Path | None = None, clock: Callable[[], float] = time.time,
+                 metrics: Metrics, *, ack_after_commit: bool = False, clock: Callable[[], float] = time.time,
                  tokens_check_seconds: float = TOKENS_CHECK_SECONDS) -> None:
         self.config = config
+        self._ack_after_commit = ack_after_commit
+        self._unacked: dict[asyncio.StreamWriter, list[int]] = {}
+        """With ``ack_after_commit``: each connection's handled sequence numbers waiting for a commit."""
+        self._committed: dict[tuple[str, str], int] = {}
+        """With ``ack_after_commit``: the last sequence of each run as of the last commit."""
         self._tokens = tokens
         self._tokens_check_seconds = tokens_check_seconds
         self._tokens_watch: asyncio.Task[None] | None = None
@@ -448,7 +465,6 @@ class NodeListener:
         """The node name and token each connection proved at its hello."""
         self._observe = observe
         self._metrics = metrics
-        self._state_file = state_file
         self._clock = clock
         self.dedupe = DedupeWindow(config.dedupe_nodes)
         self._server: asyncio.Server | None = None
@@ -464,7 +480,6 @@ class NodeListener:
             context.load_cert_chain(self.config.cert_file, self.config.key_file)
         except (OSError, ssl.SSLError) as error:
             raise SensorError(f"nodes: cannot load cert_file/key_file: {error}") from None
-        self._load_state()
         host, port = self.config.listen
         try:
             self._server = await asyncio.start_server(
@@ -493,7 +508,7 @@ class NodeListener:
                 writer.close()
 
     async def stop(self) -> None:
-        """Stop listening, close every node connection, remember the node runs' last sequence numbers."""
+        """Stop listening and close every node connection."""
         if self._tokens_watch is not None:
             self._tokens_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -507,26 +522,33 @@ class NodeListener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
-        self._save_state()
 
-    def _load_state(self) -> None:
-        if self._state_file is None:
-            return
-        try:
-            self.dedupe.load(self._state_file.read_bytes())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, TypeError, KeyError) as error:
-            log.warning("nodes: %s unreadable (%s); re-sent batches may be counted again once",
-                        self._state_file, error)
+    def state(self) -> str:
+        """The node runs' last sequence numbers, to save with the correlator state they went into."""
+        return self.dedupe.dump()
 
-    def _save_state(self) -> None:
-        if self._state_file is None:
-            return
+    def restore(self, state: str) -> None:
+        """Take the sequence numbers a checkpoint saved (before :meth:`start`)."""
         try:
-            write_atomically(self._state_file, self.dedupe.dump())
-        except OSError as error:
-            log.warning("nodes: cannot save %s: %s", self._state_file, error)
+            self.dedupe.load(state)
+        except (ValueError, TypeError, KeyError) as error:
+            log.warning("nodes: the checkpoint's node sequences are unreadable (%s); a batch a node re-sends may "
+                        "be counted again once", error)
+        self._committed = self.dedupe.snapshot()
+
+    @property
+    def acks_pending(self) -> bool:
+        """Whether handled observations wait for a commit before they are acknowledged."""
+        return any(self._unacked.values())
+
+    def committed(self) -> None:
+        """Everything observed so far is saved with the correlator: acknowledge it, and tell reconnecting nodes
+        so. Until then a node keeps it spooled, so a crash of the centre loses and repeats none of it."""
+        self._committed = self.dedupe.snapshot()
+        for writer, pending in self._unacked.items():
+            if pending:
+                writer.write(b"".join(encode_ack(seq) for seq in pending))
+                pending.clear()
 
     def _count(self, result: str, amount: int = 1) -> None:
         self._metrics.node_submissions.labels(result=result).inc(amount)
@@ -552,6 +574,7 @@ class NodeListener:
         finally:
             self._sessions.discard(writer)
             self._proven.pop(writer, None)
+            self._unacked.pop(writer, None)
             self._metrics.node_connections.set(len(self._sessions))
             writer.close()
             with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
@@ -585,9 +608,11 @@ class NodeListener:
         self._proven[writer] = (hello.node, hello.token)
         identity = f"{hello.node}@{peer_host}"
         run = (hello.node, hello.epoch)
-        writer.write(encode_ready(self.dedupe.last(run)))
+        last = self._committed.get(run, 0) if self._ack_after_commit else self.dedupe.last(run)
+        writer.write(encode_ready(last))
         await writer.drain()
-        log.info("nodes: node %s connected (run %s, last sequence %d)", identity, hello.epoch, self.dedupe.last(run))
+        log.info("nodes: node %s connected (run %s, last sequence %d)", identity, hello.epoch, last)
+        unacked = self._unacked.setdefault(writer, []) if self._ack_after_commit else None
         bucket = TokenBucket.full(self.config.rate, time.monotonic())
         handled = 0
         try:
@@ -595,7 +620,14 @@ class NodeListener:
                 wait = bucket.delay(time.monotonic())
                 if wait > 0:
                     await asyncio.sleep(wait)
-                writer.write(encode_ack(self._submit(line, run, identity)))
+                seq = self._submit(line, run, identity)
+                if unacked is None:
+                    writer.write(encode_ack(seq))
+                elif len(unacked) >= MAX_UNACKED:
+                    raise _Rejected("refused", "too many unacknowledged observations",
+                                    f"{len(unacked)} observations wait for a commit (is the state directory full?)")
+                else:
+                    unacked.append(seq)
                 handled += 1
                 await writer.drain()
         finally:
@@ -761,13 +793,16 @@ def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
                          Backoff(maximum=RETRY_MAX_SECONDS))
 
 
-async def start_listener(config: SensorConfig, observe: Callable[[Observation], object],
-                         metrics: Metrics) -> NodeListener | None:
-    """The central listener when ``nodes:`` is configured, started; raise ``SensorError`` when it cannot."""
+async def start_listener(config: SensorConfig, observe: Callable[[Observation], object], metrics: Metrics,
+                         state: str = "") -> NodeListener | None:
+    """The central listener when ``nodes:`` is configured, started with the node sequences of the last
+    checkpoint (``state``) and acknowledging after commits; raise ``SensorError`` when it cannot start."""
     if config.nodes is None:
         return None
     tokens = NodeTokens(read_token(config.nodes, "nodes"), config.nodes.node_tokens_file)
-    listener = NodeListener(config.nodes, tokens, observe, metrics, config.state_dir / "nodes.json")
+    listener = NodeListener(config.nodes, tokens, observe, metrics, ack_after_commit=True)
+    if state:
+        listener.restore(state)
     await listener.start()
     return listener
 

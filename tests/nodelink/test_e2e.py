@@ -170,6 +170,48 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
     assert by_source == {f"127.0.0.{host}": [1] for host in range(1, 8)}, "each touch counted exactly once"
 
 
+def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once(tmp_path: Path,
+                                                                                certificates: Certificates) -> None:
+    centre_port, honeyport = free_port(), free_port()
+    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port())
+    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
+    alerts = tmp_path / "centre" / "alerts.jsonl"
+    node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
+    processes: list[Process] = []
+    try:
+        centre = Process(tmp_path / "run1", "run", "--config", str(centre_config))
+        processes.append(centre)
+        centre.wait_log("running")
+        node = Process(tmp_path / "node-run", "honeyports", "--config", str(node_config))
+        processes.append(node)
+        node.wait_log("listening on 1 ports")
+        for source in ("127.0.0.1", "127.0.0.2"):
+            _touch(honeyport, source)
+        wait_for(lambda: {a["source"]["ip"] for a in _alerts(alerts)} == {"127.0.0.1", "127.0.0.2"}, 20,
+                 "both hits alerting at the centre")
+        wait_for(lambda: node_spool.exists() and not node_spool.read_bytes(), 20,
+                 "the node's spool emptied: acknowledged, so committed in the centre's checkpoint")
+        os.kill(centre.popen.pid, signal.SIGKILL)
+        centre.popen.wait(10)
+
+        centre = Process(tmp_path / "run2", "run", "--config", str(centre_config))
+        processes.append(centre)
+        centre.wait_log("running")
+        _touch(honeyport, "127.0.0.3")
+        wait_for(lambda: any(a["source"]["ip"] == "127.0.0.3" for a in _alerts(alerts)), 20,
+                 "a new hit alerting after the restart")
+        sequence = re.search(r"node edge-a@127\.0\.0\.1 connected \(run \w+, last sequence (\d+)\)", centre.log())
+        assert sequence is not None and int(sequence.group(1)) >= 2, centre.log()[-2000:]
+    finally:
+        codes = [process.stop() for process in reversed(processes)]
+    assert codes[:2] == [0, 0], [p.log()[-2000:] for p in processes]
+    by_source: dict[str, list[int]] = {}
+    for alert in _alerts(alerts):
+        by_source.setdefault(alert["source"]["ip"], []).append(alert["t1046"]["counts"]["honeyport_hits"])
+    assert {source: max(hits) for source, hits in by_source.items()} == {
+        "127.0.0.1": 1, "127.0.0.2": 1, "127.0.0.3": 1}, "each touch counted exactly once across the crash"
+
+
 def test_run_on_a_node_forwards_its_honeyport_hits_proving_its_name(tmp_path: Path,
                                                                      certificates: Certificates) -> None:
     centre_port, honeyport = free_port(), free_port()

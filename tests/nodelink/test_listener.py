@@ -16,6 +16,7 @@ from sensor.config import NodesConfig
 from sensor.errors import SensorError
 from sensor.metrics import Metrics
 from sensor.nodelink import (
+    MAX_UNACKED,
     Ack,
     NodeLinkTransport,
     NodeListener,
@@ -56,19 +57,19 @@ def _count(metrics: Metrics, result: str) -> float:
 class Centre:
     """A listener on 127.0.0.1:0 and what it observed."""
 
-    def __init__(self, certificates: Certificates, state: Path, tokens: NodeTokens | None = None,
-                 **limits: float) -> None:
+    def __init__(self, certificates: Certificates, tokens: NodeTokens | None = None, *,
+                 ack_after_commit: bool = False, **limits: float) -> None:
         config = NodesConfig(listen=("127.0.0.1", 0), cert_file=certificates.cert, key_file=certificates.key,
                              token_env="UNUSED", **limits)  # type: ignore[arg-type]
         self.observed: list[Observation] = []
         self.metrics = Metrics()
         self.listener = NodeListener(config, tokens or NodeTokens(TOKEN, None), self.observed.append, self.metrics,
-                                     state / "nodes.json", tokens_check_seconds=0.05)
+                                     ack_after_commit=ack_after_commit, tokens_check_seconds=0.05)
 
 
-def _run(certificates: Certificates, tmp_path: Path, body: Callable[[Centre], Awaitable[None]],
-         tokens: NodeTokens | None = None, **limits: float) -> Centre:
-    centre = Centre(certificates, tmp_path, tokens, **limits)
+def _run(certificates: Certificates, body: Callable[[Centre], Awaitable[None]], tokens: NodeTokens | None = None,
+         **limits: float) -> Centre:
+    centre = Centre(certificates, tokens, **limits)
 
     async def main() -> None:
         await centre.listener.start()
@@ -118,11 +119,13 @@ def test_a_node_delivers_with_its_identity_and_a_resent_batch_counts_once(certif
         assert decode_message(replayed[0]) == Ready(8)
         assert [decode_message(line) for line in replayed[1:]] == [Ack(7), Ack(8), Ack(9)]
 
-    centre = _run(certificates, tmp_path, body)
+    centre = _run(certificates, body)
     assert len(centre.observed) == 9
     assert {o.node for o in centre.observed if isinstance(o, HoneyportHit)} == {"edge-a@127.0.0.1"}
     assert (_count(centre.metrics, "accepted"), _count(centre.metrics, "duplicate")) == (9, 2)
-    assert b"edge-a" in (tmp_path / "nodes.json").read_bytes(), "the runs' last sequences survive a restart"
+    restarted = Centre(certificates)
+    restarted.listener.restore(centre.listener.state())
+    assert restarted.listener.dedupe.last(("edge-a", EPOCH)) == 9, "the runs' last sequences survive a restart"
 
 
 def test_wrong_token_garbage_and_long_lines_are_refused_and_counted(certificates: Certificates,
@@ -143,7 +146,7 @@ def test_wrong_token_garbage_and_long_lines_are_refused_and_counted(certificates
         await good.send(_records(1, 3))
         await good.close()
 
-    centre = _run(certificates, tmp_path, body, max_message_bytes=4096)
+    centre = _run(certificates, body, max_message_bytes=4096)
     assert _count(centre.metrics, "unauthenticated") == 1
     assert _count(centre.metrics, "malformed") == 4
     assert _count(centre.metrics, "accepted") == 3 and len(centre.observed) == 3
@@ -164,7 +167,7 @@ def test_connections_over_the_cap_are_refused(certificates: Certificates, tmp_pa
         await second.send(_records(2, 1))
         await second.close()
 
-    centre = _run(certificates, tmp_path, body, max_nodes=1)
+    centre = _run(certificates, body, max_nodes=1)
     assert _count(centre.metrics, "refused") == 1 and len(centre.observed) == 2
 
 
@@ -178,7 +181,7 @@ def test_a_fast_node_is_slowed_to_its_rate_not_dropped(certificates: Certificate
         took.append(time.monotonic() - started)
         await node.close()
 
-    centre = _run(certificates, tmp_path, body, rate=200.0)
+    centre = _run(certificates, body, rate=200.0)
     assert len(centre.observed) == 300
     assert took[0] >= 0.4, "300 submissions at 200/s with a burst of 200 need about half a second"
 
@@ -211,7 +214,7 @@ def test_a_node_named_in_the_tokens_file_proves_its_name_with_its_own_token(cert
         else:
             await unlisted.send(_records(1, 1))
 
-    centre = _run(certificates, tmp_path, body, tokens)
+    centre = _run(certificates, body, tokens)
     nodes = [o.node for o in centre.observed if isinstance(o, HoneyportHit)]
     assert nodes == ["edge-a@127.0.0.1"] * 2 + (["edge-c@127.0.0.1"] if shared else [])
     assert _count(centre.metrics, "unauthenticated") == (5 if shared is None else 4)
@@ -235,7 +238,7 @@ def test_a_revoked_node_is_cut_off_at_once_and_cannot_come_back(certificates: Ce
         await kept.send(_records(2, 1))
         await kept.close()
 
-    centre = _run(certificates, tmp_path, body, NodeTokens(None, path))
+    centre = _run(certificates, body, NodeTokens(None, path))
     assert [o.node for o in centre.observed if isinstance(o, HoneyportHit)] == ["edge-b@127.0.0.1"] * 2
 
 
@@ -271,3 +274,66 @@ def test_a_tokens_file_others_can_read_is_warned_about(tmp_path: Path, caplog: p
         NodeTokens(None, path)
     assert "can be read by other users (mode 644): chmod 600 it" in caplog.text
     assert TOKEN_A not in caplog.text
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def test_acknowledged_after_the_commit_so_a_crash_before_it_loses_and_repeats_nothing(certificates: Certificates,
+                                                                                       tmp_path: Path) -> None:
+    first, second = Centre(certificates, ack_after_commit=True), Centre(certificates, ack_after_commit=True)
+
+    async def main() -> None:
+        await first.listener.start()
+        node = _transport(first, certificates)
+        committed_state = first.listener.state()
+        sending = asyncio.ensure_future(node.send(_records(1, 3)))
+        await _until(lambda: len(first.observed) == 3, "the centre observing the batch")
+        assert first.listener.acks_pending and not sending.done(), "no ack before the commit"
+        await first.listener.stop()  # the centre dies before its next commit
+        with pytest.raises(DeliveryError):
+            await sending
+        second.listener.restore(committed_state)  # ... and restarts from its last checkpoint
+        await second.listener.start()
+        try:
+            again = _transport(second, certificates)
+            resent = asyncio.ensure_future(again.send(_records(1, 3)))
+            await _until(lambda: len(second.observed) == 3, "the re-sent batch observed after the restart")
+            second.listener.committed()
+            await asyncio.wait_for(resent, 10)
+            assert not second.listener.acks_pending
+            more = asyncio.ensure_future(again.send(_records(1, 4)))  # 1-3 are committed: only 4 goes
+            await _until(lambda: len(second.observed) == 4, "the new observation")
+            second.listener.committed()
+            await asyncio.wait_for(more, 10)
+            await again.close()
+            reconnected = await _raw(second, certificates, encode_hello("edge-a", EPOCH, TOKEN), expect=1)
+            assert decode_message(reconnected[0]) == Ready(4)
+        finally:
+            await second.listener.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert [o.source_port for o in second.observed] == [40001, 40002, 40003, 40004], "each once, in order"
+
+
+def test_a_node_that_never_waits_for_acks_is_refused_when_too_much_waits_for_a_commit(certificates: Certificates,
+                                                                                       tmp_path: Path) -> None:
+    centre = Centre(certificates, ack_after_commit=True, rate=1e9)
+    flood = encode_hello("edge-a", EPOCH, TOKEN) + b"".join(
+        encode_submission(seq, _hit(seq)) + b"\n" for seq in range(1, MAX_UNACKED + 2))
+
+    async def main() -> None:
+        await centre.listener.start()
+        try:
+            answers = await _raw(centre, certificates, flood)
+            assert [decode_message(line) for line in answers] == [
+                Ready(0), Refused("too many unacknowledged observations")]
+        finally:
+            await centre.listener.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert _count(centre.metrics, "refused") == 1
