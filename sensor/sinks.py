@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SPOOL_BYTES = 64 << 20
 DEFAULT_BATCH = 100
 DRAIN_SECONDS = 10.0
+HELD_RETRY_SECONDS = 1.0
+"""How often a sink tries again to spool the alerts a full disk kept in memory."""
 """How long shutdown waits for each sink to deliver what is spooled."""
 _SYSLOG_SEVERITY = {1: 5, 2: 4, 3: 3, 4: 2}
 """Alert severity (1 low … 4 critical) → syslog severity (notice, warning, error, critical)."""
@@ -185,11 +187,26 @@ class Spool:
                 self._drop(len(records), "the newest records")
                 return
             self._drop_oldest(self.pending_bytes + len(payload) - self.max_bytes)
-        self._stream.write(payload)
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        start = self.size
+        try:
+            self._stream.write(payload)
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+        except OSError:
+            self._cut_back(start)
+            raise
         self.last_seq = max(self.last_seq, *(record.seq for record in records))
         self._update_metrics()
+
+    def _cut_back(self, size: int) -> None:
+        """Forget a write that failed part way (a full disk): the file ends at ``size`` again, on a fresh stream
+        that holds nothing of it, so the next append does not follow a torn record."""
+        with contextlib.suppress(OSError):
+            self._stream.close()
+        self._stream = self._data.open("ab")
+        with contextlib.suppress(OSError):
+            self._stream.truncate(size)
+        self._stream.seek(size)
 
     def _drop_oldest(self, excess: int) -> None:
         dropped = 0
@@ -230,14 +247,22 @@ class Spool:
         return records, end
 
     def advance(self, offset: int) -> None:
-        """Mark everything before ``offset`` delivered; compact the file when it is all delivered."""
+        """Mark everything before ``offset`` delivered; compact the file when it is all delivered.
+
+        A cursor that cannot be saved (a full disk) is kept in memory and saved with the next one; the file
+        is only emptied after the cursor that covers it is saved.
+        """
         self.cursor = max(self.cursor, offset)
-        self._save_cursor()
-        if self.cursor >= self.size:
-            self._stream.truncate(0)
-            self._stream.seek(0)
-            self.cursor = 0
+        try:
             self._save_cursor()
+            if self.cursor >= self.size:
+                self._stream.truncate(0)
+                self._stream.seek(0)
+                self.cursor = 0
+                self._save_cursor()
+        except OSError as error:
+            log.error("sink %s: cannot save the spool cursor (%s): a crash now would deliver up to %d bytes again",
+                      self.name, error, self.cursor)
         self._update_metrics()
 
     def _save_cursor(self) -> None:
@@ -319,16 +344,21 @@ class FileTransport:
         return self._stream
 
     async def send(self, records: list[SpoolRecord]) -> None:
+        before: int | None = None
         try:
             if self._max_bytes and self.path.exists() and self.path.stat().st_size >= self._max_bytes:
                 self._rotate()
             stream = self._open()
+            before = stream.seek(0, os.SEEK_END)
             stream.write(b"".join(record.document + b"\n" for record in records))
             stream.flush()
             os.fsync(stream.fileno())
             stat = os.fstat(stream.fileno())
         except OSError as error:
             self.reopen()
+            if before is not None:
+                with contextlib.suppress(OSError):
+                    os.truncate(self.path, before)  # no torn line before the batch is written again
             raise DeliveryError(f"file {self.path}: {error}") from None
         self._spool.extra = {"inode": stat.st_ino, "size": stat.st_size}
 
@@ -542,6 +572,9 @@ class SpooledSink:
         self._closing = False
         self.failures = 0
         self.delivered = 0
+        self._unspooled: list[list[SpoolRecord]] = []
+        """Rendered batches the spool could not take (a full disk), oldest first: retried before anything newer."""
+        self._holding = False
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -553,16 +586,46 @@ class SpooledSink:
         return SpoolRecord(seq, alert.event_id, alert.ts, alert.severity, document)
 
     def accept(self, seq: int, alerts: Sequence[Alert], observer: str) -> None:
-        """Spool the alerts committed as checkpoint ``seq``; a batch already spooled is skipped."""
-        if not alerts or seq <= self.spool.last_seq:
+        """Spool the alerts committed as checkpoint ``seq``; a batch already spooled is skipped.
+
+        A batch the spool cannot take (a full disk) is kept in memory, within the spool's size cap, and
+        spooled before anything newer as soon as there is room again.
+        """
+        last = self._unspooled[-1][0].seq if self._unspooled else self.spool.last_seq
+        if not alerts or seq <= last:
             return
-        try:
-            self.spool.append([self.render(seq, alert, observer) for alert in alerts])
-        except OSError as error:
-            self._metrics.sink_failures.labels(sink=self.name).inc()
-            log.error("sink %s: cannot spool %d alerts: %s", self.name, len(alerts), error)
-            return
-        self._queue_changed()
+        self._unspooled.append([self.render(seq, alert, observer) for alert in alerts])
+        held = sum(len(record.encode()) for batch in self._unspooled for record in batch)
+        while held > self.spool.max_bytes and len(self._unspooled) > 1:
+            dropped = self._unspooled.pop(0)
+            held -= sum(len(record.encode()) for record in dropped)
+            self.spool.dropped += len(dropped)
+            self._metrics.spool_dropped.labels(sink=self.name).inc(len(dropped))
+            log.error("sink %s: %d alerts held in memory for a full disk dropped: more than %d bytes wait",
+                      self.name, len(dropped), self.spool.max_bytes)
+        self._spool_held()
+        if self._unspooled:
+            self._wake.set()  # the worker retries them every HELD_RETRY_SECONDS
+
+    def _spool_held(self) -> None:
+        """Move the batches held in memory into the spool, oldest first, as far as the disk lets."""
+        while self._unspooled:
+            batch = self._unspooled[0]
+            try:
+                self.spool.append(batch)
+            except OSError as error:
+                self._metrics.sink_failures.labels(sink=self.name).inc()
+                if not self._holding:
+                    self._holding = True
+                    log.error("sink %s: cannot spool %d alerts (%s): held in memory and retried every %.0f s; a "
+                              "crash before they are spooled loses them", self.name, len(batch), error,
+                              HELD_RETRY_SECONDS)
+                return
+            self._unspooled.pop(0)
+            if not self._unspooled and self._holding:
+                self._holding = False
+                log.warning("sink %s: the alerts held in memory are spooled", self.name)
+            self._queue_changed()
 
     def deliver(self, alert: Alert, observer: str) -> None:
         """The :class:`Sink` protocol for callers without checkpoints: spool one alert and go on."""
@@ -579,12 +642,14 @@ class SpooledSink:
 
     async def _run(self) -> None:
         while True:
+            self._spool_held()
             records, end = self.spool.read(self._batch_size)
             if not records:
                 if self._closing:
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), HELD_RETRY_SECONDS if self._unspooled else None)
                 continue
             try:
                 await self.transport.send(records)
@@ -630,11 +695,15 @@ class SpooledSink:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
         await self.transport.close()
+        self._spool_held()
+        if self._unspooled:
+            log.error("sink %s: %d alerts could not be spooled (full disk?) and are lost", self.name,
+                      sum(map(len, self._unspooled)))
         pending = self.spool.pending_bytes
         self.spool.close()
         if pending:
             log.warning("sink %s: %d bytes stay spooled for the next start", self.name, pending)
-        return pending == 0
+        return pending == 0 and not self._unspooled
 
     def close(self) -> None:
         """Synchronous close for callers without an event loop: the spool keeps what is undelivered."""

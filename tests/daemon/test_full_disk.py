@@ -1,0 +1,119 @@
+"""A full disk under the sinks: a tmpfs of 256 KiB that the test fills up (root only, unmounted after).
+
+The disk holds the state directory (spools, cursors) and the alert file. While it is full, alerts are
+held in memory and nothing is torn; once there is room again, every alert reaches the file exactly once,
+in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sensor.alerts import Alert
+from sensor.config import OutputConfig, SensorConfig
+from sensor.sinks import SpooledSink, build_sinks
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs mounted for the test."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount)],
+                          capture_output=True, timeout=20, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=20, check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Fill the disk to its last byte with one file."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as stream, contextlib.suppress(OSError):
+        while True:
+            stream.write(b"\0" * 4096)
+    with pytest.raises(OSError) as caught:
+        (disk / "probe").write_bytes(b"x" * 4096)
+    assert caught.value.errno == errno.ENOSPC
+    return filler
+
+
+def _file_lines(path: Path) -> list[str]:
+    text = path.read_text() if path.exists() else ""
+    assert not text or text.endswith("\n"), "no torn line"
+    return [json.loads(line)["event"]["id"] for line in text.splitlines()]
+
+
+def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(disk: Path,
+                                                                               real_alerts: list[Alert]) -> None:
+    config = SensorConfig(name="sensor-test", state_dir=disk / "state",
+                          outputs=(OutputConfig("file", settings={"path": "alerts.jsonl"}),))
+    output = disk / "state" / "alerts.jsonl"
+    alerts = real_alerts[:12]
+
+    async def main() -> None:
+        (sink,) = build_sinks(config)
+        assert isinstance(sink, SpooledSink)
+        sink.start()
+        sink.accept(1, alerts[:4], "sensor-test")
+        await _until(lambda: _file_lines(output) == [a.event_id for a in alerts[:4]], "the first batch")
+        filler = _fill(disk)
+        os.truncate(filler, filler.stat().st_size - 4096)  # room for part of a batch only
+        spooled = sink.spool.size
+        sink.accept(2, alerts[4:8], "sensor-test")
+        sink.accept(3, alerts[8:], "sensor-test")
+        assert sink.spool.size == spooled, "a full disk leaves no torn record in the spool"
+        filler.unlink()
+        await _until(lambda: len(_file_lines(output)) == len(alerts), "the held alerts delivered")
+        assert await sink.drain(10)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert _file_lines(output) == [alert.event_id for alert in alerts]
+
+
+def test_a_write_that_the_full_disk_cut_short_is_taken_back(disk: Path, real_alerts: list[Alert]) -> None:
+    config = SensorConfig(name="sensor-test", state_dir=disk / "state",
+                          outputs=(OutputConfig("file", settings={"path": "alerts.jsonl"}),))
+    output = disk / "state" / "alerts.jsonl"
+
+    async def main() -> None:
+        (sink,) = build_sinks(config)
+        assert isinstance(sink, SpooledSink)
+        sink.accept(1, real_alerts, "sensor-test")  # spooled while there is room
+        records, end = sink.spool.read(1000)
+        filler = _fill(disk)
+        filler_size = filler.stat().st_size
+        os.truncate(filler, filler_size - 4096)  # room for part of the batch only
+        with pytest.raises(Exception, match="No space left"):
+            await sink.transport.send(records)
+        assert not output.exists() or output.stat().st_size == 0, "the part written was taken back"
+        filler.unlink()
+        await sink.transport.send(records)
+        sink.spool.advance(end)
+        await sink.transport.close()
+        sink.spool.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert _file_lines(output) == [alert.event_id for alert in real_alerts]
+
+
+async def _until(condition: object, what: str, timeout: float = 20) -> None:
+    assert callable(condition)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
