@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,10 +56,39 @@ def _parser() -> argparse.ArgumentParser:
     mdns_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
     mdns_cmd.add_argument("--interface", action="append", metavar="NAME", help="interface to watch (repeatable)")
 
-    check_cmd = commands.add_parser("check-config", help="validate a YAML configuration",
-                                    description="Validate a YAML configuration; list every error with its path.")
+    check_cmd = commands.add_parser(
+        "check-config", help="validate a YAML configuration and what it points to",
+        description="Validate a YAML configuration, listing every error with its path; then check what it points "
+                    "to as `run` would at start (state directory, secrets, TLS files, node tokens), binding and "
+                    "creating nothing. Exit status 2 when run would not start.")
     check_cmd.add_argument("file", type=Path, metavar="FILE")
+    check_cmd.add_argument("--env-file", type=Path, metavar="FILE",
+                           help="NAME=VALUE lines to check secrets with, as the service gets them "
+                                "(systemd's EnvironmentFile, e.g. /etc/t1046-sensor/secrets.env)")
+    check_cmd.add_argument("--content-only", action="store_true",
+                           help="check the file's content only, not what it points to")
     return parser
+
+
+def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
+    from sensor.preflight import preflight, read_env_file
+
+    config = load_config(path)
+    if content_only:
+        print(f"{path}: OK (content)")  # noqa: T201
+        return 0
+    if env_file is not None:
+        os.environ.update(read_env_file(env_file))
+    findings = preflight(config)
+    for finding in findings:
+        print(f"{path}: {finding.line()}", file=sys.stderr)  # noqa: T201
+    if env_file is None and any("environment variable" in finding.text for finding in findings):
+        print(f"{path}: note: secrets were looked up in this shell's environment; give --env-file with the "  # noqa: T201
+              "service's (e.g. /etc/t1046-sensor/secrets.env)", file=sys.stderr)
+    if any(finding.fatal for finding in findings):
+        return 2
+    print(f"{path}: OK")  # noqa: T201
+    return 0
 
 
 def _port_list(text: str) -> tuple[int, ...]:
@@ -108,9 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
-            load_config(args.file)
-            print(f"{args.file}: OK")  # noqa: T201
-            return 0
+            return _check_config(args.file, args.env_file, args.content_only)
     except ConfigError as error:
         print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
         return 2

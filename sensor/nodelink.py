@@ -474,12 +474,7 @@ class NodeListener:
 
     async def start(self) -> int:
         """Listen; return the bound port. Raise ``SensorError`` when the certificate or address is unusable."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(self.config.cert_file, self.config.key_file)
-        except (OSError, ssl.SSLError) as error:
-            raise SensorError(f"nodes: cannot load cert_file/key_file: {error}") from None
+        context = centre_tls(self.config)
         host, port = self.config.listen
         try:
             self._server = await asyncio.start_server(
@@ -768,8 +763,25 @@ def _epoch(directory: Path) -> str:
     return epoch
 
 
-def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
-    """The forwarder of a node configured with ``node:``; raise ``SensorError`` naming what is unusable."""
+def centre_tls(nodes: NodesConfig) -> ssl.SSLContext:
+    """The centre's TLS server context; raise ``SensorError`` when its certificate or key is unusable."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(nodes.cert_file, nodes.key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise SensorError(f"nodes: cannot load cert_file {nodes.cert_file} and key_file {nodes.key_file}: "
+                          f"{error}") from None
+    return context
+
+
+def centre_tokens(nodes: NodesConfig) -> NodeTokens:
+    """Who may submit to the centre; raise ``SensorError`` when a token or the node tokens file is unusable."""
+    return NodeTokens(read_token(nodes, "nodes"), nodes.node_tokens_file)
+
+
+def node_credentials(config: SensorConfig) -> tuple[NodeConfig, str, ssl.SSLContext]:
+    """A node's settings, token and TLS client context; raise ``SensorError`` naming what is unusable."""
     node = config.node
     if node is None:
         raise SensorError("node: not configured")
@@ -783,6 +795,12 @@ def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
     except (OSError, ssl.SSLError) as error:
         raise SensorError(f"node.ca_file: {error}") from None
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    return node, token, tls
+
+
+def build_forwarder(config: SensorConfig, metrics: Metrics) -> NodeForwarder:
+    """The forwarder of a node configured with ``node:``; raise ``SensorError`` naming what is unusable."""
+    node, token, tls = node_credentials(config)
     directory = config.state_dir / "spool" / "node-link"
     spool = Spool(directory, node.spool_max_bytes, node.spool_full, "node-link", metrics)
     epoch = _epoch(directory)
@@ -799,8 +817,7 @@ async def start_listener(config: SensorConfig, observe: Callable[[Observation], 
     checkpoint (``state``) and acknowledging after commits; raise ``SensorError`` when it cannot start."""
     if config.nodes is None:
         return None
-    tokens = NodeTokens(read_token(config.nodes, "nodes"), config.nodes.node_tokens_file)
-    listener = NodeListener(config.nodes, tokens, observe, metrics, ack_after_commit=True)
+    listener = NodeListener(config.nodes, centre_tokens(config.nodes), observe, metrics, ack_after_commit=True)
     if state:
         listener.restore(state)
     await listener.start()

@@ -29,7 +29,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -790,39 +790,69 @@ def build_sink(config: SensorConfig, output: OutputConfig, index: int, metrics: 
     """One sink from its output settings; raise :class:`SinkConfigError` naming the bad key."""
     where = f"outputs[{index}]"
     settings = output.settings
+    make_transport = _transport_maker(config, output, where, stdout)
+    name = sink_name(output)
+    spool = Spool(config.state_dir / "spool" / name,
+                  _int(settings, "spool_max_bytes", where, DEFAULT_SPOOL_BYTES, 4096),
+                  _text(settings, "spool_full", where, "drop_oldest", SPOOL_POLICIES), name, metrics)
+    backoff = Backoff(maximum=float(_int(settings, "retry_max_seconds", where, 60)))
+    return SpooledSink(name, output.format, spool, make_transport(spool), metrics,
+                       _int(settings, "batch_size", where, DEFAULT_BATCH), backoff)
+
+
+def check_output(config: SensorConfig, output: OutputConfig, index: int) -> None:
+    """Everything :func:`build_sink` checks -- settings, secrets, TLS files, the file sink's directory --
+    without making a spool or touching the destination; raise :class:`SinkConfigError` naming the key."""
+    _transport_maker(config, output, f"outputs[{index}]", None)
+
+
+def _transport_maker(config: SensorConfig, output: OutputConfig, where: str,
+                     stdout: BinaryIO | None) -> Callable[[Spool], Transport]:
+    """Check an output's settings (reading its secrets and TLS files); return what makes its transport."""
+    settings = output.settings
     for extra in sorted(set(settings) - set(KNOWN_SETTINGS.get(output.type, ()))):
         raise SinkConfigError(f"{where}.{extra}: unknown key for a {output.type} output "
                               f"(known: {', '.join(KNOWN_SETTINGS.get(output.type, ()))})")
     if output.format not in RENDERERS:
         raise SinkConfigError(f"{where}.format: {output.format!r} is not one of {', '.join(RENDERERS)}")
-    name = sink_name(output)
-    spool = Spool(config.state_dir / "spool" / name,
-                  _int(settings, "spool_max_bytes", where, DEFAULT_SPOOL_BYTES, 4096),
-                  _text(settings, "spool_full", where, "drop_oldest", SPOOL_POLICIES), name, metrics)
-    transport: Transport
+    _int(settings, "spool_max_bytes", where, DEFAULT_SPOOL_BYTES, 4096)
+    _text(settings, "spool_full", where, "drop_oldest", SPOOL_POLICIES)
+    _int(settings, "retry_max_seconds", where, 60)
+    _int(settings, "batch_size", where, DEFAULT_BATCH)
     if output.type == "stdout":
-        transport = StdoutTransport(stdout)
-    elif output.type == "file":
+        return lambda spool: StdoutTransport(stdout)
+    if output.type == "file":
         path = Path(_text(settings, "path", where)).expanduser()
-        transport = FileTransport(path if path.is_absolute() else config.state_dir / path, spool,
-                                  _int(settings, "max_bytes", where, 0, 0), _int(settings, "keep", where, 5))
-    elif output.type == "syslog":
+        path = path if path.is_absolute() else config.state_dir / path
+        _writable_directory(path.parent, f"{where}.path")
+        max_bytes, keep = _int(settings, "max_bytes", where, 0, 0), _int(settings, "keep", where, 5)
+        return lambda spool: FileTransport(path, spool, max_bytes, keep)
+    if output.type == "syslog":
         protocol = _text(settings, "protocol", where, "tcp", SYSLOG_PROTOCOLS)
         facility = _text(settings, "facility", where, "local0", tuple(SYSLOG_FACILITIES))
-        transport = SyslogTransport(
+        syslog = SyslogTransport(
             host=_text(settings, "host", where), port=_int(settings, "port", where, 6514 if protocol == "tls" else 514),
             protocol=protocol, facility=SYSLOG_FACILITIES[facility],
             hostname=_text(settings, "hostname", where, socket.gethostname()),
             app_name=_text(settings, "app_name", where, "t1046-sensor"),
             tls=_tls_context(settings, where) if protocol == "tls" else None,
             server_name=settings.get("server_name"))
-    elif output.type == "http":
-        transport = _http_transport(config, settings, where)
-    else:
-        raise SinkConfigError(f"{where}.type: {output.type!r} is not a sink type")
-    backoff = Backoff(maximum=float(_int(settings, "retry_max_seconds", where, 60)))
-    return SpooledSink(name, output.format, spool, transport, metrics,
-                       _int(settings, "batch_size", where, DEFAULT_BATCH), backoff)
+        return lambda spool: syslog
+    if output.type == "http":
+        http = _http_transport(config, settings, where)
+        return lambda spool: http
+    raise SinkConfigError(f"{where}.type: {output.type!r} is not a sink type")
+
+
+def _writable_directory(directory: Path, where: str) -> None:
+    """Raise :class:`SinkConfigError` unless ``directory`` is, or can be made, a directory this user writes."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SinkConfigError(f"{where}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SinkConfigError(f"{where}: {existing} is not writable by this user")
 
 
 def _http_transport(config: SensorConfig, settings: Mapping[str, Any], where: str) -> HttpTransport:
