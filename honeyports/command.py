@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -70,6 +71,7 @@ def run_honeyports(config: SensorConfig) -> int:
     service = HoneyportService(config.honeyports, pipeline.observe, config.name, reactor)
     if not _started(service, sinks):
         return 1
+    _start_when_running(reactor, sinks)
     ticker = LoopingCall(pipeline.tick)
     ticker.clock = reactor
     ticker.start(TICK_SECONDS, now=False)
@@ -84,6 +86,17 @@ def run_honeyports(config: SensorConfig) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.run()
     return 0
+
+
+def _start_when_running(reactor: Any, spooled: Sequence[SpooledSink]) -> None:
+    """Start the sinks' workers once asyncio's loop runs, so what an earlier run left spooled goes out without
+    waiting for a new hit (Twisted's startup triggers fire before the asyncio loop runs)."""
+
+    def start() -> None:
+        for sink in spooled:
+            sink.start()
+
+    reactor.callLater(0, start)
 
 
 def _started(service: HoneyportService, spooled: list[SpooledSink]) -> bool:
@@ -107,7 +120,7 @@ def _run_forwarding(config: SensorConfig, reactor: Any) -> int:
     service = HoneyportService(config.honeyports, forwarder.forward, config.name, reactor)
     if not _started(service, [forwarder]):
         return 1
-    reactor.callWhenRunning(forwarder.start)
+    _start_when_running(reactor, [forwarder])
 
     def shutdown() -> Deferred[None]:
         stopped = service.stop()

@@ -212,6 +212,33 @@ def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once
         "127.0.0.1": 1, "127.0.0.2": 1, "127.0.0.3": 1}, "each touch counted exactly once across the crash"
 
 
+def test_a_node_restarted_with_a_full_spool_delivers_it_without_a_new_hit(tmp_path: Path,
+                                                                         certificates: Certificates) -> None:
+    centre_port, honeyport = free_port(), free_port()
+    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port())
+    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
+    node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
+    processes: list[Process] = []
+    try:
+        node = Process(tmp_path / "node-run1", "honeyports", "--config", str(node_config))
+        processes.append(node)
+        node.wait_log("listening on 1 ports")
+        for source in ("127.0.0.4", "127.0.0.5"):
+            _touch(honeyport, source)
+        wait_for(lambda: node_spool.exists() and len(node_spool.read_bytes().splitlines()) >= 2, 20,
+                 "the node spooling while there is no centre")
+        assert node.stop() == 0
+        centre = Process(tmp_path / "centre-run", "run", "--config", str(centre_config))
+        processes.append(centre)
+        centre.wait_log("running")
+        processes.append(Process(tmp_path / "node-run2", "honeyports", "--config", str(node_config)))
+        wait_for(lambda: {a["source"]["ip"] for a in _alerts(centre.stdout)} >= {"127.0.0.4", "127.0.0.5"}, 30,
+                 "the restarted node delivering what it had spooled, with no new hit")
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
 def test_run_on_a_node_forwards_its_honeyport_hits_proving_its_name(tmp_path: Path,
                                                                      certificates: Certificates) -> None:
     centre_port, honeyport = free_port(), free_port()
