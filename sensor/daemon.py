@@ -55,6 +55,9 @@ POLL_SECONDS = 0.25
 CHECKPOINT_SECONDS = 1.0
 """Longest time alerts wait for the checkpoint that commits them (and the most a crash can cost in
 honeyport and mDNS observations)."""
+ACK_CHECKPOINT_SECONDS = 0.2
+"""Commits come this often while remote nodes' observations wait for theirs to be acknowledged (a node
+sends its next batch only then)."""
 COMMIT_SHARE = 5.0
 """Commits are spaced by at least this many times their own cost, so a large correlator state (10 MB
 pickles in about 1.3 s) leaves the loop at least 80 % of its time."""
@@ -216,7 +219,8 @@ class Daemon:
         await self._run_mdns(self.sources)
         log.info("t1046-sensor %s running: %d sinks, zeek logs %s", self.config.name, len(self.sinks),
                  self.config.zeek.log_dir or "not followed")
-        next_tick = next_heartbeat = next_commit = time.monotonic()
+        next_tick = next_heartbeat = time.monotonic()
+        last_commit = float("-inf")  # the first commit comes at once: until then a restart is a first start
         try:
             while not self._stop.is_set():
                 busy = self._follow()
@@ -226,9 +230,11 @@ class Daemon:
                     if self.sources.mdns is not None:
                         self.sources.mdns.tick()
                     next_tick = now + TICK_SECONDS
-                if now >= next_commit and (self._dirty or self.outbox.pending or self._acks_pending()):
+                spacing = COMMIT_SHARE * self._commit_cost
+                if ((now >= last_commit + max(CHECKPOINT_SECONDS, spacing) and (self._dirty or self.outbox.pending))
+                        or (now >= last_commit + max(ACK_CHECKPOINT_SECONDS, spacing) and self._acks_pending())):
                     self._commit()
-                    next_commit = time.monotonic() + max(CHECKPOINT_SECONDS, COMMIT_SHARE * self._commit_cost)
+                    last_commit = time.monotonic()
                 if now >= next_heartbeat:
                     self._heartbeat()
                     next_heartbeat = now + HEARTBEAT_SECONDS

@@ -67,9 +67,9 @@ IDLE_SECONDS = 300.0
 """A node connection with no line for this long is closed (the node reconnects when it has news)."""
 SEND_SECONDS = 30.0
 """Time the node gives one batch to be sent and acknowledged."""
-NODE_BATCH = 1000
-"""Observations the node sends before it waits for their acknowledgement (the centre acknowledges at
-its next commit, about a second later)."""
+NODE_BATCH = 2000
+"""Observations the node sends before it waits for their acknowledgement (the centre acknowledges them
+at its next commit, a fraction of a second later when the centre's state is small)."""
 MAX_UNACKED = 10 * NODE_BATCH
 """Observations one connection may have waiting for the centre's commit (ten batches); a node past that is
 refused, so a centre that cannot commit holds a bounded amount for a node that does not wait for its acks."""
