@@ -314,7 +314,8 @@ class Daemon:
             "evicted_sources": correlator.stats.evicted_sources,
             "malformed_lines": self.malformed.total,
             "sinks": {sink.name: {"spooled_bytes": sink.spool.pending_bytes, "failures_in_a_row": sink.failures,
-                                  "delivered": sink.delivered} for sink in self.sinks},
+                                  "delivered": sink.delivered, "held_in_memory": sink.held_alerts}
+                      for sink in self.sinks},
         }
         self.metrics.heartbeat.set(now)
         self.metrics.open_incidents.set(correlator.open_incidents)

@@ -56,9 +56,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SPOOL_BYTES = 64 << 20
 DEFAULT_BATCH = 100
 DRAIN_SECONDS = 10.0
+"""How long shutdown waits for each sink to deliver what is spooled."""
 HELD_RETRY_SECONDS = 1.0
 """How often a sink tries again to spool the alerts a full disk kept in memory."""
-"""How long shutdown waits for each sink to deliver what is spooled."""
 _SYSLOG_SEVERITY = {1: 5, 2: 4, 3: 3, 4: 2}
 """Alert severity (1 low … 4 critical) → syslog severity (notice, warning, error, critical)."""
 SD_ID = "t1046@32473"
@@ -595,7 +595,25 @@ class SpooledSink:
         if not alerts or seq <= last:
             return
         self._unspooled.append([self.render(seq, alert, observer) for alert in alerts])
-        held = sum(len(record.encode()) for batch in self._unspooled for record in batch)
+        if len(self._unspooled) > 1:
+            self._bound_held()
+        self._spool_held()
+        if self._unspooled:
+            self._wake.set()  # the worker retries them every HELD_RETRY_SECONDS
+
+    @property
+    def held_alerts(self) -> int:
+        """Alerts held in memory because the spool could not take them (a full disk)."""
+        return sum(map(len, self._unspooled))
+
+    @property
+    def held_bytes(self) -> int:
+        """Their size as spool records."""
+        return sum(len(record.encode()) for batch in self._unspooled for record in batch)
+
+    def _bound_held(self) -> None:
+        """Drop the oldest held batches, loudly, while more than the spool's cap waits in memory."""
+        held = self.held_bytes
         while held > self.spool.max_bytes and len(self._unspooled) > 1:
             dropped = self._unspooled.pop(0)
             held -= sum(len(record.encode()) for record in dropped)
@@ -603,9 +621,6 @@ class SpooledSink:
             self._metrics.spool_dropped.labels(sink=self.name).inc(len(dropped))
             log.error("sink %s: %d alerts held in memory for a full disk dropped: more than %d bytes wait",
                       self.name, len(dropped), self.spool.max_bytes)
-        self._spool_held()
-        if self._unspooled:
-            self._wake.set()  # the worker retries them every HELD_RETRY_SECONDS
 
     def _spool_held(self) -> None:
         """Move the batches held in memory into the spool, oldest first, as far as the disk lets."""
@@ -698,7 +713,7 @@ class SpooledSink:
         self._spool_held()
         if self._unspooled:
             log.error("sink %s: %d alerts could not be spooled (full disk?) and are lost", self.name,
-                      sum(map(len, self._unspooled)))
+                      self.held_alerts)
         pending = self.spool.pending_bytes
         self.spool.close()
         if pending:

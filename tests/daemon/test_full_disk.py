@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 
 from sensor.alerts import Alert
 from sensor.config import OutputConfig, SensorConfig
+from sensor.metrics import Metrics
 from sensor.sinks import SpooledSink, build_sinks
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
@@ -117,3 +119,21 @@ async def _until(condition: object, what: str, timeout: float = 20) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
+
+
+def test_what_waits_in_memory_for_a_full_disk_is_bounded_and_drops_the_oldest_loudly(
+        disk: Path, real_alerts: list[Alert], caplog: pytest.LogCaptureFixture) -> None:
+    output = OutputConfig("http", settings={"url": "http://127.0.0.1:9/", "spool_max_bytes": 4096, "name": "siem"})
+    metrics = Metrics()
+    (sink,) = build_sinks(SensorConfig(name="sensor-test", state_dir=disk / "state", outputs=(output,)),
+                          metrics=metrics)
+    _fill(disk)
+    with caplog.at_level(logging.ERROR):
+        for seq, alert in enumerate(real_alerts * 3, start=1):
+            sink.accept(seq, [alert], "sensor-test")
+    assert 0 < sink.held_bytes <= 4096
+    dropped = metrics.registry.get_sample_value("t1046_spool_dropped_total", {"sink": "siem"})
+    assert dropped == len(real_alerts) * 3 - sink.held_alerts > 0
+    assert "held in memory for a full disk dropped" in caplog.text
+    assert caplog.text.count("cannot spool") == 1, "one ERROR line for the whole stretch"
+    sink.close()
