@@ -10,7 +10,6 @@ yet, an mDNS interface that is missing -- is reported as a note.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from sensor.config import SensorConfig
 from sensor.errors import SensorError
 from sensor.nodelink import centre_tls, centre_tokens, node_credentials
-from sensor.sinks import check_output
+from sensor.sinks import check_output, writable_directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +39,7 @@ def preflight(config: SensorConfig) -> list[Finding]:
 
 
 def _findings(config: SensorConfig) -> Iterator[Finding]:
-    yield from _fails(partial(_state_dir, config.state_dir))
+    yield from _fails(partial(writable_directory, config.state_dir, "sensor.state_dir"))
     for index, output in enumerate(config.outputs):
         yield from _fails(partial(check_output, config, output, index))
     nodes = config.nodes
@@ -64,16 +63,6 @@ def _fails(check: Callable[[], object]) -> Iterator[Finding]:
         check()
     except SensorError as error:
         yield Finding(str(error))
-
-
-def _state_dir(state_dir: Path) -> None:
-    existing = state_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise SensorError(f"sensor.state_dir: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SensorError(f"sensor.state_dir: {existing} is not writable by this user")
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -839,7 +839,7 @@ def _transport_maker(config: SensorConfig, output: OutputConfig, where: str,
     if output.type == "file":
         path = Path(_text(settings, "path", where)).expanduser()
         path = path if path.is_absolute() else config.state_dir / path
-        _writable_directory(path.parent, f"{where}.path")
+        writable_directory(path.parent, f"{where}.path")
         max_bytes, keep = _int(settings, "max_bytes", where, 0, 0), _int(settings, "keep", where, 5)
         return lambda spool: FileTransport(path, spool, max_bytes, keep)
     if output.type == "syslog":
@@ -859,8 +859,9 @@ def _transport_maker(config: SensorConfig, output: OutputConfig, where: str,
     raise SinkConfigError(f"{where}.type: {output.type!r} is not a sink type")
 
 
-def _writable_directory(directory: Path, where: str) -> None:
-    """Raise :class:`SinkConfigError` unless ``directory`` is, or can be made, a directory this user writes."""
+def writable_directory(directory: Path, where: str) -> None:
+    """Raise :class:`SinkConfigError` (naming ``where``) unless ``directory`` is, or can be made, a directory
+    this user writes."""
     existing = directory
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -82,6 +82,14 @@ class Process:
                 self.popen.wait(10)
 
 
+def _started(processes: list[Process], directory: Path, command: str, config: Path, ready: str) -> Process:
+    """``t1046-sensor COMMAND --config CONFIG`` started, kept in ``processes`` for the teardown, and ready."""
+    process = Process(directory, command, "--config", str(config))
+    processes.append(process)
+    process.wait_log(ready)
+    return process
+
+
 def _centre_config(tmp_path: Path, certificates: Certificates, centre_port: int, metrics_port: int,
                    per_node: bool = False) -> Path:
     """The centre's configuration: the shared token, or (``per_node``) a node tokens file naming edge-a."""
@@ -121,12 +129,8 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
     node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
     processes: list[Process] = []
     try:
-        centre = Process(tmp_path / "run1", "run", "--config", str(centre_config))
-        processes.append(centre)
-        centre.wait_log("running")
-        node = Process(tmp_path / "node-run", "honeyports", "--config", str(node_config))
-        processes.append(node)
-        node.wait_log("listening on 1 ports")
+        centre = _started(processes, tmp_path / "run1", "run", centre_config, "running")
+        node = _started(processes, tmp_path / "node-run", "honeyports", node_config, "listening on 1 ports")
 
         _touch(honeyport, "127.0.0.1")
         wait_for(lambda: any(a["source"]["ip"] == "127.0.0.1" for a in _alerts(centre.stdout)), 20,
@@ -154,9 +158,7 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
         wait_for(lambda: node_spool.exists() and len(node_spool.read_bytes().splitlines()) == len(outage), 20,
                  "the node spooling while the centre is down")
 
-        centre = Process(tmp_path / "run2", "run", "--config", str(centre_config))
-        processes.append(centre)
-        centre.wait_log("running")
+        centre = _started(processes, tmp_path / "run2", "run", centre_config, "running")
         wait_for(lambda: {a["source"]["ip"] for a in _alerts(centre.stdout)} >= set(outage), 40,
                  "every spooled hit alerting after the centre came back")
         wait_for(lambda: not node_spool.read_bytes(), 20, "the node's spool emptied by acknowledgements")
@@ -179,12 +181,8 @@ def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once
     node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
     processes: list[Process] = []
     try:
-        centre = Process(tmp_path / "run1", "run", "--config", str(centre_config))
-        processes.append(centre)
-        centre.wait_log("running")
-        node = Process(tmp_path / "node-run", "honeyports", "--config", str(node_config))
-        processes.append(node)
-        node.wait_log("listening on 1 ports")
+        centre = _started(processes, tmp_path / "run1", "run", centre_config, "running")
+        _started(processes, tmp_path / "node-run", "honeyports", node_config, "listening on 1 ports")
         for source in ("127.0.0.1", "127.0.0.2"):
             _touch(honeyport, source)
         wait_for(lambda: {a["source"]["ip"] for a in _alerts(alerts)} == {"127.0.0.1", "127.0.0.2"}, 20,
@@ -194,9 +192,7 @@ def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once
         os.kill(centre.popen.pid, signal.SIGKILL)
         centre.popen.wait(10)
 
-        centre = Process(tmp_path / "run2", "run", "--config", str(centre_config))
-        processes.append(centre)
-        centre.wait_log("running")
+        centre = _started(processes, tmp_path / "run2", "run", centre_config, "running")
         _touch(honeyport, "127.0.0.3")
         wait_for(lambda: any(a["source"]["ip"] == "127.0.0.3" for a in _alerts(alerts)), 20,
                  "a new hit alerting after the restart")
@@ -220,17 +216,13 @@ def test_a_node_restarted_with_a_full_spool_delivers_it_without_a_new_hit(tmp_pa
     node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
     processes: list[Process] = []
     try:
-        node = Process(tmp_path / "node-run1", "honeyports", "--config", str(node_config))
-        processes.append(node)
-        node.wait_log("listening on 1 ports")
+        node = _started(processes, tmp_path / "node-run1", "honeyports", node_config, "listening on 1 ports")
         for source in ("127.0.0.4", "127.0.0.5"):
             _touch(honeyport, source)
         wait_for(lambda: node_spool.exists() and len(node_spool.read_bytes().splitlines()) >= 2, 20,
                  "the node spooling while there is no centre")
         assert node.stop() == 0
-        centre = Process(tmp_path / "centre-run", "run", "--config", str(centre_config))
-        processes.append(centre)
-        centre.wait_log("running")
+        centre = _started(processes, tmp_path / "centre-run", "run", centre_config, "running")
         processes.append(Process(tmp_path / "node-run2", "honeyports", "--config", str(node_config)))
         wait_for(lambda: {a["source"]["ip"] for a in _alerts(centre.stdout)} >= {"127.0.0.4", "127.0.0.5"}, 30,
                  "the restarted node delivering what it had spooled, with no new hit")
@@ -246,13 +238,9 @@ def test_run_on_a_node_forwards_its_honeyport_hits_proving_its_name(tmp_path: Pa
     node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
     processes: list[Process] = []
     try:
-        centre = Process(tmp_path / "centre-run", "run", "--config", str(centre_config))
-        processes.append(centre)
-        centre.wait_log("running")
+        centre = _started(processes, tmp_path / "centre-run", "run", centre_config, "running")
         assert "nodes with their own token: 1" in centre.log()
-        node = Process(tmp_path / "node-run", "run", "--config", str(node_config))
-        processes.append(node)
-        node.wait_log("running")
+        node = _started(processes, tmp_path / "node-run", "run", node_config, "running")
         _touch(honeyport, "127.0.0.9")
         wait_for(lambda: any(a["source"]["ip"] == "127.0.0.9" for a in _alerts(centre.stdout)), 20,
                  "the hit of a `run` node alerting at the centre")
