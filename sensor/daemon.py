@@ -114,7 +114,8 @@ class Daemon:
 
     # -- start ------------------------------------------------------------------------------------
 
-    def _restore(self) -> None:
+    def _restore(self) -> bool:
+        """Load the checkpoint (and make the sinks, pipeline and follower from it); True when there was none."""
         checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
         self.sinks = build_sinks(self.config, metrics=self.metrics)
         if checkpoint is None:
@@ -136,6 +137,7 @@ class Daemon:
                 log.warning("zeek.log_dir %s does not exist (yet); following it when it appears",
                             self.config.zeek.log_dir)
             self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done)
+        return checkpoint is None
 
     def _seq_past_spools(self) -> None:
         """Number the next commits past anything a spool took (from another run, command or config)."""
@@ -200,7 +202,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit status."""
         try:
-            self._restore()
+            first_start = self._restore()
             self.forwarder = build_forwarder(self.config, self.metrics) if self.config.node is not None else None
             self.node_listener = await start_listener(self.config, self._observe_remote, self.metrics,
                                                       self._node_sequences)
@@ -209,6 +211,8 @@ class Daemon:
             for sink in self._spooled():
                 sink.close()
             return 2
+        if first_start:
+            self._commit()  # where the logs start, and which rotated files were there: a restart is no first start
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
@@ -220,7 +224,7 @@ class Daemon:
         log.info("t1046-sensor %s running: %d sinks, zeek logs %s", self.config.name, len(self.sinks),
                  self.config.zeek.log_dir or "not followed")
         next_tick = next_heartbeat = time.monotonic()
-        last_commit = float("-inf")  # the first commit comes at once: until then a restart is a first start
+        last_commit = float("-inf")  # what the first poll read is committed at once
         try:
             while not self._stop.is_set():
                 busy = self._follow()

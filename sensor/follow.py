@@ -12,10 +12,11 @@ wherever rotation put it, so every way Zeek's logs move is followed:
   uncompressed content and read on from the same offset;
 * **log-queue/** of a Zeek cluster's logger (``conn__2026-…__.log``), read like a rotated file.
 
-Rotated files already there at the first start are not read (the daemon starts at the live logs); those
-read to their end are remembered by fingerprint. The live file is read only up to its last complete line.
-Positions move forward in memory as lines are read; the daemon saves them in its checkpoint together
-with the correlator state those lines produced (see :mod:`sensor.checkpoint`).
+Rotated files already there at the first start are not read (the daemon starts at the live logs, whose
+positions it has from then on, so a restart before the first lines are read still follows them through
+rotation); those read to their end are remembered by fingerprint. The live file is read only up to its
+last complete line. Positions move forward in memory as lines are read; the daemon saves them in its
+checkpoint together with the correlator state those lines produced (see :mod:`sensor.checkpoint`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ class LogFollower:
             self.done = {self._fingerprint(path)[0] for kind in kinds for path in self._candidates(kind)
                          if not self._is_live(path, kind)}
             self.done.discard(_digest(b""))
+            for kind in kinds:
+                live = log_dir / f"{kind}.log"
+                if live.is_file():
+                    self.streams[kind] = self._position(live)
         else:
             self.done = set(done or ())
 

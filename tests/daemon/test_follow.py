@@ -96,3 +96,18 @@ def test_resumes_mid_file_with_its_header_and_never_reads_a_partial_line(tmp_pat
     assert seen == _expected(tmp_path, data.header_for(9), data.lines[:30])
     assert resumed.malformed.total == 0
     assert resumed.lag() == {"conn": 0}
+
+
+def test_a_restart_before_the_first_read_still_follows_the_live_log_through_rotation(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    old, first, second = data.lines[:5], data.lines[5:200], data.lines[200:400]
+    (tmp_path / "conn.2020-01-01-00-00-00.log").write_text(data.header_for(1) + "".join(old))
+    live = tmp_path / "conn.log"
+    live.write_text(data.header_for(2) + "".join(first))
+    started = LogFollower(tmp_path, MalformedLog(), kinds=("conn",))
+    saved = (dict(started.streams), frozenset(started.done))  # the checkpoint a first start writes at once
+    live.rename(tmp_path / "conn.2030-01-01-00-00-00.log")  # the daemon died before reading; Zeek rotated
+    live.write_text(data.header_for(3) + "".join(second))
+    restarted = LogFollower(tmp_path, MalformedLog(), *saved, kinds=("conn",))
+    seen = _uids(restarted) + _uids(restarted)
+    assert seen == _expected(tmp_path, data.header_for(2), first + second), "all of the rotated live log, then the new"

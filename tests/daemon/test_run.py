@@ -60,6 +60,8 @@ def test_readme_first_command_on_a_fresh_home(tmp_path: Path) -> None:
     try:
         wait_for(lambda: b"running" in stderr.read_bytes() or daemon.poll() is not None, 30, "the daemon to start")
         assert daemon.poll() is None, stderr.read_text()
+        state = tmp_path / ".local" / "state" / "t1046-sensor"
+        assert (state / "checkpoint").exists(), "a first start is checkpointed before anything is read"
         listening = [port for port in ports if f"{port}: address already in use" not in stderr.read_text()]
         assert listening, "every default honeyport is taken on this machine"
         _touch(listening[0])
