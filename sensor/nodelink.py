@@ -736,17 +736,10 @@ class NodeForwarder(SpooledSink):
 
     def forward(self, observation: Observation) -> None:
         """Spool a honeyport hit or mDNS query (others are not forwarded) for the central daemon."""
-        if not isinstance(observation, HoneyportHit | MdnsQuery):
+        if not isinstance(observation, Submittable):
             return
-        seq = self.spool.last_seq + 1
-        record = SpoolRecord(seq, "obs", observation.ts, 0, encode_submission(seq, observation))
-        try:
-            self.spool.append([record])
-        except OSError as error:
-            self._metrics.sink_failures.labels(sink=self.name).inc()
-            log.error("node link: cannot spool an observation: %s", error)
-            return
-        self._queue_changed()
+        seq = self.last_taken + 1
+        self.enqueue([SpoolRecord(seq, "obs", observation.ts, 0, encode_submission(seq, observation))])
         with contextlib.suppress(RuntimeError):
             self.start()
 

@@ -575,6 +575,8 @@ class SpooledSink:
         self._unspooled: list[list[SpoolRecord]] = []
         """Rendered batches the spool could not take (a full disk), oldest first: retried before anything newer."""
         self._holding = False
+        self.held_bytes = 0
+        """Size of the held batches as spool records."""
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -586,41 +588,41 @@ class SpooledSink:
         return SpoolRecord(seq, alert.event_id, alert.ts, alert.severity, document)
 
     def accept(self, seq: int, alerts: Sequence[Alert], observer: str) -> None:
-        """Spool the alerts committed as checkpoint ``seq``; a batch already spooled is skipped.
+        """Spool the alerts committed as checkpoint ``seq``; a batch already taken is skipped."""
+        if alerts and seq > self.last_taken:
+            self.enqueue([self.render(seq, alert, observer) for alert in alerts])
 
-        A batch the spool cannot take (a full disk) is kept in memory, within the spool's size cap, and
-        spooled before anything newer as soon as there is room again.
-        """
-        last = self._unspooled[-1][0].seq if self._unspooled else self.spool.last_seq
-        if not alerts or seq <= last:
-            return
-        self._unspooled.append([self.render(seq, alert, observer) for alert in alerts])
-        if len(self._unspooled) > 1:
-            self._bound_held()
+    def deliver(self, alert: Alert, observer: str) -> None:
+        """The :class:`Sink` protocol for callers without checkpoints: spool one alert and go on."""
+        self.accept(self.last_taken + 1, [alert], observer)
+        with contextlib.suppress(RuntimeError):
+            self.start()
+
+    @property
+    def last_taken(self) -> int:
+        """The sequence number of the newest record taken: spooled, or held in memory for a full disk."""
+        return self._unspooled[-1][-1].seq if self._unspooled else self.spool.last_seq
+
+    def enqueue(self, records: list[SpoolRecord]) -> None:
+        """Spool ``records`` after everything taken before. Records the spool cannot take (a full disk) are held
+        in memory, within the spool's size cap, and spooled first as soon as there is room again."""
+        self._unspooled.append(records)
+        self.held_bytes += sum(len(record.encode()) for record in records)
+        while self.held_bytes > self.spool.max_bytes and len(self._unspooled) > 1:
+            dropped = self._unspooled.pop(0)
+            self.held_bytes -= sum(len(record.encode()) for record in dropped)
+            self.spool.dropped += len(dropped)
+            self._metrics.spool_dropped.labels(sink=self.name).inc(len(dropped))
+            log.error("sink %s: %d records held in memory for a full disk dropped: more than %d bytes wait",
+                      self.name, len(dropped), self.spool.max_bytes)
         self._spool_held()
         if self._unspooled:
             self._wake.set()  # the worker retries them every HELD_RETRY_SECONDS
 
     @property
     def held_alerts(self) -> int:
-        """Alerts held in memory because the spool could not take them (a full disk)."""
+        """Records held in memory because the spool could not take them (a full disk)."""
         return sum(map(len, self._unspooled))
-
-    @property
-    def held_bytes(self) -> int:
-        """Their size as spool records."""
-        return sum(len(record.encode()) for batch in self._unspooled for record in batch)
-
-    def _bound_held(self) -> None:
-        """Drop the oldest held batches, loudly, while more than the spool's cap waits in memory."""
-        held = self.held_bytes
-        while held > self.spool.max_bytes and len(self._unspooled) > 1:
-            dropped = self._unspooled.pop(0)
-            held -= sum(len(record.encode()) for record in dropped)
-            self.spool.dropped += len(dropped)
-            self._metrics.spool_dropped.labels(sink=self.name).inc(len(dropped))
-            log.error("sink %s: %d alerts held in memory for a full disk dropped: more than %d bytes wait",
-                      self.name, len(dropped), self.spool.max_bytes)
 
     def _spool_held(self) -> None:
         """Move the batches held in memory into the spool, oldest first, as far as the disk lets."""
@@ -632,21 +634,16 @@ class SpooledSink:
                 self._metrics.sink_failures.labels(sink=self.name).inc()
                 if not self._holding:
                     self._holding = True
-                    log.error("sink %s: cannot spool %d alerts (%s): held in memory and retried every %.0f s; a "
-                              "crash before they are spooled loses them", self.name, len(batch), error,
+                    log.error("sink %s: cannot spool %d records (%s): held in memory and retried every %.0f s; "
+                              "a crash before they are spooled loses them", self.name, len(batch), error,
                               HELD_RETRY_SECONDS)
                 return
             self._unspooled.pop(0)
+            self.held_bytes = 0 if not self._unspooled else self.held_bytes - sum(len(r.encode()) for r in batch)
             if not self._unspooled and self._holding:
                 self._holding = False
-                log.warning("sink %s: the alerts held in memory are spooled", self.name)
+                log.warning("sink %s: the records held in memory are spooled", self.name)
             self._queue_changed()
-
-    def deliver(self, alert: Alert, observer: str) -> None:
-        """The :class:`Sink` protocol for callers without checkpoints: spool one alert and go on."""
-        self.accept(self.spool.last_seq + 1, [alert], observer)
-        with contextlib.suppress(RuntimeError):
-            self.start()
 
     def _queue_changed(self) -> None:
         self._metrics.sink_queue.labels(sink=self.name).set(self.spool.pending_bytes)
@@ -712,7 +709,7 @@ class SpooledSink:
         await self.transport.close()
         self._spool_held()
         if self._unspooled:
-            log.error("sink %s: %d alerts could not be spooled (full disk?) and are lost", self.name,
+            log.error("sink %s: %d records could not be spooled (full disk?) and are lost", self.name,
                       self.held_alerts)
         pending = self.spool.pending_bytes
         self.spool.close()

@@ -137,3 +137,24 @@ def test_what_waits_in_memory_for_a_full_disk_is_bounded_and_drops_the_oldest_lo
     assert "held in memory for a full disk dropped" in caplog.text
     assert caplog.text.count("cannot spool") == 1, "one ERROR line for the whole stretch"
     sink.close()
+
+
+def test_alerts_delivered_one_by_one_while_the_disk_is_full_are_all_kept(disk: Path,
+                                                                          real_alerts: list[Alert]) -> None:
+    config = SensorConfig(name="sensor-test", state_dir=disk / "state",
+                          outputs=(OutputConfig("file", settings={"path": "alerts.jsonl"}),))
+    output = disk / "state" / "alerts.jsonl"
+    alerts = real_alerts[:3]
+
+    async def main() -> None:
+        (sink,) = build_sinks(config)
+        filler = _fill(disk)
+        for alert in alerts:  # the standalone honeyports and mdns commands hand alerts over like this
+            sink.deliver(alert, "sensor-test")
+        assert sink.held_alerts == len(alerts)
+        filler.unlink()
+        await _until(lambda: len(_file_lines(output)) == len(alerts), "the held alerts delivered")
+        assert await sink.drain(10)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert _file_lines(output) == [alert.event_id for alert in alerts]
