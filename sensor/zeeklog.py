@@ -184,9 +184,9 @@ class _RowDecoder:
             elif found[1] is not str:
                 self._converted.append((name, found[1]))
         self._names = tuple(names)
-        pick = operator.itemgetter(*positions) if positions else (lambda parts: ())
         self._pick: Callable[[list[str]], Any] = (
-            (lambda parts: (parts[positions[0]],)) if len(positions) == 1 else pick)
+            operator.itemgetter(*positions) if len(positions) > 1  # a tuple of the raw columns
+            else lambda parts: tuple(parts[position] for position in positions))  # itemgetter of one is no tuple
         self.width = len(header.fields)
         self.unset = header.unset_field
 

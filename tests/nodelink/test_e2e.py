@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +121,40 @@ def _node_config(tmp_path: Path, certificates: Certificates, centre_port: int, h
     return config
 
 
+@dataclass(frozen=True)
+class Link:
+    """A centre's and a node's configurations on free loopback ports, and the files a test reads."""
+
+    centre_config: Path
+    node_config: Path
+    centre_port: int
+    honeyport: int
+    metrics_port: int
+    alerts: Path
+    node_spool: Path
+
+
+def _link(tmp_path: Path, certificates: Certificates, per_node: bool = False) -> Link:
+    centre_port, metrics_port, honeyport = free_port(), free_port(), free_port()
+    return Link(_centre_config(tmp_path, certificates, centre_port, metrics_port, per_node),
+                _node_config(tmp_path, certificates, centre_port, honeyport), centre_port, honeyport, metrics_port,
+                tmp_path / "centre" / "alerts.jsonl", tmp_path / "node" / "spool" / "node-link" / "spool.log")
+
+
+def _hits_by_source(alerts: Path) -> dict[str, list[int]]:
+    """The honeyport hit count of every alert, by scanner."""
+    by_source: dict[str, list[int]] = {}
+    for alert in _alerts(alerts):
+        by_source.setdefault(alert["source"]["ip"], []).append(alert["t1046"]["counts"]["honeyport_hits"])
+    return by_source
+
+
 def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Path,
                                                                    certificates: Certificates) -> None:
-    centre_port, metrics_port, honeyport = free_port(), free_port(), free_port()
-    centre_config = _centre_config(tmp_path, certificates, centre_port, metrics_port)
-    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
-    alerts = tmp_path / "centre" / "alerts.jsonl"
-    node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
+    link = _link(tmp_path, certificates)
+    centre_config, node_config, centre_port = link.centre_config, link.node_config, link.centre_port
+    honeyport, metrics_port = link.honeyport, link.metrics_port
+    alerts, node_spool = link.alerts, link.node_spool
     processes: list[Process] = []
     try:
         centre = _started(processes, tmp_path / "run1", "run", centre_config, "running")
@@ -166,19 +194,15 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
     finally:
         codes = [process.stop() for process in reversed(processes)]
     assert codes == [0] * len(codes), [p.log()[-2000:] for p in processes]
-    by_source: dict[str, list[int]] = {}
-    for alert in _alerts(alerts):
-        by_source.setdefault(alert["source"]["ip"], []).append(alert["t1046"]["counts"]["honeyport_hits"])
-    assert by_source == {f"127.0.0.{host}": [1] for host in range(1, 8)}, "each touch counted exactly once"
+    assert _hits_by_source(alerts) == {f"127.0.0.{host}": [1] for host in range(1, 8)}, \
+        "each touch counted exactly once"
 
 
 def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once(tmp_path: Path,
                                                                                 certificates: Certificates) -> None:
-    centre_port, honeyport = free_port(), free_port()
-    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port())
-    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
-    alerts = tmp_path / "centre" / "alerts.jsonl"
-    node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
+    link = _link(tmp_path, certificates)
+    centre_config, node_config, honeyport = link.centre_config, link.node_config, link.honeyport
+    alerts, node_spool = link.alerts, link.node_spool
     processes: list[Process] = []
     try:
         centre = _started(processes, tmp_path / "run1", "run", centre_config, "running")
@@ -201,19 +225,15 @@ def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once
     finally:
         codes = [process.stop() for process in reversed(processes)]
     assert codes[:2] == [0, 0], [p.log()[-2000:] for p in processes]
-    by_source: dict[str, list[int]] = {}
-    for alert in _alerts(alerts):
-        by_source.setdefault(alert["source"]["ip"], []).append(alert["t1046"]["counts"]["honeyport_hits"])
-    assert {source: max(hits) for source, hits in by_source.items()} == {
+    assert {source: max(hits) for source, hits in _hits_by_source(alerts).items()} == {
         "127.0.0.1": 1, "127.0.0.2": 1, "127.0.0.3": 1}, "each touch counted exactly once across the crash"
 
 
 def test_a_node_restarted_with_a_full_spool_delivers_it_without_a_new_hit(tmp_path: Path,
                                                                          certificates: Certificates) -> None:
-    centre_port, honeyport = free_port(), free_port()
-    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port())
-    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
-    node_spool = tmp_path / "node" / "spool" / "node-link" / "spool.log"
+    link = _link(tmp_path, certificates)
+    centre_config, node_config, honeyport, node_spool = (link.centre_config, link.node_config, link.honeyport,
+                                                         link.node_spool)
     processes: list[Process] = []
     try:
         node = _started(processes, tmp_path / "node-run1", "honeyports", node_config, "listening on 1 ports")
@@ -233,9 +253,8 @@ def test_a_node_restarted_with_a_full_spool_delivers_it_without_a_new_hit(tmp_pa
 
 def test_run_on_a_node_forwards_its_honeyport_hits_proving_its_name(tmp_path: Path,
                                                                      certificates: Certificates) -> None:
-    centre_port, honeyport = free_port(), free_port()
-    centre_config = _centre_config(tmp_path, certificates, centre_port, free_port(), per_node=True)
-    node_config = _node_config(tmp_path, certificates, centre_port, honeyport)
+    link = _link(tmp_path, certificates, per_node=True)
+    centre_config, node_config, honeyport = link.centre_config, link.node_config, link.honeyport
     processes: list[Process] = []
     try:
         centre = _started(processes, tmp_path / "centre-run", "run", centre_config, "running")
