@@ -45,7 +45,15 @@ from sensor.metrics import Metrics, MetricsServer
 from sensor.nodelink import NodeForwarder, NodeListener, build_forwarder, start_listener
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.pipeline import Pipeline
-from sensor.sinks import DRAIN_SECONDS, SinkConfigError, SpooledSink, build_sinks, drain_all, write_atomically
+from sensor.sinks import (
+    DRAIN_SECONDS,
+    SinkConfigError,
+    SpooledSink,
+    build_sinks,
+    check_outputs,
+    drain_all,
+    write_atomically,
+)
 from sensor.zeeklog import MalformedLog
 
 log = logging.getLogger(__name__)
@@ -365,11 +373,15 @@ class Daemon:
         log.info("SIGHUP: configuration %s reloaded", self.config_path)
 
     async def _replace_sinks(self, new: SensorConfig) -> bool:
-        """Drain the running sinks (what they keep stays spooled) and build the new ones; False when the
-        new outputs are invalid and the old ones were rebuilt."""
+        """Drain the running sinks (what they keep stays spooled) and build the new ones; False, with the
+        running sinks untouched, when the new outputs are invalid."""
+        try:
+            check_outputs(self.config, new.outputs)
+        except SinkConfigError as error:
+            log.error("SIGHUP: %s; keeping the running outputs", error)
+            return False
         self._commit()
-        for sink in self.sinks:
-            await sink.drain(2.0)
+        await drain_all(self.sinks, 2.0)
         replaced = True
         try:
             self.sinks = build_sinks(replace(self.config, outputs=new.outputs), metrics=self.metrics)

@@ -729,7 +729,7 @@ async def drain_all(sinks: Sequence[SpooledSink], timeout: float) -> bool:
     results = await asyncio.gather(*(sink.drain(timeout) for sink in sinks))
     for sink, delivered in zip(sinks, results, strict=True):
         if not delivered:
-            log.warning("sink %s did not deliver everything before shutdown; the rest stays spooled", sink.name)
+            log.warning("sink %s stopped before it delivered everything; the rest stays spooled", sink.name)
     return all(results)
 
 
@@ -810,6 +810,21 @@ def build_sink(config: SensorConfig, output: OutputConfig, index: int, metrics: 
     backoff = Backoff(maximum=float(_int(settings, "retry_max_seconds", where, 60)))
     return SpooledSink(name, output.format, spool, make_transport(spool), metrics,
                        _int(settings, "batch_size", where, DEFAULT_BATCH), backoff)
+
+
+def check_outputs(config: SensorConfig, outputs: tuple[OutputConfig, ...]) -> None:
+    """Everything :func:`build_sinks` checks, without making spools or touching destinations; raise
+    :class:`SinkConfigError` for the first invalid output."""
+    _check_names(outputs)
+    for index, output in enumerate(outputs):
+        check_output(config, output, index)
+
+
+def _check_names(outputs: tuple[OutputConfig, ...]) -> None:
+    names = [sink_name(output) for output in outputs]
+    for name in names:
+        if names.count(name) > 1:
+            raise SinkConfigError(f"outputs: two outputs are named {name!r}; give them distinct names")
 
 
 def check_output(config: SensorConfig, output: OutputConfig, index: int) -> None:
@@ -907,10 +922,7 @@ def build_sinks(config: SensorConfig, outputs: tuple[OutputConfig, ...] | None =
     """
     metrics = metrics if metrics is not None else Metrics()
     chosen = outputs if outputs is not None else config.outputs
-    names = [sink_name(output) for output in chosen]
-    for name in names:
-        if names.count(name) > 1:
-            raise SinkConfigError(f"outputs: two outputs are named {name!r}; give them distinct names")
+    _check_names(chosen)
     sinks: list[SpooledSink] = []
     try:
         for index, output in enumerate(chosen):

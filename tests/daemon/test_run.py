@@ -107,6 +107,36 @@ def test_sighup_reopens_the_file_after_logrotate_and_sigterm_keeps_the_rest(tmp_
     assert set(_ids(alerts)).isdisjoint(_ids(state / "alerts.jsonl.1"))
 
 
+@needs_honeyports
+def test_sighup_with_an_invalid_output_keeps_the_running_sinks_untouched(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    config = tmp_path / "sensor.yaml"
+    good = (f"sensor: {{name: hup, state_dir: {state}}}\n"
+            f"honeyports: {{listen: [127.0.0.1], tcp: '{port}'}}\n"
+            "detection: {local_nets: [127.0.0.0/8]}\n"
+            "outputs:\n  - {type: file, path: alerts.jsonl}\n")
+    config.write_text(good)
+    stderr = tmp_path / "stderr"
+    daemon = subprocess.Popen([sys.executable, "-m", "sensor", "-v", "run", "--config", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=stderr.open("wb"))
+    alerts = state / "alerts.jsonl"
+    try:
+        wait_for(lambda: b"running" in stderr.read_bytes() or daemon.poll() is not None, 30, "the daemon to start")
+        _touch(port)
+        wait_for(lambda: len(_ids(alerts)) == 1, 20, "the first alert")
+        config.write_text(good + "  - {type: http, url: 'https://siem.example/', token_env: T1046_TEST_UNSET}\n")
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: b"keeping the running outputs" in stderr.read_bytes(), 20, "the refused reload")
+        _touch(port, "127.0.0.2")
+        wait_for(lambda: len(_ids(alerts)) == 2, 20, "an alert through the sink that kept running")
+    finally:
+        assert _stop(daemon) == 0
+    assert "T1046_TEST_UNSET is not set" in stderr.read_text()
+    sinks = json.loads((state / "health.json").read_text())["sinks"]
+    assert [sink["delivered"] for sink in sinks.values()] == [2], "the same sink delivered both: none was rebuilt"
+
+
 def test_a_bad_output_never_starts_a_half_working_daemon(tmp_path: Path) -> None:
     config = tmp_path / "sensor.yaml"
     config.write_text(f"sensor: {{state_dir: {tmp_path / 'state'}}}\nhoneyports: {{listen: []}}\n"
