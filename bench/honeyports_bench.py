@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
-from honeyports.service import HoneyportService
+from honeyports.service import HoneyportService, raise_descriptor_limit
 from sensor.config import HoneyportsConfig, SensorConfig
 from sensor.pipeline import Pipeline
 
@@ -70,8 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[0]})
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_descriptor_limit()  # for the client's sockets too, before they are made
 
     ports = list(range(args.base_port, args.base_port + PORTS))
     config = SensorConfig(name="bench", honeyports=HoneyportsConfig(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,19 +49,8 @@ def asyncio_reactor() -> Any:
     return reactor
 
 
-def raise_descriptor_limit() -> None:
-    """Lift the soft open-file limit to the hard one: a thousand ports and their connections need it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as error:
-            log.warning("cannot raise the open file limit from %s to %s: %s", soft, hard, error)
-
-
 def run_honeyports(config: SensorConfig) -> int:
     """Run the honeyport node until SIGTERM/SIGINT; 0 after a clean stop, 1 when nothing could listen."""
-    raise_descriptor_limit()
     reactor = asyncio_reactor()
     if config.node is not None:
         return _run_forwarding(config, reactor)

@@ -76,6 +76,19 @@ def _reason(error: CannotListenError) -> str:
     return str(socket_error)
 
 
+def raise_descriptor_limit() -> int:
+    """Lift the soft open-file limit to the hard one (a thousand ports and their connections need it); return
+    the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open file limit from %s to %s: %s", soft, hard, error)
+    return soft
+
+
 class HoneyportService:
     """All honeyport listeners of one node, feeding ``emit`` with :class:`HoneyportHit` observations."""
 
@@ -164,9 +177,11 @@ class HoneyportService:
         return []
 
     def _check_descriptors(self) -> list[str]:
+        """Raise the soft open-file limit to the hard one when the listeners and connections need more; a
+        problem when even that is too low."""
         needed = len(self.config.listen) * (len(self.config.tcp) + len(self.config.udp))
         needed += self.config.max_connections + 64
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft = raise_descriptor_limit()
         if soft != resource.RLIM_INFINITY and soft < needed:
             return [f"open file limit {soft} is below the {needed} descriptors needed for the listeners and "
                     "max_connections; raise it (ulimit -n) or lower max_connections"]

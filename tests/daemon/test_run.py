@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +137,28 @@ def test_sighup_with_an_invalid_output_keeps_the_running_sinks_untouched(tmp_pat
     assert "T1046_TEST_UNSET is not set" in stderr.read_text()
     sinks = json.loads((state / "health.json").read_text())["sinks"]
     assert [sink["delivered"] for sink in sinks.values()] == [2], "the same sink delivered both: none was rebuilt"
+
+
+@needs_honeyports
+def test_the_daemon_lifts_its_open_file_limit_for_the_honeyports(tmp_path: Path) -> None:
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"sensor: {{name: nofile, state_dir: {tmp_path / 'state'}}}\n"
+                      f"honeyports: {{listen: [127.0.0.1], tcp: '{free_port()}', max_connections: 2000}}\n"
+                      "outputs:\n  - {type: file, path: alerts.jsonl}\n")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2100 or shutil.which("prlimit") is None:
+        pytest.skip(f"needs prlimit and a hard open file limit above what is needed ({hard})")
+    stderr = tmp_path / "stderr"
+    daemon = subprocess.Popen(["prlimit", f"--nofile=256:{hard}", sys.executable, "-m", "sensor", "-v", "run",
+                               "--config", str(config)], stdout=subprocess.DEVNULL, stderr=stderr.open("wb"))
+    try:
+        wait_for(lambda: b"running" in stderr.read_bytes() or daemon.poll() is not None, 30, "the daemon to start")
+        limits = Path(f"/proc/{daemon.pid}/limits").read_text()
+    finally:
+        assert _stop(daemon) == 0
+    soft = next(line.split()[3] for line in limits.splitlines() if line.startswith("Max open files"))
+    assert int(soft) == hard
+    assert "open file limit" not in stderr.read_text()
 
 
 def test_a_bad_output_never_starts_a_half_working_daemon(tmp_path: Path) -> None:
