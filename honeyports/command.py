@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from honeyports.service import HoneyportService
+from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.config import SensorConfig
 from sensor.metrics import Metrics
 from sensor.nodelink import build_forwarder
@@ -32,26 +32,9 @@ TICK_SECONDS = 5.0
 """How often the correlator's expiry runs."""
 
 
-def asyncio_reactor() -> Any:
-    """The global reactor, on asyncio: installed here unless an asyncio reactor already is."""
-    from twisted.internet import asyncioreactor
-    from twisted.internet.error import ReactorAlreadyInstalledError
-
-    try:
-        asyncioreactor.install(asyncio.new_event_loop())  # type: ignore[no-untyped-call]
-    except ReactorAlreadyInstalledError:
-        from twisted.internet import reactor
-
-        if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
-            raise
-    from twisted.internet import reactor
-
-    return reactor
-
-
 def run_honeyports(config: SensorConfig) -> int:
     """Run the honeyport node until SIGTERM/SIGINT; 0 after a clean stop, 1 when nothing could listen."""
-    reactor = asyncio_reactor()
+    reactor = asyncio_reactor(asyncio.new_event_loop())
     if config.node is not None:
         return _run_forwarding(config, reactor)
     sinks = build_sinks(config)

@@ -8,6 +8,8 @@ returns a Deferred that fires when the ports are closed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -34,6 +36,7 @@ from honeyports.listener import (
 )
 from honeyports.profiles import PROFILES, profile_name_for
 from sensor.config import HoneyportsConfig
+from sensor.errors import SensorError
 from sensor.observations import HoneyportHit, Transport
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,21 @@ def _reason(error: CannotListenError) -> str:
     if isinstance(socket_error, OSError) and socket_error.errno is not None:
         return os.strerror(socket_error.errno).lower()
     return str(socket_error)
+
+
+def asyncio_reactor(loop: asyncio.AbstractEventLoop) -> Any:
+    """Twisted's asyncio reactor, installed on ``loop`` unless an asyncio reactor already is; raise
+    ``SensorError`` when another kind of reactor is installed."""
+    from twisted.internet import asyncioreactor
+    from twisted.internet.error import ReactorAlreadyInstalledError
+
+    with contextlib.suppress(ReactorAlreadyInstalledError):
+        asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
+    from twisted.internet import reactor
+
+    if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
+        raise SensorError(f"a {type(reactor).__name__} reactor is already installed; asyncio's is needed")
+    return reactor
 
 
 def raise_descriptor_limit() -> int:

@@ -34,7 +34,7 @@ from typing import IO, Any
 import orjson
 from twisted.internet.defer import Deferred
 
-from honeyports.service import HoneyportService
+from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.alerts import Alert
 from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
 from sensor.config import SensorConfig, load_config
@@ -420,20 +420,6 @@ def _lock_state_dir(state_dir: Path) -> IO[bytes] | None:
     return lock
 
 
-def _asyncio_reactor(loop: asyncio.AbstractEventLoop) -> Any:
-    """Install Twisted's asyncio reactor on ``loop`` (or reuse one already installed on it)."""
-    from twisted.internet import asyncioreactor
-    from twisted.internet.error import ReactorAlreadyInstalledError
-
-    with contextlib.suppress(ReactorAlreadyInstalledError):
-        asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
-    from twisted.internet import reactor
-
-    if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
-        raise SensorError(f"a {type(reactor).__name__} reactor is already installed; the daemon needs asyncio's")
-    return reactor
-
-
 def run_daemon(config: SensorConfig, config_path: Path | None = None,
                metrics_listen: tuple[str, int] | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; return the exit status.
@@ -460,7 +446,7 @@ def run_daemon(config: SensorConfig, config_path: Path | None = None,
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        reactor = _asyncio_reactor(loop)
+        reactor = asyncio_reactor(loop)
         daemon = Daemon(config, config_path, metrics, reactor)
         return _run_on_reactor(reactor, loop, daemon.run)
     finally:

@@ -79,6 +79,8 @@ async def serve(sensor: MdnsSensor, pipeline: Pipeline, stop: asyncio.Event,
 
 async def _main(config: SensorConfig) -> int:
     sinks = build_sinks(config)
+    for sink in sinks:
+        sink.start()  # what an earlier run left spooled goes out without waiting for a new alert
     pipeline = Pipeline(config, sinks)
     sensor = MdnsSensor(config.mdns, pipeline.observe)
     stop = asyncio.Event()
