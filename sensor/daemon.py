@@ -238,9 +238,7 @@ class Daemon:
                 busy = self._follow()
                 now = time.monotonic()
                 if now >= next_tick:
-                    self.pipeline.tick()
-                    if self.sources.mdns is not None:
-                        self.sources.mdns.tick()
+                    self._tick()
                     next_tick = now + TICK_SECONDS
                 spacing = COMMIT_SHARE * self._commit_cost
                 if ((now >= last_commit + max(CHECKPOINT_SECONDS, spacing) and (self._dirty or self.outbox.pending))
@@ -263,6 +261,16 @@ class Daemon:
             await self._shutdown()
         return 0
 
+    def _tick(self) -> None:
+        """Housekeeping every :data:`TICK_SECONDS`: the correlator's expiry, the mDNS watcher's own addresses,
+        the follower's lag gauge."""
+        self.pipeline.tick()
+        if self.sources.mdns is not None:
+            self.sources.mdns.tick()
+        if self.follower is not None:
+            for kind, lag in self.follower.lag().items():
+                self.metrics.follower_lag.labels(log=kind).set(lag)
+
     def _follow(self) -> bool:
         """Read new Zeek log lines into the pipeline; True when the read budget was used up."""
         if self.follower is None:
@@ -277,8 +285,6 @@ class Daemon:
             self._malformed_seen = self.malformed.total
         if batch.bytes_read:
             self._dirty = True
-        for kind, lag in self.follower.lag().items():
-            self.metrics.follower_lag.labels(log=kind).set(lag)
         return batch.bytes_read >= self.follower.read_budget
 
     def _acks_pending(self) -> bool:
@@ -319,7 +325,7 @@ class Daemon:
         correlator = self.pipeline.correlator
         now = time.time()
         health = {
-            "time": now, "uptime": round(time.time() - self._started, 1), "checkpoint": self.seq,
+            "time": now, "uptime": round(now - self._started, 1), "checkpoint": self.seq,
             "observations": self.pipeline.observations, "alerts": self.pipeline.alerts_emitted,
             "open_incidents": correlator.open_incidents, "tracked_sources": correlator.tracked_sources,
             "suppressed_as_authorized": correlator.stats.suppressed,

@@ -176,6 +176,11 @@ def to_ocsf(alert: Alert, observer: str) -> dict[str, Any]:
 RENDERERS = {"ecs": to_ecs, "ocsf": to_ocsf}
 
 
+def render_document(alert: Alert, observer: str, fmt: str = "ecs") -> bytes:
+    """An alert's JSON document in the given format (``ecs`` or ``ocsf``), without a newline."""
+    return orjson.dumps(RENDERERS[fmt](alert, observer))
+
+
 def render_line(alert: Alert, observer: str, fmt: str = "ecs") -> bytes:
     """One JSON line (with its newline) for an alert in the given format."""
-    return orjson.dumps(RENDERERS[fmt](alert, observer)) + b"\n"
+    return render_document(alert, observer, fmt) + b"\n"

@@ -49,7 +49,7 @@ from sensor.config import (
 )
 from sensor.errors import SensorError
 from sensor.metrics import Metrics
-from sensor.render import RENDERERS
+from sensor.render import RENDERERS, render_document
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,11 @@ class Spool:
         self._metrics = metrics
         self._data = directory / "spool.log"
         self._cursor_file = directory / "cursor.json"
-        self.extra: dict[str, Any] = {}
-        """Sink-specific facts saved with the cursor (the file sink's file size)."""
         cursor = self._read_cursor()
         self.cursor = int(cursor.get("offset", 0))
         self.last_seq = int(cursor.get("last_seq", 0))
-        self.extra = dict(cursor.get("extra", {}))
+        self.extra: dict[str, Any] = dict(cursor.get("extra", {}))
+        """Sink-specific facts saved with the cursor (the file sink's file size)."""
         self._stream = self._data.open("ab")
         size = self._stream.tell()
         self._trim_partial(size)
@@ -346,10 +345,12 @@ class FileTransport:
     async def send(self, records: list[SpoolRecord]) -> None:
         before: int | None = None
         try:
-            if self._max_bytes and self.path.exists() and self.path.stat().st_size >= self._max_bytes:
-                self._rotate()
             stream = self._open()
             before = stream.seek(0, os.SEEK_END)
+            if self._max_bytes and before >= self._max_bytes:
+                self._rotate()
+                stream = self._open()
+                before = stream.seek(0, os.SEEK_END)
             stream.write(b"".join(record.document + b"\n" for record in records))
             stream.flush()
             os.fsync(stream.fileno())
@@ -584,8 +585,7 @@ class SpooledSink:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sink-{self.name}")
 
     def render(self, seq: int, alert: Alert, observer: str) -> SpoolRecord:
-        document = orjson.dumps(RENDERERS[self.format](alert, observer))
-        return SpoolRecord(seq, alert.event_id, alert.ts, alert.severity, document)
+        return SpoolRecord(seq, alert.event_id, alert.ts, alert.severity, render_document(alert, observer, self.format))
 
     def accept(self, seq: int, alerts: Sequence[Alert], observer: str) -> None:
         """Spool the alerts committed as checkpoint ``seq``; a batch already taken is skipped."""
@@ -617,6 +617,7 @@ class SpooledSink:
                       self.name, len(dropped), self.spool.max_bytes)
         self._spool_held()
         if self._unspooled:
+            self._gauge_queue()
             self._wake.set()  # the worker retries them every HELD_RETRY_SECONDS
 
     @property
@@ -646,8 +647,11 @@ class SpooledSink:
             self._queue_changed()
 
     def _queue_changed(self) -> None:
-        self._metrics.sink_queue.labels(sink=self.name).set(self.spool.pending_bytes)
+        self._gauge_queue()
         self._wake.set()
+
+    def _gauge_queue(self) -> None:
+        self._metrics.sink_queue.labels(sink=self.name).set(self.spool.pending_bytes + self.held_bytes)
 
     def reopen(self) -> None:
         self.transport.reopen()
@@ -688,7 +692,7 @@ class SpooledSink:
                 self.delivered += len(records)
                 self._metrics.sink_delivered.labels(sink=self.name).inc(len(records))
             self.spool.advance(end)
-            self._metrics.sink_queue.labels(sink=self.name).set(self.spool.pending_bytes)
+            self._gauge_queue()
 
     async def _stop_wait(self) -> None:
         while not self._closing:
@@ -801,15 +805,19 @@ def build_sink(config: SensorConfig, output: OutputConfig, index: int, metrics: 
                stdout: BinaryIO | None = None) -> SpooledSink:
     """One sink from its output settings; raise :class:`SinkConfigError` naming the bad key."""
     where = f"outputs[{index}]"
-    settings = output.settings
     make_transport = _transport_maker(config, output, where, stdout)
+    max_bytes, policy, retry_max, batch_size = _spool_settings(output.settings, where)
     name = sink_name(output)
-    spool = Spool(config.state_dir / "spool" / name,
-                  _int(settings, "spool_max_bytes", where, DEFAULT_SPOOL_BYTES, 4096),
-                  _text(settings, "spool_full", where, "drop_oldest", SPOOL_POLICIES), name, metrics)
-    backoff = Backoff(maximum=float(_int(settings, "retry_max_seconds", where, 60)))
-    return SpooledSink(name, output.format, spool, make_transport(spool), metrics,
-                       _int(settings, "batch_size", where, DEFAULT_BATCH), backoff)
+    spool = Spool(config.state_dir / "spool" / name, max_bytes, policy, name, metrics)
+    return SpooledSink(name, output.format, spool, make_transport(spool), metrics, batch_size,
+                       Backoff(maximum=float(retry_max)))
+
+
+def _spool_settings(settings: Mapping[str, Any], where: str) -> tuple[int, str, int, int]:
+    """(spool_max_bytes, spool_full, retry_max_seconds, batch_size) of an output."""
+    return (_int(settings, "spool_max_bytes", where, DEFAULT_SPOOL_BYTES, 4096),
+            _text(settings, "spool_full", where, "drop_oldest", SPOOL_POLICIES),
+            _int(settings, "retry_max_seconds", where, 60), _int(settings, "batch_size", where, DEFAULT_BATCH))
 
 
 def check_outputs(config: SensorConfig, outputs: tuple[OutputConfig, ...]) -> None:
@@ -842,10 +850,7 @@ def _transport_maker(config: SensorConfig, output: OutputConfig, where: str,
                               f"(known: {', '.join(KNOWN_SETTINGS.get(output.type, ()))})")
     if output.format not in RENDERERS:
         raise SinkConfigError(f"{where}.format: {output.format!r} is not one of {', '.join(RENDERERS)}")
-    _int(settings, "spool_max_bytes", where, DEFAULT_SPOOL_BYTES, 4096)
-    _text(settings, "spool_full", where, "drop_oldest", SPOOL_POLICIES)
-    _int(settings, "retry_max_seconds", where, 60)
-    _int(settings, "batch_size", where, DEFAULT_BATCH)
+    _spool_settings(settings, where)
     if output.type == "stdout":
         return lambda spool: StdoutTransport(stdout)
     if output.type == "file":

@@ -67,6 +67,19 @@ def test_a_committed_batch_handed_again_after_restart_is_not_repeated(tmp_path: 
     assert len(_lines(tmp_path / "state" / "alerts.jsonl")) == len(real_alerts)
 
 
+def test_file_sink_rotates_by_size_and_keeps_the_newest_files(tmp_path: Path, real_alerts: list[Alert]) -> None:
+    config = _config(tmp_path, OutputConfig("file", settings={"path": "alerts.jsonl", "max_bytes": 3000, "keep": 2,
+                                                                 "batch_size": 1}))
+    asyncio.run(_deliver(build_sinks(config), real_alerts, batches=len(real_alerts)))
+    state = tmp_path / "state"
+    files = [state / "alerts.jsonl.2", state / "alerts.jsonl.1", state / "alerts.jsonl"]
+    assert all(path.exists() for path in files) and not (state / "alerts.jsonl.3").exists()
+    kept = [doc["event"]["id"] for path in files for doc in _lines(path)]
+    ids = [alert.event_id for alert in real_alerts]
+    assert kept == ids[len(ids) - len(kept):], "the newest alerts, in order, none torn or repeated"
+    assert all(path.stat().st_size < 3000 + 4096 for path in files[:2]), "each full file was closed near max_bytes"
+
+
 def test_file_sink_trims_a_write_the_crash_left_uncounted(tmp_path: Path, real_alerts: list[Alert]) -> None:
     config = _config(tmp_path, OutputConfig("file", settings={"path": "alerts.jsonl"}))
     first, second = real_alerts[:4], real_alerts[4:]
