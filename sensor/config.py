@@ -660,11 +660,11 @@ def parse_config(data: Any) -> SensorConfig:
     _names_unique(reader, outputs)
     if "outputs" in data and not outputs and not reader.problems:
         reader.problem("outputs", "is empty: alerts would go nowhere")
-    state_dir = Path(reader.value(sensor, "state_dir", "sensor", _text, str(SensorConfig().state_dir)))
+    base = SensorConfig()
     log_dir = reader.value(zeek, "log_dir", "zeek", _text, "")
     config = SensorConfig(
-        name=reader.value(sensor, "name", "sensor", _text, SensorConfig().name),
-        state_dir=state_dir.expanduser(),
+        name=reader.value(sensor, "name", "sensor", _text, base.name),
+        state_dir=reader.value(sensor, "state_dir", "sensor", _path, base.state_dir),
         metrics_listen=reader.value(sensor, "metrics_listen", "sensor", _listen_address, None),
         zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None),
         detection=detection,
@@ -682,7 +682,7 @@ def parse_config(data: Any) -> SensorConfig:
         ),
         mdns=MdnsConfig(interfaces=reader.value(mdns_section, "interfaces", "mdns", _string_list, _NO_TEXT),
                         decoys=decoys),
-        outputs=tuple(outputs) if "outputs" in data else SensorConfig().outputs,
+        outputs=tuple(outputs) if "outputs" in data else base.outputs,
         nodes=_nodes(reader, data),
         node=_node(reader, data),
     )
