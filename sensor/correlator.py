@@ -289,11 +289,11 @@ class Correlator:
             detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
         if outcome is _HALF_OPEN:
             detail.half_open += 1
-            fired += self._distinct_pairs(detail.half_open_pairs, conn, self._config.half_open_probes, now,
+            fired += self._distinct_pairs(detail, detail.half_open_pairs, conn, self._config.half_open_probes, now,
                                           "T1046-HALF-OPEN")
         elif outcome is _STEALTH:
             detail.failed += 1
-            fired += self._distinct_pairs(detail.stealth_pairs, conn, self._config.stealth_probes, now,
+            fired += self._distinct_pairs(detail, detail.stealth_pairs, conn, self._config.stealth_probes, now,
                                           "T1046-STEALTH")
             fired += self._failed_pair(detail, conn.target, conn.transport, conn.target_port, conn.ts, now)
         elif outcome in FAILED_OUTCOMES:
@@ -410,36 +410,35 @@ class Correlator:
         config = self._config
         cutoff = now - config.window
         fired: list[str] = []
-        if (len(by_target) >= config.port_scan_ports
+        if ("T1046-VERTICAL" not in detail.rules and len(by_target) >= config.port_scan_ports
                 and sum(1 for when in by_target.values() if when >= cutoff) >= config.port_scan_ports):
             fired.append("T1046-VERTICAL")
-        if (len(by_port) >= config.address_scan_targets
+        if ("T1046-HORIZONTAL" not in detail.rules and len(by_port) >= config.address_scan_targets
                 and sum(1 for when in by_port.values() if when >= cutoff) >= config.address_scan_targets):
             fired.append("T1046-HORIZONTAL")
         if detail.failed_pairs >= config.slow_scan_pairs and SCAN_RULES.isdisjoint(detail.rules):
             fired.append("T1046-SLOW")
         return fired
 
-    def _distinct_pairs(self, pairs: dict[tuple[IPAddress, int], float], conn: ConnAttempt, threshold: int,
-                        now: float, rule: str) -> list[str]:
+    def _distinct_pairs(self, detail: _Evidence, pairs: dict[tuple[IPAddress, int], float], conn: ConnAttempt,
+                        threshold: int, now: float, rule: str) -> list[str]:
         """Remember one (target, port) contact of a kind; ``rule`` when ``threshold`` distinct ones fall
-        within the short window."""
+        within the short window (counted only until the rule is part of the incident: the count is linear)."""
         key = (conn.target, conn.target_port)
         if key not in pairs and len(pairs) >= self._config.max_pairs_per_source:
             return []
         pairs[key] = max(conn.ts, pairs.get(key, conn.ts))
         cutoff = now - self._config.window
-        if len(pairs) >= threshold and sum(1 for when in pairs.values() if when >= cutoff) >= threshold:
+        if (rule not in detail.rules and len(pairs) >= threshold
+                and sum(1 for when in pairs.values() if when >= cutoff) >= threshold):
             return [rule]
         return []
 
     # -- state ----------------------------------------------------------------------------------
 
     def _is_target(self, address: IPAddress) -> bool:
-        """True for a unicast address inside ``local_nets`` (not its broadcast address)."""
-        known = self._targets.get(address)
-        if known is not None:
-            return known
+        """True for a unicast address inside ``local_nets`` (not its broadcast address); the caller has looked
+        in the memo already."""
         verdict = False
         if not (address.is_multicast or address.is_unspecified or address == _LIMITED_BROADCAST):
             for network in self._config.local_nets:

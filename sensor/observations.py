@@ -40,11 +40,6 @@ class Outcome(StrEnum):
     OTHER = "other"
     """Nothing a scan detector can judge (mid-stream pickup, ICMP messages, unknown states)."""
 
-    @property
-    def failed(self) -> bool:
-        """True when the contact found no working service (a TRW failure)."""
-        return self in FAILED_OUTCOMES
-
 
 FAILED_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.UNANSWERED})
 """The outcomes of first contacts that found no working service (a set, for hot paths: reading an enum
