@@ -61,6 +61,17 @@ def _prefix(path: Path, length: int) -> bytes:
         return b""
 
 
+def _line_end(stream: io.BufferedIOBase, offset: int) -> int | None:
+    """The offset just past the next newline at or after ``offset``, or None when there is none yet."""
+    stream.seek(offset)
+    while chunk := stream.read(1 << 20):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return offset + newline + 1
+        offset += len(chunk)
+    return None
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -251,9 +262,17 @@ class LogFollower:
                 stream.seek(position.offset)
                 data = stream.read(self.read_budget)
                 at_end = not stream.read(1)
+                overlong = (_line_end(stream, position.offset + len(data))
+                            if not at_end and b"\n" not in data else None)
         except (OSError, EOFError, zlib.error) as error:
             log.warning("%s: cannot read: %s", path, error)
             return position, 0, False
+        if overlong is not None:
+            self.malformed.report(str(path), 0, f"line at byte {position.offset} longer than the {self.read_budget} "
+                                                "bytes read at once: skipped")
+            moved = StreamPosition(str(path), stat.st_ino, overlong, position.fingerprint, position.fingerprint_len,
+                                   stat.st_mtime)
+            return moved, overlong - position.offset, False
         if live or not at_end:
             data = data[: data.rfind(b"\n") + 1]
         if position.fingerprint_len < FINGERPRINT_BYTES and position.offset + len(data) > position.fingerprint_len:

@@ -111,3 +111,17 @@ def test_a_restart_before_the_first_read_still_follows_the_live_log_through_rota
     restarted = LogFollower(tmp_path, MalformedLog(), *saved, kinds=("conn",))
     seen = _uids(restarted) + _uids(restarted)
     assert seen == _expected(tmp_path, data.header_for(2), first + second), "all of the rotated live log, then the new"
+
+
+def test_a_line_longer_than_a_read_is_skipped_and_the_stream_goes_on(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    live = tmp_path / "conn.log"
+    live.write_text(data.header_for(1))
+    malformed = MalformedLog()
+    follower = LogFollower(tmp_path, malformed, kinds=("conn",), read_budget=4096)
+    assert _uids(follower) == []
+    with live.open("a") as stream:
+        stream.write("x" * 10_000 + "\n" + "".join(data.lines[:20]))
+    seen = [uid for _ in range(10) for uid in _uids(follower)]
+    assert seen == _expected(tmp_path, data.header_for(1), data.lines[:20])
+    assert malformed.total == 1
