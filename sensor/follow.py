@@ -204,14 +204,15 @@ class LogFollower:
     def poll(self) -> FollowBatch:
         """Read what was added since the last poll, in every stream."""
         batch = FollowBatch([], {}, 0)
+        rotated: set[str] = set()
         for kind in self.kinds:
-            self._poll_stream(kind, batch)
-        present = {self._fingerprint(path)[0] for kind in self.kinds for path in self._candidates(kind)}
-        self.done &= present
+            candidates = self._candidates(kind)
+            self._poll_stream(kind, candidates, batch)
+            rotated |= {self._fingerprint(path)[0] for path in candidates if not self._is_live(path, kind)}
+        self.done &= rotated
         return batch
 
-    def _poll_stream(self, kind: str, batch: FollowBatch) -> None:
-        candidates = self._candidates(kind)
+    def _poll_stream(self, kind: str, candidates: list[Path], batch: FollowBatch) -> None:
         position = self.streams.get(kind)
         if position is None:
             live_path = self.log_dir / f"{kind}.log"
