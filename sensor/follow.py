@@ -21,7 +21,6 @@ checkpoint together with the correlator state those lines produced (see :mod:`se
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import logging
@@ -33,7 +32,7 @@ from pathlib import Path
 from sensor.checkpoint import StreamPosition
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeeklog import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind
+from sensor.zeeklog import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind, open_log
 from sensor.zeekmap import observations_of, wanted_fields
 
 log = logging.getLogger(__name__)
@@ -47,15 +46,9 @@ READ_BUDGET = 4 << 20
 _HEADER_BYTES = 64 << 10
 
 
-def _open(path: Path) -> io.BufferedIOBase:
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
-
-
 def _prefix(path: Path, length: int) -> bytes:
     try:
-        with _open(path) as stream:
+        with open_log(path) as stream:
             return stream.read(length)
     except (OSError, EOFError, zlib.error):
         return b""
@@ -259,7 +252,7 @@ class LogFollower:
                 log.warning("%s shrank below the %d bytes read: reading it again from its start", path,
                             position.offset)
                 position = self._position(path)
-            with _open(path) as stream:
+            with open_log(path) as stream:
                 stream.seek(position.offset)
                 data = stream.read(self.read_budget)
                 at_end = not stream.read(1)

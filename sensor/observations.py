@@ -12,6 +12,8 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 
 IPAddress = IPv4Address | IPv6Address
+MDNS_PORT = 5353
+"""UDP port of multicast DNS (RFC 6762)."""
 
 
 class Transport(StrEnum):

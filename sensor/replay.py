@@ -95,8 +95,8 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         merged_inputs.append(_stream(logs))
     if not all_logs:
         raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}")
-    total_bytes = sum(log.path.stat().st_size for log in all_logs)
-    show_progress = _Progress(progress, total_bytes >= progress_bytes, all_logs)
+    large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
+    show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
     now = float("-inf")
     next_tick = float("-inf")

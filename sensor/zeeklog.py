@@ -211,6 +211,13 @@ class _RowDecoder:
         return record
 
 
+def open_log(path: Path) -> io.BufferedIOBase:
+    """A log file opened for reading bytes, uncompressed on the fly when it is gzip (by its magic number)."""
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    return gzip.GzipFile(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+
+
 def _directive_value(raw: bytes) -> str:
     return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw).decode("utf-8", "replace")
 
@@ -226,11 +233,7 @@ class ZeekLog:
 
     def _open(self) -> io.BufferedIOBase:
         try:
-            with self.path.open("rb") as probe:
-                magic = probe.read(2)
-            if magic == b"\x1f\x8b":
-                return gzip.GzipFile(self.path, "rb")
-            return self.path.open("rb")
+            return open_log(self.path)
         except OSError as error:
             raise LogReadError(f"{self.path}: cannot read: {error.strerror or error}") from None
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sensor.observations import (
+    MDNS_PORT,
     ConnAttempt,
     IPAddress,
     MdnsQuery,
@@ -35,7 +36,6 @@ FIELDS: dict[str | None, tuple[str, ...]] = {
               "mdns_legacy_unicast"),
 }
 SCAN_NOTE_PREFIXES = ("Scan::", "T1046::")
-MDNS_PORT = 5353
 _ICMP_ECHO_REQUESTS = frozenset({8, 128})
 _STEALTH_HISTORY = frozenset("FAIQr^")
 """History letters of a probe without a handshake: the originator's FIN (F), ACK (A) or odd flag mixes
