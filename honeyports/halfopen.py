@@ -108,7 +108,6 @@ class HalfOpenWatcher:
         Remembered as long as a SYN waits for its accept (``expire_after``): in overload the raw socket's
         buffer can hold SYNs for many seconds, and a SYN read after its accept was forgotten would become
         a second touch."""
-        self.reported = 0
 
     # -- pure decision logic ---------------------------------------------------------------------------
 
@@ -158,7 +157,6 @@ class HalfOpenWatcher:
         self.accepted_first.clear()
 
     def _report(self, key: Key, syn_time: float) -> None:
-        self.reported += 1
         self.touch(key[0], key[1], key[2], key[3], syn_time)
 
 

@@ -281,16 +281,22 @@ class HoneyportDatagramProtocol(DatagramProtocol):
         self.clock = clock
         self.stats = stats
         self.payload_limit = payload_limit
+        self._target: tuple[IPAddress, int]
+        """The bound socket's address, read once when the port starts listening (:meth:`startProtocol`)."""
+
+    def startProtocol(self) -> None:
+        host, port = endpoint(cast(DatagramTransport, self.transport).getHost())
+        self._target = (host_address(host), port)
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """Emit the hit (source from the datagram's sender, target from the bound socket), then reply."""
         source_host, source_port = addr[0], addr[1]
         transport = cast(DatagramTransport, self.transport)
-        target_host, target_port = endpoint(transport.getHost())
+        target, target_port = self._target
         self.stats.hits += 1
         self.stats.datagram_bytes_in += len(datagram)
         self.emit(HoneyportHit(ts=self.clock(), source=host_address(source_host), source_port=source_port,
-                               target=host_address(target_host), target_port=target_port,
+                               target=target, target_port=target_port,
                                transport=Transport.UDP, profile=self.profile.name,
                                payload=datagram[: self.payload_limit], node=self.node))
         reply = datagram_reply(self.profile, datagram)

@@ -191,11 +191,9 @@ class Daemon:
         if sources.mdns is None:
             return
         try:
-            watched = await sources.mdns.start()
+            await sources.mdns.start()  # the watcher logs what it watches
         except SensorError as error:
             log.error("mdns: %s; running without the watcher", error)
-            return
-        log.info("mdns: watching %s", ", ".join(watched))
 
     async def _stop_sources(self, sources: _Sources) -> None:
         if sources.honeyports is not None:

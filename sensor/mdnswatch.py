@@ -21,7 +21,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -30,11 +30,10 @@ from zeroconf import IncomingDecodeError
 from zeroconf._protocol.incoming import DNSIncoming
 
 from sensor.errors import SensorError
-from sensor.observations import IPAddress, MdnsQuery
+from sensor.observations import MDNS_PORT, IPAddress, MdnsQuery
 
 log = logging.getLogger(__name__)
 
-MDNS_PORT = 5353
 MDNS_GROUP_V4 = IPv4Address("224.0.0.251")
 MDNS_GROUP_V6 = IPv6Address("ff02::fb")
 MAX_QUESTIONS = 64
@@ -113,27 +112,24 @@ def _type_name(number: int, label: str) -> str:
     return f"TYPE{number}" if label.startswith("unknown") else label.upper()
 
 
-def local_addresses() -> frozenset[IPAddress]:
-    """Every address of every interface of this host (our own packets come from these)."""
-    addresses: set[IPAddress] = set()
+def _adapter_addresses(names: Sequence[str] | None = None) -> Iterator[IPAddress]:
+    """The addresses of this host's interfaces (only the named ones, when ``names`` is given), scope dropped."""
     for adapter in ifaddr.get_adapters():
+        if names is not None and adapter.nice_name not in names:
+            continue
         for entry in adapter.ips:
             text = entry.ip if isinstance(entry.ip, str) else entry.ip[0]
-            addresses.add(ip_address(text.partition("%")[0]))
-    return frozenset(addresses)
+            yield ip_address(text.partition("%")[0])
+
+
+def local_addresses() -> frozenset[IPAddress]:
+    """Every address of every interface of this host (our own packets come from these)."""
+    return frozenset(_adapter_addresses())
 
 
 def interface_addresses(names: Sequence[str]) -> list[IPAddress]:
     """The addresses of the named interfaces, IPv4 first."""
-    wanted = set(names)
-    found: list[IPAddress] = []
-    for adapter in ifaddr.get_adapters():
-        if adapter.nice_name not in wanted:
-            continue
-        for entry in adapter.ips:
-            text = entry.ip if isinstance(entry.ip, str) else entry.ip[0]
-            found.append(ip_address(text.partition("%")[0]))
-    return sorted(found, key=lambda address: address.version)
+    return sorted(_adapter_addresses(names), key=lambda address: address.version)
 
 
 def _listed(addresses: frozenset[IPAddress], most: int = 8) -> str:

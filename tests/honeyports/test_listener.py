@@ -120,7 +120,7 @@ def test_udp_hit_and_reply_bounded_by_the_datagram() -> None:
         def write(self, packet: bytes, addr: tuple[str, int]) -> None:
             sent.append((packet, addr))
 
-    protocol.transport = Transport_()  # type: ignore[assignment]
+    protocol.makeConnection(Transport_())  # type: ignore[arg-type]
     query = bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d0000010001")
     protocol.datagramReceived(query, ("10.5.5.5", 5353))
     protocol.datagramReceived(b"\x00", ("10.5.5.5", 5353))
