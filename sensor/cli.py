@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sensor.config import SensorConfig, default_config, load_config, parse_ports
+from sensor.config import FORMATS, SensorConfig, default_config, load_config, parse_ports
 from sensor.errors import ConfigError, SensorError
 from sensor.replay import replay
 
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
                     "clock, so the output is deterministic. A one-line summary goes to stderr.")
     replay_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="Zeek log file or directory")
     replay_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
-    replay_cmd.add_argument("--format", choices=("ecs", "ocsf"), default="ecs",
+    replay_cmd.add_argument("--format", choices=FORMATS, default="ecs",
                             help="alert format: ECS (default) or OCSF Detection Finding")
 
     run_cmd = commands.add_parser(
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sensor.daemon import run_daemon
 
             config = _config(args.config)
-            return run_daemon(config, config_path=args.config, metrics_listen=config.metrics_listen)
+            return run_daemon(config, config_path=args.config)
         if args.command == "honeyports":
             from honeyports.command import run_honeyports
 

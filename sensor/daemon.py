@@ -424,12 +424,12 @@ def _lock_state_dir(state_dir: Path) -> IO[bytes] | None:
     return lock
 
 
-def run_daemon(config: SensorConfig, config_path: Path | None = None,
-               metrics_listen: tuple[str, int] | None = None) -> int:
+def run_daemon(config: SensorConfig, config_path: Path | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; return the exit status.
 
-    ``config_path`` is read again on SIGHUP; ``metrics_listen`` (address, port) serves Prometheus metrics.
+    ``config_path`` is read again on SIGHUP; ``sensor.metrics_listen`` (address, port) serves Prometheus metrics.
     """
+    metrics_listen = config.metrics_listen
     try:
         lock = _lock_state_dir(config.state_dir)
     except OSError as error:
