@@ -26,7 +26,7 @@ from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
 from honeyports.service import HoneyportService, raise_descriptor_limit
 from sensor.config import HoneyportsConfig, SensorConfig
-from sensor.pipeline import Pipeline
+from sensor.daemon.pipeline import Pipeline
 
 PORTS = 1000
 

@@ -3,10 +3,10 @@
 Data flows one way: sources → typed observations → pure correlator → alerts → sinks.
 """
 
-from sensor.alerts import Alert
-from sensor.catalogue import RULES, Action, Rule
+from sensor.alerts.alert import Alert
+from sensor.alerts.catalogue import RULES, Action, Rule
 from sensor.config import SensorConfig, default_config, load_config, parse_config
-from sensor.correlator import Correlator
+from sensor.detect.correlator import Correlator
 from sensor.errors import ConfigError, LogReadError, SensorError
 from sensor.observations import (
     ConnAttempt,

@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
             return 0
         if args.command == "run":
-            from sensor.daemon import run_daemon
+            from sensor.daemon.run import run_daemon
 
             config = _config(args.config)
             return run_daemon(config, config_path=args.config)
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return run_honeyports(dataclasses.replace(config, honeyports=honey))
         if args.command == "mdns":
-            from sensor.mdnscommand import run_mdns
+            from sensor.mdns.command import run_mdns
 
             config = _config(args.config)
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces

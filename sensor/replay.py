@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
+from sensor.alerts.render import render_line
 from sensor.config import SensorConfig
-from sensor.correlator import Correlator
+from sensor.detect.correlator import Correlator
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.render import render_line
-from sensor.zeeklog import MalformedLog, ZeekLog, discover
-from sensor.zeekmap import observations_of, wanted_fields
+from sensor.zeek.logs import MalformedLog, ZeekLog, discover
+from sensor.zeek.records import observations_of, wanted_fields
 
 TICK_EVERY = 60.0
 """Seconds of log time between expiry passes of the correlator."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sensor.catalogue import RULES, Action
+from sensor.alerts.catalogue import RULES, Action
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -9,10 +9,11 @@ from collections.abc import Iterable
 
 import pytest
 
-from sensor.alerts import Alert
-from sensor.catalogue import Action
+from sensor.alerts.alert import Alert
+from sensor.alerts.catalogue import Action
+from sensor.alerts.render import to_ecs
 from sensor.config import AllowlistEntry, DetectionConfig
-from sensor.correlator import Correlator
+from sensor.detect.correlator import Correlator
 from sensor.observations import (
     ConnAttempt,
     HoneyportHit,
@@ -23,7 +24,6 @@ from sensor.observations import (
     ZeekDetection,
     ZeekNotice,
 )
-from sensor.render import to_ecs
 from tests.alertcheck import validate_alert
 
 ip = ipaddress.ip_address
@@ -347,6 +347,6 @@ def test_probes_without_a_handshake_are_their_own_rule_and_not_first_contacts() 
     ("SF", "ShADadFf", Outcome.ESTABLISHED),
 ])
 def test_tcp_outcomes_from_conn_state_and_history(state: str, history: str, outcome: Outcome) -> None:
-    from sensor.zeekmap import conn_outcome
+    from sensor.zeek.records import conn_outcome
 
     assert conn_outcome("tcp", state, history, 1, frozenset()) is outcome

@@ -19,8 +19,8 @@ from sensor.config import default_config
 from sensor.errors import LogReadError
 from sensor.observations import ConnAttempt, Outcome, Transport
 from sensor.replay import replay
-from sensor.zeeklog import MalformedLog, ZeekLog, discover, log_kind
-from sensor.zeekmap import address, to_observation, wanted_fields
+from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind
+from sensor.zeek.records import address, to_observation, wanted_fields
 from tests.alertcheck import parse_alerts
 from tests.conftest import CAPTURES
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 from sensor.config import default_config
 from sensor.replay import replay
 

@@ -7,9 +7,9 @@ import shutil
 import time
 from pathlib import Path
 
-from sensor.follow import LogFollower
 from sensor.observations import ConnAttempt
-from sensor.zeeklog import MalformedLog
+from sensor.zeek.follow import LogFollower
+from sensor.zeek.logs import MalformedLog
 
 from .conftest import conn_log
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.metrics import Metrics
-from sensor.sinks import SpooledSink, build_sinks
+from sensor.daemon.metrics import Metrics
+from sensor.outputs.sinks import SpooledSink, build_sinks
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
 from sensor.config import DetectionConfig, default_config, default_config_text
-from sensor.correlator import Correlator
-from sensor.metrics import Metrics, MetricsServer
+from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
+from sensor.daemon.metrics import Metrics, MetricsServer
+from sensor.detect.correlator import Correlator
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for
 
@@ -211,8 +211,8 @@ def test_metrics_endpoint_has_no_address_labels() -> None:
 def test_an_observation_from_a_skewed_clock_does_not_drag_the_pipeline_clock(caplog: pytest.LogCaptureFixture) -> None:
     from ipaddress import ip_address
 
+    from sensor.daemon.pipeline import FUTURE_TOLERANCE, Pipeline
     from sensor.observations import ConnAttempt, Outcome, Transport
-    from sensor.pipeline import FUTURE_TOLERANCE, Pipeline
 
     wall = [1_800_000_000.0]
     pipeline = Pipeline(default_config(), [], clock=lambda: wall[0])

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.metrics import Metrics
-from sensor.sinks import SinkConfigError, SpooledSink, SpoolRecord, build_sinks, rfc5424
+from sensor.daemon.metrics import Metrics
+from sensor.outputs.sinks import SinkConfigError, SpooledSink, SpoolRecord, build_sinks, rfc5424
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
-from sensor.catalogue import Action
+from sensor.alerts.catalogue import Action
+from sensor.alerts.render import to_ecs
 from sensor.config import DetectionConfig
-from sensor.correlator import Correlator
-from sensor.mdnsdetect import (
+from sensor.detect.correlator import Correlator
+from sensor.detect.mdns import (
     HABIT_SPAN,
     MAX_TYPES_PER_HOST,
     MdnsBrowseDetector,
@@ -16,7 +17,6 @@ from sensor.mdnsdetect import (
     service_type,
 )
 from sensor.observations import MdnsQuery
-from sensor.render import to_ecs
 from tests.alertcheck import validate_alert
 
 SCANNER = "10.20.0.66"

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from sensor.alerts import Alert
-from sensor.catalogue import Action
+from sensor.alerts.alert import Alert
+from sensor.alerts.catalogue import Action
+from sensor.alerts.render import to_ecs
 from sensor.config import parse_config
-from sensor.mdnscommand import MdnsSensor, serve
+from sensor.daemon.pipeline import Pipeline
+from sensor.mdns.command import MdnsSensor, serve
 from sensor.observations import HoneyportHit, Transport
-from sensor.pipeline import Pipeline
-from sensor.render import to_ecs
 from tests.alertcheck import parse_alerts, validate_alert
 from tests.mdns.netlab import Lab, missing_tools
 from tests.waiting import wait_for

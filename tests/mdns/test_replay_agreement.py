@@ -14,10 +14,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
-from sensor.correlator import Correlator
-from sensor.mdnswatch import MDNS_PORT, MdnsWatcher
+from sensor.detect.correlator import Correlator
+from sensor.mdns.watch import MDNS_PORT, MdnsWatcher
 from sensor.observations import IPAddress, MdnsQuery
 from tests.alertcheck import parse_alerts
 from tests.conftest import CAPTURES, truth

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensor.mdnswatch import MAX_QUESTIONS, MDNS_GROUP_V4, MalformedPacketError, MdnsWatcher, questions_of
+from sensor.mdns.watch import MAX_QUESTIONS, MDNS_GROUP_V4, MalformedPacketError, MdnsWatcher, questions_of
 from sensor.observations import MdnsQuery
 from tests.mdns.packets import PTR, SRV, query_packet, response_packet
 
@@ -106,7 +106,7 @@ def test_refresh_makes_a_new_address_own_and_a_dropped_one_foreign(caplog: pytes
     gained = ipaddress.ip_address("10.40.0.200")
     own.add(gained)
     own.discard(OWN)
-    with caplog.at_level(logging.INFO, logger="sensor.mdnswatch"):
+    with caplog.at_level(logging.INFO, logger="sensor.mdns.watch"):
         subject.refresh()
     assert "changed: added 10.40.0.200; removed 10.40.0.1" in caplog.text
     question = query_packet(("_ssh._tcp.local.", PTR))

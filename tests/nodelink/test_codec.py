@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensor.nodelink import (
+from sensor.nodes.link import (
     MAX_PAYLOAD,
     Ack,
     DedupeWindow,

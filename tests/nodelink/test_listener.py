@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from sensor.config import NodesConfig
+from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
-from sensor.metrics import Metrics
-from sensor.nodelink import (
+from sensor.nodes.link import (
     MAX_UNACKED,
     Ack,
     NodeLinkTransport,
@@ -28,7 +28,7 @@ from sensor.nodelink import (
     encode_submission,
 )
 from sensor.observations import HoneyportHit, Observation, Transport
-from sensor.sinks import DeliveryError, SpoolRecord
+from sensor.outputs.sinks import DeliveryError, SpoolRecord
 
 from .conftest import Certificates
 

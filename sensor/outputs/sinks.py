@@ -37,7 +37,8 @@ from typing import Any, BinaryIO, Protocol
 
 import orjson
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
+from sensor.alerts.render import RENDERERS, render_document
 from sensor.config import (
     HTTP_KINDS,
     KNOWN_SETTINGS,
@@ -47,9 +48,8 @@ from sensor.config import (
     OutputConfig,
     SensorConfig,
 )
+from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
-from sensor.metrics import Metrics
-from sensor.render import RENDERERS, render_document
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig
-from sensor.correlator import Correlator
-from sensor.metrics import Metrics
+from sensor.daemon.metrics import Metrics
+from sensor.detect.correlator import Correlator
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.sinks import Sink
+from sensor.outputs.sinks import Sink
 
 FUTURE_TOLERANCE = 300.0
 """Seconds an observation may be stamped ahead of this host's clock and still move the pipeline's clock."""

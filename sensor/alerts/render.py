@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 
 PRODUCT = "t1046-sensor"
 VENDOR = "t1046-sensor project"

@@ -16,7 +16,7 @@ Rotated files already there at the first start are not read (the daemon starts a
 positions it has from then on, so a restart before the first lines are read still follows them through
 rotation); those read to their end are remembered by fingerprint. The live file is read only up to its
 last complete line. Positions move forward in memory as lines are read; the daemon saves them in its
-checkpoint together with the correlator state those lines produced (see :mod:`sensor.checkpoint`).
+checkpoint together with the correlator state those lines produced (see :mod:`sensor.daemon.checkpoint`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor.checkpoint import StreamPosition
+from sensor.daemon.checkpoint import StreamPosition
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeeklog import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind, open_log
-from sensor.zeekmap import observations_of, wanted_fields
+from sensor.zeek.logs import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind, open_log
+from sensor.zeek.records import observations_of, wanted_fields
 
 log = logging.getLogger(__name__)
 

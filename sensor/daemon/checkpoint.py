@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sensor.alerts import Alert
+from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
-from sensor.correlator import STATE_VERSION, Correlator
+from sensor.detect.correlator import STATE_VERSION, Correlator
 from sensor.errors import SensorError
-from sensor.sinks import write_atomically
+from sensor.outputs.sinks import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -49,10 +49,10 @@ from typing import Any
 import orjson
 
 from sensor.config import NodeConfig, NodesConfig, SensorConfig
+from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
-from sensor.metrics import Metrics
 from sensor.observations import HoneyportHit, IPAddress, MdnsQuery, Observation, Transport
-from sensor.sinks import Backoff, DeliveryError, Spool, SpooledSink, SpoolRecord, read_secret, write_atomically
+from sensor.outputs.sinks import Backoff, DeliveryError, Spool, SpooledSink, SpoolRecord, read_secret, write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sensor.catalogue import Action, Rule
+from sensor.alerts.catalogue import Action, Rule
 from sensor.observations import IPAddress
 
 

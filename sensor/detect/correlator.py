@@ -28,10 +28,10 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sensor.alerts import Alert
-from sensor.catalogue import RULES, Action
+from sensor.alerts.alert import Alert
+from sensor.alerts.catalogue import RULES, Action
 from sensor.config import DetectionConfig
-from sensor.mdnsdetect import MdnsBrowseDetector
+from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.observations import (
     FAILED_OUTCOMES,
     ConnAttempt,

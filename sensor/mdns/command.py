@@ -14,11 +14,11 @@ import logging
 import signal
 
 from sensor.config import MdnsConfig, SensorConfig
-from sensor.mdnsdecoy import DecoyAdvertiser
-from sensor.mdnswatch import MdnsWatcher, QueryEmitter, WatcherError
+from sensor.daemon.pipeline import Pipeline
+from sensor.mdns.decoy import DecoyAdvertiser
+from sensor.mdns.watch import MdnsWatcher, QueryEmitter, WatcherError
 from sensor.observations import MdnsQuery
-from sensor.pipeline import Pipeline
-from sensor.sinks import DRAIN_SECONDS, build_sinks, drain_all
+from sensor.outputs.sinks import DRAIN_SECONDS, build_sinks, drain_all
 
 log = logging.getLogger(__name__)
 

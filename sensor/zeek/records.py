@@ -23,7 +23,7 @@ from sensor.observations import (
     ZeekDetection,
     ZeekNotice,
 )
-from sensor.zeeklog import Record, ZeekLog
+from sensor.zeek.logs import Record, ZeekLog
 
 FIELDS: dict[str | None, tuple[str, ...]] = {
     "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",

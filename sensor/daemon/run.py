@@ -7,7 +7,7 @@ that loop with the follower and the sinks' workers.
 Delivery that survives ``kill -9``: every :data:`CHECKPOINT_SECONDS` (when anything happened) the
 follower's positions, the correlator, the alerts produced since the last commit and the remote nodes' last
 sequence numbers are saved in one atomic checkpoint; only then are the alerts handed to the sinks' spools
-(:mod:`sensor.checkpoint`) and the nodes' observations acknowledged. Alerts from Zeek logs and observations
+(:mod:`sensor.daemon.checkpoint`) and the nodes' observations acknowledged. Alerts from Zeek logs and observations
 of remote nodes are therefore never lost nor repeated; a honeyport or mDNS observation made here in the
 second before a crash is lost with the in-memory state (there is no log or node to have it again from).
 
@@ -35,17 +35,16 @@ import orjson
 from twisted.internet.defer import Deferred
 
 from honeyports.service import HoneyportService, asyncio_reactor
-from sensor.alerts import Alert
-from sensor.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
+from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig, load_config
+from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
+from sensor.daemon.metrics import Metrics, MetricsServer
+from sensor.daemon.pipeline import Pipeline
 from sensor.errors import ConfigError, SensorError
-from sensor.follow import LogFollower
-from sensor.mdnscommand import MdnsSensor
-from sensor.metrics import Metrics, MetricsServer
-from sensor.nodelink import NodeForwarder, NodeListener, build_forwarder, start_listener
+from sensor.mdns.command import MdnsSensor
+from sensor.nodes.link import NodeForwarder, NodeListener, build_forwarder, start_listener
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.pipeline import Pipeline
-from sensor.sinks import (
+from sensor.outputs.sinks import (
     DRAIN_SECONDS,
     SinkConfigError,
     SpooledSink,
@@ -54,7 +53,8 @@ from sensor.sinks import (
     drain_all,
     write_atomically,
 )
-from sensor.zeeklog import MalformedLog
+from sensor.zeek.follow import LogFollower
+from sensor.zeek.logs import MalformedLog
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncZeroconf
 
 from sensor.config import MdnsDecoy
-from sensor.mdnsdetect import decoy_host
-from sensor.mdnswatch import interface_addresses
+from sensor.detect.mdns import decoy_host
+from sensor.mdns.watch import interface_addresses
 from sensor.observations import MdnsQuery
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+"""Source: Zeek's logs — reading TSV/JSON logs (:mod:`.logs`), turning records into observations
+(:mod:`.records`) and following a live log directory through rotation (:mod:`.follow`).
+
+Nothing here judges evidence or delivers alerts: it only produces typed observations.
+"""
