@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sensor.alerts.catalogue import Action, Rule
-from sensor.observations import IPAddress
+from sensor.observations import IPAddress, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class Alert:
     update: int
     """1 for the first alert of an incident, then 2, 3, … as it grows."""
     ts: float
-    """When the correlator emitted it: log time in ``replay``, wall time in ``run``."""
+    """The correlator's clock when it emitted the update: the watermark over the evidence's event times."""
     action: Action
     rule: Rule
     """The rule that caused this update."""
@@ -51,6 +51,14 @@ class Alert:
     """The allowlist reason when the scanner is authorized; ``None`` otherwise."""
     closed: bool = False
     """True for the final update sent when the incident went quiet."""
+    transports: tuple[Transport, ...] = ()
+    """Transports of the evidence, in the order first seen (empty for mDNS and notices without one)."""
+    source_port: int | None = None
+    """The scanner's port when the incident is one connection (a single honeyport touch): with the single
+    target, port and transport it makes the connection's 5-tuple (``network.community_id``)."""
+    created: float | None = None
+    """Wall-clock time the sensor emitted the update (``event.created``), set by the live pipeline; ``None``
+    in ``replay``, whose ``event.created`` is :attr:`ts`."""
 
     @property
     def event_id(self) -> str:
