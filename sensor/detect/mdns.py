@@ -23,7 +23,8 @@ on a browse as such; it learns, per host, what that host usually asks, and weigh
 
 State is bounded: at most ``max_sources`` hosts (least recently active evicted first), at most
 :data:`MAX_TYPES_PER_HOST` types per host, :data:`MAX_POPULAR_TYPES` types in the link-wide table; hosts
-idle for ``slow_window`` are forgotten. No clock is read: ``now`` is an argument.
+idle for ``slow_window`` are forgotten. No clock is read: ``now`` is an argument (the watermark), and the
+weights are added up within one window around each question's own time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import re
 from collections import OrderedDict
 
 from sensor.config import DetectionConfig
+from sensor.detect.windows import densest_weight
 from sensor.observations import IPAddress, MdnsQuery
 
 ENUMERATION_NAME = "_services._dns-sd._udp.local"
@@ -202,11 +204,12 @@ class MdnsBrowseDetector:
         weight = self.weight(source, browsed)
         if weight <= 0.0:
             return []
+        window = self._config.window
         host.recent[browsed] = (max(ts, host.recent.get(browsed, (ts, 0.0))[0]), weight)
-        cutoff = now - self._config.window
+        cutoff = now - 2 * window
         for stale in [t for t, (when, _) in host.recent.items() if when < cutoff]:
             del host.recent[stale]
-        if sum(w for _, w in host.recent.values()) < 1.0 - 1e-9:
+        if densest_weight(host.recent.values(), ts, window) < 1.0 - 1e-9:
             return []
         if any(t in self._sensitive or t in ROUTINE_TYPES for t in host.recent):
             return ["T1046-MDNS-SENSITIVE"]
