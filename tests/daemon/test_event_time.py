@@ -152,3 +152,39 @@ def test_every_incident_update_is_committed_once_and_in_order_across_the_crash(t
     assert by_incident
     for updates in by_incident.values():
         assert updates == list(range(1, len(updates) + 1)), "no update lost, none repeated"
+
+
+def test_a_live_scans_final_extent_reaches_the_sinks_within_60_s_of_its_last_probe(tmp_path: Path) -> None:
+    """Zeek writes each line a few seconds after its connection; the daemon ticks every 5 s; the update with
+    the scan's final extent must be committed within 60 s of the last probe, without waiting for
+    ``idle_timeout`` or a shutdown."""
+    source = DATA / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
+    lines = source.read_text().splitlines(keepends=True)
+    header = "".join(line for line in lines if line.startswith("#") and not line.startswith("#close"))
+    body = [line for line in lines if not line.startswith("#")]
+    last_probe = max(_ts(line) for line in body)
+    logs = tmp_path / "zeek"
+    logs.mkdir()
+    (logs / "conn.log").write_text(header)
+    config_path = tmp_path / "sensor.yaml"
+    config_path.write_text(f"sensor: {{name: lifecycle, state_dir: {tmp_path / 'state'}}}\n"
+                           f"zeek: {{log_dir: {logs}}}\nhoneyports: {{listen: [], tcp: ''}}\n"
+                           f"outputs:\n  - {{type: file, path: {tmp_path / 'alerts.jsonl'}}}\n")
+    wall = [min(_ts(line) for line in body)]
+    run = Run(config_path, lambda: wall[0])
+    with (logs / "conn.log").open("a") as stream:
+        for line in sorted(body, key=_ts):
+            wall[0] = max(wall[0], _ts(line) + 5.0)
+            stream.write(line)
+    run.read_all()
+    run.commit()
+    final_at = None
+    while final_at is None and wall[0] < last_probe + 300:
+        wall[0] += 5.0
+        run.read_all()
+        run.commit()
+        if any(a.distinct_ports == 1000 and not a.closed for a in run.committed):
+            final_at = wall[0]
+    assert final_at is not None and final_at - last_probe <= 60.0, final_at
+    assert run.committed[0].distinct_ports < 1000, "the incident opened before the scan was over"
+    assert not any(a.closed for a in run.committed), "closing waits for idle_timeout"
