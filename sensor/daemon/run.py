@@ -43,7 +43,8 @@ from sensor.daemon.metrics import Metrics, MetricsServer
 from sensor.daemon.pipeline import Pipeline
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
-from sensor.nodes.link import NodeForwarder, NodeListener, build_forwarder, start_listener
+from sensor.nodes.forwarder import NodeForwarder, build_forwarder
+from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.outputs.sinks import (
     DRAIN_SECONDS,
