@@ -21,8 +21,8 @@ from twisted.internet.task import LoopingCall
 
 from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.config import SensorConfig
-from sensor.daemon.metrics import Metrics
 from sensor.daemon.pipeline import Pipeline
+from sensor.metrics import Metrics
 from sensor.nodes.forwarder import build_forwarder
 from sensor.outputs.sinks import DRAIN_SECONDS, SpooledSink, build_sinks, drain_all
 

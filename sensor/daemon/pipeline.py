@@ -17,9 +17,9 @@ from dataclasses import replace
 
 from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig
-from sensor.daemon.metrics import Metrics
 from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import FUTURE_TOLERANCE, Watermark
+from sensor.metrics import Metrics
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.outputs.sinks import Sink
 

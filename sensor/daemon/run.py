@@ -39,10 +39,10 @@ from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig, load_config
 from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
-from sensor.daemon.metrics import Metrics, MetricsServer
 from sensor.daemon.pipeline import Pipeline
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
+from sensor.metrics import Metrics, MetricsServer
 from sensor.nodes.forwarder import NodeForwarder, build_forwarder
 from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsQuery, Observation

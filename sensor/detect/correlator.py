@@ -23,17 +23,14 @@ active source (or close the least recently active incident) first.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from sensor.alerts.alert import Alert
-from sensor.alerts.catalogue import Action
 from sensor.config import DetectionConfig
 from sensor.detect import scans
-from sensor.detect.evidence import Evidence, Track
-from sensor.detect.incidents import action_of, incident_alert
+from sensor.detect.evidence import Track
+from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.zeekview import rule_for_zeek, zeek_action
 from sensor.observations import (
@@ -62,27 +59,6 @@ _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
 _ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_OPEN, Outcome.STEALTH, Outcome.OTHER
 """Module constants: reading an enum member off its class is a Python-level lookup, and ``_conn`` runs
 for every conn.log record."""
-_Key = tuple[IPAddress, str | None]
-
-
-def _snapshot(track: Track) -> tuple[Action, int, int, int, int, int]:
-    """(action, rules, evidence sources, payloads sampled, targets, ports): an update is due at once when one
-    of the first four changes, and for growth when targets or ports doubled."""
-    detail = track.evidence()
-    _, payloads, targets, ports = track.extent()
-    return action_of(track), len(detail.rules), len(detail.sources), payloads, targets, ports
-
-
-@dataclass(slots=True)
-class CorrelatorStats:
-    """Counters an operator wants to see (and a flood test asserts on)."""
-
-    observations: int = 0
-    ignored: int = 0
-    alerts: int = 0
-    suppressed: int = 0
-    evicted_sources: int = 0
-    closed_incidents: int = 0
 
 
 class Correlator:
@@ -91,11 +67,7 @@ class Correlator:
 
     def __init__(self, config: DetectionConfig) -> None:
         self._config = config
-        self._tracks: OrderedDict[_Key, Track] = OrderedDict()
-        self._open: OrderedDict[_Key, None] = OrderedDict()
-        """Keys of the tracks with an open incident, least recently active first."""
-        self._unsent: OrderedDict[_Key, None] = OrderedDict()
-        """Open incidents that grew since their last update, least recently active first."""
+        self._tracks: OrderedDict[Key, Track] = OrderedDict()
         self._mdns = MdnsBrowseDetector(config)
         self._walk = scans.RandomWalk(config)
         self._targets: dict[IPAddress, bool] = {}
@@ -103,6 +75,7 @@ class Correlator:
         self._next_housekeeping = float("-inf")
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
+        self._incidents = Incidents(config, self.stats, self._tracks)
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -129,25 +102,20 @@ class Correlator:
     def flush(self, now: float) -> list[Alert]:
         """An update for every open incident that grew since its last one (shutdown: nothing is held back;
         the incidents stay open)."""
-        alerts: list[Alert] = []
-        for key in list(self._unsent):
-            alerts.extend(self._settle(self._tracks[key], now))
-        return alerts
+        return self._incidents.flush(now)
 
     def close_all(self, now: float) -> list[Alert]:
         """Close every open incident (a command that keeps no state across runs is stopping)."""
         alerts: list[Alert] = []
         for track in self._tracks.values():
-            alerts.extend(self._close(track, now))
+            alerts.extend(self._incidents.close(track, now))
         self._tracks.clear()
-        self._open.clear()
-        self._unsent.clear()
         return alerts
 
     @property
     def open_incidents(self) -> int:
         """Number of incidents open now."""
-        return len(self._open)
+        return self._incidents.count
 
     @property
     def tracked_sources(self) -> int:
@@ -170,7 +138,7 @@ class Correlator:
         tags = conn.zeek_tags
         if outcome is _ESTABLISHED and track.detail is None and not tags:
             fired = self._walk.step(track, target, outcome)
-            return alerts + self._update(track, fired, now) if fired else alerts
+            return alerts + self._incidents.update(track, fired, now) if fired else alerts
         config = self._config
         detail = track.evidence()
         detail.count((target,), (conn.target_port,))
@@ -194,7 +162,7 @@ class Correlator:
             detail.failed += 1
             fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
         fired += self._walk.step(track, target, outcome)
-        return alerts + self._update(track, fired, now)
+        return alerts + self._incidents.update(track, fired, now)
 
     def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
@@ -203,7 +171,7 @@ class Correlator:
         if hit.payload and len(detail.payloads) < sample:
             detail.payloads.setdefault(hit.payload)
         if hit.follow_up:
-            return alerts + self._update(track, [], now)
+            return alerts + self._incidents.update(track, [], now)
         track.probes += 1
         detail.count((hit.target,), (hit.target_port,))
         detail.probed(hit.transport, hit.source_port)
@@ -216,7 +184,7 @@ class Correlator:
             detail.nodes.setdefault(hit.node)
         fired = ["T1046-HONEYPORT"]
         fired += scans.failed_pair(self._config, detail, hit.target, hit.transport, hit.target_port, hit.ts)
-        return alerts + self._update(track, fired, now)
+        return alerts + self._incidents.update(track, fired, now)
 
     def _mdns_query(self, query: MdnsQuery, now: float) -> list[Alert]:
         fired = self._mdns.rules_for(query, now)
@@ -229,7 +197,7 @@ class Correlator:
         if len(detail.mdns_names) < self._config.sample_size:
             detail.mdns_names.setdefault(query.name.lower().rstrip("."))
         detail.sample_uids((query.uid,), self._config.sample_size)
-        return alerts + self._update(track, fired, now)
+        return alerts + self._incidents.update(track, fired, now)
 
     def _zeek_notice(self, notice: ZeekNotice, now: float) -> list[Alert]:
         action = zeek_action(notice.note)
@@ -242,7 +210,7 @@ class Correlator:
         detail.sample_uids((notice.uid,), self._config.sample_size)
         detail.count(() if notice.target is None else (notice.target,),
                      () if notice.target_port is None else (notice.target_port,))
-        return alerts + self._update(track, [rule_for_zeek(action, "T1046-ZEEK-NOTICE")], now)
+        return alerts + self._incidents.update(track, [rule_for_zeek(action, "T1046-ZEEK-NOTICE")], now)
 
     def _zeek_detection(self, detection: ZeekDetection, now: float) -> list[Alert]:
         action = zeek_action(detection.kind)
@@ -259,7 +227,7 @@ class Correlator:
                            max(old[2], detection.n_probes), max(old[3], detection.n_failed))
         detail.count(detection.targets, detection.ports)
         detail.sample_uids(detection.uids, self._config.sample_size)
-        return alerts + self._update(track, [rule_for_zeek(action, "T1046-ZEEK-DETECTION")], now)
+        return alerts + self._incidents.update(track, [rule_for_zeek(action, "T1046-ZEEK-DETECTION")], now)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -293,7 +261,7 @@ class Correlator:
         alerts: list[Alert] = []
         if track is not None and ts > track.last_seen + self._config.idle_timeout:
             del tracks[key]
-            alerts = self._close(track, now)
+            alerts = self._incidents.close(track, now)
             track = None
         if track is None:
             if len(tracks) >= self._config.max_sources:
@@ -301,15 +269,15 @@ class Correlator:
             track = tracks[key] = Track(source, key[1], ts)
             return track, alerts
         tracks.move_to_end(key)
-        if track.detail is not None and key in self._open:
-            self._open.move_to_end(key)
+        if track.detail is not None:
+            self._incidents.touched(key)
         track.seen(ts)
         return track, alerts
 
     def _evict(self, now: float) -> list[Alert]:
         _, track = self._tracks.popitem(last=False)
         self.stats.evicted_sources += 1
-        return self._close(track, now)
+        return self._incidents.close(track, now)
 
     def _housekeeping(self, now: float) -> list[Alert]:
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
@@ -321,13 +289,8 @@ class Correlator:
             if track.last_seen >= cutoff:
                 break
             del self._tracks[key]
-            alerts.extend(self._close(track, now))
-        quiet = now - config.final_update_after
-        while self._unsent:
-            track = self._tracks[next(iter(self._unsent))]
-            if track.last_seen > quiet:
-                break
-            alerts.extend(self._settle(track, now))
+            alerts.extend(self._incidents.close(track, now))
+        alerts.extend(self._incidents.quiet(now - config.final_update_after, now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
             slow_cutoff = now - config.slow_window
@@ -336,69 +299,3 @@ class Correlator:
                     scans.prune_failed(track.detail, slow_cutoff)
             self._mdns.expire(now)
         return alerts
-
-    # -- incidents ------------------------------------------------------------------------------
-
-    def _update(self, track: Track, fired: list[str], now: float) -> list[Alert]:
-        detail = track.detail
-        if detail is None:
-            if not fired:
-                return []
-            detail = track.evidence()
-        new_rules = [rule for rule in dict.fromkeys(fired) if rule not in detail.rules]
-        if new_rules and not detail.rules:
-            if len(self._open) >= self._config.max_incidents:
-                return self._close_oldest_incident(now, track, new_rules)
-            self._open[track.key] = None
-            detail.incident_id = hashlib.sha256(
-                f"{track.source}|{track.authorized}|{track.first_seen:.6f}".encode()).hexdigest()[:24]
-        for rule in new_rules:
-            detail.rules[rule] = None
-        if not detail.rules:
-            return []
-        snapshot = _snapshot(track)
-        last = detail.alerted
-        if last is None or snapshot[:4] != last[:4] or (
-                (snapshot[4] >= 2 * last[4] or snapshot[5] >= 2 * last[5])
-                and now >= detail.alerted_at + self._config.update_every):
-            return self._emit(track, now, closed=False)
-        if track.extent() != detail.alerted_extent:
-            self._unsent[track.key] = None
-            self._unsent.move_to_end(track.key)
-        return []
-
-    def _settle(self, track: Track, now: float) -> list[Alert]:
-        """The update with the incident's extent as it stands (it grew since the last one)."""
-        self._unsent.pop(track.key, None)
-        if track.extent() == track.evidence().alerted_extent:
-            return []
-        return self._emit(track, now, closed=False)
-
-    def _close_oldest_incident(self, now: float, track: Track, new_rules: list[str]) -> list[Alert]:
-        oldest = next(iter(self._open))
-        alerts = self._close(self._tracks.pop(oldest), now)
-        return alerts + self._update(track, new_rules, now)
-
-    def _close(self, track: Track, now: float) -> list[Alert]:
-        """The incident's last update, ``closed: true`` (nothing for a source without an incident)."""
-        detail = track.detail
-        if detail is None or not detail.rules:
-            return []
-        key = track.key
-        del self._open[key]
-        self._unsent.pop(key, None)
-        self.stats.closed_incidents += 1
-        return self._emit(track, now, closed=True)
-
-    def _emit(self, track: Track, now: float, *, closed: bool) -> list[Alert]:
-        detail: Evidence = track.evidence()
-        detail.alerted_extent = track.extent()
-        detail.alerted = _snapshot(track)
-        detail.alerted_at = now
-        self._unsent.pop(track.key, None)
-        alert = incident_alert(track, now, self._config.sample_size, closed=closed)
-        if track.authorized is not None and self._config.allowlist_mode == "suppress":
-            self.stats.suppressed += 1
-            return []
-        self.stats.alerts += 1
-        return [alert]

@@ -29,12 +29,11 @@ weights are added up within one window around each question's own time.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 
 from sensor.config import DetectionConfig
 from sensor.detect.windows import densest_weight
-from sensor.observations import IPAddress, MdnsQuery
+from sensor.observations import IPAddress, MdnsQuery, decoy_host
 
 ENUMERATION_NAME = "_services._dns-sd._udp.local"
 ROUTINE_TYPES = frozenset({
@@ -62,7 +61,6 @@ MAX_TYPES_PER_HOST = 64
 MAX_POPULAR_TYPES = 4096
 _BROWSE_TYPES = frozenset({"PTR", "ANY", "*"})
 _LOOKUP_TYPES = frozenset({"SRV", "TXT", "A", "AAAA", "ANY", "*"})
-_HOST_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
 def service_type(name: str) -> str | None:
@@ -73,12 +71,6 @@ def service_type(name: str) -> str | None:
     if not labels[-3].startswith("_"):
         return None
     return f"{labels[-3]}.{labels[-2]}"
-
-
-def decoy_host(instance: str) -> str:
-    """The host name a decoy's SRV record points at (``backup-nas.local`` for ``Backup NAS``)."""
-    label = _HOST_LABEL.sub("-", instance.lower()).strip("-")[:63] or "decoy"
-    return f"{label}.local"
 
 
 class _Habit:

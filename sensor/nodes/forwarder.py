@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from sensor.config import NodeConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
+from sensor.metrics import Metrics
 from sensor.nodes.codec import (
     EPOCH,
     HELLO_SECONDS,

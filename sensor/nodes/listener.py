@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sensor.config import NodesConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
+from sensor.metrics import Metrics
 from sensor.nodes.codec import (
     HELLO_SECONDS,
     IDLE_SECONDS,

@@ -17,8 +17,8 @@ import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import load_config
-from sensor.daemon.metrics import Metrics
 from sensor.daemon.run import Daemon
+from sensor.metrics import Metrics
 from sensor.replay import replay
 
 DATA = Path(__file__).resolve().parents[1] / "data"

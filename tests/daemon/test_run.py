@@ -20,8 +20,8 @@ import yaml
 
 from sensor.config import DetectionConfig, default_config, default_config_text
 from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
-from sensor.daemon.metrics import Metrics, MetricsServer
 from sensor.detect.correlator import Correlator
+from sensor.metrics import Metrics, MetricsServer
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from sensor.config import NodesConfig
-from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
+from sensor.metrics import Metrics
 from sensor.nodes.codec import Ack, Ready, Refused, decode_message, encode_hello, encode_submission
 from sensor.nodes.forwarder import NodeLinkTransport
 from sensor.nodes.listener import MAX_UNACKED, NodeListener
