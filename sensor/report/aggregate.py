@@ -118,15 +118,15 @@ def cell_outcomes(rows: Axis, columns: npt.NDArray[np.intp], width: int,
     return totals, np.argmax(weight, axis=0)
 
 
-def heat(rows: Axis, columns: Axis,
-         outcome: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Probes per (target, port) cell, and which cells had a probe that found something."""
+def heat(rows: Axis, columns: Axis, outcome: npt.NDArray[np.uint8]
+         ) -> tuple[npt.NDArray[np.int64], dict[Shown, npt.NDArray[np.bool_]]]:
+    """Probes per (target, port) cell, and for each outcome that found something the cells that had one."""
     height, width = len(rows.labels), len(columns.labels)
     cell = rows.position * width + columns.position
     totals = np.bincount(cell, minlength=height * width).reshape(height, width)
-    found = np.isin(outcome, np.asarray(FOUND_SOMETHING, dtype=np.uint8))
-    marked = np.bincount(cell, weights=found, minlength=height * width).reshape(height, width) > 0
-    return totals, marked
+    marks = {found: np.bincount(cell, weights=outcome == found, minlength=height * width).reshape(height, width) > 0
+             for found in FOUND_SOMETHING}
+    return totals, marks
 
 
 def unit_of(extent: float) -> tuple[str, float]:

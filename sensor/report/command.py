@@ -33,7 +33,7 @@ class ReportSummary:
     incidents: int
     probes: int
     alerts: int
-    """Alerts (incident updates) read or made."""
+    """Alerts (incident updates) of the incidents reported."""
     skipped: int
     """Lines of alerts files that were not ECS alerts."""
     out: Path
@@ -42,10 +42,14 @@ class ReportSummary:
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
-        skipped = f", {self.skipped} lines skipped" if self.skipped else ""
-        pngs = f" and {len(self.pngs)} PNGs" if self.pngs else ""
-        return (f"report: {self.incidents} incidents from {self.alerts} alerts{skipped}, {self.probes} probes"
-                f" drawn; wrote {self.out} ({self.size} bytes){pngs}")
+        skipped = f", {_count(self.skipped, 'line')} skipped" if self.skipped else ""
+        pngs = f" and {_count(len(self.pngs), 'PNG')}" if self.pngs else ""
+        return (f"report: {_count(self.incidents, 'incident')} from {_count(self.alerts, 'alert')}{skipped},"
+                f" {_count(self.probes, 'probe')} drawn; wrote {self.out} ({self.size} bytes){pngs}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def scanner_address(text: str) -> IPAddress:
@@ -128,7 +132,7 @@ def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir
     return ReportSummary(
         incidents=len(incidents),
         probes=sum(len(section.probes) for section in sections),
-        alerts=len(updates),
+        alerts=sum(incident.updates for incident in incidents),
         skipped=skipped,
         out=out,
         size=len(document),

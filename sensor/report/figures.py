@@ -2,10 +2,11 @@
 
 Three panels share the story: probes per time bin stacked by outcome (how fast, is it still going), the
 timeline of targets (time x target, each cell coloured by its most telling outcome), and the target x port
-heat map with the cells where something answered marked. Rule firings are vertical lines on the time
-axes. Everything is aggregated first (:mod:`sensor.report.aggregate`), so the drawing is bounded whatever
-the number of probes. Uses ``matplotlib.figure.Figure`` directly: no pyplot, no global state, no display.
-Text is drawn with mathtext off, so a ``$`` in attacker-chosen text is only a dollar sign.
+heat map, marking the cells where a probe was answered, half-open or touched a honeyport. Rule firings
+are vertical lines on the time axes. Everything is aggregated first (:mod:`sensor.report.aggregate`), so
+the drawing is bounded whatever the number of probes. Uses ``matplotlib.figure.Figure`` directly: no
+pyplot, no global state, no display. Text is drawn with mathtext off, so a ``$`` in attacker-chosen text
+is only a dollar sign.
 """
 
 from __future__ import annotations
@@ -117,16 +118,20 @@ def _timeline(axes: Axes, probes: Probes, bins: Bins, unit: float) -> None:
 
 def _heat_map(figure: Figure, axes: Axes, colour_axes: Axes, probes: Probes) -> None:
     rows, columns = target_axis(probes), port_axis(probes)
-    totals, found = heat(rows, columns, probes.outcome)
+    totals, marks = heat(rows, columns, probes.outcome)
     cmap = ListedColormap(mpl.colormaps["Blues"](np.linspace(0.25, 1.0, 256))).with_extremes(bad="white")
     shown = np.ma.masked_equal(totals, 0)
     image = axes.imshow(shown, aspect="auto", interpolation="nearest", cmap=cmap,
                         norm=LogNorm(vmin=1, vmax=max(int(totals.max()), 2)))
-    marked_rows, marked_columns = np.nonzero(found)
-    if marked_rows.size:
-        axes.scatter(marked_columns, marked_rows, s=22, marker="o", color=COLOURS[Shown.ANSWERED],
-                     edgecolors="white", linewidths=0.6, label="something answered (or a honeyport)")
-        axes.legend(loc="upper right", bbox_to_anchor=(1.0, 1.12), frameon=False, fontsize=7)
+    for number, (outcome, marked) in enumerate(marks.items()):
+        marked_rows, marked_columns = np.nonzero(marked)
+        if marked_rows.size:
+            offset = (number - 1) * 0.22
+            axes.scatter(marked_columns + offset, marked_rows, s=20, marker="o", color=COLOURS[outcome],
+                         edgecolors="white", linewidths=0.6, label=outcome.label)
+    if any(marked.any() for marked in marks.values()):
+        axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7, ncols=3,
+                    title="cells where a probe found a", title_fontsize=7)
     axes.set_yticks(range(len(rows.labels)), rows.labels, fontsize=7 if len(rows.labels) > 12 else 8)
     axes.set_xticks(range(len(columns.labels)), columns.labels, rotation=90,
                     fontsize=7 if len(columns.labels) > 12 else 8)

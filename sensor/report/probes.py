@@ -3,11 +3,12 @@
 Read with the sensor's own Zeek log reader (:func:`sensor.zeek.logs.discover`, :class:`ZeekLog`,
 :func:`sensor.zeek.records.observations_of`), so the report judges each connection exactly as the
 correlator did. A probe belongs to the incident of its scanner whose first-to-last-seen window holds its
-time. Only the arrays are kept (about 20 bytes a probe) and a bounded set of uids to pivot on.
+time. Only arrays are kept (17 bytes a probe) and a bounded set of uids to pivot on.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -94,10 +95,10 @@ class Probes:
 
 @dataclass(slots=True)
 class _Collector:
-    ts: list[float] = field(default_factory=list)
-    target: list[int] = field(default_factory=list)
-    port: list[int] = field(default_factory=list)
-    outcome: list[int] = field(default_factory=list)
+    ts: array[float] = field(default_factory=lambda: array("d"))
+    target: array[int] = field(default_factory=lambda: array("i"))
+    port: array[int] = field(default_factory=lambda: array("i"))
+    outcome: array[int] = field(default_factory=lambda: array("B"))
     targets: dict[IPAddress, int] = field(default_factory=dict)
     first: ConnAttempt | None = None
     last: ConnAttempt | None = None
@@ -122,10 +123,10 @@ class _Collector:
         ends = [_pivot(conn, shown(conn)) for conn in (self.first, self.last) if conn is not None and conn.uid]
         pivots = tuple(dict.fromkeys([*ends[:1], *sorted(self.found.values(), key=lambda p: p.ts), *ends[1:]]))
         return Probes(
-            ts=np.asarray(self.ts, dtype=np.float64),
-            target=np.asarray(self.target, dtype=np.int32),
-            port=np.asarray(self.port, dtype=np.int32),
-            outcome=np.asarray(self.outcome, dtype=np.uint8),
+            ts=np.frombuffer(self.ts, dtype=np.float64),
+            target=np.frombuffer(self.target, dtype=np.int32),
+            port=np.frombuffer(self.port, dtype=np.int32),
+            outcome=np.frombuffer(self.outcome, dtype=np.uint8),
             targets=tuple(self.targets),
             pivots=pivots,
         )
