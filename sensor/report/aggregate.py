@@ -83,12 +83,14 @@ def port_axis(probes: Probes, cap: int = PORT_COLUMNS) -> Axis:
     return capped_axis(probes.port, probes.outcome, cap, order=lambda port: (0, port), label=str, noun="port")
 
 
-def time_bins(ts: npt.NDArray[np.float64], start: float, end: float, count: int = TIME_BINS) -> Bins:
-    """Split ``start``..``end`` into ``count`` bins of a round width (1, 2 or 5 times a power of ten)."""
+def time_bins(ts: npt.NDArray[np.float64], start: float, end: float, count: int = TIME_BINS,
+              unit: float = 1.0) -> Bins:
+    """Split ``start``..``end`` into at most ``count`` bins whose width is round in ``unit`` seconds
+    (1, 2 or 5 times a power of ten of them)."""
     extent = max(end - start, 1e-3)
-    raw = extent / count
+    raw = extent / count / unit
     magnitude = 10.0 ** np.floor(np.log10(raw))
-    width = float(next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= raw))
+    width = unit * float(next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= raw))
     bins = max(1, int(np.ceil(extent / width - 1e-9)))
     index = np.clip(((ts - start) / width).astype(np.intp), 0, bins - 1) if ts.size else np.zeros(0, np.intp)
     return Bins(start, width, bins, index)

@@ -97,7 +97,6 @@ def _rate(axes: Axes, probes: Probes, bins: Bins, unit_name: str, unit: float) -
                      color=COLOURS[outcome], linewidth=0)
             bottom += counts[outcome]
     axes.set_ylabel(f"probes per {bins.width / unit:g} {unit_name}")
-    axes.set_title("Probe rate, by outcome", loc="left")
 
 
 def _timeline(axes: Axes, probes: Probes, bins: Bins, unit: float) -> None:
@@ -145,10 +144,21 @@ def _heat_map(figure: Figure, axes: Axes, colour_axes: Axes, probes: Probes) -> 
 
 
 def _time_range(incident: Incident, probes: Probes) -> tuple[float, float]:
-    times = [incident.latest.first_seen, incident.latest.last_seen, *(f.ts for f in incident.firings)]
+    """The time axis: the incident's first to last seen, widened to its probes."""
+    times = [incident.latest.first_seen, incident.latest.last_seen]
     if len(probes):
         times += [float(probes.ts.min()), float(probes.ts.max())]
     return min(times), max(times)
+
+
+def _on_axis(firings: Sequence[RuleFiring], start: float, end: float) -> tuple[list[RuleFiring], str]:
+    """The firings drawn on the time axis (within it, give or take 5 %), and a note naming the others:
+    an alert's time is when the sensor emitted it, which a live sensor may do long after the probes."""
+    margin = 0.05 * max(end - start, 1e-3)
+    inside = [f for f in firings if start - margin <= f.ts <= end + margin]
+    outside = [f"{f.rule} at {utc(f.ts)}" for f in firings if f not in inside]
+    return inside, ("; alerted outside this axis: " + ", ".join(outside[:3])
+                    + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")) if outside else ""
 
 
 def _legend(figure: Figure, probes: Probes) -> None:
@@ -175,9 +185,11 @@ def incident_figure(incident: Incident, probes: Probes) -> Figure:
         colour_axes = figure.add_subplot(grid[2, 1])
         start, end = _time_range(incident, probes)
         unit_name, unit = unit_of(end - start)
-        groups = _firing_groups(incident.firings, start, max(end - start, 1e-3))
+        drawn, note = _on_axis(incident.firings, start, end)
+        groups = _firing_groups(drawn, start, max(end - start, 1e-3))
+        rate_axes.set_title(f"Probe rate, by outcome{note}", loc="left")
         if len(probes):
-            bins = time_bins(probes.ts, start, end)
+            bins = time_bins(probes.ts, start, end, unit=unit)
             _rate(rate_axes, probes, bins, unit_name, unit)
             _timeline(timeline_axes, probes, bins, unit)
             _heat_map(figure, heat_axes, colour_axes, probes)

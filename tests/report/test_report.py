@@ -173,3 +173,30 @@ def test_a_scan_of_100000_probes_gives_a_small_file(tmp_path: Path) -> None:
     assert "100000 from conn.log" in html
     assert re.search(r"<td>[0-9:\- ]+UTC</td><td>10\.77\.\d+\.\d+</td><td class=\"n\">2222/tcp</td>"
                      r"<td>honeyport</td>", html)
+
+
+def test_alerts_emitted_long_after_the_probes_do_not_stretch_the_time_axis(
+        tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """A live sensor may emit an update long after the probes it counts: the axis stays on the probes."""
+    from sensor.report.figures import incident_figure
+    from sensor.report.incidents import fold, read_alerts
+    from sensor.report.probes import collect
+
+    assert main(["replay", str(S2)]) == 0
+    late = []
+    for line in capsysbinary.readouterr().out.splitlines():
+        document = json.loads(line)
+        document["@timestamp"] = document["@timestamp"].replace("2026-11-28", "2026-12-01")
+        late.append(json.dumps(document))
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text("\n".join(late) + "\n")
+    updates, _skipped = read_alerts(alerts)
+    [incident] = fold(updates)
+    probes = collect([S2], [incident])[incident.incident_id]
+
+    figure = incident_figure(incident, probes)
+    rate = figure.axes[0]
+    low, high = rate.get_xlim()
+    span = float(probes.ts.max() - probes.ts.min())
+    assert high - low < 1.2 * span
+    assert "alerted outside this axis: T1046-TRW at 2026-12-01" in rate.get_title(loc="left")
