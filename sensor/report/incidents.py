@@ -47,7 +47,8 @@ class Update:
     scanner: IPAddress
     first_seen: float
     last_seen: float
-    counts: dict[str, int]
+    counts: tuple[tuple[str, int], ...]
+    """``t1046.counts`` as (name, value) pairs, in the alert's order."""
     targets: tuple[str, ...]
     ports: tuple[int, ...]
     evidence_sources: tuple[str, ...]
@@ -65,6 +66,10 @@ class Update:
     closed: bool
     message: str
     observer: str
+
+    def count(self, name: str) -> int:
+        """One of ``t1046.counts`` (0 when the alert does not carry it)."""
+        return next((value for key, value in self.counts if key == name), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ def update_of(document: dict[str, Any]) -> Update:
         scanner=ipaddress.ip_address(document["source"]["ip"]),
         first_seen=_time(event["start"]),
         last_seen=_time(event["end"]),
-        counts={str(name): int(value) for name, value in t1046.get("counts", {}).items()},
+        counts=tuple((str(name), int(value)) for name, value in t1046.get("counts", {}).items()),
         targets=_strings(sample.get("targets", [])),
         ports=tuple(int(port) for port in sample.get("ports", [])),
         evidence_sources=_strings(t1046.get("evidence_sources", [])),

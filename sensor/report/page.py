@@ -84,7 +84,6 @@ def _summary(sections: Sequence[Section]) -> str:
     rows = []
     for number, section in enumerate(sections, 1):
         latest = section.incident.latest
-        counts = latest.counts
         span = latest.last_seen - latest.first_seen
         scanner = latest.scanner
         cells = [
@@ -94,7 +93,7 @@ def _summary(sections: Sequence[Section]) -> str:
             f"<td>{_e(latest.action)}</td>",
             f'<td data-sort="{latest.first_seen:.6f}">{_e(utc(latest.first_seen))}</td>',
             f'<td class="n" data-sort="{span:.6f}">{_e(duration(span))}</td>',
-            *(f'<td class="n">{int(counts.get(name, 0))}</td>'
+            *(f'<td class="n">{latest.count(name)}</td>'
               for name in ("probes", "failed", "distinct_hosts", "distinct_ports")),
             f'<td class="n">{latest.risk_score}</td>',
             f"<td>{_e(', '.join(latest.rules))}</td>",
@@ -109,7 +108,6 @@ def _summary(sections: Sequence[Section]) -> str:
 
 def _facts(section: Section) -> str:
     latest = section.incident.latest
-    counts = latest.counts
     state = ('<span class="muted">closed: the scanner went quiet</span>' if latest.closed else
              '<span class="open">open at the end of the input: it may still be going</span>')
     who = _e(latest.scanner) + (f" (authorized: {_e(latest.authorized)})" if latest.authorized else "")
@@ -119,7 +117,7 @@ def _facts(section: Section) -> str:
         ("when", f"{_e(utc(latest.first_seen))} to {_e(utc(latest.last_seen))}"
                  f" ({_e(duration(latest.last_seen - latest.first_seen))}); {state}"),
         ("ATT&amp;CK", f'<a href="{_ATTACK[1]}">{_e(_ATTACK[0])}</a>'),
-        ("counts", _e(", ".join(f"{name.replace('_', ' ')} {value}" for name, value in counts.items()))),
+        ("counts", _e(", ".join(f"{name.replace('_', ' ')} {value}" for name, value in latest.counts))),
         ("risk", f"{latest.risk_score} ({_e(latest.severity)}), confidence {_e(latest.confidence)};"
                  f" {section.incident.updates} update{'s' if section.incident.updates != 1 else ''} read,"
                  f" the newest is number {latest.update}"),
@@ -154,7 +152,7 @@ def _evidence(incident: Incident) -> str:
     items = [
         ("sources", _listing(latest.evidence_sources)),
         ("Zeek notes", _listing(latest.notes)),
-        ("honeyports", f"{latest.counts.get('honeyport_hits', 0)} hits; profiles "
+        ("honeyports", f"{latest.count('honeyport_hits')} hits; profiles "
                        f"{_listing(latest.honeyport_profiles)}; nodes {_listing(latest.honeyport_nodes)}"),
         ("honeyport payloads", _listing(latest.honeyport_payloads)),
         ("mDNS names browsed", _listing(latest.mdns_names)),
