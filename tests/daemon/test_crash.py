@@ -69,7 +69,7 @@ def test_kill_9_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:
                 daemon = _start(config, stderr)
         replay = subprocess.run([sys.executable, "-m", "sensor", "replay", "--config", str(config), str(logs)],
                                 capture_output=True, timeout=60, check=True)
-        expected = [json.loads(line) for line in replay.stdout.splitlines()]
+        expected = [validate_alert(json.loads(line)) for line in replay.stdout.splitlines()]
         wanted = {doc["event"]["id"] for doc in expected if not doc["t1046"]["closed"]}
         alerts = state / "alerts.jsonl"
         wait_for(lambda: wanted <= set(_delivered(alerts)), 60, "the daemon to deliver every replayed alert")
