@@ -235,7 +235,6 @@ def _ocsf_evidence(alert: Alert) -> dict[str, Any]:
 def to_ocsf(alert: Alert, observer: str) -> dict[str, Any]:
     """The OCSF Detection Finding (class_uid 2004, :data:`OCSF_VERSION`) of an alert (docs/alerts.md)."""
     activity_id, activity_name = _activity(alert)
-    product = {"name": PRODUCT, "vendor_name": VENDOR, "version": VERSION}
     observables = [{"name": "evidences[0].src_endpoint.ip", "type_id": 2, "type": "IP Address",
                     "value": str(alert.scanner)}]
     if alert.target is not None:
@@ -272,8 +271,8 @@ def to_ocsf(alert: Alert, observer: str) -> dict[str, Any]:
             "uid": alert.event_id,
             "correlation_uid": alert.incident_id,
             "logged_time": _ms(emitted(alert)),
-            "product": product,
-            "loggers": [{"name": observer, "product": product}],
+            "product": {"name": PRODUCT, "vendor_name": VENDOR, "version": VERSION},
+            "loggers": [{"name": observer}],
         },
         "finding_info": {
             "uid": alert.incident_id,

@@ -10,6 +10,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
+from ocsf_json_schema import get_packaged_versions
 
 from sensor.alerts.alert import Alert
 from sensor.alerts.render import ECS_VERSION, OCSF_VERSION, rfc3339, to_ecs, to_ocsf
@@ -128,3 +129,22 @@ def test_every_replayed_alert_is_valid_ecs_and_ocsf(path: Path) -> None:
         assert ecs["event"]["start"] <= ecs["@timestamp"] == ecs["event"]["end"]
         if "network" in ecs and "community_id" in ecs["network"]:
             assert re.fullmatch(r"1:[A-Za-z0-9+/]{27}=", ecs["network"]["community_id"])
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(map(int, version.split(".")))
+
+
+LATER_OCSF = sorted((v for v in get_packaged_versions() if re.fullmatch(r"\d+\.\d+\.\d+", v)
+                     and _release(v) > _release(OCSF_VERSION)), key=_release)
+
+
+@pytest.mark.parametrize("version", LATER_OCSF)
+def test_the_ocsf_findings_are_also_valid_in_every_later_ocsf_version(version: str) -> None:
+    """A receiver on a newer OCSF accepts them unchanged (docs/alerts.md says so): relabel and validate."""
+    alerts = [TOUCH, SCAN, replace(SCAN, closed=True, authorized="scanner"),
+              *_replayed(CAPTURES / "s2_horizontal_syn_routed" / "zeek")]
+    for alert in alerts:
+        document = to_ocsf(alert, "sensor-1")
+        document["metadata"]["version"] = version
+        assert validate_alert(document)["metadata"]["version"] == version
