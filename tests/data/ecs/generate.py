@@ -26,6 +26,7 @@ import yaml
 
 SOURCE_PATH = "generated/ecs/ecs_flat.yml"
 REPOSITORY = "elastic/ecs"
+LICENSE = "Apache-2.0 (elastic/ecs LICENSE.txt)"
 FIELD_SETS = ("base", "destination", "ecs", "event", "network", "observer", "related", "rule", "source", "threat")
 """The ECS field sets the alerts use; ``base`` holds the top-level fields (``@timestamp``, ``message``, …)."""
 HERE = Path(__file__).resolve().parent
@@ -60,7 +61,7 @@ def table(source: bytes, version: str, provenance: dict[str, str]) -> dict[str, 
               if field_set(name) in FIELD_SETS}
     return {
         "ecs_version": version,
-        "provenance": {**provenance, "sha256": hashlib.sha256(source).hexdigest(),
+        "provenance": {**provenance, "license": LICENSE, "sha256": hashlib.sha256(source).hexdigest(),
                        "field_sets": list(FIELD_SETS), "generator": "tests/data/ecs/generate.py"},
         "fields": fields,
     }
