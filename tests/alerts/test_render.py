@@ -14,8 +14,9 @@ from ocsf_json_schema import get_packaged_versions
 
 from sensor.alerts.alert import Alert
 from sensor.alerts.render import ECS_VERSION, OCSF_VERSION, rfc3339, to_ecs, to_ocsf
-from sensor.config import default_config
-from sensor.observations import Transport
+from sensor.config import DetectionConfig, default_config
+from sensor.detect.correlator import Correlator
+from sensor.observations import HoneyportHit, Transport
 from sensor.replay import replay
 from tests.alertcheck import validate_alert
 from tests.alerts.samples import SCAN, T0, TOUCH
@@ -148,3 +149,19 @@ def test_the_ocsf_findings_are_also_valid_in_every_later_ocsf_version(version: s
         document = to_ocsf(alert, "sensor-1")
         document["metadata"]["version"] = version
         assert validate_alert(document)["metadata"]["version"] == version
+
+
+@pytest.mark.parametrize("transport", [Transport.TCP, Transport.UDP])
+def test_the_correlators_honeyport_touch_renders_what_the_alert_names(transport: Transport) -> None:
+    """A real correlator's alert for one touch: valid in both formats whatever it fills in, and the
+    one-connection fields appear exactly when the Alert carries the scanner's port and the transport."""
+    touch = HoneyportHit(ts=T0, source=ip_address("10.12.0.7"), source_port=40312, target=ip_address("10.12.0.1"),
+                         target_port=2222, transport=transport, profile="ssh", node="sensor-1")
+    (alert, *_) = Correlator(DetectionConfig()).observe(touch, T0)
+    ecs, ocsf = rendered(alert)
+    assert (ecs["source"], ecs["destination"]) == (
+        {"ip": "10.12.0.7", **({"port": 40312} if alert.source_port is not None else {})},
+        {"ip": "10.12.0.1", "port": 2222})
+    assert ("community_id" in ecs["network"]) == (alert.source_port is not None and alert.transports == (transport,))
+    assert ecs["network"].get("transport", transport.value) == transport.value
+    assert ecs["@timestamp"] == rfc3339(T0) and ocsf["time"] == round(T0 * 1000)
