@@ -67,8 +67,13 @@ def message(alert: Alert) -> str:
 
 
 def emitted(alert: Alert) -> float:
-    """When the sensor emitted the update: the live pipeline's wall time, else (``replay``) the correlator's clock."""
-    return alert.created if alert.created is not None else alert.ts
+    """When the sensor emitted the update: the live pipeline's wall time (:attr:`Alert.created`).
+
+    Without one (``replay``) it is the log time of the emission: the correlator's clock, or the update's newest
+    evidence where that clock is held back behind it (``detection.lateness``), for the sensor cannot have
+    emitted an update before it read the evidence in it.
+    """
+    return alert.created if alert.created is not None else max(alert.ts, alert.last_seen)
 
 
 def single_port(alert: Alert) -> int | None:

@@ -20,7 +20,7 @@ EXAMPLES = {
     "ecs": ["replay", CAPTURE],
     "ocsf": ["replay", "--format", "ocsf", CAPTURE],
 }
-"""Each example is the last alert (the incident's final update) that these arguments print."""
+"""Each example is the last alert (the incident's last update) that these arguments print."""
 BLOCK = re.compile(r"(<!-- example:(?P<name>\w+) -->\n```json\n)(?P<body>.*?)(```\n)", re.DOTALL)
 
 

@@ -21,7 +21,7 @@ TOUCH = Alert(
 )
 """A honeyport touch with one peer: the 5-tuple of the Community ID spec's example flow."""
 SCAN = replace(
-    TOUCH, update=3, action=Action.NETWORK_SCAN, rule=RULES["T1046-HORIZONTAL"],
+    TOUCH, update=3, ts=T0 + 45.0, action=Action.NETWORK_SCAN, rule=RULES["T1046-HORIZONTAL"],
     rules=("T1046-TRW", "T1046-HORIZONTAL", "T1046-HONEYPORT"), last_seen=T0 + 40.5, probes=90, failed=88,
     distinct_targets=30, distinct_ports=3, targets=tuple(ip_address(f"10.0.0.{n}") for n in range(1, 11)),
     ports=(22, 53, 80), evidence_sources=("zeek", "honeyport"), transports=(Transport.TCP, Transport.UDP),

@@ -88,7 +88,9 @@ def test_icmp_over_ipv6_is_ipv6_icmp_and_has_no_community_id_without_type_and_co
 
 def test_timestamps_are_evidence_time_and_created_is_emission_time() -> None:
     live = replace(SCAN, created=T0 + 3600.0)
-    for alert, created in ((SCAN, SCAN.ts), (live, T0 + 3600.0)):
+    held_back = replace(SCAN, ts=SCAN.last_seen - 15.0)
+    """A replayed update emitted while the watermark stays ``lateness`` behind its newest evidence."""
+    for alert, created in ((SCAN, SCAN.ts), (live, T0 + 3600.0), (held_back, SCAN.last_seen)):
         ecs, ocsf = rendered(alert)
         assert ecs["@timestamp"] == rfc3339(SCAN.last_seen) == ecs["event"]["end"]
         assert ecs["event"]["start"] == rfc3339(SCAN.first_seen)
@@ -127,7 +129,8 @@ def test_every_replayed_alert_is_valid_ecs_and_ocsf(path: Path) -> None:
         assert ecs["source"]["ip"] in ecs["related"]["ip"]
         assert ocsf["evidences"][0]["src_endpoint"]["ip"] == ecs["source"]["ip"]
         assert ocsf["observables"][0]["value"] == ecs["source"]["ip"]
-        assert ecs["event"]["start"] <= ecs["@timestamp"] == ecs["event"]["end"]
+        assert ecs["event"]["start"] <= ecs["@timestamp"] == ecs["event"]["end"] <= ecs["event"]["created"]
+        assert ocsf["time"] <= ocsf["metadata"]["logged_time"]
         if "network" in ecs and "community_id" in ecs["network"]:
             assert re.fullmatch(r"1:[A-Za-z0-9+/]{27}=", ecs["network"]["community_id"])
 
