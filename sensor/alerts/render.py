@@ -108,8 +108,9 @@ def community_id(alert: Alert) -> str | None:
 
 
 def related_ips(alert: Alert) -> list[str]:
-    """The scanner and the sampled targets, each once, scanner first."""
-    return list(dict.fromkeys([str(alert.scanner), *(str(target) for target in alert.targets)]))
+    """The scanner, its other addresses and the sampled targets, each once, scanner first."""
+    return list(dict.fromkeys([str(alert.scanner), *(str(alias) for alias in alert.aliases),
+                               *(str(target) for target in alert.targets)]))
 
 
 def evidence(alert: Alert) -> dict[str, Any]:
@@ -141,6 +142,8 @@ def evidence(alert: Alert) -> dict[str, Any]:
         },
         "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
     }
+    if alert.aliases:
+        block["scanner_aliases"] = [str(alias) for alias in alert.aliases]
     if alert.authorized is not None:
         block["authorized"] = {"reason": alert.authorized}
     return block
