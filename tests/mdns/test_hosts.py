@@ -60,8 +60,8 @@ def test_a_host_seen_over_ipv4_and_ipv6_is_one_incident() -> None:
     assert {a.incident_id for a in alerts} == {alerts[0].incident_id}
     assert {a.scanner for a in alerts} == {V4}
     last = alerts[-1]
-    assert (last.aliases == (V6,) and last.honeyport_hits == 1 and last.action is Action.PORT_SCAN) or \
-        last.action is Action.HONEYPORT_PROBE
+    assert (last.aliases, last.honeyport_hits, last.action) == ((V6,), 1, Action.HONEYPORT_PROBE)
+    assert set(last.rules) == {"T1046-MDNS-SENSITIVE", "T1046-HONEYPORT"}
     assert to_ecs(last, "hosts")["related"]["ip"][:2] == [str(V4), str(V6)]
 
 
