@@ -76,6 +76,8 @@ class Correlator:
         self._served = ServedPorts(config.served_memory, config.max_served)
         self._links = HostLinks()
         """IPv4 and IPv6 addresses of one host, from its own mDNS announcements."""
+        self._linked = self._links.canonical_of
+        """The links' address-to-canonical map itself (read on every record: no method call)."""
         """Services seen working: failed contacts to them are outages, not probes."""
         self._targets: dict[IPAddress, bool] = {}
         """Memo of :meth:`_is_target`, cleared when it grows past ``_TARGET_CACHE``."""
@@ -276,8 +278,8 @@ class Correlator:
         starts from everything it did. A record read long after the clock passed it is judged with the
         state of its own time."""
         seen_as = source
-        if self._links:
-            source = self._links.canonical(source)
+        if self._linked:
+            source = self._linked.get(source, source)
         key = (source, self._authorization(source, port, ts) if self._config.allowlist else None)
         tracks = self._tracks
         track = tracks.get(key)

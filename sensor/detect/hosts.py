@@ -26,20 +26,17 @@ def _rank(address: IPAddress) -> tuple[int, IPAddress]:
 class HostLinks:
     """The address links learnt from hosts' own announcements."""
 
-    __slots__ = ("_announced", "_canonical")
+    __slots__ = ("_announced", "canonical_of")
 
     def __init__(self) -> None:
         self._announced: OrderedDict[str, dict[IPAddress, frozenset[IPAddress]]] = OrderedDict()
         """Name to the addresses each sender announced for it."""
-        self._canonical: OrderedDict[IPAddress, IPAddress] = OrderedDict()
+        self.canonical_of: OrderedDict[IPAddress, IPAddress] = OrderedDict()
         """Linked address to its group's canonical address (canonical addresses map to themselves)."""
-
-    def __bool__(self) -> bool:
-        return bool(self._canonical)
 
     def canonical(self, address: IPAddress) -> IPAddress:
         """The address that names the host ``address`` belongs to (``address`` itself when unlinked)."""
-        return self._canonical.get(address, address)
+        return self.canonical_of.get(address, address)
 
     def announced(self, host: MdnsHost) -> None:
         """Take a host's announcement; link the addresses it has now proved from both ends."""
@@ -61,10 +58,10 @@ class HostLinks:
 
     def _link(self, addresses: set[IPAddress]) -> None:
         group = {self.canonical(address) for address in addresses}
-        group |= {address for address, canonical in self._canonical.items() if canonical in group}
+        group |= {address for address, canonical in self.canonical_of.items() if canonical in group}
         group |= addresses
         canonical = min(group, key=_rank)
         for address in sorted(group, key=_rank):
-            if address not in self._canonical and len(self._canonical) >= MAX_LINKED:
-                self._canonical.popitem(last=False)
-            self._canonical[address] = canonical
+            if address not in self.canonical_of and len(self.canonical_of) >= MAX_LINKED:
+                self.canonical_of.popitem(last=False)
+            self.canonical_of[address] = canonical
