@@ -158,3 +158,22 @@ def test_a_rotated_file_gone_before_it_was_read_is_reported_and_the_next_oldest_
     (lost,) = [record.getMessage() for record in caplog.records if "is gone" in record.getMessage()]
     assert f"{live} (inode" in lost and f"lines written to it after byte {offset} are lost" in lost
     assert lost.endswith(f"going on with {tmp_path / 'conn.log.2'}")
+
+
+def test_a_live_log_gone_with_nothing_after_it_is_reported_once_and_the_next_one_read_from_its_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """zeekctl moved conn.log to its archive and Zeek has not written the next one yet."""
+    data = conn_log(time.time() + 86400)
+    live = tmp_path / "conn.log"
+    live.write_text(data.header_for(1) + "".join(data.lines[:30]))
+    follower = LogFollower(tmp_path, MalformedLog(), kinds=("conn",))
+    seen = _uids(follower)
+    live.unlink()
+    with caplog.at_level(logging.ERROR):
+        for _ in range(5):
+            seen += _uids(follower)
+        live.write_text(data.header_for(2) + "".join(data.lines[30:60]))
+        seen += _uids(follower)
+    assert seen == _expected(data.lines[:60])
+    gone = [record.getMessage() for record in caplog.records if "is gone" in record.getMessage()]
+    assert len(gone) == 1 and gone[0].endswith("going on with nothing yet"), gone
