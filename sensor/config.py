@@ -125,6 +125,16 @@ class DetectionConfig:
     """Instance names of decoy services (lower case, with ``.local``); any lookup of them alerts."""
     idle_timeout: float = 3600.0
     """Seconds without activity after which a source's state is dropped and its incident closed."""
+    lateness: float = 15.0
+    """Seconds the correlator's clock (the watermark) stays behind the newest event time seen, so records
+    that arrive out of order by up to this much (Zeek writes conn.log when connections end) are in before
+    time alone acts (final updates, closing, expiry)."""
+    final_update_after: float = 30.0
+    """Seconds of quiet (event time, behind the watermark) after which an incident that grew since its last
+    update gets an update with its final extent."""
+    update_every: float = 60.0
+    """Seconds of event time between two updates of one incident for growth alone (new rules, a new action
+    or evidence source, a honeyport client's first bytes are sent at once)."""
     max_sources: int = 200_000
     """Hard cap on sources under observation; the least recently active is evicted first."""
     max_incidents: int = 20_000
@@ -591,6 +601,9 @@ _DETECTION_NUMBERS = (
     "window",
     "slow_window",
     "idle_timeout",
+    "lateness",
+    "final_update_after",
+    "update_every",
 )
 _DETECTION_COUNTS = (
     "port_scan_ports",

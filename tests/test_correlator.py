@@ -196,23 +196,83 @@ def test_open_incidents_are_capped_and_closed_with_a_final_update() -> None:
     assert len({a.incident_id for a in alerts}) == 8
 
 
-def test_idle_incident_closes_with_its_final_counts() -> None:
-    correlator = Correlator(DetectionConfig(idle_timeout=600))
+def test_a_quiet_incident_gets_its_final_extent_then_closes_after_idle_timeout() -> None:
+    correlator = Correlator(DetectionConfig(idle_timeout=600, final_update_after=30))
     alerts = run((conn(float(i), f"10.5.0.{i + 1}", 22, REJ) for i in range(5)), correlator=correlator)
-    assert [a.probes for a in alerts] == [4]
-    assert correlator.tick(300.0) == []
-    final = correlator.tick(700.0)
-    assert [(a.closed, a.probes, a.update) for a in final] == [(True, 5, 2)]
+    assert [(a.probes, a.update, a.closed) for a in alerts] == [(4, 1, False)]
+    assert correlator.tick(33.0) == [], "the scanner's last probe (at 4) is not 30 s behind the clock yet"
+    final = correlator.tick(34.0)
+    assert [(a.closed, a.probes, a.update, a.last_seen) for a in final] == [(False, 5, 2, 4.0)]
+    assert correlator.tick(300.0) == [], "nothing new: no update"
+    assert correlator.open_incidents == 1
+    closed = correlator.tick(605.0)
+    assert [(a.closed, a.probes, a.update) for a in closed] == [(True, 5, 3)]
     assert correlator.open_incidents == 0 and correlator.tracked_sources == 0
 
 
-def test_updates_carry_stable_incident_and_distinct_event_ids() -> None:
-    observations = [conn(i * 0.1, "10.6.0.1", 1 + i, REJ) for i in range(100)]
-    first, second = run(observations), run(observations)
+def test_growth_updates_double_and_are_spaced_by_update_every() -> None:
+    slow = [conn(i * 10.0, "10.6.0.1", 1 + i, REJ) for i in range(100)]
+    first, second = run(slow), run(slow)
     assert [a.event_id for a in first] == [a.event_id for a in second]
     assert len({a.incident_id for a in first}) == 1
     assert len({a.event_id for a in first}) == len(first) > 1
     assert [a.distinct_ports for a in first] == [12, 24, 48, 96]
+    correlator = Correlator(DetectionConfig(update_every=60, final_update_after=30))
+    fast = run([conn(i * 0.1, "10.6.0.2", 1 + i, REJ) for i in range(100)], correlator=correlator)
+    assert [a.distinct_ports for a in fast] == [12], "100 ports in 10 s: one update while the scan runs"
+    assert [a.distinct_ports for a in correlator.tick(40.0)] == [100], "then its final extent"
+
+
+def test_the_final_extent_does_not_depend_on_how_often_the_caller_ticks() -> None:
+    probes = [conn(i * 7.0, f"10.6.1.{1 + i % 50}", 22 + i % 3, NOREPLY) for i in range(300)]
+    finals = []
+    for every in (1, 13, 1000):
+        correlator = Correlator(DetectionConfig())
+        alerts: list[Alert] = []
+        for n, probe in enumerate(probes):
+            alerts += correlator.observe(probe, probe.ts)
+            if n % every == 0:
+                alerts += correlator.tick(probe.ts)
+        alerts += correlator.flush(probes[-1].ts)
+        finals.append((alerts[-1].distinct_targets, alerts[-1].distinct_ports, alerts[-1].probes, alerts[-1].rules))
+    assert finals[0] == finals[1] == finals[2] == (50, 3, 300, finals[0][3])
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "shuffled"])
+def test_out_of_order_records_reach_the_same_verdict(order: str) -> None:
+    probes = [conn(100.0 + i * 20.0, "10.6.2.1", 1000 + i, REJ) for i in range(14)]
+    if order == "reversed":
+        probes.reverse()
+    elif order == "shuffled":
+        probes = probes[5:] + probes[:5][::-1]
+    correlator = Correlator(DetectionConfig())
+    alerts: list[Alert] = []
+    now = float("-inf")
+    for probe in probes:
+        now = max(now, probe.ts - 15.0)
+        alerts += correlator.observe(probe, now)
+    alerts += correlator.flush(now)
+    assert "T1046-VERTICAL" in alerts[-1].rules, "12 of 14 ports fall within one 300 s window, in any order"
+    assert (alerts[-1].distinct_ports, alerts[-1].first_seen, alerts[-1].last_seen) == (14, 100.0, 360.0)
+
+
+def test_a_probe_read_long_after_the_clock_passed_it_is_judged_at_its_own_time() -> None:
+    correlator = Correlator(DetectionConfig())
+    late_clock = 10 * 86400.0
+    alerts: list[Alert] = []
+    for i in range(12):
+        alerts += correlator.observe(conn(1000.0 + i, "10.6.3.1", 2000 + i, REJ), late_clock)
+    assert [a.rule.id for a in alerts if "T1046-VERTICAL" in a.rules][:1] == ["T1046-VERTICAL"]
+    assert "T1046-SLOW" not in alerts[-1].rules, "a 12 s scan read ten days late is not a slow scan"
+
+
+def test_the_main_finding_names_the_strongest_rule_not_the_latest() -> None:
+    probes = [conn(i * 0.01, "10.6.4.1", 1 + i, REJ) for i in range(200)]
+    probes += [conn(3.0 + i * 0.01, "10.6.4.1", 500 + i, HALF) for i in range(3)]
+    correlator = Correlator(DetectionConfig())
+    alerts = run(probes, correlator=correlator) + correlator.flush(10.0)
+    assert alerts[-1].rules[-1] == "T1046-HALF-OPEN", "the half-open rule fired last"
+    assert (alerts[-1].action, alerts[-1].rule.id) == (Action.PORT_SCAN, "T1046-VERTICAL")
 
 
 def test_out_of_order_log_times_are_tolerated() -> None:
@@ -304,17 +364,18 @@ def test_config_thresholds_are_respected() -> None:
     assert run(observations, config) == []
 
 
-def test_a_follow_up_brings_what_the_scanner_sent_without_counting_a_second_touch() -> None:
+def test_a_follow_up_brings_what_the_scanner_sent_at_once_without_counting_a_second_touch() -> None:
     touch = HoneyportHit(ts=1.0, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=8081,
                          transport=Transport.TCP, profile="http")
     follow_up = dataclasses.replace(touch, ts=1.2, follow_up=True, payload=b"GET / HTTP/1.0\r\n\r\n")
     correlator = Correlator(DetectionConfig())
-    alerts = run([touch, follow_up], correlator=correlator)
-    assert [a.honeyport_hits for a in alerts] == [1]
-    (final,) = correlator.close_all(2.0) or [alerts[-1]]
-    assert (final.honeyport_hits, final.probes) == (1, 1)
-    assert final.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
-    assert to_ecs(final, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
+    first, with_payload = run([touch, follow_up], correlator=correlator)
+    assert (first.update, first.honeyport_payloads) == (1, ())
+    assert (with_payload.update, with_payload.honeyport_hits, with_payload.probes) == (2, 1, 1)
+    assert with_payload.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
+    assert to_ecs(with_payload, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
+    assert (with_payload.source_port, with_payload.transports) == (5000, (Transport.TCP,)), "one connection"
+    assert correlator.flush(60.0) == [], "nothing left unsent"
 
 
 STEALTH = Outcome.STEALTH

@@ -19,7 +19,7 @@ import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.sinks import DeliveryError, SpooledSink, build_sinks
 from tests.conftest import fill_disk
 

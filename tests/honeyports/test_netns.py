@@ -192,7 +192,7 @@ def test_flood_keeps_the_node_up_bounded_and_counting(hosts: tuple[Host, Host], 
     node = HoneyportNode(server, tmp_path, "20000-20019", extra=", max_connections_per_source: 64")
     try:
         result = run_in(scanner.name, [sys.executable, "-c", FLOOD_CLIENT, server.ipv4, ",".join(map(str, ports)),
-                                       "4000", "150"], timeout=90)
+                                       "4000", "150"], timeout=300)
         assert result.returncode == 0, result.stderr.decode()
         assert int(result.stdout.decode()) == 4150
         rss = node.rss_kib()
