@@ -104,16 +104,25 @@ class DetectionConfig:
     """Seconds of the short window for distinct-port and distinct-target counting."""
     slow_window: float = 86400.0
     """Seconds of the long window for slow scans."""
-    port_scan_ports: int = 12
-    """Distinct failed ports on one target within ``window`` that make a vertical scan."""
-    address_scan_targets: int = 12
-    """Distinct failed targets on one port within ``window`` that make a horizontal sweep."""
+    port_scan_ports: int = 6
+    """Distinct failed ports on one target within ``window`` that make a vertical scan (failures to ports seen
+    serving are outages and do not count)."""
+    address_scan_targets: int = 6
+    """Distinct failed targets on one port within ``window`` that make a horizontal sweep (likewise)."""
     half_open_probes: int = 3
     """Distinct half-open (SYN-ACKed, then reset by the originator) contacts within ``window``."""
     stealth_probes: int = 6
     """Distinct (target, port) TCP probes without a handshake (FIN, NULL, Xmas, ACK) within ``window``."""
     slow_scan_pairs: int = 60
     """Distinct failed (target, port) pairs within ``slow_window`` that make a slow scan."""
+    slow_port_scan_ports: int = 12
+    """Distinct failed ports on one target within ``slow_window`` that make a slow vertical scan."""
+    slow_address_scan_targets: int = 12
+    """Distinct failed targets on one port within ``slow_window`` that make a slow horizontal sweep."""
+    served_memory: float = 86400.0
+    """Seconds a (target, port) counts as serving after a working connection to it, from any client."""
+    max_served: int = 262_144
+    """Hard cap on remembered serving (target, port) pairs; the least recently served is forgotten first."""
     trw_theta0: float = 0.8
     trw_theta1: float = 0.2
     trw_detection: float = 0.99
@@ -604,6 +613,7 @@ _DETECTION_NUMBERS = (
     "lateness",
     "final_update_after",
     "update_every",
+    "served_memory",
 )
 _DETECTION_COUNTS = (
     "port_scan_ports",
@@ -611,6 +621,9 @@ _DETECTION_COUNTS = (
     "half_open_probes",
     "stealth_probes",
     "slow_scan_pairs",
+    "slow_port_scan_ports",
+    "slow_address_scan_targets",
+    "max_served",
     "mdns_distinct_types",
     "max_sources",
     "max_incidents",

@@ -104,13 +104,57 @@ def test_horizontal_sweep_is_an_address_scan() -> None:
     assert alerts[0].action is Action.ADDRESS_SCAN
 
 
-def test_short_window_misses_a_slow_scan_and_the_long_window_catches_it() -> None:
-    config = DetectionConfig(window=300, port_scan_ports=12, slow_scan_pairs=30)
-    slow = [conn(i * 400.0, "10.1.4.4", 1 + i, NOREPLY) for i in range(29)]
-    assert run(slow, config) == []
-    alerts = run([*slow, conn(29 * 400.0, "10.1.4.4", 30, NOREPLY)], config)
-    assert [a.rule.id for a in alerts] == ["T1046-SLOW"]
-    assert alerts[0].action is Action.PORT_SCAN
+def test_a_slow_port_scan_of_16_ports_over_two_hours_is_a_slow_port_scan() -> None:
+    config = DetectionConfig()
+    slow = [conn(1000.0 + i * 450.0, "10.1.4.4", 1 + i, NOREPLY) for i in range(16)]
+    below = slow[:config.slow_port_scan_ports - 1]
+    assert run(below, config) == [], "eleven ports in 80 minutes: below the slow threshold"
+    alerts = run(slow, config)
+    assert [(a.rules, a.action, a.rule.id) for a in alerts][:1] == [(("T1046-SLOW",), Action.PORT_SCAN, "T1046-SLOW")]
+    assert alerts[0].distinct_ports == config.slow_port_scan_ports
+
+
+def test_a_slow_sweep_of_16_hosts_on_one_port_over_a_day_is_a_slow_address_scan() -> None:
+    correlator = Correlator(DetectionConfig())
+    sweep = [conn(1000.0 + i * 5400.0, f"10.1.4.{10 + i}", 445, NOREPLY) for i in range(16)]
+    alerts = run(sweep, correlator=correlator) + correlator.flush(sweep[-1].ts)
+    assert "T1046-SLOW" in alerts[-1].rules
+    assert (alerts[-1].action, alerts[-1].rule.id, alerts[-1].distinct_targets) == (
+        Action.ADDRESS_SCAN, "T1046-SLOW", 16)
+
+
+def test_a_fast_scan_is_never_called_slow() -> None:
+    fast = [conn(1.0 + i * 0.01, "10.1.4.5", 1 + i, REJ) for i in range(100)]
+    correlator = Correlator(DetectionConfig())
+    alerts = run(fast, correlator=correlator) + correlator.flush(5.0)
+    assert "T1046-SLOW" not in alerts[-1].rules and alerts[-1].rule.id == "T1046-VERTICAL"
+
+
+def test_a_server_going_down_is_an_outage_not_a_scan_while_a_scan_of_its_unused_ports_is() -> None:
+    server, ports = "10.1.7.5", (22, 80, 443, 8080, 3389, 5900, 8443)
+    working = [conn(10.0 + i, server, port, OK, source=f"10.1.7.{20 + i}") for i, port in enumerate(ports)]
+    down = [conn(100.0 + minute * 60 + i, server, port, REJ, source=source)
+            for minute in range(10) for source in ("10.1.7.30", "10.1.7.31") for i, port in enumerate(ports)]
+    correlator = Correlator(DetectionConfig())
+    assert run(working + down, correlator=correlator) == []
+    assert correlator.stats.outages == len(down)
+    unused = [conn(800.0 + i, server, 9000 + i, REJ) for i in range(6)]
+    alerts = run(unused, correlator=correlator)
+    assert [(a.action, a.rule.id, a.distinct_ports) for a in alerts] == [(Action.PORT_SCAN, "T1046-VERTICAL", 6)]
+
+
+def test_a_port_served_long_ago_counts_again() -> None:
+    config = DetectionConfig(served_memory=3600.0)
+    working = [conn(10.0, "10.1.7.6", 1000 + i, OK, source="10.1.7.40") for i in range(6)]
+    later = [conn(10.0 + 7200.0 + i, "10.1.7.6", 1000 + i, REJ) for i in range(6)]
+    assert [a.rule.id for a in run(working + later, config)] == ["T1046-VERTICAL"]
+
+
+def test_the_served_memory_is_bounded() -> None:
+    correlator = Correlator(DetectionConfig(max_served=100))
+    run([conn(float(i), f"10.2.{i // 250}.{i % 250 + 1}", 80, OK, source="10.1.7.41") for i in range(1000)],
+        correlator=correlator)
+    assert len(correlator._served) == 100
 
 
 def test_half_open_probes_reveal_a_syn_scan_of_open_ports() -> None:
@@ -207,7 +251,9 @@ def test_a_quiet_incident_gets_its_final_extent_then_closes_after_idle_timeout()
     assert correlator.open_incidents == 1
     closed = correlator.tick(605.0)
     assert [(a.closed, a.probes, a.update) for a in closed] == [(True, 5, 3)]
-    assert correlator.open_incidents == 0 and correlator.tracked_sources == 0
+    assert correlator.open_incidents == 0
+    assert correlator.tracked_sources == 1, "its failed contacts are kept for the long window (slow scans)"
+    assert correlator.tick(4.0 + 86400 + 20) == [] and correlator.tracked_sources == 0
 
 
 def test_growth_updates_double_and_are_spaced_by_update_every() -> None:
@@ -216,10 +262,10 @@ def test_growth_updates_double_and_are_spaced_by_update_every() -> None:
     assert [a.event_id for a in first] == [a.event_id for a in second]
     assert len({a.incident_id for a in first}) == 1
     assert len({a.event_id for a in first}) == len(first) > 1
-    assert [a.distinct_ports for a in first] == [12, 24, 48, 96]
+    assert [a.distinct_ports for a in first] == [6, 12, 24, 48, 96]
     correlator = Correlator(DetectionConfig(update_every=60, final_update_after=30))
     fast = run([conn(i * 0.1, "10.6.0.2", 1 + i, REJ) for i in range(100)], correlator=correlator)
-    assert [a.distinct_ports for a in fast] == [12], "100 ports in 10 s: one update while the scan runs"
+    assert [a.distinct_ports for a in fast] == [6], "100 ports in 10 s: one update while the scan runs"
     assert [a.distinct_ports for a in correlator.tick(40.0)] == [100], "then its final extent"
 
 
@@ -359,9 +405,10 @@ def ip_network(text: str) -> ipaddress.IPv4Network:
 
 
 def test_config_thresholds_are_respected() -> None:
-    config = dataclasses.replace(DetectionConfig(), port_scan_ports=40)
-    observations = [conn(i * 0.1, "10.13.0.1", 1 + i, REJ) for i in range(39)]
-    assert run(observations, config) == []
+    config = dataclasses.replace(DetectionConfig(), port_scan_ports=40, slow_port_scan_ports=50)
+    observations = [conn(i * 0.1, "10.13.0.1", 1 + i, REJ) for i in range(40)]
+    assert run(observations[:39], config) == []
+    assert [(a.rule.id, a.distinct_ports) for a in run(observations, config)] == [("T1046-VERTICAL", 40)]
 
 
 def test_a_follow_up_brings_what_the_scanner_sent_at_once_without_counting_a_second_touch() -> None:

@@ -32,6 +32,7 @@ from sensor.detect import scans
 from sensor.detect.evidence import Track
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.mdns import MdnsBrowseDetector
+from sensor.detect.served import ServedPorts
 from sensor.detect.zeekview import rule_for_zeek, zeek_action
 from sensor.observations import (
     FAILED_OUTCOMES,
@@ -70,12 +71,16 @@ class Correlator:
         self._tracks: OrderedDict[Key, Track] = OrderedDict()
         self._mdns = MdnsBrowseDetector(config)
         self._walk = scans.RandomWalk(config)
+        self._served = ServedPorts(config.served_memory, config.max_served)
+        """Services seen working: failed contacts to them are outages, not probes."""
         self._targets: dict[IPAddress, bool] = {}
         """Memo of :meth:`_is_target`, cleared when it grows past ``_TARGET_CACHE``."""
         self._next_housekeeping = float("-inf")
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
         self._incidents = Incidents(config, self.stats, self._tracks)
+        self._dormant: OrderedDict[Key, Track] = OrderedDict()
+        """Idle tracks without an incident whose failed contacts still count for slow scans, oldest first."""
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -110,6 +115,7 @@ class Correlator:
         for track in self._tracks.values():
             alerts.extend(self._incidents.close(track, now))
         self._tracks.clear()
+        self._dormant.clear()
         return alerts
 
     @property
@@ -120,7 +126,7 @@ class Correlator:
     @property
     def tracked_sources(self) -> int:
         """Number of sources whose state is kept now."""
-        return len(self._tracks)
+        return len(self._tracks) + len(self._dormant)
 
     # -- evidence intake ------------------------------------------------------------------------
 
@@ -132,6 +138,11 @@ class Correlator:
             is_target = self._is_target(target)
         if outcome is _OTHER or not is_target:
             self.stats.ignored += 1
+            return []
+        if outcome is _ESTABLISHED:
+            self._served.serving(target, conn.transport, conn.target_port, conn.ts)
+        elif outcome in FAILED_OUTCOMES and self._served.recently(target, conn.transport, conn.target_port, conn.ts):
+            self.stats.outages += 1
             return []
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now)
         track.probes += 1
@@ -252,17 +263,24 @@ class Correlator:
         return None
 
     def _track(self, source: IPAddress, port: int | None, ts: float, now: float) -> tuple[Track, list[Alert]]:
-        """The track of ``source`` (per authorization at ``ts``); when ``ts`` comes more than ``idle_timeout``
-        after the track's last activity, its incident is closed and the track started anew (a record read
-        long after the clock passed it is still judged with the state of its own time)."""
+        """The track of ``source`` (per authorization at ``ts``). When ``ts`` comes more than ``idle_timeout``
+        after the last activity of a track with an incident, that incident is closed; failed contacts stay
+        for the long window (revived from the dormant tracks once idle), so a slow scanner's next incident
+        starts from everything it did. A record read long after the clock passed it is judged with the
+        state of its own time."""
         key = (source, self._authorization(source, port, ts) if self._config.allowlist else None)
         tracks = self._tracks
         track = tracks.get(key)
         alerts: list[Alert] = []
-        if track is not None and ts > track.last_seen + self._config.idle_timeout:
-            del tracks[key]
+        if track is None and key in self._dormant:
+            track = tracks[key] = self._dormant.pop(key)
+        if track is not None and ts > track.last_seen + self._config.idle_timeout and self._incidents.is_open(key):
             alerts = self._incidents.close(track, now)
-            track = None
+            if self._keeps(track):
+                track.evidence().reopen()
+            else:
+                del tracks[key]
+                track = None
         if track is None:
             if len(tracks) >= self._config.max_sources:
                 alerts += self._evict(now)
@@ -273,6 +291,17 @@ class Correlator:
             self._incidents.touched(key)
         track.seen(ts)
         return track, alerts
+
+    @staticmethod
+    def _keeps(track: Track) -> bool:
+        """True for a track whose failed contacts must outlive its quiet spell (they count for slow scans)."""
+        return track.detail is not None and track.detail.failed_pairs > 0
+
+    def _sleep(self, key: Key, track: Track) -> None:
+        """Keep an idle track's failed contacts for the long window (bounded like the live tracks)."""
+        if len(self._dormant) >= self._config.max_sources:
+            self._dormant.popitem(last=False)
+        self._dormant[key] = track
 
     def _evict(self, now: float) -> list[Alert]:
         _, track = self._tracks.popitem(last=False)
@@ -290,6 +319,12 @@ class Correlator:
                 break
             del self._tracks[key]
             alerts.extend(self._incidents.close(track, now))
+            if self._keeps(track):
+                track.evidence().reopen()
+                self._sleep(key, track)
+        slow_cutoff = now - config.slow_window
+        while self._dormant and next(iter(self._dormant.values())).last_seen < slow_cutoff:
+            self._dormant.popitem(last=False)
         alerts.extend(self._incidents.quiet(now - config.final_update_after, now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY

@@ -19,9 +19,9 @@ class Evidence:
 
     __slots__ = (
         "alerted", "alerted_at", "alerted_extent", "failed", "failed_by_port", "failed_by_target", "failed_pairs",
-        "first_peer", "half_open", "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names", "nodes",
-        "payloads", "ports", "profiles", "reported", "rules", "sources", "stealth_pairs", "targets", "transports",
-        "uids", "update", "zeek_action", "zeek_notes",
+        "first_peer", "generation", "half_open", "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names",
+        "nodes", "payloads", "ports", "profiles", "reported", "rules", "sources", "stealth_pairs", "targets",
+        "transports", "uids", "update", "zeek_action", "zeek_notes",
     )
 
     def __init__(self) -> None:
@@ -53,6 +53,8 @@ class Evidence:
         """Which sensors contributed: zeek, honeyport, mdns."""
         self.rules: dict[str, None] = {}
         self.incident_id = ""
+        self.generation = 0
+        """How many incidents of this source closed before the current one (their evidence goes on counting)."""
         self.update = 0
         self.alerted: tuple[Action, int, int, int, int, int] | None = None
         """(action, rules, evidence sources, payloads sampled, targets, ports) at the last alert."""
@@ -60,6 +62,16 @@ class Evidence:
         """(probes, payloads, targets, ports) at the last alert: a later update is due only if it moved."""
         self.alerted_at = float("-inf")
         """The correlator's clock at the last alert (updates for growth alone are spaced by ``update_every``)."""
+
+    def reopen(self) -> None:
+        """The incident closed; the evidence stays for the slow rules and the next incident starts from it."""
+        self.generation += 1
+        self.rules = {}
+        self.incident_id = ""
+        self.update = 0
+        self.alerted = None
+        self.alerted_extent = (0, 0, 0, 0)
+        self.alerted_at = float("-inf")
 
     def count(self, targets: Iterable[IPAddress], ports: Iterable[int]) -> None:
         """Add probed targets and ports to the distinct counts (each capped at :data:`DISTINCT_CAP`)."""

@@ -33,6 +33,8 @@ class CorrelatorStats:
     suppressed: int = 0
     evicted_sources: int = 0
     closed_incidents: int = 0
+    outages: int = 0
+    """Failed contacts to services seen working recently: counted apart, not as probes."""
 
 
 def _snapshot(track: Track) -> tuple[Action, int, int, int, int, int]:
@@ -59,6 +61,10 @@ class Incidents:
     def count(self) -> int:
         """Number of incidents open now."""
         return len(self._open)
+
+    def is_open(self, key: Key) -> bool:
+        """True when the track of ``key`` has an open incident."""
+        return key in self._open
 
     def touched(self, key: Key) -> None:
         """The track of ``key`` saw new evidence: its incident is the most recently active."""
@@ -95,7 +101,8 @@ class Incidents:
                 return self._close_oldest_incident(now, track, new_rules)
             self._open[track.key] = None
             detail.incident_id = hashlib.sha256(
-                f"{track.source}|{track.authorized}|{track.first_seen:.6f}".encode()).hexdigest()[:24]
+                f"{track.source}|{track.authorized}|{track.first_seen:.6f}"
+                f"{f'|{detail.generation}' if detail.generation else ''}".encode()).hexdigest()[:24]
         for rule in new_rules:
             detail.rules[rule] = None
         if not detail.rules:

@@ -1,6 +1,6 @@
 """Scan rule families over connection evidence: the random walk over first contacts (TRW), distinct
 failed ports on one target (vertical), distinct failed targets on one port (horizontal), half-open and
-handshake-less (stealth) contacts, and slow scans over the long window.
+handshake-less (stealth) contacts, and slow vertical, horizontal and pair scans over the long window.
 
 Each rule is asked when a contact is remembered and answers with the rule ids it fires; windows are
 judged around the contact's own time (:mod:`sensor.detect.windows`). State lives in the track and
@@ -20,6 +20,8 @@ SCAN_RULES = frozenset(
     {"T1046-TRW", "T1046-VERTICAL", "T1046-HORIZONTAL", "T1046-HALF-OPEN", "T1046-STEALTH", "T1046-SLOW",
      "T1046-ZEEK-NOTICE", "T1046-ZEEK-DETECTION"}
 )
+_FAST_RULES = frozenset({"T1046-VERTICAL", "T1046-HORIZONTAL", "T1046-STEALTH", "T1046-HALF-OPEN"})
+"""Rules of the short window: a scan that made one of them is not slow, however long it goes on."""
 _NOT_FIRST_CONTACTS = frozenset({Outcome.HALF_OPEN, Outcome.STEALTH})
 """Outcomes the random walk leaves to their own rules: a benign stack makes neither."""
 
@@ -57,7 +59,11 @@ class RandomWalk:
 
 def failed_pair(config: DetectionConfig, detail: Evidence, target: IPAddress, transport: Transport, port: int,
                 ts: float) -> list[str]:
-    """Remember a failed (target, port) contact at ``ts``; the vertical, horizontal and slow rules it fires."""
+    """Remember a failed (target, port) contact at ``ts``; the vertical, horizontal and slow rules it fires.
+
+    Slow: distinct failed ports on one target, distinct failed targets on one port, or distinct failed pairs,
+    within the long window, for a scan that never made a short-window rule (the random walk, which has no
+    window, does not make a scan fast)."""
     by_target = detail.failed_by_target.get(target)
     if by_target is None or port not in by_target:
         if detail.failed_pairs >= config.max_pairs_per_source:
@@ -76,7 +82,12 @@ def failed_pair(config: DetectionConfig, detail: Evidence, target: IPAddress, tr
     if ("T1046-HORIZONTAL" not in rules and len(by_port) >= config.address_scan_targets
             and densest(by_port.values(), ts, config.window) >= config.address_scan_targets):
         fired.append("T1046-HORIZONTAL")
-    if detail.failed_pairs >= config.slow_scan_pairs and SCAN_RULES.isdisjoint(rules) and not fired:
+    if not fired and "T1046-SLOW" not in rules and _FAST_RULES.isdisjoint(rules) and (
+            detail.failed_pairs >= config.slow_scan_pairs
+            or (len(by_target) >= config.slow_port_scan_ports
+                and densest(by_target.values(), ts, config.slow_window) >= config.slow_port_scan_ports)
+            or (len(by_port) >= config.slow_address_scan_targets
+                and densest(by_port.values(), ts, config.slow_window) >= config.slow_address_scan_targets)):
         fired.append("T1046-SLOW")
     return fired
 
