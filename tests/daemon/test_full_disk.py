@@ -21,6 +21,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
 from sensor.metrics import Metrics
 from sensor.outputs.sinks import DeliveryError, SpooledSink, build_sinks
+from tests.alertcheck import validate_alert
 from tests.conftest import fill_disk
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpf
 def _file_lines(path: Path) -> list[str]:
     text = path.read_text() if path.exists() else ""
     assert not text or text.endswith("\n"), "no torn line"
-    return [json.loads(line)["event"]["id"] for line in text.splitlines()]
+    return [validate_alert(json.loads(line))["event"]["id"] for line in text.splitlines()]
 
 
 def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(disk: Path,
