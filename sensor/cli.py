@@ -113,7 +113,7 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
 
 def _port_list(text: str) -> tuple[int, ...]:
     try:
-        return parse_ports(text)
+        return parse_ports(text, lowest=0)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

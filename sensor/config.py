@@ -44,8 +44,10 @@ _NO_PORTS: tuple[int, ...] = ()
 _NO_TEXT: tuple[str, ...] = ()
 
 
-def parse_ports(text: str) -> tuple[int, ...]:
-    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``."""
+def parse_ports(text: str, lowest: int = 1) -> tuple[int, ...]:
+    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``.
+
+    ``lowest=0`` admits port 0, a listener's request for any free port."""
     ports: set[int] = set()
     for raw in text.split(","):
         item = raw.strip()
@@ -58,8 +60,8 @@ def parse_ports(text: str) -> tuple[int, ...]:
         except ValueError:
             raise ValueError(f"{item!r} is not a port or a range like 8000-8100") from None
         for port in (low, high):
-            if not 1 <= port <= 65535:
-                raise ValueError(f"{port} is not a port (1-65535)")
+            if not lowest <= port <= 65535:
+                raise ValueError(f"{port} is not a port ({lowest}-65535)")
         if high < low:
             raise ValueError(f"{item!r} is an empty range")
         ports.update(range(low, high + 1))
@@ -338,14 +340,19 @@ def _positive_int(value: Any) -> int:
     return value
 
 
-def _ports(value: Any) -> tuple[int, ...]:
+def _ports(value: Any, lowest: int = 1) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a port list")
     if isinstance(value, int):
-        return parse_ports(str(value))
+        return parse_ports(str(value), lowest)
     if isinstance(value, list):
-        return parse_ports(",".join(_text(v) for v in value))
-    return parse_ports(_text(value))
+        return parse_ports(",".join(_text(v) for v in value), lowest)
+    return parse_ports(_text(value), lowest)
+
+
+def _listen_ports(value: Any) -> tuple[int, ...]:
+    """Honeyport ports; 0 is any free port (the listener logs the one it got)."""
+    return _ports(value, lowest=0)
 
 
 def _network(value: Any) -> IPNetwork:
@@ -696,8 +703,8 @@ def parse_config(data: Any) -> SensorConfig:
         detection=detection,
         honeyports=HoneyportsConfig(
             listen=listen,
-            tcp=reader.value(honey, "tcp", "honeyports", _ports, _NO_PORTS),
-            udp=reader.value(honey, "udp", "honeyports", _ports, _NO_PORTS),
+            tcp=reader.value(honey, "tcp", "honeyports", _listen_ports, _NO_PORTS),
+            udp=reader.value(honey, "udp", "honeyports", _listen_ports, _NO_PORTS),
             profiles=reader.value(honey, "profiles", "honeyports", _profiles, {}),
             max_connections=reader.value(honey, "max_connections", "honeyports", _positive_int,
                                          honey_base.max_connections),

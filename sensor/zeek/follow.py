@@ -216,6 +216,7 @@ class LogFollower:
         if path is None:
             path = self._lost(kind, position, candidates)
             if path is None:
+                self.streams.pop(kind, None)  # reported once; the next live file is read from its start
                 return
             position = self._position(path)
         budget = self.read_budget
