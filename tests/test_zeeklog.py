@@ -184,7 +184,11 @@ def test_replay_of_several_zeekctl_day_directories_reads_their_hours_in_time_ord
     alerts = replay_alerts(tmp_path / "2026-11-29", tmp_path / "2026-11-28")
     first_alerts = list(dict.fromkeys(alert["source"]["ip"] for alert in alerts))
     assert first_alerts == ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"]
-    assert [alert["@timestamp"] for alert in alerts] == sorted(alert["@timestamp"] for alert in alerts)
+    for source in first_alerts:
+        stamps = [alert["@timestamp"] for alert in alerts if alert["source"]["ip"] == source]
+        assert stamps == sorted(stamps), f"{source}: its updates follow its evidence"
+    opened = [alert["@timestamp"] for alert in alerts if alert["t1046"]["update"] == 1]
+    assert opened == sorted(opened), "incidents open in the logs' time order"
 
 
 def test_garbage_lines_are_skipped_and_counted_and_good_lines_still_count(tmp_path: Path) -> None:
