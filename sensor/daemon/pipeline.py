@@ -18,7 +18,7 @@ from sensor.config import SensorConfig
 from sensor.daemon.metrics import Metrics
 from sensor.detect.correlator import Correlator
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.outputs.sinks import Sink
+from sensor.outputs.sink import Sink
 
 FUTURE_TOLERANCE = 300.0
 """Seconds an observation may be stamped ahead of this host's clock and still move the pipeline's clock."""

@@ -52,7 +52,10 @@ from sensor.config import NodeConfig, NodesConfig, SensorConfig
 from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
 from sensor.observations import HoneyportHit, IPAddress, MdnsQuery, Observation, Transport
-from sensor.outputs.sinks import Backoff, DeliveryError, Spool, SpooledSink, SpoolRecord, read_secret, write_atomically
+from sensor.outputs.settings import read_secret
+from sensor.outputs.sink import Backoff, SpooledSink
+from sensor.outputs.spool import Spool, SpoolRecord, write_atomically
+from sensor.outputs.transport import DeliveryError
 
 log = logging.getLogger(__name__)
 

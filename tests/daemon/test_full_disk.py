@@ -22,7 +22,8 @@ import pytest
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
 from sensor.daemon.metrics import Metrics
-from sensor.outputs.sinks import SpooledSink, build_sinks
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import SpooledSink
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 

@@ -28,7 +28,8 @@ from sensor.nodes.link import (
     encode_submission,
 )
 from sensor.observations import HoneyportHit, Observation, Transport
-from sensor.outputs.sinks import DeliveryError, SpoolRecord
+from sensor.outputs.spool import SpoolRecord
+from sensor.outputs.transport import DeliveryError
 
 from .conftest import Certificates
 
