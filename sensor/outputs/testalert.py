@@ -72,5 +72,9 @@ async def send_test_event(config: SensorConfig, timeout: float) -> list[SinkRepo
                 why = sink.last_error or ("no answer" if not done else "unknown")
                 reports.append(SinkReport(sink.name, False, f"not delivered within {timeout:g}s: {why}"))
         for sink in sinks:
-            await sink.drain(0.5 if sink.delivered else 0.0)
+            if sink.delivered:
+                await sink.drain(1.0)
+            else:  # nothing to keep: its spool is thrown away with the temporary directory
+                sink.close()
+                await sink.transport.close()
     return reports

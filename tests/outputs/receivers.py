@@ -4,6 +4,7 @@ webhook does, failures included."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import signal
@@ -17,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.daemon.conftest import Certificates
 from tests.waiting import wait_for
@@ -46,6 +51,21 @@ def _tcp_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def client_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed client certificate and its key (RELP over TLS needs one: imrelp asks every client)."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t1046-sensor test client")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "client.pem", directory / "client.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
 class Rsyslog:
     """rsyslogd in the foreground with its own config, work directory and pid file, on a loopback port; it
     writes ``version|app|msgid|structured-data|msg`` lines to ``output``. Stopped by its PID only."""
@@ -56,6 +76,12 @@ class Rsyslog:
         self.directory = directory
         self.protocol = protocol
         self._tls = tls
+        self.tls = tls is not None
+        self.client: tuple[Path, Path] | None = None
+        """The client certificate and key a RELP-over-TLS receiver trusts."""
+        if protocol == "relp" and tls is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.client = client_certificate(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "work").mkdir(exist_ok=True)
         self.output = directory / "received.log"
@@ -79,7 +105,11 @@ class Rsyslog:
                       f'input(type="imtcp" address="127.0.0.1" port="{self.port}" '
                       f'listenPortFileName="{port_file}")\n')
         elif self.protocol == "relp":
-            inputs = f'module(load="imrelp")\ninput(type="imrelp" address="127.0.0.1" port="{self.port}")\n'
+            tls = ""
+            if self._tls is not None and self.client is not None:
+                tls = (f' tls="on" tls.authMode="certvalid" tls.caCert="{self.client[0]}"'
+                       f' tls.myCert="{self._tls.cert}" tls.myPrivKey="{self._tls.key}"')
+            inputs = f'module(load="imrelp")\ninput(type="imrelp" address="127.0.0.1" port="{self.port}"{tls})\n'
         else:
             inputs = f'module(load="imudp")\ninput(type="imudp" address="127.0.0.1" port="{self.port}")\n'
         return (f'global(workDirectory="{work}"{driver})\n' + inputs +

@@ -56,8 +56,10 @@ def receivers() -> Iterator[list[Rsyslog]]:
 def _sink(tmp_path: Path, receiver: Rsyslog, metrics: Metrics, certificates: Certificates) -> SpooledSink:
     settings: dict[str, object] = {"host": "127.0.0.1", "port": receiver.port, "protocol": receiver.protocol,
                                    "batch_size": 5, "retry_max_seconds": 1, "name": "siem"}
-    if receiver.protocol == "tls":
+    if receiver.tls:
         settings["ca_file"] = str(certificates.ca)
+    if receiver.client is not None:
+        settings["cert_file"], settings["key_file"] = map(str, receiver.client)
     (sink,) = build_sinks(config_with(tmp_path, OutputConfig("syslog", settings=settings)), metrics=metrics)
     return sink
 
@@ -76,11 +78,12 @@ def test_udp_syslog_reaches_rsyslog(tmp_path: Path, real_alerts: list[Alert], re
     assert loop.run(sink.drain(10))
 
 
-@pytest.mark.parametrize("protocol", ["tcp", "tls", "relp"])
-def test_every_alert_arrives_across_a_receiver_restart(protocol: str, tmp_path: Path, real_alerts: list[Alert],
-                                                        receivers: list[Rsyslog], loop: Loop,
-                                                        certificates: Certificates) -> None:
-    receiver = Rsyslog(tmp_path / "rsyslog", protocol, certificates if protocol == "tls" else None)
+@pytest.mark.parametrize(("protocol", "tls"), [("tcp", False), ("tls", True), ("relp", False), ("relp", True)],
+                         ids=["tcp", "tls", "relp", "relp-tls"])
+def test_every_alert_arrives_across_a_receiver_restart(protocol: str, tls: bool, tmp_path: Path,
+                                                        real_alerts: list[Alert], receivers: list[Rsyslog],
+                                                        loop: Loop, certificates: Certificates) -> None:
+    receiver = Rsyslog(tmp_path / "rsyslog", protocol, certificates if tls else None)
     receivers.append(receiver)
     receiver.start()
     metrics = Metrics()
