@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable
@@ -229,12 +230,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class HttpReceiver(ThreadingHTTPServer):
-    """A real HTTP/1.1 server with keep-alive on 127.0.0.1, port 0, answering by its script."""
+    """A real HTTP/1.1 server with keep-alive on 127.0.0.1, port 0, answering by its script; HTTPS when given
+    certificates."""
 
     daemon_threads = True
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: Certificates | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls.cert, tls.key)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         self.script = script
         self.connections = 0
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -242,7 +250,7 @@ class HttpReceiver(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
+        return f"{self.scheme}://127.0.0.1:{self.server_port}"
 
     def close(self) -> None:
         self.script.release.set()

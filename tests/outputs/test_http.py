@@ -20,7 +20,7 @@ from sensor.outputs.sink import SpooledSink
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for
 
-from .conftest import Loop, config_with, distinct_alerts, metric
+from .conftest import Certificates, Loop, config_with, distinct_alerts, metric
 from .receivers import Answer, HttpReceiver, Request, Script
 
 HEC_OK: Answer = (200, b'{"text":"Success","code":0}')
@@ -35,8 +35,9 @@ def receivers() -> Iterator[list[HttpReceiver]]:
         receiver.close()
 
 
-def _serve(receivers: list[HttpReceiver], answer: Callable[[Request], Answer | None]) -> HttpReceiver:
-    receiver = HttpReceiver(Script(answer))
+def _serve(receivers: list[HttpReceiver], answer: Callable[[Request], Answer | None],
+           tls: Certificates | None = None) -> HttpReceiver:
+    receiver = HttpReceiver(Script(answer), tls)
     receivers.append(receiver)
     return receiver
 
@@ -274,3 +275,23 @@ def test_bulk_batch_sent_twice_is_indexed_once(tmp_path: Path, real_alerts: list
     assert metric(metrics, "t1046_sink_duplicates_total", "siem") == 4
     assert metric(metrics, "t1046_sink_resent_total", "siem") == 4
     assert metric(metrics, "t1046_sink_delivered_total", "siem") == 4
+
+
+def test_hec_over_https_checks_the_receivers_certificate(tmp_path: Path, real_alerts: list[Alert],
+                                                        receivers: list[HttpReceiver], loop: Loop,
+                                                        certificates: Certificates) -> None:
+    receiver = _serve(receivers, lambda request: HEC_OK, certificates)
+    metrics = Metrics()
+    alerts = distinct_alerts(real_alerts, 10)
+    sink = _sink(tmp_path, metrics, url=receiver.url, kind="hec", batch_size=2, ca_file=str(certificates.ca))
+    _run(loop, sink, alerts, per_seq=2)
+    assert _hec_ids(receiver.script.requests) == Counter({alert.event_id: 1 for alert in alerts})
+    assert receiver.connections == 1, "one TLS handshake for every batch"
+
+    untrusted = _sink(tmp_path / "untrusted", metrics, url=receiver.url, kind="hec", name="untrusted")
+    loop.call(untrusted.start)
+    loop.call(lambda: untrusted.accept(1, alerts[:1], "sensor-test"))
+    wait_for(lambda: untrusted.failures > 0, 60, "the untrusted sink to fail")
+    assert "certificate verify failed" in (untrusted.last_error or "")
+    assert untrusted.delivered == 0
+    assert not loop.run(untrusted.drain(1))
