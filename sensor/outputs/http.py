@@ -14,15 +14,22 @@ What each answer means (docs/sinks.md says the same):
 * Any other status (401/403 bad token, 404 wrong URL …): the receiver's setup is wrong, not the alert: the
   batch stays spooled and is retried until the operator fixes it, with a warning per attempt logged by the
   sink.
+* HEC indexer acknowledgement: a token with ``useACK`` answers 400 code 10 ("Data channel is missing");
+  from then on requests carry an ``X-Splunk-Request-Channel``, and a batch counts as delivered only when
+  ``/services/collector/ack`` says its ``ackId`` is indexed. One not acknowledged within ``ACK_WAITS``
+  timeouts is sent again (counted as re-sent).
 
 It owns the request bodies and the reading of answers; the spool, retries and dead letters are the sink's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import ssl
 import urllib.parse
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,10 +39,26 @@ import orjson
 from sensor.outputs.spool import SpoolRecord
 from sensor.outputs.transport import DeliveryError, Outcome, Rejection
 
+log = logging.getLogger(__name__)
+
 RETRIED = frozenset({408, 429})
 """Statuses below 500 that mean "not now": sent again after a backoff."""
 REFUSED = frozenset({400, 413, 422})
 """Statuses that mean "not this content": the alerts are refused for good."""
+HEC_NO_CHANNEL = frozenset({10, 11})
+"""HEC codes "Data channel is missing" and "Invalid data channel": the token has indexer acknowledgement on."""
+ACK_WAITS = 3
+"""HEC acknowledgement: how many ``timeout``s to wait for an ``ackId`` to be acknowledged before sending again."""
+ACK_POLL_SECONDS = 0.5
+"""HEC acknowledgement: how often to ask whether a batch is indexed."""
+
+
+def hec_ack_url(url: str) -> str:
+    """HEC's acknowledgement endpoint beside the event endpoint ``url``: ``…/services/collector/ack``."""
+    parts = urllib.parse.urlsplit(url)
+    collector = "/services/collector"
+    base = parts.path[:parts.path.find(collector)] + collector if collector in parts.path else collector
+    return urllib.parse.urlunsplit(parts._replace(path=base + "/ack", query=""))
 
 
 def safe_url(url: str) -> str:
@@ -60,6 +83,9 @@ class HttpTransport:
         self._observer = observer
         self._session: aiohttp.ClientSession | None = None
         self._where = f"{kind} {safe_url(url)}"
+        self._channel: str | None = None
+        """The HEC channel, once the token turned out to want indexer acknowledgement."""
+        self._ack_url = hec_ack_url(url)
 
     def __repr__(self) -> str:
         return f"HttpTransport({self._where!r})"
@@ -89,10 +115,22 @@ class HttpTransport:
         rejected: list[Rejection] = []
         duplicates = 0
         remaining = list(records)
+        new_channels = 0
         try:
             while remaining:
-                status, answer = await self._post(remaining)
+                body, content_type = self.body(remaining)
+                status, answer = await self._request(self.url, body, content_type)
+                if status == 400 and self.kind == "hec" and self._hec_code(answer) in HEC_NO_CHANNEL:
+                    new_channels += 1
+                    if new_channels > 1:
+                        raise DeliveryError(f"{self._where}: HTTP 400 on a new channel: {_excerpt(answer)}")
+                    self._channel = str(uuid.uuid4())
+                    log.info("%s: the token wants indexer acknowledgement; using channel %s", self._where,
+                             self._channel)
+                    continue
                 if 200 <= status < 300:
+                    if self.kind == "hec" and self._channel is not None:
+                        await self._acknowledged(answer)
                     if self.kind != "bulk":
                         remaining = []
                         break
@@ -128,7 +166,7 @@ class HttpTransport:
             return [], 0
         duplicates = 0
         for index, record in enumerate(records):
-            single_status, single_answer = await self._post([record])
+            single_status, single_answer = await self._request(self.url, *self.body([record]))
             if single_status in REFUSED:
                 rejected.append(Rejection(record, f"HTTP {single_status}: {_excerpt(single_answer)}"))
             elif not 200 <= single_status < 300:
@@ -141,6 +179,37 @@ class HttpTransport:
                 if retry:
                     raise DeliveryError(f"{self._where}: an item to retry", pending=records[index:])
         return [], duplicates
+
+    async def _acknowledged(self, answer: bytes) -> None:
+        """Wait until HEC says the batch that got ``answer`` is indexed; raise :class:`DeliveryError` (the
+        batch may be there: uncertain) when it does not say so in time."""
+        try:
+            ack_id = orjson.loads(answer).get("ackId")
+        except (orjson.JSONDecodeError, AttributeError):
+            ack_id = None
+        if not isinstance(ack_id, int):
+            raise DeliveryError(f"{self._where}: no ackId in the answer: {_excerpt(answer)}", uncertain=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ACK_WAITS * self._timeout
+        while True:
+            status, acks = await self._request(self._ack_url, orjson.dumps({"acks": [ack_id]}), "application/json")
+            if 200 <= status < 300:
+                with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+                    if orjson.loads(acks).get("acks", {}).get(str(ack_id)) is True:
+                        return
+            elif status not in RETRIED and status < 500:
+                raise DeliveryError(f"{self._where}: ack {ack_id}: HTTP {status}: {_excerpt(acks)}", uncertain=True)
+            if loop.time() > deadline:
+                raise DeliveryError(f"{self._where}: ack {ack_id} not acknowledged within "
+                                    f"{ACK_WAITS * self._timeout:g}s", uncertain=True)
+            await asyncio.sleep(ACK_POLL_SECONDS)
+
+    @staticmethod
+    def _hec_code(answer: bytes) -> object:
+        """HEC's ``code`` in an answer, if any."""
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            return orjson.loads(answer).get("code")
+        return None
 
     @staticmethod
     def _hec_invalid_event(answer: bytes) -> int | None:
@@ -182,17 +251,19 @@ class HttpTransport:
                 rejected.append(Rejection(record, f"_bulk item status {status}: {detail}"))
         return rejected, retry, duplicates
 
-    async def _post(self, records: list[SpoolRecord]) -> tuple[int, bytes]:
-        body, content_type = self.body(records)
+    async def _request(self, url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """POST ``body`` on the kept connections; the status and answer, or :class:`DeliveryError`."""
         headers = {"Content-Type": content_type, "User-Agent": "t1046-sensor", **self._headers}
         if self._auth:
             headers["Authorization"] = self._auth
+        if self._channel is not None:
+            headers["X-Splunk-Request-Channel"] = self._channel
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=2, ssl=self._tls if self._tls is not None else True)
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False,
                                                   timeout=aiohttp.ClientTimeout(total=self._timeout))
         try:
-            async with self._session.post(self.url, data=body, headers=headers, allow_redirects=False) as response:
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 return response.status, await response.read()
         except aiohttp.ClientConnectorError as error:
             raise DeliveryError(f"{self._where}: {error}") from None

@@ -295,3 +295,47 @@ def test_hec_over_https_checks_the_receivers_certificate(tmp_path: Path, real_al
     assert "certificate verify failed" in (untrusted.last_error or "")
     assert untrusted.delivered == 0
     assert not loop.run(untrusted.drain(1))
+
+
+def test_hec_indexer_acknowledgement_is_awaited_and_a_lost_batch_sent_again(
+        tmp_path: Path, real_alerts: list[Alert], receivers: list[HttpReceiver], loop: Loop) -> None:
+    """A HEC token with useACK, as Splunk documents it: no channel -> 400 code 10; with a channel each
+    request gets an ackId, and /services/collector/ack says which are indexed. The indexer here loses
+    the second batch (its ackId never turns true): that batch is sent again and counted."""
+    indexed: Counter[str] = Counter()
+    pending: dict[tuple[str, int], list[str]] = {}
+    polled: Counter[tuple[str, int]] = Counter()
+    next_ack: Counter[str] = Counter()
+    channels: set[str] = set()
+
+    def hec(request: Request) -> Answer:
+        channel = request.headers.get("X-Splunk-Request-Channel")
+        if channel is None:
+            return 400, b'{"text":"Data channel is missing","code":10}'
+        channels.add(channel)
+        if request.path == "/services/collector/ack":
+            acks = {}
+            for ack_id in json.loads(request.body)["acks"]:
+                polled[channel, ack_id] += 1
+                done = ack_id != 1 and polled[channel, ack_id] >= 2  # indexed by the second query
+                if done and (channel, ack_id) in pending:
+                    indexed.update(pending.pop((channel, ack_id)))
+                acks[str(ack_id)] = done
+            return 200, json.dumps({"acks": acks}).encode()
+        ack_id = next_ack[channel]
+        next_ack[channel] += 1
+        pending[channel, ack_id] = [event["event"]["event"]["id"] for event in _hec_events(request)]
+        return 200, json.dumps({"text": "Success", "code": 0, "ackId": ack_id}).encode()
+
+    receiver = _serve(receivers, hec)
+    metrics = Metrics()
+    alerts = distinct_alerts(real_alerts, 15)
+    sink = _sink(tmp_path, metrics, url=receiver.url, kind="hec", batch_size=5, timeout=1)
+    _run(loop, sink, alerts, per_seq=5)
+    assert indexed == Counter({alert.event_id: 1 for alert in alerts})
+    assert "X-Splunk-Request-Channel" not in receiver.script.requests[0].headers
+    assert len(channels) == 1
+    lost = pending.pop((next(iter(channels)), 1))
+    assert len(lost) == 5 and not pending
+    assert metric(metrics, "t1046_sink_resent_total", "siem") == 5
+    assert metric(metrics, "t1046_sink_delivered_total", "siem") == 15
