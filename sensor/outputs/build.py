@@ -26,7 +26,7 @@ from sensor.config import (
     OutputConfig,
     SensorConfig,
 )
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.deadletter import DeadLetters
 from sensor.outputs.file import FileTransport
 from sensor.outputs.http import HttpTransport

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.transport import Rejection
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from sensor.alerts.alert import Alert
 from sensor.alerts.render import render_document
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.deadletter import DeadLetters
 from sensor.outputs.spool import Spool, SpoolRecord
 from sensor.outputs.transport import DeliveryError, Outcome, Transport

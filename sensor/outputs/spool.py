@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import RULES, Action
 from sensor.config import SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.observations import Transport
 from sensor.outputs.build import build_sinks
 

@@ -21,7 +21,7 @@ import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import SpooledSink
 

@@ -14,7 +14,7 @@ import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from tests.daemon.conftest import Certificates, certificates, real_alerts
 
 __all__ = ["Certificates", "Loop", "certificates", "config_with", "distinct_alerts", "metric", "real_alerts"]
