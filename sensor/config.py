@@ -263,7 +263,7 @@ OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
 FORMATS = ("ecs", "ocsf")
 SPOOL_POLICIES = ("drop_oldest", "drop_newest")
 HTTP_KINDS = ("hec", "bulk", "webhook")
-SYSLOG_PROTOCOLS = ("udp", "tcp", "tls")
+SYSLOG_PROTOCOLS = ("udp", "tcp", "tls", "relp")
 SYSLOG_FACILITIES = {
     "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
     "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,

@@ -26,7 +26,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect.correlator import STATE_VERSION, Correlator
 from sensor.errors import SensorError
-from sensor.outputs.sinks import write_atomically
+from sensor.outputs.spool import write_atomically
 from sensor.zeek.position import StreamPosition
 
 log = logging.getLogger(__name__)

@@ -46,15 +46,10 @@ from sensor.metrics import Metrics, MetricsServer
 from sensor.nodes.forwarder import NodeForwarder, build_forwarder
 from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
-from sensor.outputs.sinks import (
-    DRAIN_SECONDS,
-    SinkConfigError,
-    SpooledSink,
-    build_sinks,
-    check_outputs,
-    drain_all,
-    write_atomically,
-)
+from sensor.outputs.build import build_sinks, check_outputs
+from sensor.outputs.settings import SinkConfigError
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
+from sensor.outputs.spool import write_atomically
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 

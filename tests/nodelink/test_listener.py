@@ -20,7 +20,8 @@ from sensor.nodes.forwarder import NodeLinkTransport
 from sensor.nodes.listener import MAX_UNACKED, NodeListener
 from sensor.nodes.tokens import NodeTokens
 from sensor.observations import HoneyportHit, Observation, Transport
-from sensor.outputs.sinks import DeliveryError, SpoolRecord
+from sensor.outputs.spool import SpoolRecord
+from sensor.outputs.transport import DeliveryError
 
 from .conftest import Certificates
 
