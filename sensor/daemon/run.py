@@ -144,7 +144,8 @@ class Daemon:
             if not self.config.zeek.log_dir.is_dir():
                 log.warning("zeek.log_dir %s does not exist (yet); following it when it appears",
                             self.config.zeek.log_dir)
-            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done)
+            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
+                                        kinds=self.config.zeek.logs)
         return checkpoint is None
 
     def _seq_past_spools(self) -> None:
