@@ -6,6 +6,7 @@ import heapq
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -16,7 +17,7 @@ from sensor.detect.correlator import Correlator
 from sensor.errors import LogReadError
 from sensor.observations import Observation
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover
-from sensor.zeek.records import observations_of, wanted_fields
+from sensor.zeek.records import observations, wanted_fields
 
 TICK_EVERY = 60.0
 """Seconds of log time between expiry passes of the correlator."""
@@ -44,9 +45,9 @@ class ReplaySummary:
 
 
 def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
-    """Observations of one log kind, file after file; records without evidence are dropped."""
-    for log in logs:
-        yield from observations_of(log, log.records(wanted_fields))
+    """Observations of one log kind, file after file, mapped a batch of records at a time; records without
+    evidence are dropped."""
+    return chain.from_iterable(observations(log, batch) for log in logs for batch in log.batches(wanted_fields))
 
 
 def _time_of(observation: Observation) -> float:
