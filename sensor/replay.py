@@ -87,7 +87,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams = discover(paths)
+    streams = discover(paths, config.zeek.logs)
     all_logs: list[ZeekLog] = []
     merged_inputs = []
     for _kind, files in streams:
@@ -95,7 +95,9 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         all_logs.extend(logs)
         merged_inputs.append(_stream(logs))
     if not all_logs:
-        raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}")
+        *others, last = config.zeek.logs
+        kinds = f"{', '.join(others)} or {last}" if others else last
+        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)

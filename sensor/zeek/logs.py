@@ -53,11 +53,11 @@ def log_kind(name: str) -> str | None:
     return match.group("kind") if match else None
 
 
-def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
+def discover(paths: list[Path], kinds: tuple[str, ...] = KINDS) -> list[tuple[str | None, list[Path]]]:
     """Group the given files and directories into streams, one per log kind, oldest file first.
 
     Files named on the command line are taken whatever their name (their kind is read from the file);
-    in a directory (and its ``log-queue/``) only conn, notice, dns and t1046 logs are taken.
+    in a directory (and its ``log-queue/``) only the ``kinds`` logs are taken (conn, notice, dns, t1046).
     """
     streams: dict[str | None, list[Path]] = {}
     for path in paths:
@@ -68,7 +68,7 @@ def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
                 found += sorted(p for p in queue.iterdir() if p.is_file())
             for candidate in found:
                 kind = log_kind(candidate.name)
-                if kind in KINDS:
+                if kind in kinds:
                     streams.setdefault(kind, []).append(candidate)
         elif path.exists():
             streams.setdefault(None, []).append(path)

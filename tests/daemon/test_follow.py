@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
 from .conftest import conn_log
+
+PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"
 
 
 def _uids(follower: LogFollower) -> list[str]:
@@ -125,3 +128,49 @@ def test_a_line_longer_than_a_read_is_skipped_and_the_stream_goes_on(tmp_path: P
     seen = [uid for _ in range(10) for uid in _uids(follower)]
     assert seen == _expected(tmp_path, data.header_for(1), data.lines[:20])
     assert malformed.total == 1
+
+
+def test_a_log_read_in_pieces_of_any_size_yields_what_a_whole_read_does(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    lines = (data.lines * (1 + 20000 // len(data.lines)))[:20000]
+    expected = _expected(tmp_path, data.header_for(1), lines)
+    assert len(expected) > 10000
+    for budget in (5000, 300_000, 4 << 20):
+        logs = tmp_path / f"logs-{budget}"
+        logs.mkdir()
+        live = logs / "conn.log"
+        live.write_text(data.header_for(1))
+        follower = LogFollower(logs, MalformedLog(), kinds=("conn",), read_budget=budget)
+        seen = _uids(follower)
+        with live.open("a") as stream:
+            stream.write("".join(lines))
+        while len(seen) < len(expected):
+            polled = _uids(follower)
+            assert polled, "every poll reads on until the end"
+            seen += polled
+        assert seen == expected
+        assert follower.malformed.total == 0
+
+
+def test_zeek_logs_without_conn_takes_the_packages_detections_only(tmp_path: Path) -> None:
+    from sensor.config import parse_config
+    from sensor.daemon.metrics import Metrics
+    from sensor.daemon.run import Daemon
+    from sensor.observations import ZeekDetection, ZeekNotice
+    from sensor.replay import replay
+
+    logs = tmp_path / "zeek"
+    shutil.copytree(PACKAGE_LOGS / "s1_vertical_syn", logs)
+    config = parse_config({"sensor": {"state_dir": str(tmp_path / "state")}, "zeek": {
+        "log_dir": str(logs), "logs": ["notice", "t1046", "dns"]}, "honeyports": {"listen": [], "tcp": ""}})
+    daemon = Daemon(config, None, Metrics(), None)
+    daemon._restore()
+    assert daemon.follower is not None
+    batch = daemon.follower.poll()
+    assert set(batch.records) == {"notice", "t1046"}, "conn.log is not read"
+    assert batch.observations and all(isinstance(o, ZeekNotice | ZeekDetection) for o in batch.observations)
+    with open(os.devnull, "wb") as sink:
+        detections = replay([logs], config, sink)
+        everything = replay([logs], parse_config({}), sink)
+    assert detections.alerts >= 1, "the package's detections alone raise the incident"
+    assert detections.records == sum(batch.records.values()) < everything.records
