@@ -28,6 +28,8 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 Converter = Callable[[str], Any]
+Decoded = tuple[dict[str, list[Any]], frozenset[str]]
+"""A block's columns by field name, and the names of those holding an unset value (None) somewhere."""
 _PLAIN_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 _PLAIN_INTEGER = r"^-?[0-9]{1,18}$"
 """Integers pyarrow may cast itself: they fit an int64."""
@@ -67,9 +69,10 @@ def _floats(column: pa.Array) -> list[Any]:
 
 
 def decode_block(fields: Sequence[str], wanted: Sequence[tuple[str, Converter]], unset: str, data: bytes,
-                 identity: frozenset[Converter] = frozenset({str})) -> dict[str, list[Any]] | None:
-    """The ``wanted`` columns of ``data`` (complete data lines of a TSV log whose header names ``fields``),
-    or None when the block needs the line-by-line decoder.
+                 identity: frozenset[Converter] = frozenset({str})) -> Decoded | None:
+    """The ``wanted`` columns of ``data`` (complete data lines of a TSV log whose header names ``fields``)
+    and the names of those holding an unset value somewhere, or None when the block needs the line-by-line
+    decoder.
 
     ``wanted`` holds ``(name, converter)`` per field present in the header; a value equal to ``unset`` is None.
     ``identity`` names the converters that return a text without backslashes unchanged.
@@ -110,4 +113,4 @@ def decode_block(fields: Sequence[str], wanted: Sequence[tuple[str, Converter]],
             columns[name] = _convert(column, convert, identity)
     except ValueError:
         return None
-    return columns
+    return columns, frozenset(name for name, _ in wanted if table.column(name).null_count)

@@ -130,6 +130,8 @@ class RecordBatch:
     """Number of records (of rows, for columns)."""
     types: Mapping[str, str] = field(default_factory=dict)
     """The Zeek type of each column, as the header declared it."""
+    unset: frozenset[str] = frozenset()
+    """The columns holding an unset value (None) somewhere."""
 
     def rows(self) -> list[Record]:
         """The records as dicts, whichever way they were decoded."""
@@ -257,13 +259,13 @@ class ZeekLog:
             following = block.find(b"\n#", position)
             stop = end if following < 0 else following + 1
             run = block[position:stop]
-            columns = None
+            decoded = None
             if reading.header is not None and self.columnar:
-                columns = decode_block(reading.header.fields, reading.columnar, reading.header.unset_field, run,
+                decoded = decode_block(reading.header.fields, reading.columnar, reading.header.unset_field, run,
                                        _IDENTITY)
-            if columns is not None:
+            if decoded is not None:
                 count = run.count(b"\n")
-                yield RecordBatch(self.kind, self.records_read, [], columns, count, reading.types)
+                yield RecordBatch(self.kind, self.records_read, [], decoded[0], count, reading.types, decoded[1])
                 self.records_read += count
                 reading.looked_like_log = True
             else:

@@ -296,40 +296,45 @@ def to_observation(kind: str | None, record: Record) -> Observation | None:
 
 
 _Verdict = tuple[Transport | None, Outcome | None]
+_NEEDED = frozenset({"ts", "proto", "id.orig_h", "id.resp_h"})
+"""The fields :func:`_conn` cannot do without."""
 CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "port", "id.resp_h": "addr",
               "id.resp_p": "port", "proto": "enum", "service": "string", "conn_state": "string", "history": "string",
               "resp_pkts": "count", "t1046_tags": "set[string]"}
 """The types of the conn.log fields read, as Zeek writes them; a log declaring others is mapped row by row."""
 
 
-def _conn_columns(columns: Mapping[str, list[Any]], count: int) -> list[Observation] | None:
+def _conn_columns(columns: Mapping[str, list[Any]], count: int, unset: frozenset[str]) -> list[Observation] | None:
     """What :func:`_conn` makes of each row of conn records decoded as columns (of the :data:`CONN_TYPES`:
     times are floats, ports and counts ints, sets lists, None where unset), computed column by column; None
     when a row lacks a field :func:`_conn` needs or holds a bad address (the caller then maps row by row,
-    reporting it)."""
-    unset: list[Any] = [None] * count
-    ts, protos = columns.get("ts", unset), columns.get("proto", unset)
-    sources, targets = columns.get("id.orig_h", unset), columns.get("id.resp_h", unset)
-    if None in ts or None in protos or None in sources or None in targets:
+    reporting it). ``unset`` names the columns holding a None."""
+    if not unset.isdisjoint(_NEEDED) or not _NEEDED.issubset(columns):
         return None
+    absent: list[Any] = [None] * count
+
+    def column(name: str, default: object) -> list[Any]:
+        """A column with ``default`` where unset (or the whole column when the log lacks it)."""
+        values = columns.get(name, absent)
+        return values if name not in unset and values is not absent else [value or default for value in values]
+
+    ts, protos, sources, targets = columns["ts"], columns["proto"], columns["id.orig_h"], columns["id.resp_h"]
     cache = _ADDRESS_CACHE
     try:
         source_ips = [cache.get(text) or address(text) for text in sources]
         target_ips = [cache.get(text) or address(text) for text in targets]
     except (ValueError, TypeError):
         return None
-    source_ports = [port or 0 for port in columns.get("id.orig_p", unset)]
-    resp_pkts = columns.get("resp_pkts", unset)
-    keys = list(zip(protos, [state or "" for state in columns.get("conn_state", unset)],
-                    [history or "" for history in columns.get("history", unset)], map(bool, resp_pkts),
-                    strict=True))
+    source_ports = column("id.orig_p", 0)
+    resp_pkts = columns.get("resp_pkts", absent)
+    keys = list(zip(protos, column("conn_state", ""), column("history", ""), map(bool, resp_pkts), strict=True))
     memoised = list(map(_VERDICTS.get, keys))
     verdicts = cast(list[_Verdict], memoised) if None not in memoised else [
         _verdict(key) if verdict is None else verdict for key, verdict in zip(keys, memoised, strict=True)]
     transports = [verdict[0] for verdict in verdicts]
     outcomes = [verdict[1] for verdict in verdicts]
     tags: list[frozenset[str]] = [_NO_TAGS] * count
-    raw_column = columns.get("t1046_tags", unset)
+    raw_column = columns.get("t1046_tags", absent)
     for row in [row for row, raw_tags in enumerate(raw_column) if raw_tags] if any(raw_column) else ():
         raw_tags = raw_column[row]
         if transports[row] is not _ICMP and transports[row] is not None:
@@ -340,10 +345,8 @@ def _conn_columns(columns: Mapping[str, list[Any]], count: int) -> list[Observat
             outcomes[row] = _ESTABLISHED if resp_pkts[row] else _UNANSWERED
         else:
             transports[row] = None
-    made = map(_NEW_CONN, zip(ts, source_ips, source_ports, target_ips,
-                              [port or 0 for port in columns.get("id.resp_p", unset)], transports, outcomes,
-                              [uid or "" for uid in columns.get("uid", unset)],
-                              [service or "" for service in columns.get("service", unset)], tags, strict=True))
+    made = map(_NEW_CONN, zip(ts, source_ips, source_ports, target_ips, column("id.resp_p", 0), transports,
+                              outcomes, column("uid", ""), column("service", ""), tags, strict=True))
     if None in transports:
         return list(compress(made, [transport is not None for transport in transports]))
     return list(made)
@@ -375,7 +378,7 @@ def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation]:
     to the log's malformed-line counter (numbered by its place among the log's records) and skipped."""
     if batch.kind == "conn" and batch.columns is not None and all(
             CONN_TYPES.get(name) == zeek_type for name, zeek_type in batch.types.items()):
-        found = _conn_columns(batch.columns, batch.count)
+        found = _conn_columns(batch.columns, batch.count, batch.unset)
         if found is not None:
             return found
     mapper = MAPPERS.get(batch.kind or "")
