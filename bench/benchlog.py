@@ -106,10 +106,12 @@ def write_log(path: Path, records: int, sources: int, seed: int = 1046) -> int:
     return probes
 
 
-def measure(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and stderr of one child process."""
+def measure(argv: list[str], source: Path | None = None) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS (MiB), stderr and CPU seconds (user + system) of one child process
+    (importing the project from ``source`` when given)."""
+    env = {**os.environ, "PYTHONPATH": str(source)} if source is not None else None
     started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert process.stderr is not None
     stderr = process.stderr.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
@@ -117,4 +119,4 @@ def measure(argv: list[str]) -> tuple[float, float, str]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if status != 0:
         sys.exit(f"{argv[:3]} failed: {stderr}")
-    return seconds, usage.ru_maxrss / 1024, stderr
+    return seconds, usage.ru_maxrss / 1024, stderr, usage.ru_utime + usage.ru_stime

@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each side; the best time is kept")
     parser.add_argument("--keep", type=Path, help="write the synthetic log here and keep it")
     parser.add_argument("--no-follow", action="store_true", help="replay and the naive loop only")
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="another copy of the project's source (git archive COMMIT | tar -x -C DIR) whose "
+                             "replay is measured alongside")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         path = args.keep or Path(scratch) / "conn.log"
@@ -40,26 +43,36 @@ def main() -> None:
         size = path.stat().st_size / (1 << 20)
         print(f"conn.log: {args.records} records ({probes} scan probes from 5 scanners), "
               f"{args.sources} distinct benign sources, {size:.0f} MiB")
-        naive = replay = floor = read_split = math.inf
+        naive = replay = floor = read_split = naive_cpu = replay_cpu = math.inf
         naive_rss = replay_rss = 0.0
         follows: list[FollowRun] = []
+        other = other_cpu = math.inf
         for _ in range(args.runs):
-            seconds, rss, _ = measure([sys.executable, "-c", NAIVE, str(path)])
-            naive, naive_rss = min(naive, seconds), max(naive_rss, rss)
-            seconds, rss, _ = measure([sys.executable, "-m", "sensor", "replay", str(path)])
-            replay, replay_rss = min(replay, seconds), max(replay_rss, rss)
+            if args.compare is not None:
+                seconds, _, _, cpu = measure([sys.executable, "-m", "sensor", "replay", str(path)], args.compare)
+                other, other_cpu = min(other, seconds), min(other_cpu, cpu)
+            seconds, rss, _, cpu = measure([sys.executable, "-c", NAIVE, str(path)])
+            naive, naive_rss, naive_cpu = min(naive, seconds), max(naive_rss, rss), min(naive_cpu, cpu)
+            seconds, rss, _, cpu = measure([sys.executable, "-m", "sensor", "replay", str(path)])
+            replay, replay_rss, replay_cpu = min(replay, seconds), max(replay_rss, rss), min(replay_cpu, cpu)
             if not args.no_follow:
                 follows.append(follow_once(path, args.records))
             floor = min(floor, float(measure([sys.executable, "-c", FLOOR, str(path)])[2]))
             read_split = min(read_split, float(measure([sys.executable, "-c", READ_SPLIT, str(path)])[2]))
-        print(f"naive baseline:  {args.records / naive:>10,.0f} records/s  peak RSS {naive_rss:6.0f} MiB")
-        print(f"replay:          {args.records / replay:>10,.0f} records/s  peak RSS {replay_rss:6.0f} MiB")
-        print(f"replay / naive throughput: {naive / replay:.2f}x")
+        print(f"naive baseline:  {args.records / naive:>10,.0f} records/s  peak RSS {naive_rss:6.0f} MiB; "
+              f"CPU {naive_cpu / args.records * 1e6:.2f} us per record")
+        print(f"replay:          {args.records / replay:>10,.0f} records/s  peak RSS {replay_rss:6.0f} MiB; "
+              f"CPU {replay_cpu / args.records * 1e6:.2f} us per record")
+        print(f"replay / naive throughput: {naive / replay:.2f}x (by CPU time: {naive_cpu / replay_cpu:.2f}x)")
+        if args.compare is not None:
+            print(f"replay of {args.compare}: {args.records / other:>10,.0f} records/s; CPU "
+                  f"{other_cpu / args.records * 1e6:.2f} us per record; / naive {naive / other:.2f}x "
+                  f"(by CPU time: {naive_cpu / other_cpu:.2f}x)")
         if follows:
             fastest = min(follows, key=lambda run: run.seconds)
-            report_follow(FollowRun(fastest.seconds, fastest.cpu, max(run.rss_mib for run in follows),
-                                    max(run.rss_children_mib for run in follows), fastest.checkpoints,
-                                    fastest.alerts), args.records, naive)
+            report_follow(FollowRun(fastest.seconds, min(run.cpu for run in follows),
+                                    max(run.rss_mib for run in follows), max(run.rss_children_mib for run in follows),
+                                    fastest.checkpoints, fastest.alerts), args.records, naive, naive_cpu)
             report_detections(follow_once(path, args.records, detections_only=True), args.records)
         report_commit(commit_figures(path))
         per = {name: seconds / args.records * 1e6 for name, seconds in

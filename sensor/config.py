@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from sensor.errors import ConfigError
-from sensor.zeek.logs import KINDS as ZEEK_LOGS
+from sensor.zeek import KINDS as ZEEK_LOGS
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from sensor.daemon.checkpoint import StreamPosition
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeek.logs import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
+from sensor.zeek import KINDS
+from sensor.zeek.logs import MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
 from sensor.zeek.records import observations, wanted_fields
 
 log = logging.getLogger(__name__)

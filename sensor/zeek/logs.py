@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from sensor.errors import LogReadError
+from sensor.zeek import KINDS
 from sensor.zeek.columns import decode_block
 from sensor.zeek.tsv import Header, RowDecoder, directive_value, unescape
 
@@ -36,8 +37,6 @@ MAX_LINE = 1 << 20
 """Longest line read, in bytes; a longer one is skipped as malformed without being held in memory."""
 _CHUNK = 1 << 20
 Record = Mapping[str, Any]
-KINDS = ("conn", "notice", "dns", "t1046")
-"""The logs the sensor reads; others in a directory are passed over."""
 
 _ROTATED = re.compile(
     r"^(?P<kind>[a-z0-9_]+?)"
