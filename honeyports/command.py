@@ -24,7 +24,8 @@ from sensor.config import SensorConfig
 from sensor.daemon.pipeline import Pipeline
 from sensor.metrics import Metrics
 from sensor.nodes.forwarder import build_forwarder
-from sensor.outputs.sinks import DRAIN_SECONDS, SpooledSink, build_sinks, drain_all
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
 
 log = logging.getLogger(__name__)
 

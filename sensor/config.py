@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from sensor.errors import ConfigError
+from sensor.zeek import KINDS as ZEEK_LOGS
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -159,6 +160,10 @@ class ZeekConfig:
     """Where the daemon follows Zeek's logs; ``log_dir`` None means no Zeek source."""
 
     log_dir: Path | None = None
+    logs: tuple[str, ...] = ZEEK_LOGS
+    """The logs followed in ``log_dir``. Without ``conn`` the daemon takes the Zeek package's own detections
+    (t1046.log, ``T1046::*`` notices, mDNS questions in dns.log) and judges no conn.log record itself
+    (docs/deployment.md, "Sizing")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +268,7 @@ OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
 FORMATS = ("ecs", "ocsf")
 SPOOL_POLICIES = ("drop_oldest", "drop_newest")
 HTTP_KINDS = ("hec", "bulk", "webhook")
-SYSLOG_PROTOCOLS = ("udp", "tcp", "tls")
+SYSLOG_PROTOCOLS = ("udp", "tcp", "tls", "relp")
 SYSLOG_FACILITIES = {
     "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
     "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
@@ -396,6 +401,15 @@ def _string_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError(f"must be a list, not {type(value).__name__}")
     return tuple(_text(v) for v in value)
+
+
+def _zeek_logs(value: Any) -> tuple[str, ...]:
+    """``zeek.logs``: a non-empty list of the logs the follower reads, each named once."""
+    names = _string_list(value)
+    unknown = [name for name in names if name not in ZEEK_LOGS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"must list some of {', '.join(ZEEK_LOGS)}, each once (got {list(names)})")
+    return names
 
 
 def _allowlist_entry(reader: _Reader, item: Any, path: str) -> AllowlistEntry | None:
@@ -676,7 +690,7 @@ def parse_config(data: Any) -> SensorConfig:
     for extra in sorted(set(data) - set(sections)):
         reader.problem(extra, f"unknown section (known: {', '.join(sections)})")
     sensor = reader.section(data, "sensor", "", ("name", "state_dir", "metrics_listen"))
-    zeek = reader.section(data, "zeek", "", ("log_dir",))
+    zeek = reader.section(data, "zeek", "", ("log_dir", "logs"))
     honey = reader.section(data, "honeyports", "", ("listen", "tcp", "udp", "profiles", "max_connections",
                                                     "max_connections_per_source", "idle_timeout", "read_limit"))
     mdns_section = reader.section(data, "mdns", "", ("interfaces", "decoys"))
@@ -699,7 +713,8 @@ def parse_config(data: Any) -> SensorConfig:
         name=reader.value(sensor, "name", "sensor", _text, base.name),
         state_dir=reader.value(sensor, "state_dir", "sensor", _path, base.state_dir),
         metrics_listen=reader.value(sensor, "metrics_listen", "sensor", _listen_address, None),
-        zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None),
+        zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None,
+                        logs=reader.value(zeek, "logs", "zeek", _zeek_logs, ZEEK_LOGS)),
         detection=detection,
         honeyports=HoneyportsConfig(
             listen=listen,

@@ -11,6 +11,7 @@ import heapq
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -22,7 +23,7 @@ from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
 from sensor.observations import Observation
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover
-from sensor.zeek.records import observations_of, wanted_fields
+from sensor.zeek.records import observations, wanted_fields
 
 PROGRESS_BYTES = 64 << 20
 """Inputs at least this large get a progress line when stderr is a terminal."""
@@ -48,9 +49,9 @@ class ReplaySummary:
 
 
 def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
-    """Observations of one log kind, file after file; records without evidence are dropped."""
-    for log in logs:
-        yield from observations_of(log, log.records(wanted_fields))
+    """Observations of one log kind, file after file, mapped a batch of records at a time; records without
+    evidence are dropped."""
+    return chain.from_iterable(observations(log, batch) for log in logs for batch in log.batches(wanted_fields))
 
 
 def _time_of(observation: Observation) -> float:
@@ -90,7 +91,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams = discover(paths)
+    streams = discover(paths, config.zeek.logs)
     all_logs: list[ZeekLog] = []
     merged_inputs = []
     for _kind, files in streams:
@@ -98,7 +99,9 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         all_logs.extend(logs)
         merged_inputs.append(_stream(logs))
     if not all_logs:
-        raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}")
+        *others, last = config.zeek.logs
+        kinds = f"{', '.join(others)} or {last}" if others else last
+        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
 from .conftest import conn_log
+
+PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"
 
 
 def _uids(follower: LogFollower) -> list[str]:
@@ -177,3 +180,58 @@ def test_a_live_log_gone_with_nothing_after_it_is_reported_once_and_the_next_one
     assert seen == _expected(data.lines[:60])
     gone = [record.getMessage() for record in caplog.records if "is gone" in record.getMessage()]
     assert len(gone) == 1 and gone[0].endswith("going on with nothing yet"), gone
+
+
+def _whole_read(tmp_path: Path, header: str, lines: list[str]) -> list[str]:
+    """Uids of the observations one read of the whole file gives (the reference a read in pieces must match)."""
+    whole = tmp_path / "expected" / "conn.log"
+    whole.parent.mkdir(exist_ok=True)
+    whole.write_text(header + "".join(lines))
+    return _uids(LogFollower(whole.parent, MalformedLog(), kinds=("conn",)))
+
+
+def test_a_log_read_in_pieces_of_any_size_yields_what_a_whole_read_does(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    lines = (data.lines * (1 + 20000 // len(data.lines)))[:20000]
+    expected = _whole_read(tmp_path, data.header_for(1), lines)
+    assert len(expected) > 10000
+    for budget in (5000, 300_000, 4 << 20):
+        logs = tmp_path / f"logs-{budget}"
+        logs.mkdir()
+        live = logs / "conn.log"
+        live.write_text(data.header_for(1))
+        follower = LogFollower(logs, MalformedLog(), kinds=("conn",), read_budget=budget)
+        seen = _uids(follower)
+        with live.open("a") as stream:
+            stream.write("".join(lines))
+        while len(seen) < len(expected):
+            polled = _uids(follower)
+            assert polled, "every poll reads on until the end"
+            seen += polled
+        assert seen == expected
+        assert follower.malformed.total == 0
+
+
+def test_zeek_logs_without_conn_takes_the_packages_detections_only(tmp_path: Path) -> None:
+    from sensor.daemon.metrics import Metrics
+
+    from sensor.config import parse_config
+    from sensor.daemon.run import Daemon
+    from sensor.observations import ZeekDetection, ZeekNotice
+    from sensor.replay import replay
+
+    logs = tmp_path / "zeek"
+    shutil.copytree(PACKAGE_LOGS / "s1_vertical_syn", logs)
+    config = parse_config({"sensor": {"state_dir": str(tmp_path / "state")}, "zeek": {
+        "log_dir": str(logs), "logs": ["notice", "t1046", "dns"]}, "honeyports": {"listen": [], "tcp": ""}})
+    daemon = Daemon(config, None, Metrics(), None)
+    daemon._restore()
+    assert daemon.follower is not None
+    batch = daemon.follower.poll()
+    assert set(batch.records) == {"notice", "t1046"}, "conn.log is not read"
+    assert batch.observations and all(isinstance(o, ZeekNotice | ZeekDetection) for o in batch.observations)
+    with open(os.devnull, "wb") as sink:
+        detections = replay([logs], config, sink)
+        everything = replay([logs], parse_config({}), sink)
+    assert detections.alerts >= 1, "the package's detections alone raise the incident"
+    assert detections.records == sum(batch.records.values()) < everything.records

@@ -20,7 +20,9 @@ import pytest
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
 from sensor.metrics import Metrics
-from sensor.outputs.sinks import DeliveryError, SpooledSink, build_sinks
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import SpooledSink
+from sensor.outputs.transport import DeliveryError
 from tests.alertcheck import validate_alert
 from tests.conftest import fill_disk
 
