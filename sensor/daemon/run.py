@@ -291,12 +291,11 @@ class Daemon:
                 self.metrics.follower_lag.labels(log=kind).set(lag)
 
     def _follow(self) -> bool:
-        """Read new Zeek log lines into the pipeline; True when the read budget was used up."""
+        """Read new Zeek log lines into the pipeline; True when more is waiting than one poll reads."""
         if self.follower is None:
             return False
         batch = self.follower.poll()
-        busy = batch.bytes_read >= self.follower.read_budget
-        self.pipeline.observe_logged(batch.observations, caught_up=not busy)
+        self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
@@ -304,7 +303,7 @@ class Daemon:
             self._malformed_seen = self.malformed.total
         if batch.bytes_read:
             self._dirty = True
-        return busy
+        return batch.backlog
 
     def _acks_pending(self) -> bool:
         return self.node_listener is not None and self.node_listener.acks_pending
