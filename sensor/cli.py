@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from sensor.config import FORMATS, SensorConfig, default_config, load_config, parse_ports
@@ -15,15 +16,30 @@ from sensor.errors import ConfigError, SensorError
 from sensor.replay import replay
 
 log = logging.getLogger("sensor")
+DAEMONS = ("run", "honeyports", "mdns")
+"""Commands that log what they watch and where alerts go at start (INFO, shown unless ``-q``)."""
+
+
+def _verbosity(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``-v``/``-q``, before or after the command (after it, the parent's value is kept unless given)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_const", const="verbose", dest="verbosity",
+                       default=default if default is not None else argparse.SUPPRESS,
+                       help="log diagnostics too (DEBUG), to stderr")
+    group.add_argument("-q", "--quiet", action="store_const", const="quiet", dest="verbosity",
+                       default=argparse.SUPPRESS, help="log only warnings and errors")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="t1046-sensor",
         description="Detect internal network service discovery (MITRE ATT&CK T1046): port scans, host sweeps "
-                    "and mDNS service browsing, from Zeek logs, honeyports and an mDNS watcher.",
+                    "and mDNS service browsing, from Zeek logs, honeyports and an mDNS watcher. run, honeyports "
+                    "and mdns log what they watch and where alerts go at start; the others log warnings only "
+                    "unless -v.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics (to stderr)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('t1046-sensor')}")
+    _verbosity(parser, "default")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay_cmd = commands.add_parser(
@@ -67,18 +83,29 @@ def _parser() -> argparse.ArgumentParser:
                                 "(systemd's EnvironmentFile, e.g. /etc/t1046-sensor/secrets.env)")
     check_cmd.add_argument("--content-only", action="store_true",
                            help="check the file's content only, not what it points to")
+    check_cmd.add_argument("--user", metavar="NAME",
+                           help="as root: read --env-file, then check FILE and what it points to as this user "
+                                "(the service's, e.g. t1046) with its groups, so what it cannot read is found")
+    for command in commands.choices.values():
+        _verbosity(command, None)
     return parser
 
 
-def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
-    from sensor.preflight import preflight, read_env_file
+def _check_config(path: Path, env_file: Path | None, content_only: bool, user: str | None) -> int:
+    from sensor.preflight import become, preflight, read_env_file
 
+    secrets = read_env_file(env_file) if env_file is not None and not content_only else {}
+    if user is not None:
+        try:
+            become(user)
+        except SensorError as error:
+            print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
+            return 2
     config = load_config(path)
     if content_only:
         print(f"{path}: OK (content)")  # noqa: T201
         return 0
-    if env_file is not None:
-        os.environ.update(read_env_file(env_file))
+    os.environ.update(secrets)
     findings = preflight(config)
     for finding in findings:
         print(f"{path}: {finding.line()}", file=sys.stderr)  # noqa: T201
@@ -102,11 +129,20 @@ def _config(path: Path | None) -> SensorConfig:
     return load_config(path) if path is not None else default_config()
 
 
+def _logging(verbosity: str, daemon: bool) -> None:
+    """Diagnostics to stderr: a daemon's at INFO (what it watches, where alerts go), other commands' at
+    WARNING; ``-v`` adds this program's DEBUG lines, ``-q`` keeps warnings and errors only."""
+    level = logging.WARNING if verbosity == "quiet" or (verbosity == "default" and not daemon) else logging.INFO
+    logging.basicConfig(level=level, format="t1046-sensor: %(levelname)s: %(message)s", stream=sys.stderr)
+    if verbosity == "verbose":
+        for name in ("sensor", "honeyports"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``t1046-sensor`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="t1046-sensor: %(levelname)s: %(message)s", stream=sys.stderr)
+    _logging(args.verbosity, args.command in DAEMONS)
     try:
         if args.command == "replay":
             config = _config(args.config)
@@ -138,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
-            return _check_config(args.file, args.env_file, args.content_only)
+            return _check_config(args.file, args.env_file, args.content_only, args.user)
     except ConfigError as error:
         print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
         return 2

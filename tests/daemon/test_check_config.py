@@ -28,7 +28,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return config
 
 
-def test_what_run_would_stop_on_is_named_and_what_it_tolerates_is_a_note(tmp_path: Path) -> None:
+def test_what_run_would_stop_on_is_named_and_a_missing_interface_is_a_note(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     tokens = tmp_path / "node-tokens"
     tokens.write_text("edge-a short\n")
@@ -47,10 +47,11 @@ outputs:
     lines = checked.stderr.splitlines()
     for expected in (f"sensor.state_dir: {tmp_path / 'a-file'} is not a directory",
                      "outputs[0].token_env: environment variable T1046_TEST_UNSET_HEC is not set",
-                     "outputs[1]: TLS files:",
+                     f"outputs[1].ca_file: {tmp_path / 'missing-ca.pem'}: cannot read: No such file or directory",
                      f"nodes: cannot load cert_file {tmp_path / 'missing.pem'}",
                      ":1: the token of edge-a is shorter than 16 characters",
-                     "note: zeek.log_dir:", "note: mdns.interfaces: there is no interface t1046-no-such-if",
+                     f"zeek.log_dir: {tmp_path / 'no-zeek-yet'}: no such directory: install Zeek",
+                     "note: mdns.interfaces: there is no interface t1046-no-such-if",
                      "note: secrets were looked up in this shell's environment"):
         assert any(expected in line for line in lines), (expected, lines)
     assert "OK" not in checked.stdout
