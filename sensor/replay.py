@@ -1,4 +1,9 @@
-"""``t1046-sensor replay``: Zeek logs in, alerts out, with the logs' own timestamps as the clock."""
+"""``t1046-sensor replay``: Zeek logs in, alerts out, with the logs' own timestamps as the clock.
+
+Each input file is read once, however it was named (a directory and a file in it); the summary names the
+Zeek logs that were not read because of their type (``http.log``: replay reads conn, notice, dns and t1046
+logs) and counts the scanners and incidents behind the alerts.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from sensor.config import SensorConfig
 from sensor.detect.correlator import Correlator
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeek.logs import MalformedLog, ZeekLog, discover
+from sensor.zeek.logs import KINDS, MalformedLog, ZeekLog, discover, log_kind
 from sensor.zeek.records import observations_of, wanted_fields
 
 TICK_EVERY = 60.0
@@ -35,12 +40,67 @@ class ReplaySummary:
     alerts: int
     suppressed: int
     seconds: float
+    scanners: int = 0
+    """Distinct scanners (sources) the alerts are about."""
+    incidents: int = 0
+    """Distinct incidents the alerts are updates of."""
+    ignored: tuple[Path, ...] = ()
+    """Zeek logs not read because of their type (``http.log``, …), each once."""
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
-        return (f"replay: {self.records} records from {self.files} files, {self.malformed} malformed, "
-                f"{self.observations} observations, {self.alerts} alerts"
-                f" ({self.suppressed} suppressed as authorized) in {self.seconds:.1f}s")
+        line = (f"replay: {self.records} records from {self.files} files, {self.malformed} malformed, "
+                f"{self.observations} observations, {self.alerts} alerts about {_count(self.scanners, 'scanner')} "
+                f"in {_count(self.incidents, 'incident')} ({self.suppressed} suppressed as authorized) in "
+                f"{self.seconds:.1f}s")
+        if not self.ignored:
+            return line
+        kinds: dict[str, int] = {}
+        for path in self.ignored:
+            kind = log_kind(path.name) or path.name
+            kinds[kind] = kinds.get(kind, 0) + 1
+        listed = ", ".join(f"{kind}.log" + (f" ({count} files)" if count > 1 else "") for kind, count in kinds.items())
+        return f"{line}; ignored, not conn, notice, dns or t1046: {listed}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _inputs(paths: list[Path]) -> tuple[list[tuple[str | None, list[Path]]], list[Path]]:
+    """The streams to read, each file once; and the Zeek logs in the given directories of other types."""
+    seen: set[Path] = set()
+    streams: list[tuple[str | None, list[Path]]] = []
+    for kind, files in discover(paths):
+        unique = []
+        for path in files:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                unique.append(path)
+        if unique:
+            streams.append((kind, unique))
+    ignored: list[Path] = []
+    for directory in (path for path in paths if path.is_dir()):
+        for folder in (directory, directory / "log-queue"):
+            if folder.is_dir():
+                ignored += sorted(path for path in folder.iterdir() if path.is_file()
+                                  and log_kind(path.name) not in (None, *KINDS) and path.resolve() not in seen)
+    return streams, ignored
+
+
+class _Tally:
+    """Counts the scanners and incidents of the alerts written, then hands each on."""
+
+    def __init__(self, then: Callable[[Alert], None] | None) -> None:
+        self.scanners: set[object] = set()
+        self.incidents: set[str] = set()
+        self._then = then
+
+    def __call__(self, alert: Alert) -> None:
+        self.scanners.add(alert.scanner)
+        self.incidents.add(alert.incident_id)
+        if self._then is not None:
+            self._then(alert)
 
 
 def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
@@ -86,7 +146,9 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams = discover(paths)
+    streams, ignored = _inputs(paths)
+    tally = _Tally(on_alert)
+    on_alert = tally
     all_logs: list[ZeekLog] = []
     merged_inputs = []
     for _kind, files in streams:
@@ -94,7 +156,8 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         all_logs.extend(logs)
         merged_inputs.append(_stream(logs))
     if not all_logs:
-        raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}")
+        others = f" (only {', '.join(sorted({path.name for path in ignored}))})" if ignored else ""
+        raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}{others}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
@@ -133,4 +196,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         alerts=correlator.stats.alerts,
         suppressed=correlator.stats.suppressed,
         seconds=time.monotonic() - started,
+        scanners=len(tally.scanners),
+        incidents=len(tally.incidents),
+        ignored=(*ignored, *(log.path for log in all_logs if log.kind not in KINDS)),
     )

@@ -1,0 +1,42 @@
+"""What ``replay`` tells on stderr: the logs it ignored by type named, scanners and incidents counted, and
+each input read once however it was named."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+S1 = Path(__file__).resolve().parents[1] / "data" / "captures" / "s1_vertical_syn" / "zeek"
+S2 = Path(__file__).resolve().parents[1] / "data" / "captures" / "s2_horizontal_syn_routed" / "zeek"
+HTTP = "#separator \\x09\n#path\thttp\n#fields\tts\tuid\n#types\ttime\tstring\n1795898115.0\tCx\n"
+
+
+def _replay(*paths: Path) -> tuple[str, str]:
+    result = subprocess.run([sys.executable, "-m", "sensor", "replay", *map(str, paths)], capture_output=True,
+                            text=True, timeout=120, check=True)
+    return result.stdout, re.sub(r" in \d+\.\ds", " in Xs", result.stderr.strip().splitlines()[-1])
+
+
+def test_the_summary_names_ignored_logs_and_counts_scanners_and_incidents(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    shutil.copytree(S1, logs)  # conn, notice, and Zeek's known_hosts and reporter logs
+    (logs / "http.log").write_text(HTTP)
+    (logs / "http.2026-11-28-20-00-00.log").write_text(HTTP)
+    alone, _ = _replay(S1 / "conn.log", S1 / "notice.log")
+    alerts, summary = _replay(logs, logs / "conn.log")
+    assert alerts == alone, "conn.log named twice is read once"
+    assert summary == ("replay: 1001 records from 2 files, 0 malformed, 1000 observations, 8 alerts about 1 scanner "
+                       "in 1 incident (0 suppressed as authorized) in Xs; ignored, not conn, notice, dns or t1046: "
+                       "http.log (2 files), known_hosts.log, reporter.log")
+
+
+def test_a_log_of_another_type_named_on_the_command_line_is_named_too(tmp_path: Path) -> None:
+    http = tmp_path / "http.log"
+    http.write_text(HTTP)
+    alerts, summary = _replay(http, S2)
+    assert summary.endswith("; ignored, not conn, notice, dns or t1046: known_hosts.log, http.log"), summary
+    assert re.search(r" alerts about 1 scanner in 1 incident ", summary), summary
+    assert alerts.count("\n") >= 1
