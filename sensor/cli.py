@@ -129,6 +129,17 @@ def _config(path: Path | None) -> SensorConfig:
     return load_config(path) if path is not None else default_config()
 
 
+def _daemon_config(path: Path | None) -> SensorConfig:
+    """The configuration of a daemon command; ``ConfigError`` naming each TLS file it cannot read."""
+    from sensor.preflight import unreadable_tls_files
+
+    config = _config(path)
+    unreadable = unreadable_tls_files(config)
+    if unreadable:
+        raise ConfigError([finding.text for finding in unreadable])
+    return config
+
+
 def _logging(verbosity: str, daemon: bool) -> None:
     """Diagnostics to stderr: a daemon's at INFO (what it watches, where alerts go), other commands' at
     WARNING; ``-v`` adds this program's DEBUG lines, ``-q`` keeps warnings and errors only."""
@@ -154,12 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from sensor.daemon.run import run_daemon
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             return run_daemon(config, config_path=args.config)
         if args.command == "honeyports":
             from honeyports.command import run_honeyports
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             honey = dataclasses.replace(
                 config.honeyports,
                 listen=tuple(args.listen) if args.listen else config.honeyports.listen or ("127.0.0.1",),
@@ -170,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mdns":
             from sensor.mdns.command import run_mdns
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":

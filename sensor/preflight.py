@@ -66,6 +66,16 @@ def _findings(config: SensorConfig) -> Iterator[Finding]:
             yield Finding(f"mdns.interfaces: there is no interface {name} here: run watches the others", False)
 
 
+def unreadable_tls_files(config: SensorConfig) -> list[Finding]:
+    """The TLS files of the outputs and of ``node:`` this user cannot read, each named with its path
+    (``run`` and ``honeyports`` stop on them at start; the sinks' own error does not name the file)."""
+    found = [finding for index, output in enumerate(config.outputs)
+             for finding in _unreadable_files(f"outputs[{index}]", output.settings)]
+    if config.node is not None:
+        found += _unreadable_files("node", {"ca_file": config.node.ca_file})
+    return found
+
+
 def _unreadable_files(where: str, settings: Mapping[str, object]) -> Iterator[Finding]:
     """The TLS files of an output or of the node link that cannot be read, each with its path."""
     for key in TLS_FILES:

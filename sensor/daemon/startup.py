@@ -31,7 +31,8 @@ def output_destination(config: SensorConfig, output: OutputConfig) -> str:
     if output.type == "syslog":
         protocol = str(settings.get("protocol", "tcp"))
         port = settings.get("port", 6514 if protocol == "tls" else 514)
-        return f"{protocol}://{settings.get('host', '')}:{port}"
+        host = str(settings.get("host", ""))
+        return f"{protocol}://[{host}]:{port}" if ":" in host else f"{protocol}://{host}:{port}"
     if output.type == "http":
         parts = urllib.parse.urlsplit(str(settings.get("url", "")))
         netloc = parts.hostname or ""

@@ -12,6 +12,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from sensor.config import parse_config
+from sensor.daemon.startup import decoy_line, output_lines
 from tests.waiting import wait_for
 
 SCAN_LOG = Path(__file__).resolve().parents[1] / "data" / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
@@ -111,3 +113,23 @@ def test_honeyports_says_what_it_listens_on(tmp_path: Path) -> None:
 def test_version() -> None:
     result = subprocess.run([sys.executable, "-m", "sensor", "--version"], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, f"t1046-sensor {metadata.version('t1046-sensor')}\n")
+
+
+def test_each_sink_and_decoy_is_described_without_secrets(tmp_path: Path) -> None:
+    config = parse_config({
+        "sensor": {"state_dir": str(tmp_path)},
+        "mdns": {"interfaces": ["eth0"], "decoys": [{"instance": "backup-nas", "type": "_smb._tcp", "port": 4445}]},
+        "outputs": [
+            {"type": "syslog", "host": "collector.invalid", "protocol": "udp", "format": "ocsf"},
+            {"type": "syslog", "host": "fd00::5", "protocol": "tls", "port": 6515},
+            {"type": "http", "kind": "bulk", "url": "https://[fd00::9]:9200/logs", "username": "elastic",
+             "password_file": "/etc/t1046-sensor/es-password"},
+            {"type": "file", "path": "/var/log/t1046/alerts.jsonl"},
+        ]})
+    assert output_lines(config) == [
+        "alerts to syslog udp://collector.invalid:514 (ocsf)",
+        "alerts to syslog tls://[fd00::5]:6515 (ecs)",
+        "alerts to http bulk https://[fd00::9]:9200/logs, password_file /etc/t1046-sensor/es-password (ecs)",
+        "alerts to file /var/log/t1046/alerts.jsonl (ecs)",
+    ]
+    assert decoy_line(config.mdns.decoys) == "mdns: decoys backup-nas._smb._tcp.local on port 4445"

@@ -166,9 +166,13 @@ def test_a_missing_tls_file_is_named(world: World) -> None:
     config = world.config("sensor.yaml", f"sensor: {{state_dir: {state}}}\noutputs:\n"
                                          "  - {type: syslog, host: siem.example, protocol: tls, "
                                          f"ca_file: {world.root / 'ca.pem'}}}\n")
+    problem = f"outputs[0].ca_file: {world.root / 'ca.pem'}: cannot read: No such file or directory"
     checked = _as_nobody(world, "check-config", str(config))
-    assert (checked.returncode, checked.stdout, checked.stderr) == (
-        2, "", f"{config}: outputs[0].ca_file: {world.root / 'ca.pem'}: cannot read: No such file or directory\n")
+    assert (checked.returncode, checked.stdout, checked.stderr) == (2, "", f"{config}: {problem}\n")
+    for command in ("run", "honeyports"):
+        started = _as_nobody(world, command, "--config", str(config))
+        assert (started.returncode, started.stdout, started.stderr) == (
+            2, "", f"t1046-sensor: invalid configuration:\n  {problem}\n"), command
 
 
 class _Daemon:
