@@ -2,7 +2,8 @@
 
 The root (``debootstrap --variant=minbase`` plus :data:`PACKAGES`) is built once and cached as a tarball
 under :data:`CACHE`, keyed by the suite and the package list; the Python dependencies of this checkout
-are cached beside it as a wheelhouse, keyed by ``pyproject.toml``'s requirements and the Python version.
+are cached beside it as a wheelhouse built by the root's own Python (nspawn, not booted, with the host's
+network), keyed by the root and ``pyproject.toml``'s requirements.
 Each test gets a fresh copy of the root, boots it with a private network (only its own loopback, so a
 honeyport touched there is the container's) and the checkout and wheelhouse bind-mounted read-only, and
 reaches it with ``nsenter -t LEADER``. The machine is named ``t1046-<pid>-<n>`` and always terminated in
@@ -18,8 +19,8 @@ import itertools
 import os
 import shutil
 import signal
+import ssl
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -74,20 +75,50 @@ def root_tarball() -> Path:
 
 
 def wheelhouse() -> Path:
-    """Wheels of this checkout's runtime and build requirements, for an offline ``pip install``."""
+    """Wheels of this checkout's runtime and build requirements for the root's own Python, for an offline
+    ``pip install`` inside the booted machine (which has no network but its loopback). They are built in
+    the root, not booted, with the host's network: pip there reaches PyPI."""
     project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())
     requirements = sorted([*project["project"]["dependencies"], *project["build-system"]["requires"], "wheel"])
-    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    key = hashlib.sha256(f"{tag} {requirements}".encode()).hexdigest()[:16]
-    wheels = CACHE / f"wheels-{tag}-{key}"
+    tarball = root_tarball()
+    key = hashlib.sha256(f"{tarball.name} {requirements}".encode()).hexdigest()[:16]
+    wheels = CACHE / f"wheels-{key}"
     with _locked("wheels"):
         if not wheels.exists():
             part = CACHE / f"wheels-part-{os.getpid()}"
-            shutil.rmtree(part, ignore_errors=True)
-            _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(part), *requirements],
-                 timeout=1800)
-            part.rename(wheels)
+            root = CACHE / f"wheels-root-{os.getpid()}"
+            for scratch in (part, root):
+                shutil.rmtree(scratch, ignore_errors=True)
+                scratch.mkdir()
+            try:
+                _run(["tar", "-C", str(root), "--numeric-owner", "-xf", str(tarball)], timeout=600)
+                pip = "python3 -m venv /tmp/venv && /tmp/venv/bin/pip wheel --quiet --wheel-dir /wheels \"$@\""
+                _run([*_nspawn(root, f"t1046-{os.getpid()}-wheels"), f"--bind={part}:/wheels", *_host_trust(),
+                      "sh", "-c", pip, "pip", *requirements], timeout=1800)
+                part.rename(wheels)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+                shutil.rmtree(part, ignore_errors=True)
     return wheels
+
+
+def _host_trust() -> list[str]:
+    """nspawn options giving pip in the root the host's CA bundle and proxy settings: the host's network
+    may only reach PyPI through them."""
+    bundle = Path(os.environ.get("PIP_CERT") or ssl.get_default_verify_paths().cafile
+                  or "/etc/ssl/certs/ca-certificates.crt")
+    options = [f"--bind-ro={bundle}:/run/host-ca.pem", "--setenv=PIP_CERT=/run/host-ca.pem"] if bundle.is_file() else []
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        if os.environ.get(name):
+            options.append(f"--setenv={name}={os.environ[name]}")
+    return options
+
+
+def _nspawn(root: Path, name: str) -> list[str]:
+    command = ["systemd-nspawn", "--quiet", "--directory", str(root), "--machine", name]
+    if not Path("/run/systemd/system").is_dir():  # no systemd on the host: no machined, no scope to ask for
+        command += ["--register=no", "--keep-unit"]
+    return command
 
 
 def _run(command: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -151,10 +182,8 @@ def booted(work: Path, binds: dict[Path, str]) -> Iterator[Machine]:
     _run(["tar", "-C", str(root), "--numeric-owner", "-xf", str(root_tarball())], timeout=600)
     name = f"t1046-{os.getpid()}-{next(_names)}"
     console = work / "console.log"
-    command = ["systemd-nspawn", "--boot", "--private-network", "--directory", str(root), "--machine", name,
+    command = [*_nspawn(root, name), "--boot", "--private-network",
                *(f"--bind-ro={host}:{inside}" for host, inside in binds.items())]
-    if not Path("/run/systemd/system").is_dir():  # no systemd on the host: no machined, no scope to ask for
-        command += ["--register=no", "--keep-unit"]
     with console.open("wb") as output:
         nspawn = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
     try:
