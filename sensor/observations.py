@@ -7,6 +7,7 @@ overwrites. Times are POSIX seconds as floats, the same clock as Zeek's ``ts``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
@@ -14,6 +15,7 @@ from ipaddress import IPv4Address, IPv6Address
 IPAddress = IPv4Address | IPv6Address
 MDNS_PORT = 5353
 """UDP port of multicast DNS (RFC 6762)."""
+_HOST_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
 class Transport(StrEnum):
@@ -139,3 +141,9 @@ class MdnsQuery:
 
 
 Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery
+
+
+def decoy_host(instance: str) -> str:
+    """The host name a decoy's SRV record points at (``backup-nas.local`` for ``Backup NAS``)."""
+    label = _HOST_LABEL.sub("-", instance.lower()).strip("-")[:63] or "decoy"
+    return f"{label}.local"

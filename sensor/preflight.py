@@ -22,7 +22,9 @@ from pathlib import Path
 from sensor.access import why_unreadable
 from sensor.config import SensorConfig
 from sensor.errors import SensorError
-from sensor.nodes.link import centre_tls, centre_tokens, node_credentials
+from sensor.nodes.forwarder import node_credentials
+from sensor.nodes.listener import centre_tls
+from sensor.nodes.tokens import centre_tokens
 from sensor.outputs.sinks import check_output, writable_directory
 from sensor.zeek.logs import KINDS
 

@@ -71,16 +71,25 @@ class DetectionConfig:
     """Seconds of the short window for distinct-port and distinct-target counting."""
     slow_window: float = 86400.0
     """Seconds of the long window for slow scans."""
-    port_scan_ports: int = 12
-    """Distinct failed ports on one target within ``window`` that make a vertical scan."""
-    address_scan_targets: int = 12
-    """Distinct failed targets on one port within ``window`` that make a horizontal sweep."""
+    port_scan_ports: int = 6
+    """Distinct failed ports on one target within ``window`` that make a vertical scan (failures to ports seen
+    serving are outages and do not count)."""
+    address_scan_targets: int = 6
+    """Distinct failed targets on one port within ``window`` that make a horizontal sweep (likewise)."""
     half_open_probes: int = 3
     """Distinct half-open (SYN-ACKed, then reset by the originator) contacts within ``window``."""
     stealth_probes: int = 6
     """Distinct (target, port) TCP probes without a handshake (FIN, NULL, Xmas, ACK) within ``window``."""
     slow_scan_pairs: int = 60
     """Distinct failed (target, port) pairs within ``slow_window`` that make a slow scan."""
+    slow_port_scan_ports: int = 12
+    """Distinct failed ports on one target within ``slow_window`` that make a slow vertical scan."""
+    slow_address_scan_targets: int = 12
+    """Distinct failed targets on one port within ``slow_window`` that make a slow horizontal sweep."""
+    served_memory: float = 86400.0
+    """Seconds a (target, port) counts as serving after a working connection to it, from any client."""
+    max_served: int = 262_144
+    """Hard cap on remembered serving (target, port) pairs; the least recently served is forgotten first."""
     trw_theta0: float = 0.8
     trw_theta1: float = 0.2
     trw_detection: float = 0.99
@@ -92,6 +101,16 @@ class DetectionConfig:
     """Instance names of decoy services (lower case, with ``.local``); any lookup of them alerts."""
     idle_timeout: float = 3600.0
     """Seconds without activity after which a source's state is dropped and its incident closed."""
+    lateness: float = 15.0
+    """Seconds the correlator's clock (the watermark) stays behind the newest event time seen, so records
+    that arrive out of order by up to this much (Zeek writes conn.log when connections end) are in before
+    time alone acts (final updates, closing, expiry)."""
+    final_update_after: float = 30.0
+    """Seconds of quiet (event time, behind the watermark) after which an incident that grew since its last
+    update gets an update with its final extent."""
+    update_every: float = 60.0
+    """Seconds of event time between two updates of one incident for growth alone (new rules, a new action
+    or evidence source, a honeyport client's first bytes are sent at once)."""
     max_sources: int = 200_000
     """Hard cap on sources under observation; the least recently active is evicted first."""
     max_incidents: int = 20_000

@@ -199,6 +199,10 @@ _DETECTION_NUMBERS = (
     "window",
     "slow_window",
     "idle_timeout",
+    "lateness",
+    "final_update_after",
+    "update_every",
+    "served_memory",
 )
 _DETECTION_COUNTS = (
     "port_scan_ports",
@@ -206,6 +210,9 @@ _DETECTION_COUNTS = (
     "half_open_probes",
     "stealth_probes",
     "slow_scan_pairs",
+    "slow_port_scan_ports",
+    "slow_address_scan_targets",
+    "max_served",
     "mdns_distinct_types",
     "max_sources",
     "max_incidents",

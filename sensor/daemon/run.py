@@ -11,7 +11,8 @@ sequence numbers are saved in one atomic checkpoint; only then are the alerts ha
 of remote nodes are therefore never lost nor repeated; a honeyport or mDNS observation made here in the
 second before a crash is lost with the in-memory state (there is no log or node to have it again from).
 
-Signals: SIGTERM/SIGINT stop (listeners closed, a last checkpoint, sinks drained for up to
+Signals: SIGTERM/SIGINT stop (listeners closed, an update for every incident whose latest state was not
+yet sent, a last checkpoint, sinks drained for up to
 :data:`DRAIN_SECONDS`; what they could not deliver stays spooled for the next start; incidents stay open
 in the checkpoint). SIGHUP reopens file sinks and reloads the configuration file when it is valid, keeping
 the running one when it is not. A heartbeat log line, metric and ``state_dir/health.json`` every
@@ -38,12 +39,13 @@ from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig, load_config
 from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
-from sensor.daemon.metrics import Metrics, MetricsServer
 from sensor.daemon.pipeline import Pipeline
 from sensor.daemon.startup import decoy_line, honeyport_line, log_start, zeek_line
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
-from sensor.nodes.link import NodeForwarder, NodeListener, build_forwarder, start_listener
+from sensor.metrics import Metrics, MetricsServer
+from sensor.nodes.forwarder import NodeForwarder, build_forwarder
+from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
 from sensor.outputs.sinks import (
     DRAIN_SECONDS,
@@ -95,8 +97,11 @@ class _Sources:
 class Daemon:
     """One daemon run: owns the pipeline, the follower, the sinks and the checkpoint."""
 
-    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any) -> None:
+    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
+        """The wall clock the pipeline's watermark moves with where the logs are caught up and idle."""
         self.config_path = config_path
         self.metrics = metrics
         self.reactor = reactor
@@ -128,13 +133,13 @@ class Daemon:
         checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
         self.sinks = build_sinks(self.config, metrics=self.metrics)
         if checkpoint is None:
-            self.pipeline = Pipeline(self.config, [self.outbox], metrics=self.metrics)
+            self.pipeline = Pipeline(self.config, [self.outbox], self.clock, metrics=self.metrics)
             streams, done = None, None
         else:
             self.seq = checkpoint.seq
             for sink in self.sinks:
                 sink.accept(checkpoint.seq, checkpoint.outbox, self.config.name)
-            self.pipeline = Pipeline(self.config, [self.outbox], correlator=checkpoint.correlator,
+            self.pipeline = Pipeline(self.config, [self.outbox], self.clock, correlator=checkpoint.correlator,
                                      now=checkpoint.clock, metrics=self.metrics)
             streams, done = checkpoint.streams, checkpoint.done
             log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
@@ -289,8 +294,8 @@ class Daemon:
         if self.follower is None:
             return False
         batch = self.follower.poll()
-        for observation in batch.observations:
-            self.pipeline.observe(observation)
+        busy = batch.bytes_read >= self.follower.read_budget
+        self.pipeline.observe_logged(batch.observations, caught_up=not busy)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
@@ -298,7 +303,7 @@ class Daemon:
             self._malformed_seen = self.malformed.total
         if batch.bytes_read:
             self._dirty = True
-        return batch.bytes_read >= self.follower.read_budget
+        return busy
 
     def _acks_pending(self) -> bool:
         return self.node_listener is not None and self.node_listener.acks_pending
@@ -418,6 +423,7 @@ class Daemon:
         if self.node_listener is not None:
             await self.node_listener.stop()
         await self._stop_sources(self.sources)
+        self.pipeline.flush()  # every incident's latest state reaches the sinks; the incidents stay open
         self._commit()
         self._heartbeat()
         await drain_all(self._spooled(), DRAIN_SECONDS)

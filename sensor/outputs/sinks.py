@@ -48,8 +48,8 @@ from sensor.config import (
     OutputConfig,
     SensorConfig,
 )
-from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
+from sensor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

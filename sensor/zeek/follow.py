@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensor.access import why_unreadable
-from sensor.daemon.checkpoint import StreamPosition
 from sensor.errors import LogReadError
 from sensor.observations import Observation
 from sensor.zeek.logs import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind, open_log
+from sensor.zeek.position import StreamPosition
 from sensor.zeek.records import observations_of, wanted_fields
 
 log = logging.getLogger(__name__)

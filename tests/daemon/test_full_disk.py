@@ -21,7 +21,7 @@ import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.sinks import SpooledSink, build_sinks
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")

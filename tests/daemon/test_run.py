@@ -20,8 +20,8 @@ import yaml
 
 from sensor.config import DetectionConfig, default_config, default_config_text
 from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
-from sensor.daemon.metrics import Metrics, MetricsServer
 from sensor.detect.correlator import Correlator
+from sensor.metrics import Metrics, MetricsServer
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for
 
@@ -211,20 +211,24 @@ def test_metrics_endpoint_has_no_address_labels() -> None:
 def test_an_observation_from_a_skewed_clock_does_not_drag_the_pipeline_clock(caplog: pytest.LogCaptureFixture) -> None:
     from ipaddress import ip_address
 
-    from sensor.daemon.pipeline import FUTURE_TOLERANCE, Pipeline
-    from sensor.observations import ConnAttempt, Outcome, Transport
+    from sensor.daemon.pipeline import Pipeline
+    from sensor.observations import HoneyportHit, Transport
 
     wall = [1_800_000_000.0]
-    pipeline = Pipeline(default_config(), [], clock=lambda: wall[0])
+    config = default_config()
+    pipeline = Pipeline(config, [], clock=lambda: wall[0])
+    lateness = config.detection.lateness
 
-    def probe(ts: float) -> ConnAttempt:
-        return ConnAttempt(ts=ts, source=ip_address("10.3.3.3"), source_port=1, target=ip_address("10.3.3.4"),
-                           target_port=22, transport=Transport.TCP, outcome=Outcome.REJECTED)
+    def touch(ts: float, port: int) -> HoneyportHit:
+        return HoneyportHit(ts=ts, source=ip_address("10.3.3.3"), source_port=1, target=ip_address("10.3.3.4"),
+                            target_port=port, transport=Transport.TCP, profile="ssh")
 
-    pipeline.observe(probe(wall[0] + 60))
-    assert pipeline.now == wall[0] + 60, "a little ahead: judged at its own time"
+    (alert,) = pipeline.observe(touch(wall[0] + 60, 2222))
+    assert alert.last_seen == wall[0] + 60, "a little ahead: judged at its own time"
+    assert alert.created == wall[0], "stamped with the wall time it was emitted"
+    assert pipeline.now == wall[0] - lateness, "the clock is the wall clock's watermark, not the touch's time"
     with caplog.at_level("WARNING"):
-        pipeline.observe(probe(wall[0] + 86400))
-        pipeline.observe(probe(wall[0] + 86401))
-    assert pipeline.now == wall[0] + FUTURE_TOLERANCE
+        pipeline.observe(touch(wall[0] + 86400, 2223))
+        pipeline.observe(touch(wall[0] + 86401, 2224))
+    assert pipeline.now == wall[0] - lateness
     assert len([r for r in caplog.records if "ahead of this host's clock" in r.getMessage()]) == 1

@@ -16,7 +16,7 @@ import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.outputs.sinks import SinkConfigError, SpooledSink, SpoolRecord, build_sinks, rfc5424
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for

@@ -13,20 +13,12 @@ from pathlib import Path
 import pytest
 
 from sensor.config import NodesConfig
-from sensor.daemon.metrics import Metrics
 from sensor.errors import SensorError
-from sensor.nodes.link import (
-    MAX_UNACKED,
-    Ack,
-    NodeLinkTransport,
-    NodeListener,
-    NodeTokens,
-    Ready,
-    Refused,
-    decode_message,
-    encode_hello,
-    encode_submission,
-)
+from sensor.metrics import Metrics
+from sensor.nodes.codec import Ack, Ready, Refused, decode_message, encode_hello, encode_submission
+from sensor.nodes.forwarder import NodeLinkTransport
+from sensor.nodes.listener import MAX_UNACKED, NodeListener
+from sensor.nodes.tokens import NodeTokens
 from sensor.observations import HoneyportHit, Observation, Transport
 from sensor.outputs.sinks import DeliveryError, SpoolRecord
 
