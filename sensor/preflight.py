@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sensor.access import why_unreadable
 from sensor.config import SensorConfig
-from sensor.errors import SensorError
+from sensor.errors import SensorError, why_unreadable
 from sensor.nodes.forwarder import node_credentials
 from sensor.nodes.listener import centre_tls
 from sensor.nodes.tokens import centre_tokens

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from sensor.access import why_unreadable
 from sensor.config.model import HoneyportsConfig, MdnsConfig, SensorConfig, ZeekConfig
 from sensor.config.sections import _decoy, _detection, _names_unique, _node, _nodes, _output
 from sensor.config.values import (
@@ -32,7 +31,7 @@ from sensor.config.values import (
     _string_list,
     _text,
 )
-from sensor.errors import ConfigError
+from sensor.errors import ConfigError, why_unreadable
 
 
 def parse_config(data: Any) -> SensorConfig:

@@ -30,8 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor.access import why_unreadable
-from sensor.errors import LogReadError
+from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import Observation
 from sensor.zeek.logs import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind, open_log
 from sensor.zeek.position import StreamPosition
