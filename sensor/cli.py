@@ -112,6 +112,9 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool, user: s
     if env_file is None and any("environment variable" in finding.text for finding in findings):
         print(f"{path}: note: secrets were looked up in this shell's environment; give --env-file with the "  # noqa: T201
               "service's (e.g. /etc/t1046-sensor/secrets.env)", file=sys.stderr)
+    if os.geteuid() == 0 and user is None:
+        print(f"{path}: note: checked as root, who may read what the service cannot; give --user with the "  # noqa: T201
+              "service's user (e.g. --user t1046)", file=sys.stderr)
     if any(finding.fatal for finding in findings):
         return 2
     print(f"{path}: OK")  # noqa: T201
