@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,13 +197,14 @@ class _Daemon:
         return self.process.wait(60)
 
 
-def _follow_until_readable(world: World, logs: Path, unreadable: Path, fix: Path, mode: str) -> None:
+def _follow_until_readable(world: World, logs: Path, unreadable: Path, fix: Callable[[], object],
+                           reason: str) -> None:
     follower = subprocess.Popen([*NOBODY, sys.executable, "-c", FOLLOW, str(logs)], cwd=Path(__file__).parents[2],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert follower.stdout is not None and follower.stdin is not None
         before = [follower.stdout.readline() for _ in range(2)]
-        fix.chmod(fix.stat().st_mode | 0o005)
+        fix()
         follower.stdin.write("fixed\n")
         follower.stdin.flush()
         after = follower.stdout.read()
@@ -211,19 +212,31 @@ def _follow_until_readable(world: World, logs: Path, unreadable: Path, fix: Path
         if follower.poll() is None:
             follower.kill()
         assert follower.wait(30) == 0
-    assert before == [f"WARNING: {unreadable}: cannot read: Permission denied {_not_in_group(world, 'it', mode)}; "
-                      "retrying\n", "polled\n"], f"one warning for {POLLS} polls"
+    assert before == [f"WARNING: {unreadable}: cannot read: {reason}; retrying\n", "polled\n"], \
+        f"one warning for {POLLS} polls"
     assert after == f"WARNING: {unreadable}: readable now; following it\nrecords: 2\n"
+
+
+def _readable_by_others(path: Path) -> Callable[[], None]:
+    return lambda: path.chmod(path.stat().st_mode | 0o005)
 
 
 def test_the_follower_says_once_that_the_log_directory_cannot_be_read_and_when_it_can(world: World) -> None:
     logs = world.logs(0o750, conn_mode=0o644)
-    _follow_until_readable(world, logs, logs, logs, "750")
+    _follow_until_readable(world, logs, logs, _readable_by_others(logs),
+                           f"Permission denied {_not_in_group(world, 'it', '750')}")
 
 
 def test_the_follower_says_once_that_conn_log_cannot_be_read_and_when_it_can(world: World) -> None:
     logs = world.logs(0o755, conn_mode=0o640)
-    _follow_until_readable(world, logs, logs / "conn.log", logs / "conn.log", "640")
+    _follow_until_readable(world, logs, logs / "conn.log", _readable_by_others(logs / "conn.log"),
+                           f"Permission denied {_not_in_group(world, 'it', '640')}")
+
+
+def test_the_follower_says_once_that_the_log_directory_is_missing_and_when_it_appears(world: World) -> None:
+    logs = world.root / "zeek-logs"
+    _follow_until_readable(world, logs, logs, lambda: world.logs(0o755, conn_mode=0o644),
+                           "No such file or directory")
 
 
 def test_run_goes_on_while_the_logs_cannot_be_read_and_follows_them_once_they_can(world: World) -> None:
