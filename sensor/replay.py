@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,11 @@ from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeek.logs import KINDS, MalformedLog, ZeekLog, discover, log_kind
+from sensor.zeek.logs import KINDS, MalformedLog, ZeekLog, discover, log_kind, open_log
 from sensor.zeek.records import observations_of, wanted_fields
 
+_SNIFF_BYTES = 64 << 10
+"""Bytes read of each input to tell whether it can be a Zeek log at all."""
 PROGRESS_BYTES = 64 << 20
 """Inputs at least this large get a progress line when stderr is a terminal."""
 
@@ -49,6 +52,8 @@ class ReplaySummary:
     """Distinct incidents the alerts are updates of."""
     ignored: tuple[Path, ...] = ()
     """Zeek logs not read because of their type (``http.log``, …), each once."""
+    skipped: tuple[tuple[Path, str], ...] = ()
+    """Files of a given directory that are not Zeek logs, or empty, with the reason, each once."""
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
@@ -56,30 +61,57 @@ class ReplaySummary:
                 f"{self.observations} observations, {self.alerts} alerts about {_count(self.scanners, 'scanner')} "
                 f"in {_count(self.incidents, 'incident')} ({self.suppressed} suppressed as authorized) in "
                 f"{self.seconds:.1f}s")
-        if not self.ignored:
-            return line
-        kinds: dict[str, int] = {}
-        for path in self.ignored:
-            kind = log_kind(path.name) or path.name
-            kinds[kind] = kinds.get(kind, 0) + 1
-        listed = ", ".join(f"{kind}.log" + (f" ({count} files)" if count > 1 else "") for kind, count in kinds.items())
-        return f"{line}; ignored, not conn, notice, dns or t1046: {listed}"
+        if self.ignored:
+            kinds: dict[str, int] = {}
+            for path in self.ignored:
+                kind = log_kind(path.name) or path.name
+                kinds[kind] = kinds.get(kind, 0) + 1
+            listed = ", ".join(f"{kind}.log" + (f" ({count} files)" if count > 1 else "")
+                               for kind, count in kinds.items())
+            line += f"; ignored, not conn, notice, dns or t1046: {listed}"
+        if self.skipped:
+            line += "; skipped: " + ", ".join(f"{path} ({reason})" for path, reason in self.skipped)
+        return line
 
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _inputs(paths: list[Path]) -> tuple[list[tuple[str | None, list[Path]]], list[Path]]:
-    """The streams to read, each file once; and the Zeek logs in the given directories of other types."""
+def _not_a_log(path: Path) -> str | None:
+    """Why ``path`` cannot be a Zeek log (empty; its first line neither a ``#`` header nor a JSON record),
+    or None; told once here rather than as a malformed line and then an error."""
+    try:
+        with open_log(path) as stream:
+            head = stream.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None  # reading it reports what is wrong
+    first = next((line for line in head.splitlines() if line.strip()), None)
+    if first is None:
+        return "empty" if len(head) < _SNIFF_BYTES else None
+    return None if first[:1] in (b"#", b"{") else "not a Zeek log"
+
+
+def _inputs(paths: list[Path]) -> tuple[list[tuple[str | None, list[Path]]], list[Path], list[tuple[Path, str]]]:
+    """The streams to read, each file once; the Zeek logs of other types in the given directories; and the
+    files found there that are no Zeek log or empty. A file named on its own that is no Zeek log is an error."""
+    named = {path.resolve() for path in paths if not path.is_dir()}
     seen: set[Path] = set()
     streams: list[tuple[str | None, list[Path]]] = []
+    skipped: list[tuple[Path, str]] = []
     for kind, files in discover(paths):
         unique = []
         for path in files:
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            reason = _not_a_log(path)
+            if reason is None:
                 unique.append(path)
+            elif path.resolve() in named:
+                raise LogReadError(f"{path}: not a Zeek log (no #fields header and no JSON records)")
+            else:
+                skipped.append((path, reason))
         if unique:
             streams.append((kind, unique))
     ignored: list[Path] = []
@@ -88,7 +120,7 @@ def _inputs(paths: list[Path]) -> tuple[list[tuple[str | None, list[Path]]], lis
             if folder.is_dir():
                 ignored += sorted(path for path in folder.iterdir() if path.is_file()
                                   and log_kind(path.name) not in (None, *KINDS) and path.resolve() not in seen)
-    return streams, ignored
+    return streams, ignored, skipped
 
 
 class _Tally:
@@ -149,7 +181,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams, ignored = _inputs(paths)
+    streams, ignored, skipped = _inputs(paths)
     tally = _Tally(on_alert)
     on_alert = tally
     all_logs: list[ZeekLog] = []
@@ -197,4 +229,5 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         scanners=len(tally.scanners),
         incidents=len(tally.incidents),
         ignored=(*ignored, *(log.path for log in all_logs if log.kind not in KINDS)),
+        skipped=tuple(skipped),
     )

@@ -43,3 +43,23 @@ def test_a_log_of_another_type_named_on_the_command_line_is_named_too(tmp_path: 
     assert summary.endswith("; ignored, not conn, notice, dns or t1046: known_hosts.log, http.log"), summary
     assert re.search(r" alerts about 1 scanner in 1 incident ", summary), summary
     assert alerts.count("\n") >= 1
+
+
+def test_a_file_that_is_no_zeek_log_is_told_once(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(S1 / "conn.log", logs / "conn.log")
+    (logs / "dns.log").write_text("garbage, not a log\n")
+    (logs / "notice.log").write_text("")
+    alone, _ = _replay(S1 / "conn.log")
+    result = subprocess.run([sys.executable, "-m", "sensor", "replay", str(logs)], capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout) == (0, alone), "the good log is read in full"
+    summary = re.sub(r" in \d+\.\ds", " in Xs", result.stderr)
+    assert summary.startswith("replay: 1000 records from 1 files, 0 malformed, "), summary
+    assert summary.endswith(f"; skipped: {logs / 'dns.log'} (not a Zeek log), {logs / 'notice.log'} (empty)\n"), \
+        summary
+    named = subprocess.run([sys.executable, "-m", "sensor", "replay", str(logs / "dns.log")], capture_output=True,
+                           text=True, timeout=120)
+    assert (named.returncode, named.stdout, named.stderr) == (
+        1, "", f"t1046-sensor: error: {logs / 'dns.log'}: not a Zeek log (no #fields header and no JSON records)\n")
