@@ -154,3 +154,10 @@ def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) 
         assert "Traceback" not in journal
         assert _refused(machine, 2223)
         assert machine.run(["test", "-s", "/var/lib/t1046-sensor/checkpoint"], check=False).returncode == 0
+
+        # install.sh again (an upgrade): the operator's configuration is kept, a broken mode repaired.
+        machine.run(["chmod", "0700", "/etc/t1046-sensor"])
+        machine.run(["sh", "/src/packaging/install.sh"], timeout=900,
+                    env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"})
+        assert machine.run(["cat", CONFIG]).stdout == _sensor_yaml(2223)
+        assert machine.run(["stat", "-c", "%U:%G %a", "/etc/t1046-sensor"]).stdout.strip() == "root:t1046 750"
