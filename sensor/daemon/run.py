@@ -40,7 +40,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig, load_config
 from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
 from sensor.daemon.pipeline import Pipeline
-from sensor.daemon.startup import decoy_line, honeyport_line, log_start, zeek_line
+from sensor.daemon.startup import honeyport_line, log_start, zeek_line
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
@@ -263,11 +263,10 @@ class Daemon:
         return 0
 
     def _describe(self) -> None:
-        """The first minute: what this run watches and where its alerts go (logged once, at start)."""
+        """The first minute: what this run watches and where its alerts go (logged once, at start; the mDNS
+        watcher and decoys have logged their interfaces and advertisements)."""
         config, honeyports, mdns = self.config, self.sources.honeyports, self.sources.mdns
         lines = [zeek_line(config.zeek.log_dir)] if config.zeek.log_dir is not None else []
-        if mdns is not None and mdns.watcher.watched and config.mdns.decoys:
-            lines.append(decoy_line(config.mdns.decoys))
         if config.nodes is not None:
             lines.append("nodes: honeyport nodes accepted on {}:{} (TLS)".format(*config.nodes.listen))
         if config.node is not None:

@@ -1,11 +1,11 @@
 """What a daemon says in its first minute: what it watches and where its alerts go, one INFO line each.
 
 ``run``, ``honeyports`` and ``mdns`` log these lines once at start, after their sources are up, so the
-operator reads the facts (bound ``address:port/proto``, the Zeek log directory and its logs, the mDNS
-interfaces and decoys, each sink's destination, the state directory) rather than the configuration's
-wishes. No secret is ever part of a line: sinks name the variable or file a token comes from, URLs lose
-their user info and query. This module only formats and logs; it starts, binds and reads nothing but the
-names in the Zeek log directory.
+operator reads the facts (bound ``address:port/proto``, the Zeek log directory and its logs, each sink's
+destination, the state directory) rather than the configuration's wishes; the mDNS watcher and decoys log
+their interfaces and advertisements themselves. No secret is ever part of a line: sinks name the variable
+or file a token comes from, URLs lose their user info and query. This module only formats and logs; it
+starts, binds and reads nothing but the names in the Zeek log directory.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from sensor.config import MdnsDecoy, OutputConfig, SensorConfig
+from sensor.config import OutputConfig, SensorConfig
 from sensor.observations import Transport
 from sensor.zeek.logs import KINDS
 
@@ -75,12 +75,6 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except OSError:
         return False
-
-
-def decoy_line(decoys: Sequence[MdnsDecoy]) -> str:
-    """The decoys the mDNS watcher advertises (the interfaces it watches are logged by the watcher)."""
-    return "mdns: decoys " + ", ".join(f"{decoy.instance}.{decoy.service_type}.local on port {decoy.port}"
-                                       for decoy in decoys)
 
 
 def log_start(config: SensorConfig, sources: Sequence[str], watching: bool, command: str = "t1046-sensor",

@@ -12,8 +12,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from sensor.config import parse_config
-from sensor.daemon.startup import decoy_line, output_lines
+from sensor.daemon.startup import output_lines
+from tests.netns import Running, netns_lab, subnet_for
 from tests.waiting import wait_for
 
 SCAN_LOG = Path(__file__).resolve().parents[1] / "data" / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
@@ -115,10 +118,9 @@ def test_version() -> None:
     assert (result.returncode, result.stdout) == (0, f"t1046-sensor {metadata.version('t1046-sensor')}\n")
 
 
-def test_each_sink_and_decoy_is_described_without_secrets(tmp_path: Path) -> None:
+def test_each_sink_is_described_without_secrets(tmp_path: Path) -> None:
     config = parse_config({
         "sensor": {"state_dir": str(tmp_path)},
-        "mdns": {"interfaces": ["eth0"], "decoys": [{"instance": "backup-nas", "type": "_smb._tcp", "port": 4445}]},
         "outputs": [
             {"type": "syslog", "host": "collector.invalid", "protocol": "udp", "format": "ocsf"},
             {"type": "syslog", "host": "fd00::5", "protocol": "tls", "port": 6515},
@@ -132,4 +134,27 @@ def test_each_sink_and_decoy_is_described_without_secrets(tmp_path: Path) -> Non
         "alerts to http bulk https://[fd00::9]:9200/logs, password_file /etc/t1046-sensor/es-password (ecs)",
         "alerts to file /var/log/t1046/alerts.jsonl (ecs)",
     ]
-    assert decoy_line(config.mdns.decoys) == "mdns: decoys backup-nas._smb._tcp.local on port 4445"
+
+
+@pytest.mark.netns
+def test_mdns_says_what_it_watches_and_advertises(tmp_path: Path) -> None:
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"sensor: {{name: first-minute, state_dir: {tmp_path / 'state'}}}\n"
+                      "mdns: {decoys: [{instance: backup-nas, type: _smb._tcp, port: 4445}]}\n"
+                      "outputs: [{type: stdout}]\n")
+    with netns_lab(1, subnet_for("first-minute"), tag="fmin") as lab:
+        watcher = Running(lab.hosts[0].name, [sys.executable, "-m", "sensor", "mdns", "--interface", "eth0",
+                                              "--config", str(config)])
+        try:
+            wait_for(lambda: watcher.logged(" running") or watcher.process.poll() is not None, 30, "the start")
+        finally:
+            status = watcher.stop()
+    assert status == 0, watcher.log
+    started = watcher.log[:next(index for index, line in enumerate(watcher.log) if line.endswith(" running")) + 1]
+    assert started[-5:] == [
+        "t1046-sensor: INFO: mdns: watching eth0",
+        "t1046-sensor: INFO: mdns: decoy backup-nas._smb._tcp.local. advertised on port 4445",
+        "t1046-sensor: INFO: alerts to stdout (ecs)",
+        f"t1046-sensor: INFO: state: {tmp_path / 'state'} (checkpoint, spools)",
+        "t1046-sensor: INFO: mdns first-minute running",
+    ], watcher.log
