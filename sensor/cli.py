@@ -86,9 +86,29 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--user", metavar="NAME",
                            help="as root: read --env-file, then check FILE and what it points to as this user "
                                 "(the service's, e.g. t1046) with its groups, so what it cannot read is found")
+    _report_parser(commands)
     for command in commands.choices.values():
         _verbosity(command, None)
     return parser
+
+
+def _report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report_cmd = commands.add_parser(
+        "report", help="draw what each scanner did: one self-contained HTML file, optionally PNGs",
+        description="Read Zeek logs (as replay does) and/or an alerts JSONL file (run's file sink, ECS) and "
+                    "write one self-contained HTML file: a sortable summary of every incident, then per incident "
+                    "the headline, a timeline and a target x port heat map of its probes (from conn.log), the "
+                    "rules that fired and when, the evidence and the Zeek uids to pivot on. With an alerts file "
+                    "the incidents are the file's; the logs then only supply the probes. Needs the report extra: "
+                    "pip install 't1046-sensor[report]'.")
+    report_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                            help="Zeek log file or directory, or an alerts JSONL file")
+    report_cmd.add_argument("--scanner", action="append", metavar="IP", help="only this scanner's incidents "
+                            "(repeatable)")
+    report_cmd.add_argument("--out", type=Path, default=Path("report.html"), metavar="FILE",
+                            help="the HTML file to write (default: report.html)")
+    report_cmd.add_argument("--png", type=Path, metavar="DIR", help="also write one PNG per incident into DIR")
+    report_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
 
 
 def _check_config(path: Path, env_file: Path | None, content_only: bool, user: str | None) -> int:
@@ -153,6 +173,26 @@ def _logging(verbosity: str, daemon: bool) -> None:
             logging.getLogger(name).setLevel(logging.DEBUG)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from sensor.report import INSTALL_HINT, missing_dependency
+
+    missing = missing_dependency()
+    if missing is not None:
+        print(f"t1046-sensor: error: the report command needs {missing}, which is not installed: "  # noqa: T201
+              f"{INSTALL_HINT}", file=sys.stderr)
+        return 1
+    from sensor.report.command import scanner_address, write_report
+
+    try:
+        scanners = [scanner_address(text) for text in args.scanner or ()]
+    except ValueError as error:
+        print(f"t1046-sensor: error: --scanner: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    summary = write_report(args.paths, _config(args.config), args.out, args.png, scanners)
+    print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``t1046-sensor`` console script."""
     args = _parser().parse_args(argv)
@@ -189,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
             return _check_config(args.file, args.env_file, args.content_only, args.user)
+        if args.command == "report":
+            return _report(args)
     except ConfigError as error:
         print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
         return 2

@@ -140,7 +140,19 @@ class MdnsQuery:
     uid: str = ""
 
 
-Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery
+@dataclass(frozen=True, slots=True)
+class MdnsHost:
+    """A host's own mDNS announcement of its addresses: the A/AAAA records of one name in a response sent
+    from one of those addresses (what avahi and mDNSResponder multicast on every address family they use)."""
+
+    ts: float
+    source: IPAddress
+    """The packet's sender, from the socket: one of :attr:`addresses`."""
+    name: str
+    addresses: tuple[IPAddress, ...]
+
+
+Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery | MdnsHost
 
 
 def decoy_host(instance: str) -> str:

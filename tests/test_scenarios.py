@@ -80,15 +80,15 @@ def test_ocsf_format_carries_the_attack_technique() -> None:
     result = subprocess.run([sys.executable, "-m", "sensor", "replay", "--format", "ocsf",
                              str(CAPTURES / "s6_udp_scan" / "zeek")], capture_output=True, text=True,
                             timeout=60, check=True)
-    import json
-
-    findings = [json.loads(line) for line in result.stdout.splitlines()]
+    findings = parse_alerts(result.stdout)
     assert findings
     for finding in findings:
         assert finding["class_uid"] == 2004
         attack = finding["finding_info"]["attacks"][0]
         assert attack["technique"]["uid"] == "T1046" and attack["tactic"]["uid"] == "TA0007"
-        assert finding["src_endpoint"]["ip"] == "10.200.0.10"
+        assert finding["evidences"][0]["src_endpoint"]["ip"] == "10.200.0.10"
+        assert finding["observables"][0] == {"name": "evidences[0].src_endpoint.ip", "type_id": 2,
+                                             "type": "IP Address", "value": "10.200.0.10"}
 
 
 def test_progress_line_for_large_input_on_a_terminal() -> None:

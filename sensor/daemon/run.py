@@ -46,7 +46,7 @@ from sensor.mdns.command import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
 from sensor.nodes.forwarder import NodeForwarder, build_forwarder
 from sensor.nodes.listener import NodeListener, start_listener
-from sensor.observations import HoneyportHit, MdnsQuery, Observation
+from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
 from sensor.outputs.sinks import (
     DRAIN_SECONDS,
     SinkConfigError,
@@ -179,8 +179,9 @@ class Daemon:
         self.pipeline.observe(observation)
         self._dirty = True
 
-    def _observe_local(self, observation: HoneyportHit | MdnsQuery) -> None:
-        """A honeyport hit or mDNS question of this host: to the central daemon on a node, else here."""
+    def _observe_local(self, observation: HoneyportHit | MdnsQuery | MdnsHost) -> None:
+        """A honeyport hit or mDNS observation of this host: to the central daemon on a node (which carries
+        hits and questions), else here."""
         if self.forwarder is not None:
             self.forwarder.forward(observation)
         else:

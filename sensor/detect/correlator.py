@@ -30,6 +30,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.evidence import Track
+from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.served import ServedPorts
@@ -39,6 +40,7 @@ from sensor.observations import (
     ConnAttempt,
     HoneyportHit,
     IPAddress,
+    MdnsHost,
     MdnsQuery,
     Observation,
     Outcome,
@@ -72,6 +74,10 @@ class Correlator:
         self._mdns = MdnsBrowseDetector(config)
         self._walk = scans.RandomWalk(config)
         self._served = ServedPorts(config.served_memory, config.max_served)
+        self._links = HostLinks()
+        """IPv4 and IPv6 addresses of one host, from its own mDNS announcements."""
+        self._linked = self._links.canonical_of
+        """The links' address-to-canonical map itself (read on every record: no method call)."""
         """Services seen working: failed contacts to them are outages, not probes."""
         self._targets: dict[IPAddress, bool] = {}
         """Memo of :meth:`_is_target`, cleared when it grows past ``_TARGET_CACHE``."""
@@ -97,6 +103,9 @@ class Correlator:
             return alerts + self._mdns_query(observation, now)
         if isinstance(observation, ZeekDetection):
             return alerts + self._zeek_detection(observation, now)
+        if isinstance(observation, MdnsHost):
+            self._links.announced(observation)
+            return alerts
         return alerts + self._zeek_notice(observation, now)
 
     def tick(self, now: float) -> list[Alert]:
@@ -268,6 +277,9 @@ class Correlator:
         for the long window (revived from the dormant tracks once idle), so a slow scanner's next incident
         starts from everything it did. A record read long after the clock passed it is judged with the
         state of its own time."""
+        seen_as = source
+        if self._linked:
+            source = self._linked.get(source, source)
         key = (source, self._authorization(source, port, ts) if self._config.allowlist else None)
         tracks = self._tracks
         track = tracks.get(key)
@@ -285,11 +297,15 @@ class Correlator:
             if len(tracks) >= self._config.max_sources:
                 alerts += self._evict(now)
             track = tracks[key] = Track(source, key[1], ts)
+            if seen_as != source:
+                track.also(seen_as)
             return track, alerts
         tracks.move_to_end(key)
         if track.detail is not None:
             self._incidents.touched(key)
         track.seen(ts)
+        if seen_as != source:
+            track.also(seen_as)
         return track, alerts
 
     @staticmethod

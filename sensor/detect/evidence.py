@@ -104,7 +104,7 @@ class Evidence:
 class Track:
     """One source (per authorization): the random walk over its first contacts, and its evidence if any."""
 
-    __slots__ = ("authorized", "contacted", "detail", "first_seen", "last_seen", "llr", "probes", "source")
+    __slots__ = ("aliases", "authorized", "contacted", "detail", "first_seen", "last_seen", "llr", "probes", "source")
 
     def __init__(self, source: IPAddress, authorized: str | None, ts: float) -> None:
         self.source = source
@@ -115,6 +115,8 @@ class Track:
         self.contacted: dict[IPAddress, None] = {}
         self.probes = 0
         self.detail: Evidence | None = None
+        self.aliases: tuple[IPAddress, ...] = ()
+        """Other addresses of the same host this track's evidence came from (:mod:`sensor.detect.hosts`)."""
 
     @property
     def key(self) -> tuple[IPAddress, str | None]:
@@ -126,6 +128,11 @@ class Track:
         if self.detail is None:
             self.detail = Evidence()
         return self.detail
+
+    def also(self, address: IPAddress) -> None:
+        """Evidence came from another address of the same host."""
+        if address not in self.aliases and len(self.aliases) < 8:
+            self.aliases = (*self.aliases, address)
 
     def seen(self, ts: float) -> None:
         """Widen the track's span to an observation's own time."""

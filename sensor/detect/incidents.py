@@ -123,4 +123,5 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         closed=closed,
         transports=tuple(detail.transports),
         source_port=detail.first_peer if probes == 1 and targets == 1 and ports == 1 else None,
+        aliases=track.aliases,
     )

@@ -103,7 +103,7 @@ def test_kill_9_and_restart_lose_and_repeat_nothing(tmp_path: Path, age: float) 
             daemon.wait(10)
     replay = subprocess.run([sys.executable, "-m", "sensor", "replay", "--config", str(config), str(logs)],
                             capture_output=True, timeout=60, check=True)
-    expected = [json.loads(line) for line in replay.stdout.splitlines()]
+    expected = [validate_alert(json.loads(line)) for line in replay.stdout.splitlines()]
     delivered = _delivered(tmp_path / "state" / "alerts.jsonl")
     assert kills == min(6, len(steps) // 2) >= 5
     ids = [a["event"]["id"] for a in delivered]

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from sensor.alerts.alert import Alert
+from sensor.alerts.render import to_ecs
 from sensor.config import load_config
 from sensor.daemon.run import Daemon
 from sensor.metrics import Metrics
 from sensor.replay import replay
+from tests.alertcheck import validate_alert
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 LOGS = ("conn.log", "dns.log", "notice.log", "t1046.log")
@@ -77,6 +79,8 @@ class Run:
         pending = list(self.daemon.outbox.pending)
         self.daemon._commit()
         assert not self.daemon.outbox.pending, "the commit held"
+        for alert in pending:
+            validate_alert(to_ecs(alert, "event-time"))
         self.committed.extend(pending)
 
     def stop(self) -> None:

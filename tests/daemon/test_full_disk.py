@@ -23,6 +23,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
 from sensor.metrics import Metrics
 from sensor.outputs.sinks import SpooledSink, build_sinks
+from tests.alertcheck import validate_alert
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 
@@ -57,7 +58,7 @@ def _fill(disk: Path) -> Path:
 def _file_lines(path: Path) -> list[str]:
     text = path.read_text() if path.exists() else ""
     assert not text or text.endswith("\n"), "no torn line"
-    return [json.loads(line)["event"]["id"] for line in text.splitlines()]
+    return [validate_alert(json.loads(line))["event"]["id"] for line in text.splitlines()]
 
 
 def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(disk: Path,

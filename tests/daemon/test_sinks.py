@@ -44,7 +44,7 @@ async def _deliver(sinks: list[SpooledSink], alerts: list[Alert], *, batches: in
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [validate_alert(json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def test_stdout_and_file_get_every_alert_once_in_their_format(tmp_path: Path, real_alerts: list[Alert]) -> None:
