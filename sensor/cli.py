@@ -163,14 +163,34 @@ def _daemon_config(path: Path | None) -> SensorConfig:
     return config
 
 
+class _Levels(logging.Filter):
+    """Lets this program's records through from ``own`` up and the libraries' from ``libraries`` up."""
+
+    def __init__(self, own: int, libraries: int) -> None:
+        super().__init__()
+        self.own = own
+        self.libraries = libraries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name.partition(".")[0] in ("sensor", "honeyports")
+        return record.levelno >= (self.own if ours else self.libraries)
+
+
 def _logging(verbosity: str, daemon: bool) -> None:
-    """Diagnostics to stderr: a daemon's at INFO (what it watches, where alerts go), other commands' at
-    WARNING; ``-v`` adds this program's DEBUG lines, ``-q`` keeps warnings and errors only."""
-    level = logging.WARNING if verbosity == "quiet" or (verbosity == "default" and not daemon) else logging.INFO
-    logging.basicConfig(level=level, format="t1046-sensor: %(levelname)s: %(message)s", stream=sys.stderr)
-    if verbosity == "verbose":
-        for name in ("sensor", "honeyports"):
-            logging.getLogger(name).setLevel(logging.DEBUG)
+    """Diagnostics to stderr: a daemon's own at INFO (what it watches, where alerts go), other commands' and
+    the libraries' at WARNING; ``-v``: this program's DEBUG and the libraries' INFO lines too; ``-q``:
+    warnings and errors only. Nothing changes where logging is set up already (as ``basicConfig``)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    verbose = verbosity == "verbose"
+    own = logging.DEBUG if verbose else logging.INFO if daemon and verbosity == "default" else logging.WARNING
+    libraries = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("t1046-sensor: %(levelname)s: %(message)s"))
+    handler.addFilter(_Levels(own, libraries))
+    root.addHandler(handler)
+    root.setLevel(min(own, libraries))
 
 
 def _report(args: argparse.Namespace) -> int:

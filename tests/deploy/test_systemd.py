@@ -84,7 +84,7 @@ def _refused(machine: Machine, port: int) -> bool:
 
 
 def _from(alerts: list[dict[str, object]], source: str, action: str) -> list[dict[str, object]]:
-    return [alert for alert in alerts if alert["source"] == {"ip": source}
+    return [alert for alert in alerts if isinstance(alert["source"], dict) and alert["source"]["ip"] == source
             and isinstance(alert["event"], dict) and alert["event"]["action"] == action]
 
 
