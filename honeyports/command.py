@@ -22,10 +22,11 @@ from twisted.internet.task import LoopingCall
 from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.config import SensorConfig
 from sensor.daemon.pipeline import Pipeline
-from sensor.daemon.startup import honeyport_line, log_start
+from sensor.daemon.startup import log_start
 from sensor.metrics import Metrics
 from sensor.nodes.forwarder import build_forwarder
-from sensor.outputs.sinks import DRAIN_SECONDS, SpooledSink, build_sinks, drain_all
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _started(service: HoneyportService, spooled: list[SpooledSink], config: Sens
         for sink in spooled:
             sink.close()
         return False
-    lines = [honeyport_line(service.bound())]
+    lines = [f"honeyports: {service.node} listening on {len(service.ports)} ports"]  # each logged by the service
     if config.node is not None:
         lines.append("node: honeyport hits forwarded to {}:{}, correlated there".format(*config.node.central))
     log_start(config, lines, True, "honeyports", alerts=config.node is None)

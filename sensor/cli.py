@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="as root: read --env-file, then check FILE and what it points to as this user "
                                 "(the service's, e.g. t1046) with its groups, so what it cannot read is found")
     _report_parser(commands)
+    _add_test_alert(commands)
     for command in commands.choices.values():
         _verbosity(command, None)
     return parser
@@ -109,6 +110,30 @@ def _report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                             help="the HTML file to write (default: report.html)")
     report_cmd.add_argument("--png", type=Path, metavar="DIR", help="also write one PNG per incident into DIR")
     report_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
+
+
+def _add_test_alert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test_cmd = commands.add_parser(
+        "test-alert", help="send one marked test event to every configured sink and report each delivery",
+        description="Send one clearly marked test event (event.kind: event, message and t1046.authorized.reason "
+                    "saying it is a delivery test, documentation addresses 192.0.2.1 -> 192.0.2.2) to every "
+                    "configured sink, with spools of its own, and print per sink whether it was delivered. "
+                    "Exit status 1 when any sink did not deliver it.")
+    test_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (its outputs)")
+    test_cmd.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                          help="how long to wait for each sink (default 15)")
+
+
+def _test_alert(path: Path | None, timeout: float) -> int:
+    import asyncio
+
+    from sensor.outputs.testalert import send_test_event
+
+    reports = asyncio.run(send_test_event(_config(path), timeout))
+    sys.stdout.flush()
+    for report in reports:
+        print(f"{report.sink}: {'OK' if report.delivered else 'FAILED'}: {report.detail}")  # noqa: T201
+    return 0 if all(report.delivered for report in reports) else 1
 
 
 def _check_config(path: Path, env_file: Path | None, content_only: bool, user: str | None) -> int:
@@ -143,7 +168,7 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool, user: s
 
 def _port_list(text: str) -> tuple[int, ...]:
     try:
-        return parse_ports(text)
+        return parse_ports(text, lowest=0)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -251,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args.file, args.env_file, args.content_only, args.user)
         if args.command == "report":
             return _report(args)
+        if args.command == "test-alert":
+            return _test_alert(args.config, args.timeout)
     except ConfigError as error:
         print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
         return 2

@@ -24,8 +24,8 @@ from sensor.errors import SensorError, why_unreadable
 from sensor.nodes.forwarder import node_credentials
 from sensor.nodes.listener import centre_tls
 from sensor.nodes.tokens import centre_tokens
-from sensor.outputs.sinks import check_output, writable_directory
-from sensor.zeek.logs import KINDS
+from sensor.outputs.build import check_output
+from sensor.outputs.settings import writable_directory
 
 TLS_FILES = ("ca_file", "cert_file", "key_file")
 
@@ -59,7 +59,7 @@ def _findings(config: SensorConfig) -> Iterator[Finding]:
         unreadable = list(_unreadable_files("node", {"ca_file": config.node.ca_file}))
         yield from unreadable or _fails(partial(node_credentials, config))
     if config.zeek.log_dir is not None:
-        yield from _zeek_logs(config.zeek.log_dir)
+        yield from _zeek_logs(config.zeek.log_dir, config.zeek.logs)
     for name in config.mdns.interfaces:
         try:
             socket.if_nametoindex(name)
@@ -90,8 +90,8 @@ def _unreadable_files(where: str, settings: Mapping[str, object]) -> Iterator[Fi
                 yield Finding(f"{where}.{key}: {why_unreadable(path, error)}")
 
 
-def _zeek_logs(log_dir: Path) -> Iterator[Finding]:
-    """The log directory and its live logs, read as the follower reads them."""
+def _zeek_logs(log_dir: Path, kinds: tuple[str, ...]) -> Iterator[Finding]:
+    """The log directory and its live logs (of ``zeek.logs``), read as the follower reads them."""
     try:
         names = {path.name for path in log_dir.iterdir()}
     except NotADirectoryError:
@@ -104,7 +104,7 @@ def _zeek_logs(log_dir: Path) -> Iterator[Finding]:
     except OSError as error:
         yield Finding(f"zeek.log_dir: {why_unreadable(log_dir, error)}")
         return
-    for kind in KINDS:
+    for kind in kinds:
         if f"{kind}.log" in names:
             try:
                 with (log_dir / f"{kind}.log").open("rb"):

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -26,8 +27,8 @@ from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeek.logs import KINDS, MalformedLog, ZeekLog, discover, log_kind, open_log
-from sensor.zeek.records import observations_of, wanted_fields
+from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind, open_log
+from sensor.zeek.records import observations, wanted_fields
 
 _SNIFF_BYTES = 64 << 10
 """Bytes read of each input to tell whether it can be a Zeek log at all."""
@@ -51,7 +52,7 @@ class ReplaySummary:
     incidents: int = 0
     """Distinct incidents the alerts are updates of."""
     ignored: tuple[Path, ...] = ()
-    """Zeek logs not read because of their type (``http.log``, …), each once."""
+    """Zeek logs not read because of their type (``http.log``, or one ``zeek.logs`` leaves out), each once."""
     skipped: tuple[tuple[Path, str], ...] = ()
     """Files of a given directory that are not Zeek logs, or empty, with the reason, each once."""
 
@@ -68,7 +69,7 @@ class ReplaySummary:
                 kinds[kind] = kinds.get(kind, 0) + 1
             listed = ", ".join(f"{kind}.log" + (f" ({count} files)" if count > 1 else "")
                                for kind, count in kinds.items())
-            line += f"; ignored, not conn, notice, dns or t1046: {listed}"
+            line += f"; ignored by type: {listed}"
         if self.skipped:
             line += "; skipped: " + ", ".join(f"{path} ({reason})" for path, reason in self.skipped)
         return line
@@ -92,14 +93,16 @@ def _not_a_log(path: Path) -> str | None:
     return None if first[:1] in (b"#", b"{") else "not a Zeek log"
 
 
-def _inputs(paths: list[Path]) -> tuple[list[tuple[str | None, list[Path]]], list[Path], list[tuple[Path, str]]]:
-    """The streams to read, each file once; the Zeek logs of other types in the given directories; and the
-    files found there that are no Zeek log or empty. A file named on its own that is no Zeek log is an error."""
+def _inputs(paths: list[Path], kinds: tuple[str, ...]) -> tuple[list[tuple[str | None, list[Path]]], list[Path],
+                                                                list[tuple[Path, str]]]:
+    """The streams of ``kinds`` to read, each file once; the Zeek logs of other types in the given
+    directories; and the files found there that are no Zeek log or empty. A file named on its own that is no
+    Zeek log is an error."""
     named = {path.resolve() for path in paths if not path.is_dir()}
     seen: set[Path] = set()
     streams: list[tuple[str | None, list[Path]]] = []
     skipped: list[tuple[Path, str]] = []
-    for kind, files in discover(paths):
+    for kind, files in discover(paths, kinds):
         unique = []
         for path in files:
             if path.resolve() in seen:
@@ -119,7 +122,7 @@ def _inputs(paths: list[Path]) -> tuple[list[tuple[str | None, list[Path]]], lis
         for folder in (directory, directory / "log-queue"):
             if folder.is_dir():
                 ignored += sorted(path for path in folder.iterdir() if path.is_file()
-                                  and log_kind(path.name) not in (None, *KINDS) and path.resolve() not in seen)
+                                  and log_kind(path.name) not in (None, *kinds) and path.resolve() not in seen)
     return streams, ignored, skipped
 
 
@@ -139,9 +142,9 @@ class _Tally:
 
 
 def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
-    """Observations of one log kind, file after file; records without evidence are dropped."""
-    for log in logs:
-        yield from observations_of(log, log.records(wanted_fields))
+    """Observations of one log kind, file after file, mapped a batch of records at a time; records without
+    evidence are dropped."""
+    return chain.from_iterable(observations(log, batch) for log in logs for batch in log.batches(wanted_fields))
 
 
 def _time_of(observation: Observation) -> float:
@@ -181,7 +184,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams, ignored, skipped = _inputs(paths)
+    streams, ignored, skipped = _inputs(paths, config.zeek.logs)
     tally = _Tally(on_alert)
     on_alert = tally
     all_logs: list[ZeekLog] = []
@@ -191,8 +194,10 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         all_logs.extend(logs)
         merged_inputs.append(_stream(logs))
     if not all_logs:
-        others = f" (only {', '.join(sorted({path.name for path in ignored}))})" if ignored else ""
-        raise LogReadError(f"no conn, notice, dns or t1046 logs in {', '.join(map(str, paths))}{others}")
+        *others, last = config.zeek.logs
+        kinds = f"{', '.join(others)} or {last}" if others else last
+        found = f" (only {', '.join(sorted({path.name for path in ignored}))})" if ignored else ""
+        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}{found}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
@@ -228,6 +233,6 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         seconds=time.monotonic() - started,
         scanners=len(tally.scanners),
         incidents=len(tally.incidents),
-        ignored=(*ignored, *(log.path for log in all_logs if log.kind not in KINDS)),
+        ignored=(*ignored, *(log.path for log in all_logs if log.kind not in config.zeek.logs)),
         skipped=tuple(skipped),
     )

@@ -79,6 +79,6 @@ def test_the_correlator_reads_no_clock_and_does_no_io(module: str) -> None:
 
 
 def test_the_layout_test_would_catch_a_sink_imported_by_the_correlator() -> None:
-    assert not _within("sensor.outputs.sinks", LAYERS["sensor.detect"] | {"sensor.detect"})
+    assert not _within("sensor.outputs.sink", LAYERS["sensor.detect"] | {"sensor.detect"})
     assert _layer("sensor.detect.correlator") == "sensor.detect"
     assert "socket" in NO_IO and "time" in NO_IO

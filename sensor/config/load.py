@@ -22,16 +22,18 @@ from sensor.config.values import (
     _NO_PORTS,
     _NO_TEXT,
     _listen_address,
+    _listen_ports,
     _path,
-    _ports,
     _positive_int,
     _positive_number,
     _profiles,
     _Reader,
     _string_list,
     _text,
+    _zeek_logs,
 )
 from sensor.errors import ConfigError, why_unreadable
+from sensor.zeek import KINDS as ZEEK_LOGS
 
 
 def parse_config(data: Any) -> SensorConfig:
@@ -45,7 +47,7 @@ def parse_config(data: Any) -> SensorConfig:
     for extra in sorted(set(data) - set(sections)):
         reader.problem(extra, f"unknown section (known: {', '.join(sections)})")
     sensor = reader.section(data, "sensor", "", ("name", "state_dir", "metrics_listen"))
-    zeek = reader.section(data, "zeek", "", ("log_dir",))
+    zeek = reader.section(data, "zeek", "", ("log_dir", "logs"))
     honey = reader.section(data, "honeyports", "", ("listen", "tcp", "udp", "profiles", "max_connections",
                                                     "max_connections_per_source", "idle_timeout", "read_limit"))
     mdns_section = reader.section(data, "mdns", "", ("interfaces", "decoys"))
@@ -68,12 +70,13 @@ def parse_config(data: Any) -> SensorConfig:
         name=reader.value(sensor, "name", "sensor", _text, base.name),
         state_dir=reader.value(sensor, "state_dir", "sensor", _path, base.state_dir),
         metrics_listen=reader.value(sensor, "metrics_listen", "sensor", _listen_address, None),
-        zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None),
+        zeek=ZeekConfig(log_dir=Path(log_dir).expanduser() if log_dir else None,
+                        logs=reader.value(zeek, "logs", "zeek", _zeek_logs, ZEEK_LOGS)),
         detection=detection,
         honeyports=HoneyportsConfig(
             listen=listen,
-            tcp=reader.value(honey, "tcp", "honeyports", _ports, _NO_PORTS),
-            udp=reader.value(honey, "udp", "honeyports", _ports, _NO_PORTS),
+            tcp=reader.value(honey, "tcp", "honeyports", _listen_ports, _NO_PORTS),
+            udp=reader.value(honey, "udp", "honeyports", _listen_ports, _NO_PORTS),
             profiles=reader.value(honey, "profiles", "honeyports", _profiles, {}),
             max_connections=reader.value(honey, "max_connections", "honeyports", _positive_int,
                                          honey_base.max_connections),

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sensor.zeek import KINDS as ZEEK_LOGS
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_LOCAL_NETS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
@@ -126,6 +128,10 @@ class ZeekConfig:
     """Where the daemon follows Zeek's logs; ``log_dir`` None means no Zeek source."""
 
     log_dir: Path | None = None
+    logs: tuple[str, ...] = ZEEK_LOGS
+    """The logs followed in ``log_dir``. Without ``conn`` the daemon takes the Zeek package's own detections
+    (t1046.log, ``T1046::*`` notices, mDNS questions in dns.log) and judges no conn.log record itself
+    (docs/deployment.md, "Sizing")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +236,7 @@ OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
 FORMATS = ("ecs", "ocsf")
 SPOOL_POLICIES = ("drop_oldest", "drop_newest")
 HTTP_KINDS = ("hec", "bulk", "webhook")
-SYSLOG_PROTOCOLS = ("udp", "tcp", "tls")
+SYSLOG_PROTOCOLS = ("udp", "tcp", "tls", "relp")
 SYSLOG_FACILITIES = {
     "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
     "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,

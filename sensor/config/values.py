@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sensor.config.model import IPNetwork
+from sensor.zeek import KINDS as ZEEK_LOGS
 
 _SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 T = TypeVar("T")
@@ -21,8 +22,10 @@ _NO_PORTS: tuple[int, ...] = ()
 _NO_TEXT: tuple[str, ...] = ()
 
 
-def parse_ports(text: str) -> tuple[int, ...]:
-    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``."""
+def parse_ports(text: str, lowest: int = 1) -> tuple[int, ...]:
+    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``.
+
+    ``lowest=0`` admits port 0, a listener's request for any free port."""
     ports: set[int] = set()
     for raw in text.split(","):
         item = raw.strip()
@@ -35,8 +38,8 @@ def parse_ports(text: str) -> tuple[int, ...]:
         except ValueError:
             raise ValueError(f"{item!r} is not a port or a range like 8000-8100") from None
         for port in (low, high):
-            if not 1 <= port <= 65535:
-                raise ValueError(f"{port} is not a port (1-65535)")
+            if not lowest <= port <= 65535:
+                raise ValueError(f"{port} is not a port ({lowest}-65535)")
         if high < low:
             raise ValueError(f"{item!r} is an empty range")
         ports.update(range(low, high + 1))
@@ -103,14 +106,19 @@ def _positive_int(value: Any) -> int:
     return value
 
 
-def _ports(value: Any) -> tuple[int, ...]:
+def _ports(value: Any, lowest: int = 1) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a port list")
     if isinstance(value, int):
-        return parse_ports(str(value))
+        return parse_ports(str(value), lowest)
     if isinstance(value, list):
-        return parse_ports(",".join(_text(v) for v in value))
-    return parse_ports(_text(value))
+        return parse_ports(",".join(_text(v) for v in value), lowest)
+    return parse_ports(_text(value), lowest)
+
+
+def _listen_ports(value: Any) -> tuple[int, ...]:
+    """Honeyport ports; 0 is any free port (the listener logs the one it got)."""
+    return _ports(value, lowest=0)
 
 
 def _network(value: Any) -> IPNetwork:
@@ -154,6 +162,15 @@ def _string_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError(f"must be a list, not {type(value).__name__}")
     return tuple(_text(v) for v in value)
+
+
+def _zeek_logs(value: Any) -> tuple[str, ...]:
+    """``zeek.logs``: a non-empty list of the logs the follower reads, each named once."""
+    names = _string_list(value)
+    unknown = [name for name in names if name not in ZEEK_LOGS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"must list some of {', '.join(ZEEK_LOGS)}, each once (got {list(names)})")
+    return names
 
 
 

@@ -21,7 +21,7 @@ from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import FUTURE_TOLERANCE, Watermark
 from sensor.metrics import Metrics
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.outputs.sinks import Sink
+from sensor.outputs.sink import Sink
 
 _SKEW_WARNING_EVERY = 3600.0
 

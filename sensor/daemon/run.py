@@ -6,7 +6,8 @@ that loop with the follower and the sinks' workers.
 
 Delivery that survives ``kill -9``: every :data:`CHECKPOINT_SECONDS` (when anything happened) the
 follower's positions, the correlator, the alerts produced since the last commit and the remote nodes' last
-sequence numbers are saved in one atomic checkpoint; only then are the alerts handed to the sinks' spools
+sequence numbers are saved in one atomic checkpoint (written by a forked child from a copy-on-write
+snapshot while the event loop goes on); only when it is durable are the alerts handed to the sinks' spools
 (:mod:`sensor.daemon.checkpoint`) and the nodes' observations acknowledged. Alerts from Zeek logs and observations
 of remote nodes are therefore never lost nor repeated; a honeyport or mDNS observation made here in the
 second before a crash is lost with the in-memory state (there is no log or node to have it again from).
@@ -38,24 +39,25 @@ from twisted.internet.defer import Deferred
 from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig, load_config
-from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
+from sensor.daemon.checkpoint import (
+    Checkpoint,
+    CheckpointWriter,
+    detection_digest,
+    load_checkpoint,
+    remove_leftovers,
+)
 from sensor.daemon.pipeline import Pipeline
-from sensor.daemon.startup import honeyport_line, log_start, zeek_line
+from sensor.daemon.startup import log_start, zeek_line
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
 from sensor.nodes.forwarder import NodeForwarder, build_forwarder
 from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
-from sensor.outputs.sinks import (
-    DRAIN_SECONDS,
-    SinkConfigError,
-    SpooledSink,
-    build_sinks,
-    check_outputs,
-    drain_all,
-    write_atomically,
-)
+from sensor.outputs.build import build_sinks, check_outputs
+from sensor.outputs.settings import SinkConfigError
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
+from sensor.outputs.spool import write_atomically
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
@@ -70,10 +72,20 @@ ACK_CHECKPOINT_SECONDS = 0.2
 """Commits come this often while remote nodes' observations wait for theirs to be acknowledged (a node
 sends its next batch only then)."""
 COMMIT_SHARE = 5.0
-"""Commits are spaced by at least this many times their own cost, so a large correlator state (10 MB
-pickles in about 1.3 s) leaves the loop at least 80 % of its time."""
+"""Commits are spaced by at least this many times what they cost the event loop (forking the checkpoint
+writer: tens of milliseconds at 100 000 sources), so committing takes at most a sixth of the loop's time."""
 TICK_SECONDS = 5.0
 HEARTBEAT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """A checkpoint being written, and what its commit hands on (``nodes``: ``NodeListener.state``)."""
+
+    writer: CheckpointWriter
+    seq: int
+    alerts: tuple[Alert, ...]
+    nodes: str
 
 
 class _Outbox:
@@ -125,11 +137,13 @@ class Daemon:
         self._started = time.time()
         self._malformed_seen = 0
         self._commit_cost = 0.0
+        self._writing: _Writing | None = None
 
     # -- start ------------------------------------------------------------------------------------
 
     def _restore(self) -> bool:
         """Load the checkpoint (and make the sinks, pipeline and follower from it); True when there was none."""
+        remove_leftovers(self.checkpoint_path)
         checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
         self.sinks = build_sinks(self.config, metrics=self.metrics)
         if checkpoint is None:
@@ -147,7 +161,8 @@ class Daemon:
         self._node_sequences = checkpoint.extra.get("nodes", "") if checkpoint is not None else ""
         self._seq_past_spools()
         if self.config.zeek.log_dir is not None:  # the follower says once what it cannot read, and when it can
-            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done)
+            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
+                                        kinds=self.config.zeek.logs)
         return checkpoint is None
 
     def _seq_past_spools(self) -> None:
@@ -165,8 +180,7 @@ class Daemon:
         service = HoneyportService(honey, self._observe_local, config.name, self.reactor)
         for problem in service.start():
             log.warning("honeyports: %s", problem)
-        if service.ports:
-            log.info("%s", honeyport_line(service.bound()))
+        log.info("honeyports: listening on %d ports", len(service.ports))  # each one is logged by the service
         return service
 
     def _spooled(self) -> list[SpooledSink]:
@@ -223,7 +237,7 @@ class Daemon:
                 sink.close()
             return 2
         if first_start:
-            self._commit()  # where the logs start, and which rotated files were there: a restart is no first start
+            await self._commit_wait()  # where the logs start, which rotated files were there: no first start again
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
@@ -267,7 +281,7 @@ class Daemon:
         """The first minute: what this run watches and where its alerts go (logged once, at start; the mDNS
         watcher and decoys have logged their interfaces and advertisements)."""
         config, honeyports, mdns = self.config, self.sources.honeyports, self.sources.mdns
-        lines = [zeek_line(config.zeek.log_dir)] if config.zeek.log_dir is not None else []
+        lines = [zeek_line(config.zeek.log_dir, config.zeek.logs)] if config.zeek.log_dir is not None else []
         if config.nodes is not None:
             lines.append("nodes: honeyport nodes accepted on {}:{} (TLS)".format(*config.nodes.listen))
         if config.node is not None:
@@ -309,8 +323,10 @@ class Daemon:
         return self.node_listener is not None and self.node_listener.acks_pending
 
     def _commit(self) -> None:
-        """Save the checkpoint, then hand the alerts it commits to the sinks and acknowledge the node
-        observations it holds."""
+        """Start saving the checkpoint, unless one is being written; :meth:`_committed` hands the alerts it
+        commits to the sinks and acknowledges the node observations it holds once it is durable."""
+        if self._writing is not None:
+            return
         pending = tuple(self.outbox.pending)
         follower = self.follower
         listener = self.node_listener
@@ -324,20 +340,48 @@ class Daemon:
             extra={"nodes": self._node_sequences} if self._node_sequences else {})
         started = time.monotonic()
         try:
-            save_checkpoint(self.checkpoint_path, checkpoint)
+            writer = CheckpointWriter(self.checkpoint_path, checkpoint)
         except OSError as error:
             log.error("cannot save checkpoint %s: %s; %d alerts wait for the next try", self.checkpoint_path,
                       error, len(pending))
             return
         self._commit_cost = time.monotonic() - started
-        self.seq += 1
-        self.metrics.checkpoints.inc()
+        self._writing = _Writing(writer, checkpoint.seq, pending, self._node_sequences)
         self.outbox.pending.clear()
         self._dirty = False
+        writer.done.add_done_callback(self._committed)
+
+    def _committed(self, done: asyncio.Future[OSError | None]) -> None:
+        """The checkpoint writer has finished: hand on what its checkpoint holds, or keep it for the next try."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        error = done.result()
+        if error is not None:
+            log.error("cannot save checkpoint %s: %s; %d alerts wait for the next try", self.checkpoint_path,
+                      error, len(writing.alerts))
+            self.outbox.pending[:0] = writing.alerts
+            self._dirty = True
+            return
+        self.seq = writing.seq
+        self.metrics.checkpoints.inc()
         for sink in self.sinks:
-            sink.accept(self.seq, pending, self.config.name)
-        if listener is not None:
-            listener.committed()
+            sink.accept(self.seq, writing.alerts, self.config.name)
+        listener = self.node_listener
+        if listener is not None and listener.state() == writing.nodes:
+            listener.committed()  # else observations came in meanwhile: the next commit acknowledges them all
+
+    async def _commit_wait(self) -> None:
+        """Commit what there is now and wait until it is durable (or failed)."""
+        await self._written()
+        self._commit()
+        await self._written()
+
+    async def _written(self) -> None:
+        """Wait for the checkpoint being written, if any, and for :meth:`_committed` (the future's first
+        callback) to have handed it on."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing.writer.done)
 
     def _heartbeat(self) -> None:
         correlator = self.pipeline.correlator
@@ -404,7 +448,7 @@ class Daemon:
         except SinkConfigError as error:
             log.error("SIGHUP: %s; keeping the running outputs", error)
             return False
-        self._commit()
+        await self._commit_wait()
         await drain_all(self.sinks, 2.0)
         replaced = True
         try:
@@ -424,7 +468,7 @@ class Daemon:
             await self.node_listener.stop()
         await self._stop_sources(self.sources)
         self.pipeline.flush()  # every incident's latest state reaches the sinks; the incidents stay open
-        self._commit()
+        await self._commit_wait()
         self._heartbeat()
         await drain_all(self._spooled(), DRAIN_SECONDS)
         self.malformed.summarise()

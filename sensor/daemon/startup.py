@@ -1,9 +1,10 @@
 """What a daemon says in its first minute: what it watches and where its alerts go, one INFO line each.
 
 ``run``, ``honeyports`` and ``mdns`` log these lines once at start, after their sources are up, so the
-operator reads the facts (bound ``address:port/proto``, the Zeek log directory and its logs, each sink's
-destination, the state directory) rather than the configuration's wishes; the mDNS watcher and decoys log
-their interfaces and advertisements themselves. No secret is ever part of a line: sinks name the variable
+operator reads the facts (the Zeek log directory and its logs, each sink's destination, the state
+directory) rather than the configuration's wishes; each honeyport (``honeyport listening on
+127.0.0.1:2222/tcp``, the port the system chose for 0), the mDNS watcher's interfaces and the decoys are
+logged where they start. No secret is ever part of a line: sinks name the variable
 or file a token comes from, URLs lose their user info and query. This module only formats and logs; it
 starts, binds and reads nothing but the names in the Zeek log directory.
 """
@@ -16,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sensor.config import OutputConfig, SensorConfig
-from sensor.observations import Transport
-from sensor.zeek.logs import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +51,10 @@ def output_lines(config: SensorConfig) -> list[str]:
             if output.type != "stdout" else f"alerts to stdout ({output.format})" for output in config.outputs]
 
 
-def honeyport_line(bound: Sequence[tuple[Transport, str, int]]) -> str:
-    """``honeyports: listening on 2 ports: 127.0.0.1:2222/tcp, 127.0.0.1:11900/udp`` from the listeners
-    actually bound."""
-    endpoints = [f"[{address}]:{port}/{transport}" if ":" in address else f"{address}:{port}/{transport}"
-                 for transport, address, port in bound]
-    return f"honeyports: listening on {len(bound)} ports: {', '.join(endpoints)}"
-
-
-def zeek_line(log_dir: Path) -> str:
-    """``zeek: following DIR: conn.log (and notice.log, … when they appear)``."""
-    present = [kind for kind in KINDS if _is_file(log_dir / f"{kind}.log")]
-    absent = [f"{kind}.log" for kind in KINDS if kind not in present]
+def zeek_line(log_dir: Path, kinds: tuple[str, ...]) -> str:
+    """``zeek: following DIR: conn.log (and notice.log, … when they appear)`` for the logs of ``kinds``."""
+    present = [kind for kind in kinds if _is_file(log_dir / f"{kind}.log")]
+    absent = [f"{kind}.log" for kind in kinds if kind not in present]
     if not present:
         return f"zeek: following {log_dir}: no {', '.join(absent)} there yet"
     line = f"zeek: following {log_dir}: {', '.join(f'{kind}.log' for kind in present)}"

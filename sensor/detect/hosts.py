@@ -1,11 +1,12 @@
 """One host, several addresses: which IPv4 and IPv6 addresses the correlator takes for one scanner.
 
-Two addresses are linked when the host proved both: it announced the same mDNS name with both among its
-address records, once from each of the two addresses (avahi and mDNSResponder announce on every address
-family they use). A name announced from one address only links nothing, so no single packet can tie a
-victim's address to a scanner's. The linked group's canonical address (the lowest IPv4, else the lowest
-IPv6) names the scanner; the others are its aliases. Bounded: at most :data:`MAX_NAMES` names and
-:data:`MAX_LINKED` linked addresses, the least recently announced forgotten first.
+An IPv4 address and an IPv6 address are linked when both ends say so: the IPv4 address announced an
+mDNS name listing the IPv6 address among its address records (avahi publishes its AAAA records over IPv4
+by default), and the IPv6 address announced the same name with itself. So a sender can vouch only for
+addresses to be named after *it*: an IPv6 host that lists a victim's IPv4 address links nothing. The
+linked group's canonical address (the lowest IPv4 address) names the scanner; the others are its
+aliases. Bounded: at most :data:`MAX_NAMES` names and :data:`MAX_LINKED` linked addresses, the least
+recently announced forgotten first.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ class HostLinks:
         if host.source not in senders and len(senders) >= MAX_SENDERS_PER_NAME:
             return
         senders[host.source] = frozenset(host.addresses)
-        proved = {host.source} | {other for other, addresses in senders.items()
-                                  if other != host.source and other in senders[host.source]
-                                  and host.source in addresses}
-        if len(proved) > 1:
-            self._link(proved)
+        for v4, listed in senders.items():
+            if v4.version != 4:
+                continue
+            vouched = {v6 for v6 in listed if v6.version == 6 and v6 in senders.get(v6, ())}
+            if vouched:
+                self._link({v4, *vouched})
 
     def _link(self, addresses: set[IPAddress]) -> None:
         group = {self.canonical(address) for address in addresses}

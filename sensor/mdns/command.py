@@ -19,7 +19,8 @@ from sensor.daemon.startup import log_start
 from sensor.mdns.decoy import DecoyAdvertiser
 from sensor.mdns.watch import MdnsWatcher, QueryEmitter, WatcherError
 from sensor.observations import MdnsHost, MdnsQuery
-from sensor.outputs.sinks import DRAIN_SECONDS, build_sinks, drain_all
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import DRAIN_SECONDS, drain_all
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,9 @@ from sensor.nodes.codec import (
 )
 from sensor.nodes.tokens import read_token
 from sensor.observations import Observation
-from sensor.outputs.sinks import Backoff, DeliveryError, Spool, SpooledSink, SpoolRecord, write_atomically
+from sensor.outputs.sink import Backoff, SpooledSink
+from sensor.outputs.spool import Spool, SpoolRecord, write_atomically
+from sensor.outputs.transport import DeliveryError
 
 log = logging.getLogger(__name__)
 

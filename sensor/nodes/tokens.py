@@ -11,7 +11,7 @@ from pathlib import Path
 from sensor.config import NodeConfig, NodesConfig
 from sensor.errors import SensorError
 from sensor.nodes.codec import NODE_NAME
-from sensor.outputs.sinks import read_secret
+from sensor.outputs.settings import read_secret
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The probes behind each incident: the scanner's conn.log records, as compact arrays.
 
 Read with the sensor's own Zeek log reader (:func:`sensor.zeek.logs.discover`, :class:`ZeekLog`,
-:func:`sensor.zeek.records.observations_of`), so the report judges each connection exactly as the
+:func:`sensor.zeek.records.observations`), so the report judges each connection exactly as the
 correlator did. A probe belongs to the incident of its scanner whose first-to-last-seen window holds its
 time. Only arrays are kept (17 bytes a probe) and a bounded set of uids to pivot on.
 """
@@ -20,7 +20,7 @@ import numpy.typing as npt
 from sensor.observations import ConnAttempt, IPAddress, Outcome
 from sensor.report.incidents import Incident
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover
-from sensor.zeek.records import observations_of, wanted_fields
+from sensor.zeek.records import observations, wanted_fields
 
 PIVOTS = 40
 """Uids kept per incident of probes that found something (answered, half-open, honeyport)."""
@@ -162,7 +162,7 @@ def collect(paths: Sequence[Path], incidents: Sequence[Incident]) -> dict[str, P
     malformed = MalformedLog()
     if windows:
         for log in _conn_logs(paths, malformed):
-            for observation in observations_of(log, log.records(wanted_fields)):
+            for observation in (found for batch in log.batches(wanted_fields) for found in observations(log, batch)):
                 if type(observation) is not ConnAttempt:
                     continue
                 candidates = windows.get(observation.source)

@@ -32,9 +32,10 @@ from pathlib import Path
 
 from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import Observation
-from sensor.zeek.logs import KINDS, MAX_LINE, MalformedLog, ZeekLog, age_order, log_kind, open_log
+from sensor.zeek import KINDS
+from sensor.zeek.logs import MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
 from sensor.zeek.position import StreamPosition
-from sensor.zeek.records import observations_of, wanted_fields
+from sensor.zeek.records import observations, wanted_fields
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +79,13 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _slice_lines(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tuple[int, bytes]]:
-    """Numbered lines of some complete lines of a log, preceded by its header lines (a TSV slice needs
-    its ``#fields``)."""
-    number = 0
-    for line in header:
-        number += 1
-        yield number, line
-    lines = data.split(b"\n")
-    rest = lines.pop()
-    for line in lines:
-        number += 1
-        if len(line) > MAX_LINE:
-            log.malformed.report(str(log.path), number, f"line longer than {MAX_LINE} bytes")
-            continue
-        yield number, line
-    if rest:
-        log.malformed.report(str(log.path), number + 1, "truncated last line (no newline)")
+def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Numbered blocks of some complete lines of a log, preceded by its header lines (a TSV slice needs its
+    ``#fields``), cut as a whole file's are (:func:`~sensor.zeek.logs.complete_lines`)."""
+    if header:
+        yield 0, b"\n".join(header) + b"\n"
+    pieces = (data[start:start + MAX_LINE] for start in range(0, len(data), MAX_LINE))
+    yield from complete_lines(lambda: next(pieces, b""), str(log.path), log.malformed, len(header))
 
 
 @dataclass(slots=True)
@@ -233,6 +224,7 @@ class LogFollower:
         if path is None:
             path = self._lost(kind, position, candidates)
             if path is None:
+                self.streams.pop(kind, None)  # reported once; the next live file is read from its start
                 return
             position = self._position(path)
         budget = self.read_budget
@@ -315,8 +307,8 @@ class LogFollower:
         header = self._header(path, position.fingerprint) if position.offset else []
         piece = ZeekLog(path, self.malformed)
         try:
-            batch.observations.extend(observations_of(piece, piece.records_from(
-                _slice_lines(piece, header, data), wanted_fields)))
+            for records in piece.batches_from(_slice_blocks(piece, header, data), wanted_fields):
+                batch.observations.extend(observations(piece, records))
             batch.records[piece.kind or "unknown"] = batch.records.get(piece.kind or "unknown", 0) + piece.records_read
         except LogReadError as error:
             self.malformed.report(str(path), 0, str(error))

@@ -125,7 +125,7 @@ def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) 
                  "the Zeek log's scan in the service's file sink", interval=0.5)
         journal = machine.journal("t1046-sensor")
         assert f"zeek: following {LOG_DIR}: conn.log" in journal, journal
-        assert "honeyports: listening on 1 ports: 127.0.0.1:2222/tcp" in journal, journal
+        assert "honeyport listening on 127.0.0.1:2222/tcp" in journal, journal
         assert f"alerts to file {ALERTS} (ecs)" in journal, journal
         assert journal.count("cannot read") == 1, "only the installed configuration's missing Zeek"
 

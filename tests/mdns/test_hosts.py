@@ -53,7 +53,7 @@ def feed(observations: list[Observation]) -> list:
 
 def test_a_host_seen_over_ipv4_and_ipv6_is_one_incident() -> None:
     announce = [MdnsHost(ts=1.0, source=V4, name="laptop.local", addresses=(V4, V6)),
-                MdnsHost(ts=1.1, source=V6, name="laptop.local", addresses=(V4, V6))]
+                MdnsHost(ts=1.1, source=V6, name="laptop.local", addresses=(V6,))]
     touch = HoneyportHit(ts=3.0, source=V6, source_port=4000, target=ip_address("10.40.0.1"), target_port=2222,
                          transport=Transport.TCP, profile="ssh")
     alerts = feed([*announce, browse(V4, 2.0), browse(V6, 2.5), touch])
@@ -77,6 +77,9 @@ def test_one_address_cannot_claim_another_hosts_address() -> None:
     assert links.canonical(V6) == V6 and links.canonical(victim) == victim, "only one end proved"
     links.announced(MdnsHost(ts=1.2, source=victim, name="victim.local", addresses=(victim,)))
     assert links.canonical(V6) == V6, "the victim's own announcement does not list the claimant"
+    links.announced(MdnsHost(ts=1.3, source=V4, name="victim.local", addresses=(V4, V6)))
+    assert links.canonical(V6) == V4, "an IPv4 sender vouches for an IPv6 address named after itself"
+    assert links.canonical(victim) == victim
 
 
 def test_links_are_bounded() -> None:
