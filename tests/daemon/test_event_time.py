@@ -8,6 +8,7 @@ the picture. ``tests/daemon/test_crash.py`` does the same with real processes an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable
@@ -68,6 +69,8 @@ class Run:
         self.daemon = Daemon(load_config(config_path), config_path, Metrics(), None, clock=wall)
         self.daemon._restore()
         self.committed: list[Alert] = []
+        self.loop = asyncio.new_event_loop()
+        """Checkpoints are written by a forked child and committed on the daemon's event loop."""
 
     def read_all(self) -> None:
         """Poll the logs until the follower is caught up, then let the daemon's tick run."""
@@ -77,8 +80,8 @@ class Run:
 
     def commit(self) -> None:
         pending = list(self.daemon.outbox.pending)
-        self.daemon._commit()
-        assert not self.daemon.outbox.pending, "the commit held"
+        self.loop.run_until_complete(self.daemon._commit_wait())
+        assert not self.daemon.outbox.pending and self.daemon.seq > 0, "the commit held"
         for alert in pending:
             validate_alert(to_ecs(alert, "event-time"))
         self.committed.extend(pending)
@@ -87,6 +90,7 @@ class Run:
         """What SIGTERM does to the pipeline: an update for every incident not yet reported, a last commit."""
         self.daemon.pipeline.flush()
         self.commit()
+        self.loop.close()
 
 
 def run_live(directory: Path, tmp_path: Path, late: float, gap: float, crash: bool) -> list[Alert]:
@@ -119,6 +123,7 @@ def run_live(directory: Path, tmp_path: Path, late: float, gap: float, crash: bo
         run.read_all()
         if crash and burst == 1:
             committed.extend(run.committed)
+            run.loop.close()
             run = Run(config_path, lambda: wall[0])
             run.read_all()
         run.commit()
@@ -192,3 +197,4 @@ def test_a_live_scans_final_extent_reaches_the_sinks_within_60_s_of_its_last_pro
     assert final_at is not None and final_at - last_probe <= 60.0, final_at
     assert run.committed[0].distinct_ports < 1000, "the incident opened before the scan was over"
     assert not any(a.closed for a in run.committed), "closing waits for idle_timeout"
+    run.loop.close()
