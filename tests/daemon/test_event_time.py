@@ -80,7 +80,7 @@ class Run:
 
     def commit(self) -> None:
         pending = list(self.daemon.outbox.pending)
-        self.loop.run_until_complete(self.daemon._commit_wait())
+        self.loop.run_until_complete(self.daemon.commit_wait())
         assert not self.daemon.outbox.pending and self.daemon.seq > 0, "the commit held"
         for alert in pending:
             validate_alert(to_ecs(alert, "event-time"))
