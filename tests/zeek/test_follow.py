@@ -14,8 +14,7 @@ import pytest
 from sensor.observations import ConnAttempt
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
-
-from .conftest import conn_log
+from tests.fixtures import conn_log
 
 PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"
 
