@@ -190,6 +190,30 @@ async def wait_async(condition: Any, timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
+def test_decoys_are_advertised_over_ipv6_as_well(lab: Lab) -> None:
+    watch = lab.add_host("watch", 1, ipv6=True)
+    scanner = lab.add_host("scan", 10, ipv6=True)
+    config = parse_config({
+        "sensor": {"name": "lab"},
+        "mdns": {"interfaces": ["eth0"], "decoys": [{"instance": "backup-nas", "type": "_smb._tcp", "port": 4445}]},
+    })
+    sink = _ListSink()
+    pipeline = Pipeline(config, [sink])
+    worker = _InNamespace(watch.netns, pipeline, MdnsSensor(config.mdns, pipeline.observe), 4445)
+    worker.start()
+    try:
+        assert worker.ready.wait(30) and worker.failure is None, worker.failure
+        lab.start_bus(scanner)
+        lab.start_avahi(scanner)
+        found = lab.run(scanner, ["avahi-browse", "-rtp", "_smb._tcp"], 30).stdout.decode()
+    finally:
+        worker.loop.call_soon_threadsafe(worker.stop.set)
+        worker.join(30)
+    assert worker.failure is None, worker.failure
+    seen = {tuple(line.split(";")[1:4]) for line in found.splitlines() if line.startswith("+;")}
+    assert {("eth0", "IPv4", "backup-nas"), ("eth0", "IPv6", "backup-nas")} <= seen, found
+
+
 def test_decoy_resolved_then_its_honeyport_touched_is_one_high_severity_incident(lab: Lab) -> None:
     watch = lab.add_host("watch", 1)
     scanner = lab.add_host("scan", 10)
