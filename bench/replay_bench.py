@@ -1,133 +1,29 @@
-"""Replay benchmark: a synthetic conn.log of ≥ 1 M records, replay vs a naive baseline.
+"""Throughput benchmark: a synthetic conn.log of ≥ 1 M records through ``replay`` and ``run``, beside a naive loop.
 
-    python bench/replay_bench.py [--records 1000000] [--sources 100000] [--runs 3] [--keep FILE]
+    python bench/replay_bench.py [--records 1000000] [--sources 100000] [--runs 3] [--keep FILE] [--no-follow]
 
-Prints records/s and peak RSS of ``t1046-sensor replay`` and of the naive analytic (split on tab, count
-distinct ports per source in a dict of sets), each run in its own process on the same file, alternately
-``--runs`` times (the best time of each is kept: other work on the machine only ever slows a run down).
+Prints, in one run on the same file: records/s and peak RSS of the naive analytic (split on tab, count
+distinct ports per source in a dict of sets), of ``t1046-sensor replay`` and of ``t1046-sensor run``
+following a directory to which the log is appended (bench/follow_bench.py says how that is timed), the
+ratio of each to the naive loop, the daemon in ``zeek.logs: [notice, t1046, dns]`` mode, and the checkpoint
+commit at the number of sources the log leaves. Each side runs ``--runs`` times, alternately, and the best
+time is kept: other work on the machine only ever slows a run down.
 
 It also prints a floor: reading and splitting the lines alone, and the random walk's bare bookkeeping (find
 the source, touch its recency, check and note the target, move the ratio) timed alone over rows split in
-memory beforehand. A replay cannot be faster than the two together.
+memory beforehand.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-HEADER = """#separator \\x09
-#set_separator\t,
-#empty_field\t(empty)
-#unset_field\t-
-#path\tconn
-#open\t2026-11-28-00-00-00
-#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\t\
-conn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\t\
-tunnel_parents
-#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\t\
-string\tcount\tcount\tcount\tcount\tset[string]
-"""
-BENIGN = (
-    ("tcp", 443, "ssl", "SF", "ShADadFf", 12), ("tcp", 80, "http", "SF", "ShADadfF", 8),
-    ("tcp", 22, "ssh", "SF", "ShAdDaFf", 20), ("tcp", 445, "smb", "SF", "ShADadFf", 10),
-    ("udp", 53, "dns", "SF", "Dd", 1), ("tcp", 3389, "-", "RSTR", "ShADadR", 30),
-)
-NAIVE = """
-import sys
-from collections import defaultdict
-ports = defaultdict(set)
-with open(sys.argv[1]) as stream:
-    for line in stream:
-        if line.startswith("#"):
-            continue
-        parts = line.split("\\t")
-        ports[parts[2]].add(parts[5])
-flagged = sum(1 for seen in ports.values() if len(seen) > 5)
-print(flagged, file=sys.stderr)
-"""
-READ_SPLIT = """
-import sys, time
-started = time.perf_counter()
-with open(sys.argv[1]) as stream:
-    for line in stream:
-        if not line.startswith("#"):
-            parts = line.split("\\t")
-print(time.perf_counter() - started, file=sys.stderr)
-"""
-FLOOR = """
-import sys, time
-from collections import OrderedDict
-rows = []
-with open(sys.argv[1]) as stream:
-    for line in stream:
-        if not line.startswith("#"):
-            parts = line.split("\\t")
-            rows.append((parts[2], parts[4], parts[11] != "REJ"))
-tracks = OrderedDict()
-started = time.perf_counter()
-for source, target, answered in rows:
-    track = tracks.get(source)
-    if track is None:
-        track = tracks[source] = [0.0, {}]
-    else:
-        tracks.move_to_end(source)
-    contacted = track[1]
-    if target not in contacted:
-        contacted[target] = None
-        track[0] += -1.386 if answered else 1.386
-print(time.perf_counter() - started, file=sys.stderr)
-"""
-
-
-def write_log(path: Path, records: int, sources: int, seed: int = 1046) -> int:
-    """Write the synthetic conn.log; return the number of scan probes in it."""
-    rng = random.Random(seed)
-    servers = [f"10.20.{i // 250}.{i % 250 + 1}" for i in range(400)]
-    scanners = [f"10.66.0.{i + 1}" for i in range(5)]
-    ts = 1795000000.0
-    probes = 0
-    with path.open("w") as out:
-        out.write(HEADER)
-        for n in range(records):
-            ts += 0.0005
-            if n % 200 == 0:
-                scanner = scanners[(n // 200) % len(scanners)]
-                target = servers[(n // 1000) % len(servers)] if scanner.endswith((".1", ".2")) else rng.choice(servers)
-                port = rng.randrange(1, 65536)
-                out.write(f"{ts:.6f}\tCs{n}\t{scanner}\t{40000 + n % 20000}\t{target}\t{port}\ttcp\t-\t0.000001\t0\t0"
-                          f"\tREJ\tT\tT\t0\tSr\t1\t44\t1\t40\t-\n")
-                probes += 1
-                continue
-            source = f"10.{100 + (n % sources) // 65536}.{(n % sources) // 256 % 256}.{n % sources % 256}"
-            proto, port, service, state, history, seconds = rng.choice(BENIGN)
-            target = servers[rng.randrange(len(servers))]
-            if rng.random() < 0.01:
-                state, history, service = "REJ", "Sr", "-"
-            out.write(f"{ts:.6f}\tC{n}\t{source}\t{rng.randrange(32768, 61000)}\t{target}\t{port}\t{proto}\t{service}"
-                      f"\t{seconds}.5\t800\t4200\t{state}\tT\tT\t0\t{history}\t8\t1200\t7\t5000\t-\n")
-    return probes
-
-
-def measure(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and stderr of one child process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    stderr = process.stderr.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if status != 0:
-        sys.exit(f"{argv[:3]} failed: {stderr}")
-    return seconds, usage.ru_maxrss / 1024, stderr
+from benchlog import FLOOR, NAIVE, READ_SPLIT, measure, write_log
+from follow_bench import FollowRun, commit_figures, follow_once, report_commit, report_detections, report_follow
 
 
 def main() -> None:
@@ -136,6 +32,10 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="runs of each side; the best time is kept")
     parser.add_argument("--keep", type=Path, help="write the synthetic log here and keep it")
+    parser.add_argument("--no-follow", action="store_true", help="replay and the naive loop only")
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="another copy of the project's source (git archive COMMIT | tar -x -C DIR) whose "
+                             "replay and run are measured alongside")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         path = args.keep or Path(scratch) / "conn.log"
@@ -143,24 +43,49 @@ def main() -> None:
         size = path.stat().st_size / (1 << 20)
         print(f"conn.log: {args.records} records ({probes} scan probes from 5 scanners), "
               f"{args.sources} distinct benign sources, {size:.0f} MiB")
-        naive = replay = floor = read_split = math.inf
+        naive = replay = floor = read_split = naive_cpu = replay_cpu = math.inf
         naive_rss = replay_rss = 0.0
+        follows: list[FollowRun] = []
+        other = other_cpu = math.inf
+        other_follows: list[FollowRun] = []
         for _ in range(args.runs):
-            seconds, rss, _ = measure([sys.executable, "-c", NAIVE, str(path)])
-            naive, naive_rss = min(naive, seconds), max(naive_rss, rss)
-            seconds, rss, _ = measure([sys.executable, "-m", "sensor", "replay", str(path)])
-            replay, replay_rss = min(replay, seconds), max(replay_rss, rss)
+            if args.compare is not None:
+                seconds, _, _, cpu = measure([sys.executable, "-m", "sensor", "replay", str(path)], args.compare)
+                other, other_cpu = min(other, seconds), min(other_cpu, cpu)
+                if not args.no_follow:
+                    other_follows.append(follow_once(path, args.records, source=args.compare))
+            seconds, rss, _, cpu = measure([sys.executable, "-c", NAIVE, str(path)])
+            naive, naive_rss, naive_cpu = min(naive, seconds), max(naive_rss, rss), min(naive_cpu, cpu)
+            seconds, rss, _, cpu = measure([sys.executable, "-m", "sensor", "replay", str(path)])
+            replay, replay_rss, replay_cpu = min(replay, seconds), max(replay_rss, rss), min(replay_cpu, cpu)
+            if not args.no_follow:
+                follows.append(follow_once(path, args.records))
             floor = min(floor, float(measure([sys.executable, "-c", FLOOR, str(path)])[2]))
             read_split = min(read_split, float(measure([sys.executable, "-c", READ_SPLIT, str(path)])[2]))
-        print(f"naive baseline: {args.records / naive:>10,.0f} records/s  peak RSS {naive_rss:6.0f} MiB")
-        print(f"replay:         {args.records / replay:>10,.0f} records/s  peak RSS {replay_rss:6.0f} MiB")
-        print(f"replay / naive throughput: {naive / replay:.2f}x")
+        print(f"naive baseline:  {args.records / naive:>10,.0f} records/s  peak RSS {naive_rss:6.0f} MiB; "
+              f"CPU {naive_cpu / args.records * 1e6:.2f} us per record")
+        print(f"replay:          {args.records / replay:>10,.0f} records/s  peak RSS {replay_rss:6.0f} MiB; "
+              f"CPU {replay_cpu / args.records * 1e6:.2f} us per record")
+        print(f"replay / naive throughput: {naive / replay:.2f}x (by CPU time: {naive_cpu / replay_cpu:.2f}x)")
+        if args.compare is not None:
+            print(f"replay of {args.compare}: {args.records / other:>10,.0f} records/s; CPU "
+                  f"{other_cpu / args.records * 1e6:.2f} us per record; / naive {naive / other:.2f}x "
+                  f"(by CPU time: {naive_cpu / other_cpu:.2f}x)")
+        if follows:
+            fastest = min(follows, key=lambda run: run.seconds)
+            report_follow(FollowRun(fastest.seconds, min(run.cpu for run in follows),
+                                    max(run.rss_mib for run in follows), max(run.rss_children_mib for run in follows),
+                                    fastest.checkpoints, fastest.alerts), args.records, naive, naive_cpu)
+            if other_follows:
+                print(f"  the same for {args.compare}:")
+                report_follow(min(other_follows, key=lambda run: run.seconds), args.records, naive, naive_cpu)
+            report_detections(follow_once(path, args.records, detections_only=True), args.records)
+        report_commit(commit_figures(path))
         per = {name: seconds / args.records * 1e6 for name, seconds in
                (("naive", naive), ("read_split", read_split), ("walk", floor))}
         print(f"floor: reading and splitting the lines {per['read_split']:.2f} us per record, the random walk's bare "
               f"bookkeeping on rows split beforehand {per['walk']:.2f} us;\n       together "
-              f"{per['read_split'] + per['walk']:.2f} us against {per['naive']:.2f} us for the whole naive loop: "
-              f"at most {per['naive'] / (per['read_split'] + per['walk']):.2f}x before anything else a replay does")
+              f"{per['read_split'] + per['walk']:.2f} us against {per['naive']:.2f} us for the whole naive loop")
 
 
 if __name__ == "__main__":

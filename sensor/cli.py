@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from sensor.config import FORMATS, SensorConfig, default_config, load_config, parse_ports
@@ -15,15 +16,30 @@ from sensor.errors import ConfigError, SensorError
 from sensor.replay import replay
 
 log = logging.getLogger("sensor")
+DAEMONS = ("run", "honeyports", "mdns")
+"""Commands that log what they watch and where alerts go at start (INFO, shown unless ``-q``)."""
+
+
+def _verbosity(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``-v``/``-q``, before or after the command (after it, the parent's value is kept unless given)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_const", const="verbose", dest="verbosity",
+                       default=default if default is not None else argparse.SUPPRESS,
+                       help="log diagnostics too (DEBUG), to stderr")
+    group.add_argument("-q", "--quiet", action="store_const", const="quiet", dest="verbosity",
+                       default=argparse.SUPPRESS, help="log only warnings and errors")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="t1046-sensor",
         description="Detect internal network service discovery (MITRE ATT&CK T1046): port scans, host sweeps "
-                    "and mDNS service browsing, from Zeek logs, honeyports and an mDNS watcher.",
+                    "and mDNS service browsing, from Zeek logs, honeyports and an mDNS watcher. run, honeyports "
+                    "and mdns log what they watch and where alerts go at start; the others log warnings only "
+                    "unless -v.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics (to stderr)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('t1046-sensor')}")
+    _verbosity(parser, "default")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay_cmd = commands.add_parser(
@@ -67,24 +83,83 @@ def _parser() -> argparse.ArgumentParser:
                                 "(systemd's EnvironmentFile, e.g. /etc/t1046-sensor/secrets.env)")
     check_cmd.add_argument("--content-only", action="store_true",
                            help="check the file's content only, not what it points to")
+    check_cmd.add_argument("--user", metavar="NAME",
+                           help="as root: read --env-file, then check FILE and what it points to as this user "
+                                "(the service's, e.g. t1046) with its groups, so what it cannot read is found")
+    _report_parser(commands)
+    _add_test_alert(commands)
+    for command in commands.choices.values():
+        _verbosity(command, None)
     return parser
 
 
-def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
-    from sensor.preflight import preflight, read_env_file
+def _report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report_cmd = commands.add_parser(
+        "report", help="draw what each scanner did: one self-contained HTML file, optionally PNGs",
+        description="Read Zeek logs (as replay does) and/or an alerts JSONL file (run's file sink, ECS) and "
+                    "write one self-contained HTML file: a sortable summary of every incident, then per incident "
+                    "the headline, a timeline and a target x port heat map of its probes (from conn.log), the "
+                    "rules that fired and when, the evidence and the Zeek uids to pivot on. With an alerts file "
+                    "the incidents are the file's; the logs then only supply the probes. Needs the report extra: "
+                    "pip install 't1046-sensor[report]'.")
+    report_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                            help="Zeek log file or directory, or an alerts JSONL file")
+    report_cmd.add_argument("--scanner", action="append", metavar="IP", help="only this scanner's incidents "
+                            "(repeatable)")
+    report_cmd.add_argument("--out", type=Path, default=Path("report.html"), metavar="FILE",
+                            help="the HTML file to write (default: report.html)")
+    report_cmd.add_argument("--png", type=Path, metavar="DIR", help="also write one PNG per incident into DIR")
+    report_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
 
+
+def _add_test_alert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test_cmd = commands.add_parser(
+        "test-alert", help="send one marked test event to every configured sink and report each delivery",
+        description="Send one clearly marked test event (event.kind: event, message and t1046.authorized.reason "
+                    "saying it is a delivery test, documentation addresses 192.0.2.1 -> 192.0.2.2) to every "
+                    "configured sink, with spools of its own, and print per sink whether it was delivered. "
+                    "Exit status 1 when any sink did not deliver it.")
+    test_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (its outputs)")
+    test_cmd.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                          help="how long to wait for each sink (default 15)")
+
+
+def _test_alert(path: Path | None, timeout: float) -> int:
+    import asyncio
+
+    from sensor.outputs.testalert import send_test_event
+
+    reports = asyncio.run(send_test_event(_config(path), timeout))
+    sys.stdout.flush()
+    for report in reports:
+        print(f"{report.sink}: {'OK' if report.delivered else 'FAILED'}: {report.detail}")  # noqa: T201
+    return 0 if all(report.delivered for report in reports) else 1
+
+
+def _check_config(path: Path, env_file: Path | None, content_only: bool, user: str | None) -> int:
+    from sensor.preflight import become, preflight, read_env_file
+
+    secrets = read_env_file(env_file) if env_file is not None and not content_only else {}
+    if user is not None:
+        try:
+            become(user)
+        except SensorError as error:
+            print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
+            return 2
     config = load_config(path)
     if content_only:
         print(f"{path}: OK (content)")  # noqa: T201
         return 0
-    if env_file is not None:
-        os.environ.update(read_env_file(env_file))
+    os.environ.update(secrets)
     findings = preflight(config)
     for finding in findings:
         print(f"{path}: {finding.line()}", file=sys.stderr)  # noqa: T201
     if env_file is None and any("environment variable" in finding.text for finding in findings):
         print(f"{path}: note: secrets were looked up in this shell's environment; give --env-file with the "  # noqa: T201
               "service's (e.g. /etc/t1046-sensor/secrets.env)", file=sys.stderr)
+    if os.geteuid() == 0 and user is None:
+        print(f"{path}: note: checked as root, who may read what the service cannot; give --user with the "  # noqa: T201
+              "service's user (e.g. --user t1046)", file=sys.stderr)
     if any(finding.fatal for finding in findings):
         return 2
     print(f"{path}: OK")  # noqa: T201
@@ -93,7 +168,7 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
 
 def _port_list(text: str) -> tuple[int, ...]:
     try:
-        return parse_ports(text)
+        return parse_ports(text, lowest=0)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -102,11 +177,71 @@ def _config(path: Path | None) -> SensorConfig:
     return load_config(path) if path is not None else default_config()
 
 
+def _daemon_config(path: Path | None) -> SensorConfig:
+    """The configuration of a daemon command; ``ConfigError`` naming each TLS file it cannot read."""
+    from sensor.preflight import unreadable_tls_files
+
+    config = _config(path)
+    unreadable = unreadable_tls_files(config)
+    if unreadable:
+        raise ConfigError([finding.text for finding in unreadable])
+    return config
+
+
+class _Levels(logging.Filter):
+    """Lets this program's records through from ``own`` up and the libraries' from ``libraries`` up."""
+
+    def __init__(self, own: int, libraries: int) -> None:
+        super().__init__()
+        self.own = own
+        self.libraries = libraries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name.partition(".")[0] in ("sensor", "honeyports")
+        return record.levelno >= (self.own if ours else self.libraries)
+
+
+def _logging(verbosity: str, daemon: bool) -> None:
+    """Diagnostics to stderr: a daemon's own at INFO (what it watches, where alerts go), other commands' and
+    the libraries' at WARNING; ``-v``: this program's DEBUG and the libraries' INFO lines too; ``-q``:
+    warnings and errors only. Nothing changes where logging is set up already (as ``basicConfig``)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    verbose = verbosity == "verbose"
+    own = logging.DEBUG if verbose else logging.INFO if daemon and verbosity == "default" else logging.WARNING
+    libraries = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("t1046-sensor: %(levelname)s: %(message)s"))
+    handler.addFilter(_Levels(own, libraries))
+    root.addHandler(handler)
+    root.setLevel(min(own, libraries))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sensor.report import INSTALL_HINT, missing_dependency
+
+    missing = missing_dependency()
+    if missing is not None:
+        print(f"t1046-sensor: error: the report command needs {missing}, which is not installed: "  # noqa: T201
+              f"{INSTALL_HINT}", file=sys.stderr)
+        return 1
+    from sensor.report.command import scanner_address, write_report
+
+    try:
+        scanners = [scanner_address(text) for text in args.scanner or ()]
+    except ValueError as error:
+        print(f"t1046-sensor: error: --scanner: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    summary = write_report(args.paths, _config(args.config), args.out, args.png, scanners)
+    print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``t1046-sensor`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="t1046-sensor: %(levelname)s: %(message)s", stream=sys.stderr)
+    _logging(args.verbosity, args.command in DAEMONS)
     try:
         if args.command == "replay":
             config = _config(args.config)
@@ -118,12 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from sensor.daemon.run import run_daemon
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             return run_daemon(config, config_path=args.config)
         if args.command == "honeyports":
             from honeyports.command import run_honeyports
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             honey = dataclasses.replace(
                 config.honeyports,
                 listen=tuple(args.listen) if args.listen else config.honeyports.listen or ("127.0.0.1",),
@@ -134,11 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mdns":
             from sensor.mdns.command import run_mdns
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
-            return _check_config(args.file, args.env_file, args.content_only)
+            return _check_config(args.file, args.env_file, args.content_only, args.user)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "test-alert":
+            return _test_alert(args.config, args.timeout)
     except ConfigError as error:
         print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
         return 2

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 import ipaddress
 import json
 import logging
+import os
 import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sensor.config import default_config
 from sensor.errors import LogReadError
 from sensor.observations import ConnAttempt, Outcome, Transport
 from sensor.replay import replay
+from sensor.zeek import records as zeek_records
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind
 from sensor.zeek.records import address, to_observation, wanted_fields
 from tests.alertcheck import parse_alerts
@@ -123,6 +129,74 @@ def test_a_directory_of_rotated_gzipped_logs_replays_like_the_live_file(tmp_path
     whole = replay_alerts(S1_CONN)
     assert rotated[-1]["t1046"]["counts"] == whole[-1]["t1046"]["counts"]
     assert rotated[-1]["t1046"]["counts"]["distinct_ports"] == 1000
+
+
+@pytest.mark.parametrize("oldest_first", [
+    ["conn.log.10", "conn.log.9.gz", "conn.log.2", "conn.log.1", "conn.log"],
+    ["conn.2026-11-28-08-00-00.log", "conn.2026-11-28-09-00-00.log.gz", "conn.2026-11-28-10-00-00.log", "conn.log"],
+    ["log-queue/conn__2026-11-28-09-00-00__2026-11-28-10-00-00__.log",
+     "log-queue/conn__2026-11-28-10-00-00__2026-11-28-11-00-00__.log", "conn.log"],
+    ["2026-11-28/conn.08:00:00-09:00:00.log.gz", "2026-11-28/conn.09:00:00-10:00:00.log.gz",
+     "2026-11-29/conn.08:00:00-09:00:00.log.gz", "2026-11-29/conn.23:00:00-00:00:00.log.gz"],
+], ids=["numbered", "dated", "log-queue", "zeekctl-days"])
+def test_rotated_files_are_read_oldest_first_by_the_age_their_names_give(tmp_path: Path,
+                                                                         oldest_first: list[str]) -> None:
+    header = "".join(line for line in S1_CONN.read_text().splitlines(keepends=True) if line.startswith("#"))
+    for age, name in enumerate(reversed(oldest_first)):  # modification times contradict the names
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header)
+        os.utime(path, (1_800_000_000 + 3600 * age,) * 2)
+    given = sorted({tmp_path / name.split("/")[0] if "/" in name and "log-queue" not in name else tmp_path
+                    for name in oldest_first})
+    ((kind, files),) = discover(given)
+    assert kind == "conn"
+    assert [str(path.relative_to(tmp_path)) for path in files] == oldest_first
+
+
+def test_rotated_files_without_a_time_or_number_in_their_names_are_read_by_modification_time(
+        tmp_path: Path) -> None:
+    for age, name in enumerate(["conn.before-upgrade.log", "conn.archive.log", "conn.log"]):
+        (tmp_path / name).write_text("")
+        os.utime(tmp_path / name, (1_800_000_000 + 60 * age,) * 2)
+    ((_, files),) = discover([tmp_path])
+    assert [path.name for path in files] == ["conn.before-upgrade.log", "conn.archive.log", "conn.log"]
+
+
+def _retimed(lines: list[str], start: float, scanner: str) -> list[str]:
+    """Capture lines of one scanner moved to start at ``start`` and to come from ``scanner``."""
+    first = min(float(line.split("\t", 1)[0]) for line in lines)
+    moved = []
+    for line in lines:
+        ts, uid, _orig, rest = line.split("\t", 3)
+        moved.append(f"{float(ts) - first + start:.6f}\t{uid}\t{scanner}\t{rest}")
+    return moved
+
+
+def test_replay_of_several_zeekctl_day_directories_reads_their_hours_in_time_order(tmp_path: Path) -> None:
+    """zeekctl archives one directory per day; replaying two days must not interleave their hours."""
+    text = S1_CONN.read_text().splitlines(keepends=True)
+    header = [line for line in text if line.startswith("#") and not line.startswith("#close")]
+    data = [line for line in text if not line.startswith("#")][:200]
+    hours = [("2026-11-28", 8), ("2026-11-28", 9), ("2026-11-29", 8), ("2026-11-29", 9)]
+    for number, (day, hour) in enumerate(hours, start=1):
+        start = datetime.datetime.fromisoformat(f"{day}T{hour:02d}:00:05+00:00").timestamp()
+        directory = tmp_path / day
+        directory.mkdir(exist_ok=True)
+        with gzip.open(directory / f"conn.{hour:02d}:00:00-{hour + 1:02d}:00:00.log.gz", "wt") as stream:
+            stream.writelines(header + _retimed(data, start, f"10.9.0.{number}"))
+    alerts = replay_alerts(tmp_path / "2026-11-29", tmp_path / "2026-11-28")
+    first_alerts = list(dict.fromkeys(alert["source"]["ip"] for alert in alerts))
+    assert first_alerts == ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"], "scanners met in time order"
+    for source in first_alerts:
+        stamps = [alert["@timestamp"] for alert in alerts if alert["source"]["ip"] == source]
+        assert stamps == sorted(stamps), f"{source}: its updates follow its evidence"
+    opened = [alert["@timestamp"] for alert in alerts if alert["t1046"]["update"] == 1]
+    assert opened == sorted(opened), "incidents open in the logs' time order"
+    alone = replay_alerts(tmp_path / "2026-11-28" / "conn.08:00:00-09:00:00.log.gz")[-1]["t1046"]["counts"]
+    for scanner in first_alerts:
+        last = [alert for alert in alerts if alert["source"]["ip"] == scanner][-1]
+        assert last["t1046"]["counts"] == alone, f"{scanner}: every probe of its hour counted"
 
 
 def test_garbage_lines_are_skipped_and_counted_and_good_lines_still_count(tmp_path: Path) -> None:
@@ -234,3 +308,107 @@ def test_parsed_addresses_equal_and_hash_like_ipaddress_also_after_a_checkpoint(
         assert hash(candidate) == hash(stock)
         assert {stock: "found"}[candidate] == "found"
     assert type(restored) is type(parsed)
+
+
+class _Reports(MalformedLog):
+    """Keeps every report, to compare two readings of the same file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, int, str]] = []
+
+    def report(self, source: str, line_number: int, reason: str) -> None:
+        super().report(source, line_number, reason)
+        self.seen.append((source, line_number, reason))
+
+
+def _read_both_ways(path: Path) -> None:
+    """The columnar reading and the line-by-line one give the same observations, counts and reports."""
+    results = []
+    for columnar in (True, False):
+        reports = _Reports()
+        log = ZeekLog(path, reports, columnar=columnar)
+        found = [obs for batch in log.batches(wanted_fields) for obs in zeek_records.observations(log, batch)]
+        results.append((found, log.records_read, sorted(reports.seen)))
+    assert results[0] == results[1]
+
+
+_CONN_FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
+                "conn_state", "history", "resp_pkts", "ip_proto", "t1046_tags"]
+_CONN_TYPES = ["time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "string", "string",
+               "count", "count", "set[string]"]
+_CLEAN = {
+    "ts": st.one_of(st.floats(1.7e9, 1.8e9).map(lambda t: f"{t:.6f}"),
+                    st.sampled_from(["1795000000", "1795000000.5", "0001795000000.125", "-1.5", "-"])),
+    "uid": st.one_of(st.text("CDabcxyz0123", min_size=1, max_size=8), st.sampled_from(["-", "(empty)"])),
+    "id.orig_h": st.sampled_from(["10.0.0.1", "10.0.0.2", "10.1.0.66", "fe80::1", "2001:db8::1"]),
+    "id.resp_h": st.sampled_from(["10.0.0.20", "10.0.0.21", "10.9.9.9", "224.0.0.251", "2001:db8::2"]),
+    "id.orig_p": st.one_of(st.integers(0, 65535).map(str), st.sampled_from(["8", "8", "128", "0080", "-"])),
+    "id.resp_p": st.one_of(st.integers(0, 65535).map(str), st.sampled_from(["0", "3", "-"])),
+    "proto": st.sampled_from(["tcp", "tcp", "udp", "icmp", "icmp", "sctp"]),
+    "service": st.sampled_from(["-", "http", "ssh", "(empty)", "dns,http"]),
+    "duration": st.sampled_from(["-", "0.1", "12.5"]),
+    "conn_state": st.sampled_from(["REJ", "S0", "SF", "OTH", "RSTR", "SH", "RSTOS0", "RSTRH", "SHR", "-"]),
+    "history": st.one_of(st.text("ShADadFfRrIQ^", max_size=6), st.just("-")),
+    "resp_pkts": st.sampled_from(["0", "1", "3", "-", "0", "1"]),
+    "ip_proto": st.sampled_from(["6", "17", "-"]),
+    "t1046_tags": st.sampled_from(["-", "(empty)", "(empty)", "(empty)", "scan", "half_open,scan", "honeyport",
+                                   "stealth", "unanswered", "rejected,icmp_unreachable", "dark_address"]),
+}
+_BAD = {"ts": ["abc", "", " 1795000000.25", "1e9"], "id.orig_h": ["-", "10.0.0.999"], "id.resp_h": ["-", "x"],
+        "id.orig_p": ["p", "+5", "99999999999999999999"], "id.resp_p": ["1.5"], "proto": ["-"],
+        "duration": ["bad"], "resp_pkts": ["x", "-2"]}
+_ROW = st.fixed_dictionaries(_CLEAN)
+_DAMAGE = st.one_of(st.just(("", "", "")), st.tuples(
+    st.sampled_from(sorted(_BAD)), st.integers(0, 3), st.sampled_from(["", "\textra", "\\x41", "\r", "\xff",
+                                                                          "\n", '\n{"ts": 1.0}'])))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sections=st.lists(st.tuples(st.permutations(range(len(_CONN_FIELDS))),
+                                   st.lists(_ROW, max_size=40), st.lists(st.tuples(st.integers(0, 39), _DAMAGE),
+                                                                         max_size=2)),
+                         min_size=1, max_size=3))
+def test_columnar_reading_equals_reading_line_by_line(
+        sections: list[tuple[list[int], list[dict[str, str]], list[tuple[int, tuple[str, int, str]]]]]) -> None:
+    text = HEADER
+    for order, rows, damages in sections:
+        text += ("#fields\t" + "\t".join(_CONN_FIELDS[i] for i in order) + "\n#types\t"
+                 + "\t".join(_CONN_TYPES[i] for i in order) + "\n")
+        lines = ["\t".join(row[_CONN_FIELDS[i]] for i in order) for row in rows]
+        for where, (field, choice, tail) in damages:
+            if where < len(rows) and field:
+                row = dict(rows[where], **{field: _BAD[field][choice % len(_BAD[field])]})
+                lines[where] = "\t".join(row[_CONN_FIELDS[i]] for i in order) + tail
+        text += "".join(line + "\n" for line in lines) + "#close\t2026-11-28-11-00-00\n"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "conn.log"
+        path.write_bytes(text.encode().replace("\xff".encode(), b"\xff"))
+        _read_both_ways(path)
+
+
+def test_columnar_reading_of_every_test_log_equals_reading_line_by_line() -> None:
+    logs = sorted(Path(__file__).parent.joinpath("data").rglob("*.log"))
+    assert len(logs) >= 40
+    for path in logs:
+        if log_kind(path.name) in ("conn", "notice", "dns", "t1046"):
+            _read_both_ways(path)
+
+
+def test_a_bad_line_in_a_large_block_is_reported_where_it_is(tmp_path: Path) -> None:
+    lines = S1_CONN.read_text().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#") and not line.startswith("#close")]
+    body = [line for line in lines if not line.startswith("#")]
+    rows = (body * (1 + 30000 // len(body)))[:30000]
+    rows[12345] = "10.0.0.1\tbroken\n"
+    path = tmp_path / "conn.log"
+    path.write_text("".join(header + rows))
+    assert path.stat().st_size > 3 * (1 << 20), "more than one block"
+    reports = _Reports()
+    log = ZeekLog(path, reports)
+    batches = list(log.batches(wanted_fields))
+    assert any(batch.columns is not None for batch in batches), "clean blocks are decoded as columns"
+    assert any(batch.columns is None for batch in batches), "the damaged block is decoded line by line"
+    assert reports.seen == [(str(path), len(header) + 12346, "2 columns where the header has 21")]
+    assert log.records_read == 29999
+    _read_both_ways(path)

@@ -6,12 +6,14 @@ that loop with the follower and the sinks' workers.
 
 Delivery that survives ``kill -9``: every :data:`CHECKPOINT_SECONDS` (when anything happened) the
 follower's positions, the correlator, the alerts produced since the last commit and the remote nodes' last
-sequence numbers are saved in one atomic checkpoint; only then are the alerts handed to the sinks' spools
+sequence numbers are saved in one atomic checkpoint (written by a forked child from a copy-on-write
+snapshot while the event loop goes on); only when it is durable are the alerts handed to the sinks' spools
 (:mod:`sensor.daemon.checkpoint`) and the nodes' observations acknowledged. Alerts from Zeek logs and observations
 of remote nodes are therefore never lost nor repeated; a honeyport or mDNS observation made here in the
 second before a crash is lost with the in-memory state (there is no log or node to have it again from).
 
-Signals: SIGTERM/SIGINT stop (listeners closed, a last checkpoint, sinks drained for up to
+Signals: SIGTERM/SIGINT stop (listeners closed, an update for every incident whose latest state was not
+yet sent, a last checkpoint, sinks drained for up to
 :data:`DRAIN_SECONDS`; what they could not deliver stays spooled for the next start; incidents stay open
 in the checkpoint). SIGHUP reopens file sinks and reloads the configuration file when it is valid, keeping
 the running one when it is not. A heartbeat log line, metric and ``state_dir/health.json`` every
@@ -37,22 +39,25 @@ from twisted.internet.defer import Deferred
 from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig, load_config
-from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
-from sensor.daemon.metrics import Metrics, MetricsServer
+from sensor.daemon.checkpoint import (
+    Checkpoint,
+    CheckpointWriter,
+    detection_digest,
+    load_checkpoint,
+    remove_leftovers,
+)
 from sensor.daemon.pipeline import Pipeline
+from sensor.daemon.startup import log_start, zeek_line
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
-from sensor.nodes.link import NodeForwarder, NodeListener, build_forwarder, start_listener
-from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.outputs.sinks import (
-    DRAIN_SECONDS,
-    SinkConfigError,
-    SpooledSink,
-    build_sinks,
-    check_outputs,
-    drain_all,
-    write_atomically,
-)
+from sensor.metrics import Metrics, MetricsServer
+from sensor.nodes.forwarder import NodeForwarder, build_forwarder
+from sensor.nodes.listener import NodeListener, start_listener
+from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
+from sensor.outputs.build import build_sinks, check_outputs
+from sensor.outputs.settings import SinkConfigError
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
+from sensor.outputs.spool import write_atomically
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
@@ -67,10 +72,20 @@ ACK_CHECKPOINT_SECONDS = 0.2
 """Commits come this often while remote nodes' observations wait for theirs to be acknowledged (a node
 sends its next batch only then)."""
 COMMIT_SHARE = 5.0
-"""Commits are spaced by at least this many times their own cost, so a large correlator state (10 MB
-pickles in about 1.3 s) leaves the loop at least 80 % of its time."""
+"""Commits are spaced by at least this many times what they cost the event loop (forking the checkpoint
+writer: tens of milliseconds at 100 000 sources), so committing takes at most a sixth of the loop's time."""
 TICK_SECONDS = 5.0
 HEARTBEAT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """A checkpoint being written, and what its commit hands on (``nodes``: ``NodeListener.state``)."""
+
+    writer: CheckpointWriter
+    seq: int
+    alerts: tuple[Alert, ...]
+    nodes: str
 
 
 class _Outbox:
@@ -94,8 +109,11 @@ class _Sources:
 class Daemon:
     """One daemon run: owns the pipeline, the follower, the sinks and the checkpoint."""
 
-    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any) -> None:
+    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
+        """The wall clock the pipeline's watermark moves with where the logs are caught up and idle."""
         self.config_path = config_path
         self.metrics = metrics
         self.reactor = reactor
@@ -119,32 +137,32 @@ class Daemon:
         self._started = time.time()
         self._malformed_seen = 0
         self._commit_cost = 0.0
+        self._writing: _Writing | None = None
 
     # -- start ------------------------------------------------------------------------------------
 
     def _restore(self) -> bool:
         """Load the checkpoint (and make the sinks, pipeline and follower from it); True when there was none."""
+        remove_leftovers(self.checkpoint_path)
         checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
         self.sinks = build_sinks(self.config, metrics=self.metrics)
         if checkpoint is None:
-            self.pipeline = Pipeline(self.config, [self.outbox], metrics=self.metrics)
+            self.pipeline = Pipeline(self.config, [self.outbox], self.clock, metrics=self.metrics)
             streams, done = None, None
         else:
             self.seq = checkpoint.seq
             for sink in self.sinks:
                 sink.accept(checkpoint.seq, checkpoint.outbox, self.config.name)
-            self.pipeline = Pipeline(self.config, [self.outbox], correlator=checkpoint.correlator,
+            self.pipeline = Pipeline(self.config, [self.outbox], self.clock, correlator=checkpoint.correlator,
                                      now=checkpoint.clock, metrics=self.metrics)
             streams, done = checkpoint.streams, checkpoint.done
             log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
                      checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
         self._node_sequences = checkpoint.extra.get("nodes", "") if checkpoint is not None else ""
         self._seq_past_spools()
-        if self.config.zeek.log_dir is not None:
-            if not self.config.zeek.log_dir.is_dir():
-                log.warning("zeek.log_dir %s does not exist (yet); following it when it appears",
-                            self.config.zeek.log_dir)
-            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done)
+        if self.config.zeek.log_dir is not None:  # the follower says once what it cannot read, and when it can
+            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
+                                        kinds=self.config.zeek.logs)
         return checkpoint is None
 
     def _seq_past_spools(self) -> None:
@@ -162,7 +180,7 @@ class Daemon:
         service = HoneyportService(honey, self._observe_local, config.name, self.reactor)
         for problem in service.start():
             log.warning("honeyports: %s", problem)
-        log.info("honeyports: listening on %d ports", len(service.ports))
+        log.info("honeyports: listening on %d ports", len(service.ports))  # each one is logged by the service
         return service
 
     def _spooled(self) -> list[SpooledSink]:
@@ -175,8 +193,9 @@ class Daemon:
         self.pipeline.observe(observation)
         self._dirty = True
 
-    def _observe_local(self, observation: HoneyportHit | MdnsQuery) -> None:
-        """A honeyport hit or mDNS question of this host: to the central daemon on a node, else here."""
+    def _observe_local(self, observation: HoneyportHit | MdnsQuery | MdnsHost) -> None:
+        """A honeyport hit or mDNS observation of this host: to the central daemon on a node (which carries
+        hits and questions), else here."""
         if self.forwarder is not None:
             self.forwarder.forward(observation)
         else:
@@ -218,7 +237,7 @@ class Daemon:
                 sink.close()
             return 2
         if first_start:
-            self._commit()  # where the logs start, and which rotated files were there: a restart is no first start
+            await self._commit_wait()  # where the logs start, which rotated files were there: no first start again
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
@@ -227,8 +246,7 @@ class Daemon:
             sink.start()
         self.sources = self._start_sources(self.config)
         await self._run_mdns(self.sources)
-        log.info("t1046-sensor %s running: %d sinks, zeek logs %s", self.config.name, len(self.sinks),
-                 self.config.zeek.log_dir or "not followed")
+        self._describe()
         next_tick = next_heartbeat = time.monotonic()
         last_commit = float("-inf")  # what the first poll read is committed at once
         try:
@@ -259,6 +277,22 @@ class Daemon:
             await self._shutdown()
         return 0
 
+    def _describe(self) -> None:
+        """The first minute: what this run watches and where its alerts go (logged once, at start; the mDNS
+        watcher and decoys have logged their interfaces and advertisements)."""
+        config, honeyports, mdns = self.config, self.sources.honeyports, self.sources.mdns
+        lines = [zeek_line(config.zeek.log_dir, config.zeek.logs)] if config.zeek.log_dir is not None else []
+        if config.nodes is not None:
+            lines.append("nodes: honeyport nodes accepted on {}:{} (TLS)".format(*config.nodes.listen))
+        if config.node is not None:
+            lines.append("node: honeyport hits and mDNS questions forwarded to {}:{}".format(*config.node.central))
+        if config.metrics_listen is not None:
+            lines.append("metrics: http://{}:{}/metrics".format(*config.metrics_listen))
+        watching = (config.zeek.log_dir is not None or config.nodes is not None
+                    or (honeyports is not None and bool(honeyports.ports))
+                    or (mdns is not None and bool(mdns.watcher.watched)))
+        log_start(config, lines, watching)
+
     def _tick(self) -> None:
         """Housekeeping every :data:`TICK_SECONDS`: the correlator's expiry, the mDNS watcher's own addresses,
         the follower's lag gauge."""
@@ -270,12 +304,11 @@ class Daemon:
                 self.metrics.follower_lag.labels(log=kind).set(lag)
 
     def _follow(self) -> bool:
-        """Read new Zeek log lines into the pipeline; True when the read budget was used up."""
+        """Read new Zeek log lines into the pipeline; True when more is waiting than one poll reads."""
         if self.follower is None:
             return False
         batch = self.follower.poll()
-        for observation in batch.observations:
-            self.pipeline.observe(observation)
+        self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
@@ -283,14 +316,16 @@ class Daemon:
             self._malformed_seen = self.malformed.total
         if batch.bytes_read:
             self._dirty = True
-        return batch.bytes_read >= self.follower.read_budget
+        return batch.backlog
 
     def _acks_pending(self) -> bool:
         return self.node_listener is not None and self.node_listener.acks_pending
 
     def _commit(self) -> None:
-        """Save the checkpoint, then hand the alerts it commits to the sinks and acknowledge the node
-        observations it holds."""
+        """Start saving the checkpoint, unless one is being written; :meth:`_committed` hands the alerts it
+        commits to the sinks and acknowledges the node observations it holds once it is durable."""
+        if self._writing is not None:
+            return
         pending = tuple(self.outbox.pending)
         follower = self.follower
         listener = self.node_listener
@@ -304,20 +339,48 @@ class Daemon:
             extra={"nodes": self._node_sequences} if self._node_sequences else {})
         started = time.monotonic()
         try:
-            save_checkpoint(self.checkpoint_path, checkpoint)
+            writer = CheckpointWriter(self.checkpoint_path, checkpoint)
         except OSError as error:
             log.error("cannot save checkpoint %s: %s; %d alerts wait for the next try", self.checkpoint_path,
                       error, len(pending))
             return
         self._commit_cost = time.monotonic() - started
-        self.seq += 1
-        self.metrics.checkpoints.inc()
+        self._writing = _Writing(writer, checkpoint.seq, pending, self._node_sequences)
         self.outbox.pending.clear()
         self._dirty = False
+        writer.done.add_done_callback(self._committed)
+
+    def _committed(self, done: asyncio.Future[OSError | None]) -> None:
+        """The checkpoint writer has finished: hand on what its checkpoint holds, or keep it for the next try."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        error = done.result()
+        if error is not None:
+            log.error("cannot save checkpoint %s: %s; %d alerts wait for the next try", self.checkpoint_path,
+                      error, len(writing.alerts))
+            self.outbox.pending[:0] = writing.alerts
+            self._dirty = True
+            return
+        self.seq = writing.seq
+        self.metrics.checkpoints.inc()
         for sink in self.sinks:
-            sink.accept(self.seq, pending, self.config.name)
-        if listener is not None:
-            listener.committed()
+            sink.accept(self.seq, writing.alerts, self.config.name)
+        listener = self.node_listener
+        if listener is not None and listener.state() == writing.nodes:
+            listener.committed()  # else observations came in meanwhile: the next commit acknowledges them all
+
+    async def _commit_wait(self) -> None:
+        """Commit what there is now and wait until it is durable (or failed)."""
+        await self._written()
+        self._commit()
+        await self._written()
+
+    async def _written(self) -> None:
+        """Wait for the checkpoint being written, if any, and for :meth:`_committed` (the future's first
+        callback) to have handed it on."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing.writer.done)
 
     def _heartbeat(self) -> None:
         correlator = self.pipeline.correlator
@@ -384,7 +447,7 @@ class Daemon:
         except SinkConfigError as error:
             log.error("SIGHUP: %s; keeping the running outputs", error)
             return False
-        self._commit()
+        await self._commit_wait()
         await drain_all(self.sinks, 2.0)
         replaced = True
         try:
@@ -403,7 +466,8 @@ class Daemon:
         if self.node_listener is not None:
             await self.node_listener.stop()
         await self._stop_sources(self.sources)
-        self._commit()
+        self.pipeline.flush()  # every incident's latest state reaches the sinks; the incidents stay open
+        await self._commit_wait()
         self._heartbeat()
         await drain_all(self._spooled(), DRAIN_SECONDS)
         self.malformed.summarise()

@@ -3,3 +3,6 @@
 
 Nothing here judges evidence or delivers alerts: it only produces typed observations.
 """
+
+KINDS = ("conn", "notice", "dns", "t1046")
+"""The logs the sensor reads; others in a directory are passed over."""

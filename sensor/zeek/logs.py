@@ -1,8 +1,11 @@
 """Reading Zeek logs: TSV driven by its ``#fields``/``#types`` header, JSON lines, plain or gzip.
 
-A reader yields :class:`Record` mappings that hold only the fields a consumer asked for, converted by
-their Zeek type (``time`` → float, ``port``/``count`` → int, ``bool`` → bool, ``set``/``vector`` → list,
-unset → absent). Column positions are never hard-coded: each header is parsed once into converters.
+A reader yields :class:`RecordBatch` es of consecutive lines holding only the fields a consumer asked
+for, converted by their Zeek type (``time`` → float, ``port``/``count`` → int, ``bool`` → bool,
+``set``/``vector`` → list, unset → absent). Column positions are never hard-coded: each header is parsed
+once into converters (:mod:`sensor.zeek.tsv`). The file is read in blocks of complete lines; a TSV block is
+decoded column by column at once (:mod:`sensor.zeek.columns`) unless anything in it is unusual, and then
+line by line, with the same result.
 
 Lines that cannot be read are skipped and counted; :class:`MalformedLog` warns about the first few of
 each file and summarises the rest, so a garbage file cannot flood stderr. A file that cannot be opened,
@@ -14,7 +17,6 @@ from __future__ import annotations
 import gzip
 import io
 import logging
-import operator
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,16 +27,15 @@ from typing import Any
 import orjson
 
 from sensor.errors import LogReadError
+from sensor.zeek import KINDS
+from sensor.zeek.tsv import Header, RowDecoder, directive_value, unescape
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 1 << 20
 """Longest line read, in bytes; a longer one is skipped as malformed without being held in memory."""
 _CHUNK = 1 << 20
-_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 Record = Mapping[str, Any]
-KINDS = ("conn", "notice", "dns", "t1046")
-"""The logs the sensor reads; others in a directory are passed over."""
 
 _ROTATED = re.compile(
     r"^(?P<kind>[a-z0-9_]+?)"
@@ -50,11 +51,11 @@ def log_kind(name: str) -> str | None:
     return match.group("kind") if match else None
 
 
-def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
+def discover(paths: list[Path], kinds: tuple[str, ...] = KINDS) -> list[tuple[str | None, list[Path]]]:
     """Group the given files and directories into streams, one per log kind, oldest file first.
 
     Files named on the command line are taken whatever their name (their kind is read from the file);
-    in a directory (and its ``log-queue/``) only conn, notice, dns and t1046 logs are taken.
+    in a directory (and its ``log-queue/``) only the ``kinds`` logs are taken (conn, notice, dns, t1046).
     """
     streams: dict[str | None, list[Path]] = {}
     for path in paths:
@@ -65,7 +66,7 @@ def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
                 found += sorted(p for p in queue.iterdir() if p.is_file())
             for candidate in found:
                 kind = log_kind(candidate.name)
-                if kind in KINDS:
+                if kind in kinds:
                     streams.setdefault(kind, []).append(candidate)
         elif path.exists():
             streams.setdefault(None, []).append(path)
@@ -77,10 +78,38 @@ def discover(paths: list[Path]) -> list[tuple[str | None, list[Path]]]:
     return ordered
 
 
-def age_order(path: Path) -> tuple[int, str]:
-    """Rotated files sort by the time in their names; the live ``conn.log`` comes last."""
+_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[-_T](\d{2})[-:](\d{2})[-:](\d{2})")
+"""Zeek's ``conn.2026-11-28-08-00-00.log`` and a logger's ``conn__2026-11-28-08-00-00__…__.log``."""
+_TIME_OF_DAY = re.compile(r"\.(\d{2}):(\d{2}):(\d{2})-\d{2}:\d{2}:\d{2}\.log")
+"""zeekctl's ``conn.08:00:00-09:00:00.log.gz``, whose day is the name of its directory."""
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NUMBERED = re.compile(r"\.log\.(\d+)(?:\.gz)?$")
+"""logrotate's ``conn.log.1`` (the newest copy), ``conn.log.2.gz`` (older)."""
+
+
+def age_order(path: Path) -> tuple[int, str, int, float, str]:
+    """Sort key putting a stream's files oldest first, by their own age, the live ``conn.log`` last.
+
+    Files are ordered by the rotation time in their names (Zeek's ``conn.2026-11-28-08-00-00.log``, a
+    logger's ``conn__2026-11-28-08-00-00__…__.log``, zeekctl's ``conn.08:00:00-09:00:00.log.gz`` in its day
+    directory ``2026-11-28/``), before files without one; then by logrotate's number, higher (older)
+    first (``conn.log.10`` before ``conn.log.2`` before ``conn.log.1``); then by modification time.
+    """
     name = path.name
-    return (1 if name == f"{log_kind(name)}.log" else 0, name)
+    if name == f"{log_kind(name)}.log":
+        return (2, "", 0, 0.0, name)
+    stamp = ""
+    if found := _STAMP.search(name):
+        stamp = "{} {}:{}:{}".format(*found.groups())
+    elif found := _TIME_OF_DAY.search(name):
+        day = path.parent.name if _DAY.match(path.parent.name) else ""
+        stamp = "{} {}:{}:{}".format(day, *found.groups())
+    numbered = _NUMBERED.search(name)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return (0 if stamp else 1, stamp, -int(numbered.group(1)) if numbered else 0, mtime, name)
 
 
 class MalformedLog:
@@ -106,111 +135,6 @@ class MalformedLog:
                 log.warning("%s: %d malformed lines skipped in all", source, count)
 
 
-def _unescape(raw: str) -> str:
-    """Undo Zeek's ``\\xNN`` escaping (the escaped bytes may be UTF-8 sequences)."""
-    if "\\" not in raw:
-        return raw
-    return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw.encode()).decode("utf-8", "replace")
-
-
-def _to_bool(raw: str) -> bool:
-    if raw == "T":
-        return True
-    if raw == "F":
-        return False
-    raise ValueError(f"{raw!r} is not T or F")
-
-
-def _scalar_converter(zeek_type: str) -> Callable[[str], Any]:
-    if zeek_type in ("time", "interval", "double"):
-        return float
-    if zeek_type in ("count", "int", "port"):
-        return int
-    if zeek_type == "bool":
-        return _to_bool
-    if zeek_type in ("addr", "subnet", "enum"):
-        return str
-    return _unescape
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A TSV log's header: its path (log name), fields and their converters."""
-
-    path: str
-    fields: tuple[str, ...]
-    types: tuple[str, ...]
-    set_separator: str = ","
-    empty_field: str = "(empty)"
-    unset_field: str = "-"
-    index: dict[str, int] = field(default_factory=dict)
-
-    def converter(self, name: str) -> tuple[int, Callable[[str], Any]] | None:
-        """Column index and value converter of a field, or None when the log lacks it."""
-        position = self.index.get(name)
-        if position is None:
-            return None
-        zeek_type = self.types[position] if position < len(self.types) else "string"
-        if zeek_type.startswith(("set[", "vector[")):
-            element = _scalar_converter(zeek_type[zeek_type.index("[") + 1 : -1])
-            separator, empty = self.set_separator, self.empty_field
-
-            def convert(raw: str) -> list[Any]:
-                return [] if raw == empty else [element(item) for item in raw.split(separator)]
-
-            return position, convert
-        return position, _scalar_converter(zeek_type)
-
-
-class _RowDecoder:
-    """The wanted fields of one TSV header, compiled once: a line becomes a record with one C-level pick
-    of the raw columns, and Python work only for the columns that need converting."""
-
-    __slots__ = ("_converted", "_escaped", "_names", "_pick", "unset", "width")
-
-    def __init__(self, header: Header, wanted: tuple[str, ...]) -> None:
-        names: list[str] = []
-        positions: list[int] = []
-        self._converted: list[tuple[str, Callable[[str], Any]]] = []
-        self._escaped: list[str] = []
-        for name in wanted:
-            found = header.converter(name)
-            if found is None:
-                continue
-            names.append(name)
-            positions.append(found[0])
-            if found[1] is _unescape:
-                self._escaped.append(name)
-            elif found[1] is not str:
-                self._converted.append((name, found[1]))
-        self._names = tuple(names)
-        self._pick: Callable[[list[str]], Any] = (
-            operator.itemgetter(*positions) if len(positions) > 1  # a tuple of the raw columns
-            else lambda parts: tuple(parts[position] for position in positions))  # itemgetter of one is no tuple
-        self.width = len(header.fields)
-        self.unset = header.unset_field
-
-    def decode(self, text: str, parts: list[str]) -> dict[str, Any]:
-        """The record of one line (``text``, split into ``parts`` as many as the header's fields);
-        ValueError names a field that is bad."""
-        raws = self._pick(parts)
-        record = dict(zip(self._names, raws, strict=True))
-        if self.unset in raws:
-            record = {name: raw for name, raw in record.items() if raw != self.unset}
-        name = ""
-        try:
-            for name, convert in self._converted:
-                if name in record:
-                    record[name] = convert(record[name])
-        except ValueError as error:
-            raise ValueError(f"field {name}: {error}") from None
-        if "\\" in text:
-            for name in self._escaped:
-                if name in record:
-                    record[name] = _unescape(record[name])
-        return record
-
-
 def open_log(path: Path) -> io.BufferedIOBase:
     """A log file opened for reading bytes, uncompressed on the fly when it is gzip (by its magic number)."""
     with path.open("rb") as probe:
@@ -218,16 +142,98 @@ def open_log(path: Path) -> io.BufferedIOBase:
     return gzip.GzipFile(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
 
 
-def _directive_value(raw: bytes) -> str:
-    return _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw).decode("utf-8", "replace")
+@dataclass(slots=True)
+class RecordBatch:
+    """The records of consecutive lines of one log: as dicts (JSON lines, or TSV read line by line), or as
+    columns (a TSV block decoded at once: each wanted field's values, None where unset)."""
+
+    kind: str | None
+    first: int
+    """Records of the log read before this batch (the first one is record ``first + 1``)."""
+    records: list[Record]
+    columns: dict[str, list[Any]] | None = None
+    count: int = 0
+    """Number of records (of rows, for columns)."""
+    types: Mapping[str, str] = field(default_factory=dict)
+    """The Zeek type of each column, as the header declared it."""
+    unset: frozenset[str] = frozenset()
+    """The columns holding an unset value (None) somewhere."""
+
+    def rows(self) -> list[Record]:
+        """The records as dicts, whichever way they were decoded."""
+        if self.columns is None:
+            return self.records
+        names = list(self.columns)
+        return [{name: value for name, value in zip(names, row, strict=True) if value is not None}
+                for row in zip(*self.columns.values(), strict=True)] if names else [{} for _ in range(self.count)]
+
+
+def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedLog,
+                   number: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Blocks of complete lines (each ending in a newline) from what ``read`` returns (at most ``MAX_LINE``
+    bytes a call, ``b""`` at the end), each with the number of lines before it. A line longer than
+    :data:`MAX_LINE` is reported and left out, never held whole; a last line without a newline is reported
+    as truncated (a ``#`` directive is kept); a read error is reported as a truncated or corrupt file."""
+    pending = b""
+    skipping = False
+    while True:
+        try:
+            chunk = read()
+        except (OSError, EOFError, zlib.error) as error:
+            malformed.report(source, number + 1, f"truncated or corrupt file: {error}")
+            chunk = b""
+        if not chunk:
+            break
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        block, pending = data[:cut], data[cut:]
+        first_end = block.find(b"\n")
+        if cut and (skipping or first_end > MAX_LINE):
+            number += 1
+            malformed.report(source, number, f"line longer than {MAX_LINE} bytes")
+            block, skipping = block[first_end + 1:], False
+        if block:
+            yield number, block
+            number += block.count(b"\n")
+        if len(pending) > MAX_LINE:
+            pending, skipping = b"", True
+    if pending or skipping:
+        if skipping:
+            malformed.report(source, number + 1, f"line longer than {MAX_LINE} bytes")
+        elif pending.startswith(b"#"):
+            yield number, pending + b"\n"
+        else:
+            malformed.report(source, number + 1, "truncated last line (no newline)")
+
+
+_IDENTITY: frozenset[Callable[[str], Any]] = frozenset({str, unescape})
+"""Converters that return a text without backslashes as it is."""
+
+
+class _Reading:
+    """Where the decoding of one log stands: its directives, header and decoders."""
+
+    __slots__ = ("columnar", "decoder", "directives", "header", "looked_like_log", "types", "wanted")
+
+    def __init__(self, wanted: Callable[[str | None], tuple[str, ...]]) -> None:
+        self.wanted = wanted
+        self.directives: dict[str, bytes] = {}
+        self.header: Header | None = None
+        self.decoder: RowDecoder | None = None
+        self.columnar: list[tuple[str, Callable[[str], Any]]] = []
+        self.types: dict[str, str] = {}
+        self.looked_like_log = False
 
 
 class ZeekLog:
-    """One Zeek log file, TSV or JSON, plain or gzip. Iterate :meth:`records` for the wanted fields."""
+    """One Zeek log file, TSV or JSON, plain or gzip. Iterate :meth:`batches` (or :meth:`records`) for the
+    wanted fields; ``columnar=False`` decodes every TSV line one by one (the reference the columnar
+    decoder is tested against)."""
 
-    def __init__(self, path: Path, malformed: MalformedLog) -> None:
+    def __init__(self, path: Path, malformed: MalformedLog, columnar: bool = True) -> None:
         self.path = path
         self.malformed = malformed
+        self.columnar = columnar
         self.kind: str | None = log_kind(path.name)
         self.records_read = 0
 
@@ -237,114 +243,139 @@ class ZeekLog:
         except OSError as error:
             raise LogReadError(f"{self.path}: cannot read: {error.strerror or error}") from None
 
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
-        """Numbered lines without their newline; overlong lines are reported, never held whole."""
-        number = 0
-        pending = b""
-        skipping = False
+    def _blocks(self) -> Iterator[tuple[int, bytes]]:
         with self._open() as stream:
-            while True:
-                try:
-                    chunk = stream.read1(_CHUNK)
-                except (OSError, EOFError, zlib.error) as error:
-                    self.malformed.report(str(self.path), number + 1, f"truncated or corrupt file: {error}")
-                    chunk = b""
-                if not chunk:
-                    break
-                lines = (pending + chunk).split(b"\n")
-                pending = lines.pop()
-                for line in lines:
-                    number += 1
-                    if skipping:
-                        skipping = False
-                        self.malformed.report(str(self.path), number, f"line longer than {MAX_LINE} bytes")
-                        continue
-                    if len(line) > MAX_LINE:
-                        self.malformed.report(str(self.path), number, f"line longer than {MAX_LINE} bytes")
-                        continue
-                    yield number, line
-                if len(pending) > MAX_LINE:
-                    pending = b""
-                    skipping = True
-        if pending:
-            number += 1
-            if skipping:
-                self.malformed.report(str(self.path), number, f"line longer than {MAX_LINE} bytes")
-            elif pending.startswith(b"#"):
-                yield number, pending
-            else:
-                self.malformed.report(str(self.path), number, "truncated last line (no newline)")
+            yield from complete_lines(lambda: stream.read1(_CHUNK), str(self.path), self.malformed)
 
-    def records(self, wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[tuple[str | None, Record]]:
-        """Yield ``(kind, record)`` for every readable line; ``wanted(kind)`` names the fields to convert.
+    def batches(self, wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[RecordBatch]:
+        """Yield the records of every readable line in batches; ``wanted(kind)`` names the fields to convert.
 
         Raises :class:`LogReadError` when the file cannot be opened or holds nothing that looks like a
         Zeek log.
         """
-        return self.records_from(self._lines(), wanted)
+        return self.batches_from(self._blocks(), wanted)
 
-    def records_from(self, lines: Iterable[tuple[int, bytes]],
-                     wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[tuple[str | None, Record]]:
-        """Like :meth:`records`, over numbered lines (without newlines) read elsewhere, such as the part
-        of a growing file a follower has just read, preceded by the file's header lines."""
-        decoder: _RowDecoder | None = None
-        directives: dict[str, bytes] = {}
-        looked_like_log = False
+    def records(self, wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[tuple[str | None, Record]]:
+        """Like :meth:`batches`, one ``(kind, record)`` at a time."""
+        for batch in self.batches(wanted):
+            for record in batch.rows():
+                yield batch.kind, record
+
+    def batches_from(self, blocks: Iterable[tuple[int, bytes]],
+                     wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[RecordBatch]:
+        """Like :meth:`batches`, over numbered blocks of complete lines read elsewhere (:func:`complete_lines`),
+        such as the part of a growing file a follower has just read, preceded by the file's header lines."""
+        reading = _Reading(wanted)
+        for number, block in blocks:
+            yield from self._block(reading, number, block)
+        if not reading.looked_like_log and self.records_read == 0:
+            raise LogReadError(f"{self.path}: not a Zeek log (no #fields header and no JSON records)")
+
+    def _block(self, reading: _Reading, number: int, block: bytes) -> Iterator[RecordBatch]:
+        """The batches of one block: its ``#`` lines set the header; the data lines between them are decoded
+        as columns when :func:`~sensor.zeek.columns.decode_block` can, else line by line."""
+        position, end = 0, len(block)
+        while position < end:
+            if block.startswith(b"#", position):
+                line_end = block.index(b"\n", position)
+                self._directive(reading, block[position:line_end])
+                number += 1
+                position = line_end + 1
+                continue
+            following = block.find(b"\n#", position)
+            stop = end if following < 0 else following + 1
+            run = block[position:stop]
+            decoded = None
+            if reading.header is not None and self.columnar:
+                from sensor.zeek.columns import decode_block  # pyarrow and numpy load with a TSV log, not per command
+
+                decoded = decode_block(reading.header.fields, reading.columnar, reading.header.unset_field, run,
+                                       _IDENTITY)
+            if decoded is not None:
+                count = run.count(b"\n")
+                yield RecordBatch(self.kind, self.records_read, [], decoded[0], count, reading.types, decoded[1])
+                self.records_read += count
+                reading.looked_like_log = True
+            else:
+                yield from self._lines(reading, number, run)
+            number += run.count(b"\n")
+            position = stop
+
+    def _directive(self, reading: _Reading, line: bytes) -> None:
+        directive, _, value = line[1:].partition(b"\t" if b"\t" in line else b" ")
+        key = directive.decode("ascii", "replace")
+        directives = reading.directives
+        directives[key] = value
+        if key == "types" and "fields" in directives:
+            header = reading.header = self._header(directives)
+            self.kind = header.path or self.kind
+            wanted = reading.wanted(self.kind)
+            reading.decoder = RowDecoder(header, wanted)
+            reading.columnar = [(name, found[1]) for name in wanted if (found := header.converter(name)) is not None]
+            reading.types = {name: header.type_of(name) for name, _ in reading.columnar}
+            reading.looked_like_log = True
+
+    def _lines(self, reading: _Reading, number: int, run: bytes) -> Iterator[RecordBatch]:
+        """The records of data lines read one by one (each bad line reported), a batch per log kind."""
+        batch = RecordBatch(self.kind, self.records_read, [])
         source = str(self.path)
-        for number, line in lines:
+        decoder = reading.decoder
+        for line in run.split(b"\n")[:-1]:
+            number += 1
             if not line:
                 continue
-            if line[:1] == b"#":
-                directive, _, value = line[1:].partition(b"\t" if b"\t" in line else b" ")
-                key = directive.decode("ascii", "replace")
-                directives[key] = value
-                if key == "types" and "fields" in directives:
-                    header = self._header(directives)
-                    self.kind = header.path or self.kind
-                    decoder = _RowDecoder(header, wanted(self.kind))
-                    looked_like_log = True
-                continue
+            record: Record | None
             if line[:1] == b"{":
                 record = self._json(number, line)
-                if record is not None:
-                    looked_like_log = True
-                    if self.kind is None:
-                        self.kind = _sniff_kind(record)
-                    self.records_read += 1
-                    yield self.kind, record
-                continue
-            if decoder is None:
+                if record is None:
+                    continue
+                reading.looked_like_log = True
+                if self.kind is None:
+                    self.kind = _sniff_kind(record)
+            elif decoder is None:
                 self.malformed.report(source, number, "data before any #fields/#types header")
                 continue
-            try:
-                text = line.decode()
-            except UnicodeDecodeError:
-                self.malformed.report(source, number, "not UTF-8 text")
-                continue
-            parts = text.split("\t")
-            if len(parts) != decoder.width:
-                self.malformed.report(source, number, f"{len(parts)} columns where the header has {decoder.width}")
-                continue
-            try:
-                converted = decoder.decode(text, parts)
-            except ValueError as error:
-                self.malformed.report(source, number, str(error))
-                continue
+            else:
+                record = self._tsv(decoder, number, line)
+                if record is None:
+                    continue
+            if self.kind != batch.kind:
+                if batch.records:
+                    yield batch
+                batch = RecordBatch(self.kind, self.records_read, [])
+            batch.records.append(record)
+            batch.count += 1
             self.records_read += 1
-            yield self.kind, converted
-        if not looked_like_log and self.records_read == 0:
-            raise LogReadError(f"{self.path}: not a Zeek log (no #fields header and no JSON records)")
+        if batch.records:
+            yield batch
+
+    def _tsv(self, decoder: RowDecoder, number: int, line: bytes) -> Record | None:
+        source = str(self.path)
+        try:
+            text = line.decode()
+        except UnicodeDecodeError:
+            self.malformed.report(source, number, "not UTF-8 text")
+            return None
+        parts = text.split("\t")
+        if len(parts) != decoder.width:
+            self.malformed.report(source, number, f"{len(parts)} columns where the header has {decoder.width}")
+            return None
+        try:
+            return decoder.decode(text, parts)
+        except ValueError as error:
+            self.malformed.report(source, number, str(error))
+            return None
 
     def _header(self, directives: dict[str, bytes]) -> Header:
         fields = tuple(f.decode("utf-8", "replace") for f in directives["fields"].split(b"\t"))
         types = tuple(t.decode("utf-8", "replace") for t in directives["types"].split(b"\t"))
         return Header(
-            path=_directive_value(directives.get("path", b"")),
+            path=directive_value(directives.get("path", b"")),
             fields=fields,
             types=types,
-            set_separator=_directive_value(directives.get("set_separator", b",")),
-            empty_field=_directive_value(directives.get("empty_field", b"(empty)")),
-            unset_field=_directive_value(directives.get("unset_field", b"-")),
+            set_separator=directive_value(directives.get("set_separator", b",")),
+            empty_field=directive_value(directives.get("empty_field", b"(empty)")),
+            unset_field=directive_value(directives.get("unset_field", b"-")),
             index={name: position for position, name in enumerate(fields)},
         )
 

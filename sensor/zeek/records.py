@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from functools import partial
+from itertools import compress
+from typing import Any, cast
 
 from sensor.observations import (
     MDNS_PORT,
@@ -23,7 +25,7 @@ from sensor.observations import (
     ZeekDetection,
     ZeekNotice,
 )
-from sensor.zeek.logs import Record, ZeekLog
+from sensor.zeek.logs import Record, RecordBatch, ZeekLog
 
 FIELDS: dict[str | None, tuple[str, ...]] = {
     "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
@@ -293,20 +295,102 @@ def to_observation(kind: str | None, record: Record) -> Observation | None:
     return mapper(record) if mapper is not None else None
 
 
-def observations_of(log: ZeekLog, records: Iterable[tuple[str | None, Record]]) -> Iterator[Observation]:
-    """The observations in a log's records; a record whose fields are missing or bad is reported to the
-    log's malformed-line counter and skipped."""
-    mapped_kind: str | None = None
-    mapper = MAPPERS.get("")
-    for kind, record in records:
-        if kind != mapped_kind:
-            mapped_kind, mapper = kind, MAPPERS.get(kind or "")
-        if mapper is None:
-            continue
+_Verdict = tuple[Transport | None, Outcome | None]
+_NEEDED = frozenset({"ts", "proto", "id.orig_h", "id.resp_h"})
+"""The fields :func:`_conn` cannot do without."""
+CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "port", "id.resp_h": "addr",
+              "id.resp_p": "port", "proto": "enum", "service": "string", "conn_state": "string", "history": "string",
+              "resp_pkts": "count", "t1046_tags": "set[string]"}
+"""The types of the conn.log fields read, as Zeek writes them; a log declaring others is mapped row by row."""
+
+
+def _conn_columns(columns: Mapping[str, list[Any]], count: int, unset: frozenset[str]) -> list[Observation] | None:
+    """What :func:`_conn` makes of each row of conn records decoded as columns (of the :data:`CONN_TYPES`:
+    times are floats, ports and counts ints, sets lists, None where unset), computed column by column; None
+    when a row lacks a field :func:`_conn` needs or holds a bad address (the caller then maps row by row,
+    reporting it). ``unset`` names the columns holding a None."""
+    if not unset.isdisjoint(_NEEDED) or not _NEEDED.issubset(columns):
+        return None
+    absent: list[Any] = [None] * count
+
+    def column(name: str, default: object) -> list[Any]:
+        """A column with ``default`` where unset (or the whole column when the log lacks it)."""
+        values = columns.get(name, absent)
+        return values if name not in unset and values is not absent else [value or default for value in values]
+
+    ts, protos, sources, targets = columns["ts"], columns["proto"], columns["id.orig_h"], columns["id.resp_h"]
+    cache = _ADDRESS_CACHE
+    try:
+        source_ips = [cache.get(text) or address(text) for text in sources]
+        target_ips = [cache.get(text) or address(text) for text in targets]
+    except (ValueError, TypeError):
+        return None
+    source_ports = column("id.orig_p", 0)
+    resp_pkts = columns.get("resp_pkts", absent)
+    keys = list(zip(protos, column("conn_state", ""), column("history", ""), map(bool, resp_pkts), strict=True))
+    memoised = list(map(_VERDICTS.get, keys))
+    verdicts = cast(list[_Verdict], memoised) if None not in memoised else [
+        _verdict(key) if verdict is None else verdict for key, verdict in zip(keys, memoised, strict=True)]
+    transports = [verdict[0] for verdict in verdicts]
+    outcomes = [verdict[1] for verdict in verdicts]
+    tags: list[frozenset[str]] = [_NO_TAGS] * count
+    raw_column = columns.get("t1046_tags", absent)
+    for row in [row for row, raw_tags in enumerate(raw_column) if raw_tags] if any(raw_column) else ():
+        raw_tags = raw_column[row]
+        if transports[row] is not _ICMP and transports[row] is not None:
+            tags[row] = frozenset(raw_tags)
+            outcomes[row] = conn_outcome(protos[row], keys[row][1], keys[row][2], resp_pkts[row], tags[row])
+    for row in [row for row, transport in enumerate(transports) if transport is _ICMP] if _ICMP in transports else ():
+        if source_ports[row] in _ICMP_ECHO_REQUESTS:
+            outcomes[row] = _ESTABLISHED if resp_pkts[row] else _UNANSWERED
+        else:
+            transports[row] = None
+    made = map(_NEW_CONN, zip(ts, source_ips, source_ports, target_ips, column("id.resp_p", 0), transports,
+                              outcomes, column("uid", ""), column("service", ""), tags, strict=True))
+    if None in transports:
+        return list(compress(made, [transport is not None for transport in transports]))
+    return list(made)
+
+
+def _verdict(key: tuple[str, str, str, bool]) -> _Verdict:
+    """(transport, outcome) of an untagged conn record by (proto, conn_state, history, answered), memoised;
+    ICMP's outcome is judged by its type (the source port), and (None, None) means no evidence."""
+    proto = key[0]
+    transport = _TRANSPORTS.get(proto)
+    if transport is not None:
+        verdict: _Verdict = (
+            transport, conn_outcome(proto, key[1], key[2], int(key[3]), _NO_TAGS))
+    else:
+        verdict = (_ICMP, None) if proto == "icmp" else (None, None)
+    if len(_VERDICTS) >= 4096:
+        _VERDICTS.clear()
+    _VERDICTS[key] = verdict
+    return verdict
+
+
+_VERDICTS: dict[tuple[str, str, str, bool], _Verdict] = {}
+_NEW_CONN: Callable[[tuple[Any, ...]], ConnAttempt] = partial(tuple.__new__, ConnAttempt)
+"""A :class:`ConnAttempt` from a tuple of all its fields, built in C."""
+
+
+def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation]:
+    """The observations in one batch of a log's records; a record whose fields are missing or bad is reported
+    to the log's malformed-line counter (numbered by its place among the log's records) and skipped."""
+    if batch.kind == "conn" and batch.columns is not None and all(
+            CONN_TYPES.get(name) == zeek_type for name, zeek_type in batch.types.items()):
+        found = _conn_columns(batch.columns, batch.count, batch.unset)
+        if found is not None:
+            return found
+    mapper = MAPPERS.get(batch.kind or "")
+    if mapper is None:
+        return []
+    made: list[Observation] = []
+    for number, record in enumerate(batch.rows(), start=batch.first + 1):
         try:
             observation = mapper(record)
         except (KeyError, ValueError, TypeError) as error:
-            log.malformed.report(str(log.path), log.records_read, f"unusable record: {error!r}")
+            log.malformed.report(str(log.path), number, f"unusable record: {error!r}")
             continue
         if observation is not None:
-            yield observation
+            made.append(observation)
+    return made
