@@ -3,3 +3,4 @@
 @load ./cluster
 @load ./aggregate
 @load ./mdns
+@load ./arp

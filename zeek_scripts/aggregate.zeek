@@ -289,7 +289,7 @@ function scanner_state(p: Probe): ScannerState
 
 event probe_seen(p: Probe)
 	{
-	if ( p?$mdns_query )
+	if ( p?$mdns_query || p$arp )
 		return;
 
 	local st = scanner_state(p);

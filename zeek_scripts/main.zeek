@@ -1,7 +1,7 @@
 ##! Detects MITRE ATT&CK T1046, network service discovery: vertical port scans,
 ##! horizontal address scans, randomised scans (failed first contacts judged
-##! in the manner of Threshold Random Walk, Jung et al. 2004) and touches of
-##! configured honeyports and dark addresses.
+##! in the manner of Threshold Random Walk, Jung et al. 2004), touches of
+##! configured honeyports and dark addresses, and ARP sweeps.
 ##!
 ##! This script holds what the others share: every tunable, the notice types,
 ##! the t1046.log record and stream, the :zeek:type:`T1046::Probe` that
@@ -9,7 +9,8 @@
 ##! ``__load__.zeek`` loads the rest, one concern each: ``tagging.zeek``
 ##! (observing connections and tagging conn.log), ``cluster.zeek`` (routing
 ##! probes and flags between nodes), ``aggregate.zeek`` (counting and judging
-##! each scanner) and ``mdns.zeek`` (DNS-SD browsing).
+##! each scanner), ``mdns.zeek`` (DNS-SD browsing) and ``arp.zeek`` (ARP
+##! sweeps).
 ##!
 ##! Workers (or a standalone Zeek) turn each connection into one
 ##! :zeek:type:`T1046::Probe` as soon as its outcome is known and tag
@@ -170,15 +171,32 @@ export {
 	## or sent to a unicast address.  t1046.log has them all either way.
 	const mdns_notice_all = F &redef;
 
+	## Distinct addresses one requester must ask for in ARP requests
+	## within :zeek:see:`T1046::arp_sweep_window` before an ARP sweep (host
+	## discovery on the local segment, as nmap -sn does it) is reported as
+	## an address scan.  A host resolves its gateway and the few peers it
+	## talks to; gratuitous ARP and ARP probes (sender 0.0.0.0) never count.
+	const arp_sweep_threshold = 20 &redef;
+
+	## Window in which a requester's ARP requests are counted; its count
+	## restarts after this long, and is dropped after this long without a
+	## new request.
+	const arp_sweep_window = 5min &redef;
+
+	## Requesters whose ARP requests never count: routers resolve every
+	## local host they forward to, so a busy gateway belongs here.  Their
+	## connections are still judged like any other source's.
+	const arp_exempt_requesters: set[subnet] = {} &redef;
+
 	## A row of t1046.log: one detection or one update of it.
 	type Info: record {
 		## When the detection or update was made.
 		ts: time &log;
 		## The scanning source.
 		scanner: addr &log;
-		## port_scan, address_scan, random_scan, honeyport_probe,
-		## dark_address_probe, mdns_service_enumeration or
-		## mdns_service_browse.
+		## port_scan, address_scan (also an ARP sweep), random_scan,
+		## honeyport_probe, dark_address_probe, mdns_service_enumeration
+		## or mdns_service_browse.
 		kind: string &log;
 		## Distinct targets behind this detection.
 		n_targets: count &log;
@@ -237,6 +255,9 @@ export {
 		mdns_qu: bool &optional;
 		## mDNS question from a source port other than 5353.
 		mdns_legacy_unicast: bool &optional;
+		## An ARP request of scanner for target's hardware address: no
+		## connection, so uid is empty and target_port is 0/unknown.
+		arp: bool &default=F;
 	};
 
 	## Allowlisting policy, run where the probe is observed: a handler that
@@ -294,7 +315,7 @@ function report(rec: Info, note: Notice::Type, n: count, subject: string,
 	if ( rec$kind == "port_scan" )
 		n_info$dst = rec$targets[0];
 
-	if ( rec$kind == "address_scan" )
+	if ( rec$kind == "address_scan" && |rec$ports| > 0 )
 		n_info$p = rec$ports[0];
 
 	NOTICE(n_info);

@@ -1,4 +1,4 @@
-# @TEST-DOC: A honeyport and a dark address configured by redef: the sweep that touches them raises Honeyport_Probe and Dark_Address_Probe, and conn.log tags those connections.
+# @TEST-DOC: A honeyport and a dark address configured by redef: the sweep that touches them raises Honeyport_Probe and Dark_Address_Probe (besides its Random_Scan and the Address_Scan of its ARP host discovery), and conn.log tags those connections.
 # @TEST-EXEC: zeek -C -r $TRACES/s2_horizontal_syn.pcap $PACKAGE %INPUT
 # @TEST-EXEC: zeek-cut note src < notice.log | grep T1046:: | sort -u > notices
 # @TEST-EXEC: btest-diff notices

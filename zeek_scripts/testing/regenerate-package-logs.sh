@@ -1,0 +1,65 @@
+#!/bin/sh
+# Rewrites the logs real Zeek writes with this package loaded, which the Python tests replay, and
+# records the package's hash beside them (tests/test_zeek_package.py fails when it is stale):
+#
+#   tests/data/package-logs/<scenario>/*.log        TSV, from zeek_scripts/testing/Traces/<scenario>.pcap
+#   tests/data/package-logs/<scenario>/zeek-json/   the same with LogAscii::use_json=T
+#   tests/data/arp/<scenario>/zeek/, zeek-json/     from tests/data/arp/<scenario>/capture.pcap
+#
+# Each run is `zeek -C -r capture.pcap local "Site::local_nets += {10.0.0.0/8}" zeek_scripts` in an
+# empty directory; conn, notice, dns and t1046 logs are kept (those a run writes). Needs zeek on PATH.
+#
+# usage: regenerate-package-logs.sh          regenerate everything (run from anywhere)
+#        regenerate-package-logs.sh --hash   print the package hash only
+#
+# The package hash is the sha256 of the sha256sum listing ("<sha256>  <path>" lines) of the
+# package's .zeek files outside zeek_scripts/testing/ and zkg.meta, paths relative to the
+# repository, sorted bytewise.
+set -eu
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+
+package_hash() {
+	(cd "$repo" && {
+		find zeek_scripts -path zeek_scripts/testing -prune -o -name '*.zeek' -print
+		echo zkg.meta
+	} | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d ' ' -f 1)
+}
+
+if [ "${1:-}" = --hash ]; then
+	package_hash
+	exit 0
+fi
+
+command -v zeek >/dev/null || { echo "regenerate-package-logs.sh: zeek is not on PATH" >&2; exit 1; }
+
+# write_logs PCAP OUTDIR [json]
+write_logs() {
+	work=$(mktemp -d)
+	json=
+	[ "${3:-}" = json ] && json=LogAscii::use_json=T
+	(cd "$work" && zeek -C -r "$1" local "Site::local_nets += {10.0.0.0/8}" "$repo/zeek_scripts" $json)
+	mkdir -p "$2"
+	rm -f "$2"/*.log
+	for log in conn notice dns t1046; do
+		if [ -f "$work/$log.log" ]; then cp "$work/$log.log" "$2/"; fi
+	done
+	rm -rf "$work"
+}
+
+for dir in "$repo"/tests/data/package-logs/*/; do
+	name=$(basename "$dir")
+	write_logs "$repo/zeek_scripts/testing/Traces/$name.pcap" "$dir"
+	write_logs "$repo/zeek_scripts/testing/Traces/$name.pcap" "$dir/zeek-json" json
+done
+
+for dir in "$repo"/tests/data/arp/*/; do
+	write_logs "$dir/capture.pcap" "$dir/zeek"
+	write_logs "$dir/capture.pcap" "$dir/zeek-json" json
+done
+
+hash=$(package_hash)
+version=$(zeek --version | sed 's/.* version //')
+for provenance in "$repo/tests/data/package-logs/PROVENANCE.md" "$repo/tests/data/arp/PROVENANCE.md"; do
+	sed -i "s/^package-sha256: .*/package-sha256: $hash/; s/^zeek-version: .*/zeek-version: $version/" "$provenance"
+done
+echo "regenerated with Zeek $version, package-sha256 $hash"
