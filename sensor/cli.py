@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
             return 0
         if args.command == "run":
-            from sensor.daemon.run import run_daemon
+            from sensor.daemon.process import run_daemon
 
             config = _daemon_config(args.config)
             return run_daemon(config, config_path=args.config)

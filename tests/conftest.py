@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ("tests.fixtures",)
+
 CAPTURES = Path(__file__).resolve().parent / "data" / "captures"
 
 

@@ -82,3 +82,16 @@ def test_the_layout_test_would_catch_a_sink_imported_by_the_correlator() -> None
     assert not _within("sensor.outputs.sink", LAYERS["sensor.detect"] | {"sensor.detect"})
     assert _layer("sensor.detect.correlator") == "sensor.detect"
     assert "socket" in NO_IO and "time" in NO_IO
+@pytest.mark.parametrize("path", sorted(p for p in [*ROOT.joinpath("sensor").rglob("*.py"),
+                                                    *ROOT.joinpath("honeyports").rglob("*.py")]),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_module_is_a_room_of_readable_size_with_a_docstring(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    lines = len(path.read_text().splitlines())
+    assert lines <= 420, f"{lines} lines"
+    if path.name != "__main__.py":
+        assert ast.get_docstring(tree), "a docstring saying what the module owns"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            size = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert size <= 260, f"class {node.name}: {size} lines"

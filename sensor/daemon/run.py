@@ -24,21 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import orjson
-from twisted.internet.defer import Deferred
-
-from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.alerts.alert import Alert
-from sensor.config import SensorConfig, load_config
+from sensor.config import SensorConfig
 from sensor.daemon.checkpoint import (
     Checkpoint,
     CheckpointWriter,
@@ -46,18 +41,18 @@ from sensor.daemon.checkpoint import (
     load_checkpoint,
     remove_leftovers,
 )
+from sensor.daemon.health import report_health
 from sensor.daemon.pipeline import Pipeline
-from sensor.daemon.startup import log_start, zeek_line
-from sensor.errors import ConfigError, SensorError
-from sensor.mdns.command import MdnsSensor
-from sensor.metrics import Metrics, MetricsServer
+from sensor.daemon.reload import apply_reload
+from sensor.daemon.sources import LocalSources, start_sources
+from sensor.daemon.startup import describe
+from sensor.errors import SensorError
+from sensor.metrics import Metrics
 from sensor.nodes.forwarder import NodeForwarder, build_forwarder
 from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
-from sensor.outputs.build import build_sinks, check_outputs
-from sensor.outputs.settings import SinkConfigError
+from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
-from sensor.outputs.spool import write_atomically
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
@@ -98,14 +93,6 @@ class _Outbox:
         self.pending.append(alert)
 
 
-@dataclass(frozen=True, slots=True)
-class _Sources:
-    """The optional sources that are running, to stop them at the end or on reload."""
-
-    honeyports: HoneyportService | None
-    mdns: MdnsSensor | None
-
-
 class Daemon:
     """One daemon run: owns the pipeline, the follower, the sinks and the checkpoint."""
 
@@ -125,7 +112,7 @@ class Daemon:
         self.seq = 0
         self.follower: LogFollower | None = None
         self.pipeline: Pipeline
-        self.sources = _Sources(None, None)
+        self.sources = LocalSources(None, None)
         self.node_listener: NodeListener | None = None
         self._node_sequences = ""
         """The remote node runs' last sequence numbers as of the last checkpoint (``NodeListener.state``)."""
@@ -159,29 +146,18 @@ class Daemon:
             log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
                      checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
         self._node_sequences = checkpoint.extra.get("nodes", "") if checkpoint is not None else ""
-        self._seq_past_spools()
+        self.seq_past_spools()
         if self.config.zeek.log_dir is not None:  # the follower says once what it cannot read, and when it can
             self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
                                         kinds=self.config.zeek.logs)
         return checkpoint is None
 
-    def _seq_past_spools(self) -> None:
+    def seq_past_spools(self) -> None:
         """Number the next commits past anything a spool took (from another run, command or config)."""
         self.seq = max([self.seq, *(sink.spool.last_seq for sink in self.sinks)])
 
-    def _start_sources(self, config: SensorConfig) -> _Sources:
-        return _Sources(self._start_honeyports(config), self._start_mdns(config))
-
-    def _start_honeyports(self, config: SensorConfig) -> HoneyportService | None:
-        honey = config.honeyports
-        if not honey.listen or not (honey.tcp or honey.udp):
-            return None
-
-        service = HoneyportService(honey, self._observe_local, config.name, self.reactor)
-        for problem in service.start():
-            log.warning("honeyports: %s", problem)
-        log.info("honeyports: listening on %d ports", len(service.ports))  # each one is logged by the service
-        return service
+    def start_sources(self, config: SensorConfig) -> LocalSources:
+        return start_sources(config, self._observe_local, self.reactor)
 
     def _spooled(self) -> list[SpooledSink]:
         """The alert sinks and, on a node, the forwarder: everything with a spool to start and drain."""
@@ -201,27 +177,6 @@ class Daemon:
         else:
             self._observe_remote(observation)
 
-    def _start_mdns(self, config: SensorConfig) -> MdnsSensor | None:
-        if not config.mdns.interfaces:
-            return None
-        return MdnsSensor(config.mdns, self._observe_local)
-
-    async def _run_mdns(self, sources: _Sources) -> None:
-        if sources.mdns is None:
-            return
-        try:
-            await sources.mdns.start()  # the watcher logs what it watches
-        except SensorError as error:
-            log.error("mdns: %s; running without the watcher", error)
-
-    async def _stop_sources(self, sources: _Sources) -> None:
-        if sources.honeyports is not None:
-            stopped: Deferred[None] = sources.honeyports.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopped.asFuture(asyncio.get_running_loop()), 10)
-        if sources.mdns is not None:
-            await sources.mdns.stop()
-
     # -- the loop ---------------------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -237,16 +192,16 @@ class Daemon:
                 sink.close()
             return 2
         if first_start:
-            await self._commit_wait()  # where the logs start, which rotated files were there: no first start again
+            await self.commit_wait()  # where the logs start, which rotated files were there: no first start again
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         for sink in self._spooled():
             sink.start()
-        self.sources = self._start_sources(self.config)
-        await self._run_mdns(self.sources)
-        self._describe()
+        self.sources = self.start_sources(self.config)
+        await self.sources.run_mdns()
+        describe(self.config, self.sources)
         next_tick = next_heartbeat = time.monotonic()
         last_commit = float("-inf")  # what the first poll read is committed at once
         try:
@@ -265,7 +220,8 @@ class Daemon:
                     self._heartbeat()
                     next_heartbeat = now + HEARTBEAT_SECONDS
                 if self._reload:
-                    await self._apply_reload()
+                    self._reload = False
+                    await apply_reload(self)
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), POLL_SECONDS)
@@ -276,22 +232,6 @@ class Daemon:
                 loop.remove_signal_handler(signum)
             await self._shutdown()
         return 0
-
-    def _describe(self) -> None:
-        """The first minute: what this run watches and where its alerts go (logged once, at start; the mDNS
-        watcher and decoys have logged their interfaces and advertisements)."""
-        config, honeyports, mdns = self.config, self.sources.honeyports, self.sources.mdns
-        lines = [zeek_line(config.zeek.log_dir, config.zeek.logs)] if config.zeek.log_dir is not None else []
-        if config.nodes is not None:
-            lines.append("nodes: honeyport nodes accepted on {}:{} (TLS)".format(*config.nodes.listen))
-        if config.node is not None:
-            lines.append("node: honeyport hits and mDNS questions forwarded to {}:{}".format(*config.node.central))
-        if config.metrics_listen is not None:
-            lines.append("metrics: http://{}:{}/metrics".format(*config.metrics_listen))
-        watching = (config.zeek.log_dir is not None or config.nodes is not None
-                    or (honeyports is not None and bool(honeyports.ports))
-                    or (mdns is not None and bool(mdns.watcher.watched)))
-        log_start(config, lines, watching)
 
     def _tick(self) -> None:
         """Housekeeping every :data:`TICK_SECONDS`: the correlator's expiry, the mDNS watcher's own addresses,
@@ -304,12 +244,11 @@ class Daemon:
                 self.metrics.follower_lag.labels(log=kind).set(lag)
 
     def _follow(self) -> bool:
-        """Read new Zeek log lines into the pipeline; True when the read budget was used up."""
+        """Read new Zeek log lines into the pipeline; True when more is waiting than one poll reads."""
         if self.follower is None:
             return False
         batch = self.follower.poll()
-        busy = batch.bytes_read >= self.follower.read_budget
-        self.pipeline.observe_logged(batch.observations, caught_up=not busy)
+        self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
@@ -317,7 +256,7 @@ class Daemon:
             self._malformed_seen = self.malformed.total
         if batch.bytes_read:
             self._dirty = True
-        return busy
+        return batch.backlog
 
     def _acks_pending(self) -> bool:
         return self.node_listener is not None and self.node_listener.acks_pending
@@ -371,7 +310,7 @@ class Daemon:
         if listener is not None and listener.state() == writing.nodes:
             listener.committed()  # else observations came in meanwhile: the next commit acknowledges them all
 
-    async def _commit_wait(self) -> None:
+    async def commit_wait(self) -> None:
         """Commit what there is now and wait until it is durable (or failed)."""
         await self._written()
         self._commit()
@@ -384,162 +323,21 @@ class Daemon:
             await asyncio.shield(self._writing.writer.done)
 
     def _heartbeat(self) -> None:
-        correlator = self.pipeline.correlator
-        now = time.time()
-        health = {
-            "time": now, "uptime": round(now - self._started, 1), "checkpoint": self.seq,
-            "observations": self.pipeline.observations, "alerts": self.pipeline.alerts_emitted,
-            "open_incidents": correlator.open_incidents, "tracked_sources": correlator.tracked_sources,
-            "suppressed_as_authorized": correlator.stats.suppressed,
-            "evicted_sources": correlator.stats.evicted_sources,
-            "malformed_lines": self.malformed.total,
-            "sinks": {sink.name: {"spooled_bytes": sink.spool.pending_bytes, "failures_in_a_row": sink.failures,
-                                  "delivered": sink.delivered, "held_in_memory": sink.held_alerts}
-                      for sink in self.sinks},
-        }
-        self.metrics.heartbeat.set(now)
-        self.metrics.open_incidents.set(correlator.open_incidents)
-        self.metrics.tracked_sources.set(correlator.tracked_sources)
-        for counter in ("suppressed", "evicted_sources", "closed_incidents", "ignored"):
-            self.metrics.correlator_counts.labels(counter=counter).set(getattr(correlator.stats, counter))
-        try:
-            write_atomically(self.state_dir / "health.json", orjson.dumps(health))
-        except OSError as error:
-            log.warning("cannot write %s: %s", self.state_dir / "health.json", error)
-        log.info("heartbeat: %d observations, %d alerts, %d open incidents, checkpoint %d, spooled %s",
-                 self.pipeline.observations, self.pipeline.alerts_emitted, correlator.open_incidents, self.seq,
-                 {sink.name: sink.spool.pending_bytes for sink in self.sinks})
+        report_health(self.pipeline, self.sinks, self.metrics, self.state_dir, self.malformed, self.seq,
+                      self._started)
 
     # -- reload and stop --------------------------------------------------------------------------
 
     def _request_reload(self) -> None:
         self._reload = True
 
-    async def _apply_reload(self) -> None:
-        self._reload = False
-        for sink in self.sinks:
-            sink.reopen()
-        log.info("SIGHUP: file sinks reopened")
-        if self.config_path is None:
-            return
-        try:
-            new = load_config(self.config_path)
-        except ConfigError as error:
-            log.error("SIGHUP: %s; keeping the running configuration", error)
-            return
-        for section in ("name", "state_dir", "zeek", "detection", "nodes", "node"):
-            if getattr(new, section) != getattr(self.config, section):
-                log.warning("SIGHUP: %s changed; that takes effect at the next start", section)
-        outputs = self.config.outputs
-        if new.outputs != self.config.outputs and await self._replace_sinks(new):
-            outputs = new.outputs
-        if new.honeyports != self.config.honeyports or new.mdns != self.config.mdns:
-            await self._stop_sources(self.sources)
-            self.sources = self._start_sources(new)
-            await self._run_mdns(self.sources)
-        self.config = replace(self.config, honeyports=new.honeyports, mdns=new.mdns, outputs=outputs)
-        log.info("SIGHUP: configuration %s reloaded", self.config_path)
-
-    async def _replace_sinks(self, new: SensorConfig) -> bool:
-        """Drain the running sinks (what they keep stays spooled) and build the new ones; False, with the
-        running sinks untouched, when the new outputs are invalid."""
-        try:
-            check_outputs(self.config, new.outputs)
-        except SinkConfigError as error:
-            log.error("SIGHUP: %s; keeping the running outputs", error)
-            return False
-        await self._commit_wait()
-        await drain_all(self.sinks, 2.0)
-        replaced = True
-        try:
-            self.sinks = build_sinks(replace(self.config, outputs=new.outputs), metrics=self.metrics)
-        except SinkConfigError as error:
-            log.error("SIGHUP: %s; keeping the running outputs", error)
-            self.sinks = build_sinks(self.config, metrics=self.metrics)
-            replaced = False
-        self._seq_past_spools()
-        for sink in self.sinks:
-            sink.start()
-        return replaced
-
     async def _shutdown(self) -> None:
         log.info("stopping: closing sources, saving a last checkpoint, draining sinks")
         if self.node_listener is not None:
             await self.node_listener.stop()
-        await self._stop_sources(self.sources)
+        await self.sources.stop()
         self.pipeline.flush()  # every incident's latest state reaches the sinks; the incidents stay open
-        await self._commit_wait()
+        await self.commit_wait()
         self._heartbeat()
         await drain_all(self._spooled(), DRAIN_SECONDS)
         self.malformed.summarise()
-
-
-# -- process ---------------------------------------------------------------------------------------------
-
-
-def _lock_state_dir(state_dir: Path) -> IO[bytes] | None:
-    """Hold ``state_dir/daemon.lock`` for the life of the process; None when another daemon holds it."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = (state_dir / "daemon.lock").open("ab")
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        return None
-    return lock
-
-
-def run_daemon(config: SensorConfig, config_path: Path | None = None) -> int:
-    """Run the daemon until SIGTERM/SIGINT; return the exit status.
-
-    ``config_path`` is read again on SIGHUP; ``sensor.metrics_listen`` (address, port) serves Prometheus metrics.
-    """
-    metrics_listen = config.metrics_listen
-    try:
-        lock = _lock_state_dir(config.state_dir)
-    except OSError as error:
-        log.error("cannot use state_dir %s: %s", config.state_dir, error)
-        return 1
-    if lock is None:
-        log.error("another t1046-sensor daemon is using %s", config.state_dir)
-        return 1
-    metrics = Metrics()
-    server: MetricsServer | None = None
-    if metrics_listen is not None:
-        try:
-            server = MetricsServer(metrics, *metrics_listen)
-        except OSError as error:
-            log.error("cannot serve metrics on %s:%d: %s", *metrics_listen, error)
-            lock.close()
-            return 1
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        reactor = asyncio_reactor(loop)
-        daemon = Daemon(config, config_path, metrics, reactor)
-        return _run_on_reactor(reactor, loop, daemon.run)
-    finally:
-        if server is not None:
-            server.close()
-        lock.close()
-
-
-def _run_on_reactor(reactor: Any, loop: asyncio.AbstractEventLoop, main: Callable[[], Any]) -> int:
-    status: list[int] = []
-
-    def finished(task: asyncio.Task[int]) -> None:
-        if task.cancelled():
-            status.append(1)
-        elif task.exception() is not None:
-            log.error("daemon failed", exc_info=task.exception())
-            status.append(1)
-        else:
-            status.append(task.result())
-        reactor.stop()
-
-    def start() -> None:
-        loop.create_task(main()).add_done_callback(finished)
-
-    reactor.callWhenRunning(start)
-    reactor.run(installSignalHandlers=False)
-    return status[0] if status else 1

@@ -15,8 +15,12 @@ import logging
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensor.config import OutputConfig, SensorConfig
+
+if TYPE_CHECKING:
+    from sensor.daemon.sources import LocalSources
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +84,20 @@ def log_start(config: SensorConfig, sources: Sequence[str], watching: bool, comm
         log.warning("watching nothing: no honeyport is listening, no zeek.log_dir is set, no mDNS interface is "
                     "watched and no honeyport node can connect; no alert can come")
     log.info("%s %s running", command, config.name)
+
+
+def describe(config: SensorConfig, sources: LocalSources) -> None:
+    """The first minute: what this run watches and where its alerts go (logged once, at start; the mDNS
+    watcher and decoys have logged their interfaces and advertisements)."""
+    honeyports, mdns = sources.honeyports, sources.mdns
+    lines = [zeek_line(config.zeek.log_dir, config.zeek.logs)] if config.zeek.log_dir is not None else []
+    if config.nodes is not None:
+        lines.append("nodes: honeyport nodes accepted on {}:{} (TLS)".format(*config.nodes.listen))
+    if config.node is not None:
+        lines.append("node: honeyport hits and mDNS questions forwarded to {}:{}".format(*config.node.central))
+    if config.metrics_listen is not None:
+        lines.append("metrics: http://{}:{}/metrics".format(*config.metrics_listen))
+    watching = (config.zeek.log_dir is not None or config.nodes is not None
+                or (honeyports is not None and bool(honeyports.ports))
+                or (mdns is not None and bool(mdns.watcher.watched)))
+    log_start(config, lines, watching)

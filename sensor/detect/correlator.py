@@ -23,7 +23,6 @@ active source (or close the least recently active incident) first.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
 
 from sensor.alerts.alert import Alert
@@ -33,8 +32,9 @@ from sensor.detect.evidence import Track
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.mdns import MdnsBrowseDetector
+from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
-from sensor.detect.zeekview import rule_for_zeek, zeek_action
+from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
 from sensor.observations import (
     FAILED_OUTCOMES,
     ConnAttempt,
@@ -55,8 +55,6 @@ HOUSEKEEPING_EVERY = 10.0
 """Seconds of event time between the correlator's own passes over quiet incidents and idle sources."""
 PRUNE_EVERY = 300.0
 """Seconds of event time between passes that forget failed contacts older than the long window."""
-_TARGET_CACHE = 1 << 18
-_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
 """Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
 _ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_OPEN, Outcome.STEALTH, Outcome.OTHER
@@ -79,8 +77,9 @@ class Correlator:
         self._linked = self._links.canonical_of
         """The links' address-to-canonical map itself (read on every record: no method call)."""
         """Services seen working: failed contacts to them are outages, not probes."""
-        self._targets: dict[IPAddress, bool] = {}
-        """Memo of :meth:`_is_target`, cleared when it grows past ``_TARGET_CACHE``."""
+        self._scope = Scope(config)
+        self._targets = self._scope.memo
+        """The scope's memo of scan targets, read directly on every record."""
         self._next_housekeeping = float("-inf")
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
@@ -144,7 +143,7 @@ class Correlator:
         target = conn.target
         is_target = self._targets.get(target)
         if is_target is None:
-            is_target = self._is_target(target)
+            is_target = self._scope.is_target(target)
         if outcome is _OTHER or not is_target:
             self.stats.ignored += 1
             return []
@@ -225,11 +224,7 @@ class Correlator:
             self.stats.ignored += 1
             return []
         track, alerts = self._track(notice.source, notice.target_port, notice.ts, now)
-        detail = track.evidence()
-        detail.zeek_said(notice.note, action)
-        detail.sample_uids((notice.uid,), self._config.sample_size)
-        detail.count(() if notice.target is None else (notice.target,),
-                     () if notice.target_port is None else (notice.target_port,))
+        notice_evidence(track.evidence(), notice, action, self._config.sample_size)
         return alerts + self._incidents.update(track, [rule_for_zeek(action, "T1046-ZEEK-NOTICE")], now)
 
     def _zeek_detection(self, detection: ZeekDetection, now: float) -> list[Alert]:
@@ -240,36 +235,10 @@ class Correlator:
         port = detection.ports[0] if len(detection.ports) == 1 else None
         track, alerts = self._track(detection.scanner, port, detection.ts, now)
         track.first_seen = min(track.first_seen, detection.first_seen or detection.ts)
-        detail = track.evidence()
-        detail.zeek_said(f"t1046.log:{detection.kind}", action)
-        old = detail.reported
-        detail.reported = (max(old[0], detection.n_targets), max(old[1], detection.n_ports),
-                           max(old[2], detection.n_probes), max(old[3], detection.n_failed))
-        detail.count(detection.targets, detection.ports)
-        detail.sample_uids(detection.uids, self._config.sample_size)
+        detection_evidence(track.evidence(), detection, action, self._config.sample_size)
         return alerts + self._incidents.update(track, [rule_for_zeek(action, "T1046-ZEEK-DETECTION")], now)
 
     # -- state ----------------------------------------------------------------------------------
-
-    def _is_target(self, address: IPAddress) -> bool:
-        """True for a unicast address inside ``local_nets`` (not its broadcast address); the caller has looked
-        in the memo already."""
-        verdict = False
-        if not (address.is_multicast or address.is_unspecified or address == _LIMITED_BROADCAST):
-            for network in self._config.local_nets:
-                if address in network:
-                    verdict = network.prefixlen >= network.max_prefixlen - 1 or address != network.broadcast_address
-                    break
-        if len(self._targets) >= _TARGET_CACHE:
-            self._targets.clear()
-        self._targets[address] = verdict
-        return verdict
-
-    def _authorization(self, source: IPAddress, port: int | None, ts: float) -> str | None:
-        for entry in self._config.allowlist:
-            if entry.covers(source, port, ts):
-                return entry.reason
-        return None
 
     def _track(self, source: IPAddress, port: int | None, ts: float, now: float) -> tuple[Track, list[Alert]]:
         """The track of ``source`` (per authorization at ``ts``). When ``ts`` comes more than ``idle_timeout``
@@ -280,7 +249,7 @@ class Correlator:
         seen_as = source
         if self._linked:
             source = self._linked.get(source, source)
-        key = (source, self._authorization(source, port, ts) if self._config.allowlist else None)
+        key = (source, self._scope.authorization(source, port, ts) if self._config.allowlist else None)
         tracks = self._tracks
         track = tracks.get(key)
         alerts: list[Alert] = []

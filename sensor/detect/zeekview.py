@@ -1,9 +1,11 @@
 """Zeek's own view: what a scan notice (``Scan::*``, simple-scan's, this package's ``T1046::*``) or a
-t1046.log line stands for, and which rule it counts as. Pure mapping; the correlator applies it."""
+t1046.log line stands for, which rule it counts as, and what it adds to its source's evidence."""
 
 from __future__ import annotations
 
 from sensor.alerts.catalogue import Action
+from sensor.detect.evidence import Evidence
+from sensor.observations import ZeekDetection, ZeekNotice
 
 ZEEK_KINDS = {
     "port_scan": Action.PORT_SCAN,
@@ -33,3 +35,21 @@ def rule_for_zeek(action: Action, scan_rule: str) -> str:
     if action is Action.MDNS_SERVICE_BROWSE:
         return "T1046-MDNS-SENSITIVE"
     return scan_rule
+
+
+def notice_evidence(detail: Evidence, notice: ZeekNotice, action: Action, sample: int) -> None:
+    """What a scan notice adds to its source's evidence: Zeek's word, its uid, its target and port."""
+    detail.zeek_said(notice.note, action)
+    detail.sample_uids((notice.uid,), sample)
+    detail.count(() if notice.target is None else (notice.target,),
+                 () if notice.target_port is None else (notice.target_port,))
+
+
+def detection_evidence(detail: Evidence, detection: ZeekDetection, action: Action, sample: int) -> None:
+    """What a t1046.log line adds: Zeek's word, its counts (the largest reported), its sample and uids."""
+    detail.zeek_said(f"t1046.log:{detection.kind}", action)
+    old = detail.reported
+    detail.reported = (max(old[0], detection.n_targets), max(old[1], detection.n_ports),
+                       max(old[2], detection.n_probes), max(old[3], detection.n_failed))
+    detail.count(detection.targets, detection.ports)
+    detail.sample_uids(detection.uids, sample)

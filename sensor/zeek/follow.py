@@ -44,7 +44,8 @@ FINGERPRINT_BYTES = 512
 FINGERPRINT_CACHE = 4096
 """Fingerprints remembered (files seen in the log directory); the memo is cleared when it is full."""
 READ_BUDGET = 4 << 20
-"""Bytes read per stream per poll, so one huge backlog cannot starve the event loop for long."""
+"""Bytes read per stream per poll, so one huge backlog cannot starve the event loop for long (about 36 000
+conn.log records); with a backlog the daemon polls again at once."""
 _HEADER_BYTES = 64 << 10
 
 
@@ -95,6 +96,8 @@ class FollowBatch:
     observations: list[Observation]
     records: dict[str, int]
     bytes_read: int
+    backlog: bool = False
+    """More was there than a poll reads: poll again at once."""
 
 
 class LogFollower:
@@ -233,7 +236,10 @@ class LogFollower:
             position, used, at_end = self._read(path, position, live, batch)
             budget -= used
             self.streams[kind] = position
-            if live or not at_end or budget <= 0:
+            if live or not at_end:
+                return
+            if budget <= 0:
+                batch.backlog = True  # the next file waits for the next poll
                 return
             self.done.add(position.fingerprint)
             following = [candidate for candidate in candidates if candidate != path
@@ -274,6 +280,8 @@ class LogFollower:
             log.warning("%s: cannot read: %s", path, error)
             return position, 0, False
         self._can_read(path)
+        if not at_end:
+            batch.backlog = True
         if overlong is not None:
             self.malformed.report(str(path), 0, f"line at byte {position.offset} longer than the {self.read_budget} "
                                                 "bytes read at once: skipped")

@@ -24,9 +24,8 @@ import pytest
 from sensor.config import load_config
 from sensor.daemon.checkpoint import load_checkpoint
 from tests.alertcheck import validate_alert
+from tests.fixtures import conn_log
 from tests.waiting import wait_for
-
-from .conftest import conn_log
 
 KEYS = ("distinct_hosts", "distinct_ports", "probes", "failed")
 

@@ -1,4 +1,4 @@
-"""`t1046-sensor run` reloading on SIGHUP, one test per branch of ``Daemon._apply_reload``/``_replace_sinks``;
+"""`t1046-sensor run` reloading on SIGHUP, one test per branch of ``sensor.daemon.reload``;
 the state-dir lock; a checkpoint that cannot be saved. Each daemon is a real process on loopback; its
 honeyports listen on port 0 and the test reads the port the daemon logged."""
 
@@ -29,7 +29,7 @@ class Daemon:
         self.stderr = tmp_path / f"{name}.stderr"
         self.process = subprocess.Popen([sys.executable, "-m", "sensor", "-v", "run", "--config", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=self.stderr.open("wb"))
-        wait_for(lambda: "running:" in self.log() or self.process.poll() is not None, 30, "the daemon to start")
+        wait_for(lambda: " running\n" in self.log() or self.process.poll() is not None, 30, "the daemon to start")
         assert self.process.poll() is None, self.log()
 
     def log(self) -> str:

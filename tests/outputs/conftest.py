@@ -15,7 +15,7 @@ import pytest
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
 from sensor.metrics import Metrics
-from tests.daemon.conftest import Certificates, certificates, real_alerts
+from tests.fixtures import Certificates, certificates, real_alerts
 
 __all__ = ["Certificates", "Loop", "certificates", "config_with", "distinct_alerts", "metric", "real_alerts"]
 

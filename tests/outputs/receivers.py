@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.daemon.conftest import Certificates
+from tests.fixtures import Certificates
 from tests.waiting import wait_for
 
 

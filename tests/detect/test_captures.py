@@ -15,7 +15,7 @@ from sensor.config import DetectionConfig, default_config
 from sensor.replay import replay
 from tests.alertcheck import parse_alerts
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CAPTURES = sorted(path.parent for path in [*DATA.glob("slow/*/truth.json"), *DATA.glob("outage/*/truth.json")])
 
 

@@ -12,8 +12,7 @@ from sensor.detect.hosts import HostLinks
 from sensor.mdns.watch import MdnsWatcher, hosts_of
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation, Transport
 from tests.alertcheck import validate_alert
-
-from .packets import address_packet, query_packet
+from tests.mdns.packets import address_packet, query_packet
 
 V4, V6 = ip_address("10.40.0.7"), ip_address("fd46:40::7")
 GROUP4, GROUP6 = ip_address("224.0.0.251"), ip_address("ff02::fb")

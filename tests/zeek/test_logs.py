@@ -187,12 +187,16 @@ def test_replay_of_several_zeekctl_day_directories_reads_their_hours_in_time_ord
             stream.writelines(header + _retimed(data, start, f"10.9.0.{number}"))
     alerts = replay_alerts(tmp_path / "2026-11-29", tmp_path / "2026-11-28")
     first_alerts = list(dict.fromkeys(alert["source"]["ip"] for alert in alerts))
-    assert first_alerts == ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"]
+    assert first_alerts == ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"], "scanners met in time order"
     for source in first_alerts:
         stamps = [alert["@timestamp"] for alert in alerts if alert["source"]["ip"] == source]
         assert stamps == sorted(stamps), f"{source}: its updates follow its evidence"
     opened = [alert["@timestamp"] for alert in alerts if alert["t1046"]["update"] == 1]
     assert opened == sorted(opened), "incidents open in the logs' time order"
+    alone = replay_alerts(tmp_path / "2026-11-28" / "conn.08:00:00-09:00:00.log.gz")[-1]["t1046"]["counts"]
+    for scanner in first_alerts:
+        last = [alert for alert in alerts if alert["source"]["ip"] == scanner][-1]
+        assert last["t1046"]["counts"] == alone, f"{scanner}: every probe of its hour counted"
 
 
 def test_garbage_lines_are_skipped_and_counted_and_good_lines_still_count(tmp_path: Path) -> None:
@@ -384,7 +388,7 @@ def test_columnar_reading_equals_reading_line_by_line(
 
 
 def test_columnar_reading_of_every_test_log_equals_reading_line_by_line() -> None:
-    logs = sorted(Path(__file__).parent.joinpath("data").rglob("*.log"))
+    logs = sorted(Path(__file__).resolve().parents[1].joinpath("data").rglob("*.log"))
     assert len(logs) >= 40
     for path in logs:
         if log_kind(path.name) in ("conn", "notice", "dns", "t1046"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sensor.alerts.catalogue import RULES, Action
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_every_action_and_rule_is_documented() -> None:

@@ -1,16 +1,12 @@
-"""Fixtures of the daemon tests: real alerts, throwaway TLS certificates, a local rsyslog, deadlines."""
+"""Fixtures every test package shares: real alerts, throwaway TLS certificates, a conn.log made of the real
+captures, a free port. Registered for the whole suite by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +19,7 @@ from cryptography.x509.oid import NameOID
 from sensor.alerts.alert import Alert
 from sensor.config import default_config
 from sensor.replay import replay
-
-CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
+from tests.conftest import CAPTURES
 
 
 def free_port() -> int:
@@ -84,59 +79,6 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption()))
     return paths
-
-
-@dataclass(frozen=True)
-class Rsyslog:
-    port: int
-    output: Path
-
-
-def _rsyslogd() -> str:
-    found = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
-    if found is None:
-        pytest.skip("rsyslogd is not installed (apt-get install rsyslog rsyslog-openssl)")
-    return found
-
-
-def start_rsyslog(directory: Path, tls: Certificates | None) -> Iterator[Rsyslog]:
-    """rsyslogd in the foreground on a loopback high port, own config and pid file, killed by PID."""
-    binary = _rsyslogd()
-    if tls is not None and not list(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so")):
-        pytest.skip("rsyslog's TLS driver is not installed (apt-get install rsyslog-openssl)")
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "work").mkdir(exist_ok=True)
-    port = free_port()
-    output = directory / "received.log"
-    driver = ""
-    stream = ""
-    if tls is not None:
-        driver = (f' defaultNetstreamDriver="ossl" defaultNetstreamDriverCAFile="{tls.ca}"'
-                  f' defaultNetstreamDriverCertFile="{tls.cert}" defaultNetstreamDriverKeyFile="{tls.key}"')
-        stream = ' StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon"'
-    (directory / "rsyslog.conf").write_text(
-        f'global(workDirectory="{directory / "work"}"{driver})\n'
-        f'module(load="imtcp"{stream})\n'
-        f'input(type="imtcp" address="127.0.0.1" port="{port}")\n'
-        'template(name="fields" type="string" '
-        'string="%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")\n'
-        f'action(type="omfile" file="{output}" template="fields")\n')
-    pid_file = directory / "rsyslogd.pid"
-    process = subprocess.Popen([binary, "-n", "-f", str(directory / "rsyslog.conf"), "-i", str(pid_file)],
-                               stdout=subprocess.DEVNULL, stderr=(directory / "stderr").open("wb"))
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"rsyslogd did not listen: {(directory / 'stderr').read_text()}")
-            time.sleep(0.05)
-        yield Rsyslog(port, output)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 @dataclass(frozen=True)

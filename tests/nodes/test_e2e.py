@@ -19,9 +19,8 @@ from typing import Any
 
 from sensor.nodes.codec import encode_hello
 from tests.alertcheck import validate_alert
+from tests.fixtures import Certificates, free_port
 from tests.waiting import wait_for
-
-from .conftest import Certificates, free_port
 
 TOKEN = "e2e-node-token-0123456789"
 

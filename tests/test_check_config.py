@@ -12,8 +12,7 @@ import pytest
 from sensor.config import parse_config
 from sensor.errors import SensorError
 from sensor.preflight import preflight, read_env_file
-
-from .conftest import Certificates
+from tests.fixtures import Certificates
 
 NODE_TOKEN = "check-config-token-0123456789"
 

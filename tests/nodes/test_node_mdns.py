@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import Certificates
 from tests.netns import Host, Running, netns_lab, run_in, subnet_for
 from tests.waiting import wait_for
-
-from .conftest import Certificates
 
 pytestmark = pytest.mark.netns
 

@@ -144,7 +144,7 @@ def test_package_evidence_becomes_incidents(tmp_path: Path, flavour: str) -> Non
     assert "T1046::Address_Scan" in notice["t1046"]["zeek"]["notes"]
 
 
-PACKAGE_LOGS = Path(__file__).resolve().parent / "data" / "package-logs"
+PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in PACKAGE_LOGS.iterdir() if p.is_dir()))

@@ -22,8 +22,7 @@ from sensor.nodes.tokens import NodeTokens
 from sensor.observations import HoneyportHit, Observation, Transport
 from sensor.outputs.spool import SpoolRecord
 from sensor.outputs.transport import DeliveryError
-
-from .conftest import Certificates
+from tests.fixtures import Certificates
 
 TOKEN = "node-token-for-tests"
 EPOCH = "00112233aabbccdd"

@@ -14,8 +14,7 @@ import pytest
 from sensor.observations import ConnAttempt
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
-
-from .conftest import conn_log
+from tests.fixtures import conn_log
 
 PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"
 
@@ -213,10 +212,9 @@ def test_a_log_read_in_pieces_of_any_size_yields_what_a_whole_read_does(tmp_path
 
 
 def test_zeek_logs_without_conn_takes_the_packages_detections_only(tmp_path: Path) -> None:
-    from sensor.metrics import Metrics
-
     from sensor.config import parse_config
     from sensor.daemon.run import Daemon
+    from sensor.metrics import Metrics
     from sensor.observations import ZeekDetection, ZeekNotice
     from sensor.replay import replay
 
@@ -235,3 +233,20 @@ def test_zeek_logs_without_conn_takes_the_packages_detections_only(tmp_path: Pat
         everything = replay([logs], parse_config({}), sink)
     assert detections.alerts >= 1, "the package's detections alone raise the incident"
     assert detections.records == sum(batch.records.values()) < everything.records
+
+
+def test_a_poll_says_when_more_is_waiting_than_it_reads(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    live = tmp_path / "conn.log"
+    live.write_text(data.header_for(1))
+    follower = LogFollower(tmp_path, MalformedLog(), kinds=("conn",), read_budget=20_000)
+    assert not follower.poll().backlog
+    with live.open("a") as stream:
+        stream.write("".join(data.lines[:600]) + data.lines[600][:30])
+    backlogs = []
+    while not backlogs or backlogs[-1]:
+        batch = follower.poll()
+        backlogs.append(batch.backlog)
+        assert batch.bytes_read > 0 or not batch.backlog
+    assert len(backlogs) > 2 and not any(backlogs[-1:]), "a partial last line is no backlog"
+    assert follower.lag() == {"conn": len(data.lines[600][:30])}

@@ -1,0 +1,70 @@
+"""SIGHUP for the running daemon: file sinks reopened, the configuration file read again and what can change
+while running applied (outputs, after checking them; honeyports and the mDNS watcher, restarted); the rest
+is warned about and waits for the next start. A broken file keeps the running configuration."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sensor.config import SensorConfig, load_config
+from sensor.errors import ConfigError
+from sensor.outputs.build import build_sinks, check_outputs
+from sensor.outputs.settings import SinkConfigError
+from sensor.outputs.sink import drain_all
+
+if TYPE_CHECKING:
+    from sensor.daemon.run import Daemon
+
+log = logging.getLogger(__name__)
+
+
+async def apply_reload(daemon: Daemon) -> None:
+    """SIGHUP: reopen file sinks; with a configuration file, reload it when it is valid (outputs, honeyports
+    and mDNS take effect now, the rest at the next start), keeping the running configuration when it is not."""
+    for sink in daemon.sinks:
+        sink.reopen()
+    log.info("SIGHUP: file sinks reopened")
+    if daemon.config_path is None:
+        return
+    try:
+        new = load_config(daemon.config_path)
+    except ConfigError as error:
+        log.error("SIGHUP: %s; keeping the running configuration", error)
+        return
+    for section in ("name", "state_dir", "zeek", "detection", "nodes", "node"):
+        if getattr(new, section) != getattr(daemon.config, section):
+            log.warning("SIGHUP: %s changed; that takes effect at the next start", section)
+    outputs = daemon.config.outputs
+    if new.outputs != daemon.config.outputs and await replace_sinks(daemon, new):
+        outputs = new.outputs
+    if new.honeyports != daemon.config.honeyports or new.mdns != daemon.config.mdns:
+        await daemon.sources.stop()
+        daemon.sources = daemon.start_sources(new)
+        await daemon.sources.run_mdns()
+    daemon.config = replace(daemon.config, honeyports=new.honeyports, mdns=new.mdns, outputs=outputs)
+    log.info("SIGHUP: configuration %s reloaded", daemon.config_path)
+
+
+async def replace_sinks(daemon: Daemon, new: SensorConfig) -> bool:
+    """Drain the running sinks (what they keep stays spooled) and build the new ones; False, with the
+    running sinks untouched, when the new outputs are invalid."""
+    try:
+        check_outputs(daemon.config, new.outputs)
+    except SinkConfigError as error:
+        log.error("SIGHUP: %s; keeping the running outputs", error)
+        return False
+    await daemon.commit_wait()
+    await drain_all(daemon.sinks, 2.0)
+    replaced = True
+    try:
+        daemon.sinks = build_sinks(replace(daemon.config, outputs=new.outputs), metrics=daemon.metrics)
+    except SinkConfigError as error:
+        log.error("SIGHUP: %s; keeping the running outputs", error)
+        daemon.sinks = build_sinks(daemon.config, metrics=daemon.metrics)
+        replaced = False
+    daemon.seq_past_spools()
+    for sink in daemon.sinks:
+        sink.start()
+    return replaced
