@@ -88,6 +88,14 @@ def _from(alerts: list[dict[str, object]], source: str, action: str) -> list[dic
             and isinstance(alert["event"], dict) and alert["event"]["action"] == action]
 
 
+def _wait_journal(machine: Machine, text: str, what: str) -> None:
+    """Wait for ``text`` in the service's journal; fail with the journal's end."""
+    try:
+        wait_for(lambda: text in machine.journal("t1046-sensor"), 60, what, interval=0.5)
+    except pytest.fail.Exception:
+        pytest.fail(f"no {text!r} in the journal:\n{machine.journal('t1046-sensor')[-4000:]}")
+
+
 def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) -> None:
     require_tools()
     wheels = wheelhouse()
@@ -107,8 +115,7 @@ def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) 
 
         # As installed, before any edit, the service runs (there is no Zeek at /opt/zeek/logs/current).
         machine.run(["systemctl", "start", "t1046-sensor"])
-        wait_for(lambda: "t1046-sensor sensor-1 running" in machine.journal("t1046-sensor"), 60,
-                 "the installed configuration running", interval=0.5)
+        _wait_journal(machine, "t1046-sensor sensor-1 running", "the installed configuration running")
         assert machine.run(["systemctl", "is-active", "t1046-sensor"]).stdout.strip() == "active"
         assert ("/opt/zeek/logs/current: cannot read: No such file or directory; retrying"
                 in machine.journal("t1046-sensor"))
@@ -137,8 +144,7 @@ def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) 
         machine.sh(f"mv {ALERTS} {ALERTS}.1")
         machine.sh(f"printf '%s' '{_sensor_yaml(2223)}' > {CONFIG}")
         machine.run(["systemctl", "reload", "t1046-sensor"])
-        wait_for(lambda: f"SIGHUP: configuration {CONFIG} reloaded" in machine.journal("t1046-sensor"), 60,
-                 "the reload in the journal", interval=0.5)
+        _wait_journal(machine, f"SIGHUP: configuration {CONFIG} reloaded", "the reload in the journal")
         wait_for(lambda: _refused(machine, 2222), 60, "port 2222 closed by the reload", interval=0.5)
         _touch(machine, 2223, "127.0.0.2")
         wait_for(lambda: _from(_alerts(machine), "127.0.0.2", "honeyport_probe"), 120,
