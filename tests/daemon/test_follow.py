@@ -213,10 +213,9 @@ def test_a_log_read_in_pieces_of_any_size_yields_what_a_whole_read_does(tmp_path
 
 
 def test_zeek_logs_without_conn_takes_the_packages_detections_only(tmp_path: Path) -> None:
-    from sensor.metrics import Metrics
-
     from sensor.config import parse_config
     from sensor.daemon.run import Daemon
+    from sensor.metrics import Metrics
     from sensor.observations import ZeekDetection, ZeekNotice
     from sensor.replay import replay
 
