@@ -119,8 +119,9 @@ def _detections() -> bytes:
     return "".join(lines).encode()
 
 
-def follow_once(path: Path, records: int, detections_only: bool = False) -> FollowRun:
-    """Start the daemon, append the log, wait until it counted every record; stop it and measure."""
+def follow_once(path: Path, records: int, detections_only: bool = False, source: Path | None = None) -> FollowRun:
+    """Start the daemon (of the project's source in ``source`` when given), append the log, wait until it
+    counted every record; stop it and measure."""
     header, body_offset = _split_header(path)
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)
@@ -131,14 +132,15 @@ def follow_once(path: Path, records: int, detections_only: bool = False) -> Foll
             (logs / "t1046.log").write_text(T1046_HEADER)
         port = _free_port()
         config = base / "sensor.yaml"
-        kinds = "[notice, t1046, dns]" if detections_only else "[conn, notice, t1046, dns]"
+        kinds = ", logs: [notice, t1046, dns]" if detections_only else ""
         config.write_text(f"sensor: {{name: bench, state_dir: {state}, metrics_listen: '127.0.0.1:{port}'}}\n"
-                          f"zeek: {{log_dir: {logs}, logs: {kinds}}}\n"
+                          f"zeek: {{log_dir: {logs}{kinds}}}\n"
                           "honeyports: {listen: [], tcp: ''}\n"
                           "outputs:\n  - {type: file, path: alerts.jsonl}\n")
         stderr = (base / "daemon.stderr").open("wb")
+        env = {**os.environ, "PYTHONPATH": str(source)} if source is not None else None
         daemon = subprocess.Popen([sys.executable, "-m", "sensor", "run", "--config", str(config)],
-                                  stdout=subprocess.DEVNULL, stderr=stderr)
+                                  stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         try:
             deadline = time.monotonic() + 60
             while not (_metrics(port) and (state / "checkpoint").exists()):
@@ -148,9 +150,9 @@ def follow_once(path: Path, records: int, detections_only: bool = False) -> Foll
             counter, wanted = ('t1046_records_read_total{log="t1046"}', DETECTIONS_PER_SCANNER * 5) \
                 if detections_only else ('t1046_records_read_total{log="conn"}', records)
             started = time.perf_counter()
-            with path.open("rb") as source, (logs / "conn.log").open("ab") as live:
-                source.seek(body_offset)
-                while chunk := source.read(8 << 20):
+            with path.open("rb") as original, (logs / "conn.log").open("ab") as live:
+                original.seek(body_offset)
+                while chunk := original.read(8 << 20):
                     live.write(chunk)
             if detections_only:
                 with (logs / "t1046.log").open("ab") as live:

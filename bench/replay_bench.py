@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--no-follow", action="store_true", help="replay and the naive loop only")
     parser.add_argument("--compare", type=Path, metavar="DIR",
                         help="another copy of the project's source (git archive COMMIT | tar -x -C DIR) whose "
-                             "replay is measured alongside")
+                             "replay and run are measured alongside")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         path = args.keep or Path(scratch) / "conn.log"
@@ -47,10 +47,13 @@ def main() -> None:
         naive_rss = replay_rss = 0.0
         follows: list[FollowRun] = []
         other = other_cpu = math.inf
+        other_follows: list[FollowRun] = []
         for _ in range(args.runs):
             if args.compare is not None:
                 seconds, _, _, cpu = measure([sys.executable, "-m", "sensor", "replay", str(path)], args.compare)
                 other, other_cpu = min(other, seconds), min(other_cpu, cpu)
+                if not args.no_follow:
+                    other_follows.append(follow_once(path, args.records, source=args.compare))
             seconds, rss, _, cpu = measure([sys.executable, "-c", NAIVE, str(path)])
             naive, naive_rss, naive_cpu = min(naive, seconds), max(naive_rss, rss), min(naive_cpu, cpu)
             seconds, rss, _, cpu = measure([sys.executable, "-m", "sensor", "replay", str(path)])
@@ -73,6 +76,9 @@ def main() -> None:
             report_follow(FollowRun(fastest.seconds, min(run.cpu for run in follows),
                                     max(run.rss_mib for run in follows), max(run.rss_children_mib for run in follows),
                                     fastest.checkpoints, fastest.alerts), args.records, naive, naive_cpu)
+            if other_follows:
+                print(f"  the same for {args.compare}:")
+                report_follow(min(other_follows, key=lambda run: run.seconds), args.records, naive, naive_cpu)
             report_detections(follow_once(path, args.records, detections_only=True), args.records)
         report_commit(commit_figures(path))
         per = {name: seconds / args.records * 1e6 for name, seconds in

@@ -22,6 +22,7 @@ from twisted.internet.task import LoopingCall
 from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.config import SensorConfig
 from sensor.daemon.pipeline import Pipeline
+from sensor.daemon.startup import log_start
 from sensor.metrics import Metrics
 from sensor.nodes.forwarder import build_forwarder
 from sensor.outputs.build import build_sinks
@@ -41,7 +42,7 @@ def run_honeyports(config: SensorConfig) -> int:
     sinks = build_sinks(config)
     pipeline = Pipeline(config, sinks)
     service = HoneyportService(config.honeyports, pipeline.observe, config.name, reactor)
-    if not _started(service, sinks):
+    if not _started(service, sinks, config):
         return 1
     _start_when_running(reactor, sinks)
     ticker = LoopingCall(pipeline.tick)
@@ -71,8 +72,8 @@ def _start_when_running(reactor: Any, spooled: Sequence[SpooledSink]) -> None:
     reactor.callLater(0, start)
 
 
-def _started(service: HoneyportService, spooled: list[SpooledSink]) -> bool:
-    """Open the listeners; False (everything closed) when not one could listen."""
+def _started(service: HoneyportService, spooled: list[SpooledSink], config: SensorConfig) -> bool:
+    """Open the listeners and log what they watch; False (everything closed) when not one could listen."""
     problems = service.start()
     for problem in problems:
         log.warning("honeyports: %s", problem)
@@ -82,7 +83,10 @@ def _started(service: HoneyportService, spooled: list[SpooledSink]) -> bool:
         for sink in spooled:
             sink.close()
         return False
-    log.info("honeyports: %s listening on %d ports", service.node, len(service.ports))
+    lines = [f"honeyports: {service.node} listening on {len(service.ports)} ports"]  # each logged by the service
+    if config.node is not None:
+        lines.append("node: honeyport hits forwarded to {}:{}, correlated there".format(*config.node.central))
+    log_start(config, lines, True, "honeyports", alerts=config.node is None)
     return True
 
 
@@ -90,7 +94,7 @@ def _run_forwarding(config: SensorConfig, reactor: Any) -> int:
     """The node mode: hits spooled and forwarded to the central daemon, no local correlation."""
     forwarder = build_forwarder(config, Metrics())
     service = HoneyportService(config.honeyports, forwarder.forward, config.name, reactor)
-    if not _started(service, [forwarder]):
+    if not _started(service, [forwarder], config):
         return 1
     _start_when_running(reactor, [forwarder])
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from sensor.config import FORMATS, SensorConfig, default_config, load_config, parse_ports
@@ -15,15 +16,30 @@ from sensor.errors import ConfigError, SensorError
 from sensor.replay import replay
 
 log = logging.getLogger("sensor")
+DAEMONS = ("run", "honeyports", "mdns")
+"""Commands that log what they watch and where alerts go at start (INFO, shown unless ``-q``)."""
+
+
+def _verbosity(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``-v``/``-q``, before or after the command (after it, the parent's value is kept unless given)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_const", const="verbose", dest="verbosity",
+                       default=default if default is not None else argparse.SUPPRESS,
+                       help="log diagnostics too (DEBUG), to stderr")
+    group.add_argument("-q", "--quiet", action="store_const", const="quiet", dest="verbosity",
+                       default=argparse.SUPPRESS, help="log only warnings and errors")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="t1046-sensor",
         description="Detect internal network service discovery (MITRE ATT&CK T1046): port scans, host sweeps "
-                    "and mDNS service browsing, from Zeek logs, honeyports and an mDNS watcher.",
+                    "and mDNS service browsing, from Zeek logs, honeyports and an mDNS watcher. run, honeyports "
+                    "and mdns log what they watch and where alerts go at start; the others log warnings only "
+                    "unless -v.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics (to stderr)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('t1046-sensor')}")
+    _verbosity(parser, "default")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay_cmd = commands.add_parser(
@@ -67,8 +83,13 @@ def _parser() -> argparse.ArgumentParser:
                                 "(systemd's EnvironmentFile, e.g. /etc/t1046-sensor/secrets.env)")
     check_cmd.add_argument("--content-only", action="store_true",
                            help="check the file's content only, not what it points to")
+    check_cmd.add_argument("--user", metavar="NAME",
+                           help="as root: read --env-file, then check FILE and what it points to as this user "
+                                "(the service's, e.g. t1046) with its groups, so what it cannot read is found")
     _report_parser(commands)
     _add_test_alert(commands)
+    for command in commands.choices.values():
+        _verbosity(command, None)
     return parser
 
 
@@ -115,21 +136,30 @@ def _test_alert(path: Path | None, timeout: float) -> int:
     return 0 if all(report.delivered for report in reports) else 1
 
 
-def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
-    from sensor.preflight import preflight, read_env_file
+def _check_config(path: Path, env_file: Path | None, content_only: bool, user: str | None) -> int:
+    from sensor.preflight import become, preflight, read_env_file
 
+    secrets = read_env_file(env_file) if env_file is not None and not content_only else {}
+    if user is not None:
+        try:
+            become(user)
+        except SensorError as error:
+            print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
+            return 2
     config = load_config(path)
     if content_only:
         print(f"{path}: OK (content)")  # noqa: T201
         return 0
-    if env_file is not None:
-        os.environ.update(read_env_file(env_file))
+    os.environ.update(secrets)
     findings = preflight(config)
     for finding in findings:
         print(f"{path}: {finding.line()}", file=sys.stderr)  # noqa: T201
     if env_file is None and any("environment variable" in finding.text for finding in findings):
         print(f"{path}: note: secrets were looked up in this shell's environment; give --env-file with the "  # noqa: T201
               "service's (e.g. /etc/t1046-sensor/secrets.env)", file=sys.stderr)
+    if os.geteuid() == 0 and user is None:
+        print(f"{path}: note: checked as root, who may read what the service cannot; give --user with the "  # noqa: T201
+              "service's user (e.g. --user t1046)", file=sys.stderr)
     if any(finding.fatal for finding in findings):
         return 2
     print(f"{path}: OK")  # noqa: T201
@@ -145,6 +175,47 @@ def _port_list(text: str) -> tuple[int, ...]:
 
 def _config(path: Path | None) -> SensorConfig:
     return load_config(path) if path is not None else default_config()
+
+
+def _daemon_config(path: Path | None) -> SensorConfig:
+    """The configuration of a daemon command; ``ConfigError`` naming each TLS file it cannot read."""
+    from sensor.preflight import unreadable_tls_files
+
+    config = _config(path)
+    unreadable = unreadable_tls_files(config)
+    if unreadable:
+        raise ConfigError([finding.text for finding in unreadable])
+    return config
+
+
+class _Levels(logging.Filter):
+    """Lets this program's records through from ``own`` up and the libraries' from ``libraries`` up."""
+
+    def __init__(self, own: int, libraries: int) -> None:
+        super().__init__()
+        self.own = own
+        self.libraries = libraries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name.partition(".")[0] in ("sensor", "honeyports")
+        return record.levelno >= (self.own if ours else self.libraries)
+
+
+def _logging(verbosity: str, daemon: bool) -> None:
+    """Diagnostics to stderr: a daemon's own at INFO (what it watches, where alerts go), other commands' and
+    the libraries' at WARNING; ``-v``: this program's DEBUG and the libraries' INFO lines too; ``-q``:
+    warnings and errors only. Nothing changes where logging is set up already (as ``basicConfig``)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    verbose = verbosity == "verbose"
+    own = logging.DEBUG if verbose else logging.INFO if daemon and verbosity == "default" else logging.WARNING
+    libraries = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("t1046-sensor: %(levelname)s: %(message)s"))
+    handler.addFilter(_Levels(own, libraries))
+    root.addHandler(handler)
+    root.setLevel(min(own, libraries))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -170,8 +241,7 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``t1046-sensor`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="t1046-sensor: %(levelname)s: %(message)s", stream=sys.stderr)
+    _logging(args.verbosity, args.command in DAEMONS)
     try:
         if args.command == "replay":
             config = _config(args.config)
@@ -183,12 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from sensor.daemon.run import run_daemon
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             return run_daemon(config, config_path=args.config)
         if args.command == "honeyports":
             from honeyports.command import run_honeyports
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             honey = dataclasses.replace(
                 config.honeyports,
                 listen=tuple(args.listen) if args.listen else config.honeyports.listen or ("127.0.0.1",),
@@ -199,11 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mdns":
             from sensor.mdns.command import run_mdns
 
-            config = _config(args.config)
+            config = _daemon_config(args.config)
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
-            return _check_config(args.file, args.env_file, args.content_only)
+            return _check_config(args.file, args.env_file, args.content_only, args.user)
         if args.command == "report":
             return _report(args)
         if args.command == "test-alert":

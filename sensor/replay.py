@@ -3,12 +3,17 @@
 The correlator's clock is the same watermark ``run`` keeps (:mod:`sensor.detect.watermark`), moved by the
 records alone; at the end of the logs every incident that grew since its last update gets one (as ``run``
 does at shutdown), and incidents are closed only where the logs themselves went quiet for ``idle_timeout``.
+
+Each input file is read once, however it was named (a directory and a file in it); the summary names the
+Zeek logs that were not read because of their type (``http.log``: replay reads conn, notice, dns and t1046
+logs) and counts the scanners and incidents behind the alerts.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -22,9 +27,11 @@ from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
 from sensor.observations import Observation
-from sensor.zeek.logs import MalformedLog, ZeekLog, discover
+from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind, open_log
 from sensor.zeek.records import observations, wanted_fields
 
+_SNIFF_BYTES = 64 << 10
+"""Bytes read of each input to tell whether it can be a Zeek log at all."""
 PROGRESS_BYTES = 64 << 20
 """Inputs at least this large get a progress line when stderr is a terminal."""
 
@@ -40,12 +47,98 @@ class ReplaySummary:
     alerts: int
     suppressed: int
     seconds: float
+    scanners: int = 0
+    """Distinct scanners (sources) the alerts are about."""
+    incidents: int = 0
+    """Distinct incidents the alerts are updates of."""
+    ignored: tuple[Path, ...] = ()
+    """Zeek logs not read because of their type (``http.log``, or one ``zeek.logs`` leaves out), each once."""
+    skipped: tuple[tuple[Path, str], ...] = ()
+    """Files of a given directory that are not Zeek logs, or empty, with the reason, each once."""
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
-        return (f"replay: {self.records} records from {self.files} files, {self.malformed} malformed, "
-                f"{self.observations} observations, {self.alerts} alerts"
-                f" ({self.suppressed} suppressed as authorized) in {self.seconds:.1f}s")
+        line = (f"replay: {self.records} records from {self.files} files, {self.malformed} malformed, "
+                f"{self.observations} observations, {self.alerts} alerts about {_count(self.scanners, 'scanner')} "
+                f"in {_count(self.incidents, 'incident')} ({self.suppressed} suppressed as authorized) in "
+                f"{self.seconds:.1f}s")
+        if self.ignored:
+            kinds: dict[str, int] = {}
+            for path in self.ignored:
+                kind = log_kind(path.name) or path.name
+                kinds[kind] = kinds.get(kind, 0) + 1
+            listed = ", ".join(f"{kind}.log" + (f" ({count} files)" if count > 1 else "")
+                               for kind, count in kinds.items())
+            line += f"; ignored by type: {listed}"
+        if self.skipped:
+            line += "; skipped: " + ", ".join(f"{path} ({reason})" for path, reason in self.skipped)
+        return line
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _not_a_log(path: Path) -> str | None:
+    """Why ``path`` cannot be a Zeek log (empty; its first line neither a ``#`` header nor a JSON record),
+    or None; told once here rather than as a malformed line and then an error."""
+    try:
+        with open_log(path) as stream:
+            head = stream.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None  # reading it reports what is wrong
+    first = next((line for line in head.splitlines() if line.strip()), None)
+    if first is None:
+        return "empty" if len(head) < _SNIFF_BYTES else None
+    return None if first[:1] in (b"#", b"{") else "not a Zeek log"
+
+
+def _inputs(paths: list[Path], kinds: tuple[str, ...]) -> tuple[list[tuple[str | None, list[Path]]], list[Path],
+                                                                list[tuple[Path, str]]]:
+    """The streams of ``kinds`` to read, each file once; the Zeek logs of other types in the given
+    directories; and the files found there that are no Zeek log or empty. A file named on its own that is no
+    Zeek log is an error."""
+    named = {path.resolve() for path in paths if not path.is_dir()}
+    seen: set[Path] = set()
+    streams: list[tuple[str | None, list[Path]]] = []
+    skipped: list[tuple[Path, str]] = []
+    for kind, files in discover(paths, kinds):
+        unique = []
+        for path in files:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            reason = _not_a_log(path)
+            if reason is None:
+                unique.append(path)
+            elif path.resolve() in named:
+                raise LogReadError(f"{path}: not a Zeek log (no #fields header and no JSON records)")
+            else:
+                skipped.append((path, reason))
+        if unique:
+            streams.append((kind, unique))
+    ignored: list[Path] = []
+    for directory in (path for path in paths if path.is_dir()):
+        for folder in (directory, directory / "log-queue"):
+            if folder.is_dir():
+                ignored += sorted(path for path in folder.iterdir() if path.is_file()
+                                  and log_kind(path.name) not in (None, *kinds) and path.resolve() not in seen)
+    return streams, ignored, skipped
+
+
+class _Tally:
+    """Counts the scanners and incidents of the alerts written, then hands each on."""
+
+    def __init__(self, then: Callable[[Alert], None] | None) -> None:
+        self.scanners: set[object] = set()
+        self.incidents: set[str] = set()
+        self._then = then
+
+    def __call__(self, alert: Alert) -> None:
+        self.scanners.add(alert.scanner)
+        self.incidents.add(alert.incident_id)
+        if self._then is not None:
+            self._then(alert)
 
 
 def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
@@ -91,7 +184,9 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams = discover(paths, config.zeek.logs)
+    streams, ignored, skipped = _inputs(paths, config.zeek.logs)
+    tally = _Tally(on_alert)
+    on_alert = tally
     all_logs: list[ZeekLog] = []
     merged_inputs = []
     for _kind, files in streams:
@@ -101,7 +196,8 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     if not all_logs:
         *others, last = config.zeek.logs
         kinds = f"{', '.join(others)} or {last}" if others else last
-        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}")
+        found = f" (only {', '.join(sorted({path.name for path in ignored}))})" if ignored else ""
+        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}{found}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
@@ -135,4 +231,8 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         alerts=correlator.stats.alerts,
         suppressed=correlator.stats.suppressed,
         seconds=time.monotonic() - started,
+        scanners=len(tally.scanners),
+        incidents=len(tally.incidents),
+        ignored=(*ignored, *(log.path for log in all_logs if log.kind not in config.zeek.logs)),
+        skipped=tuple(skipped),
     )

@@ -47,6 +47,7 @@ from sensor.daemon.checkpoint import (
     remove_leftovers,
 )
 from sensor.daemon.pipeline import Pipeline
+from sensor.daemon.startup import log_start, zeek_line
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
 from sensor.metrics import Metrics, MetricsServer
@@ -159,10 +160,7 @@ class Daemon:
                      checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
         self._node_sequences = checkpoint.extra.get("nodes", "") if checkpoint is not None else ""
         self._seq_past_spools()
-        if self.config.zeek.log_dir is not None:
-            if not self.config.zeek.log_dir.is_dir():
-                log.warning("zeek.log_dir %s does not exist (yet); following it when it appears",
-                            self.config.zeek.log_dir)
+        if self.config.zeek.log_dir is not None:  # the follower says once what it cannot read, and when it can
             self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
                                         kinds=self.config.zeek.logs)
         return checkpoint is None
@@ -182,7 +180,7 @@ class Daemon:
         service = HoneyportService(honey, self._observe_local, config.name, self.reactor)
         for problem in service.start():
             log.warning("honeyports: %s", problem)
-        log.info("honeyports: listening on %d ports", len(service.ports))
+        log.info("honeyports: listening on %d ports", len(service.ports))  # each one is logged by the service
         return service
 
     def _spooled(self) -> list[SpooledSink]:
@@ -248,8 +246,7 @@ class Daemon:
             sink.start()
         self.sources = self._start_sources(self.config)
         await self._run_mdns(self.sources)
-        log.info("t1046-sensor %s running: %d sinks, zeek logs %s", self.config.name, len(self.sinks),
-                 self.config.zeek.log_dir or "not followed")
+        self._describe()
         next_tick = next_heartbeat = time.monotonic()
         last_commit = float("-inf")  # what the first poll read is committed at once
         try:
@@ -280,6 +277,22 @@ class Daemon:
             await self._shutdown()
         return 0
 
+    def _describe(self) -> None:
+        """The first minute: what this run watches and where its alerts go (logged once, at start; the mDNS
+        watcher and decoys have logged their interfaces and advertisements)."""
+        config, honeyports, mdns = self.config, self.sources.honeyports, self.sources.mdns
+        lines = [zeek_line(config.zeek.log_dir, config.zeek.logs)] if config.zeek.log_dir is not None else []
+        if config.nodes is not None:
+            lines.append("nodes: honeyport nodes accepted on {}:{} (TLS)".format(*config.nodes.listen))
+        if config.node is not None:
+            lines.append("node: honeyport hits and mDNS questions forwarded to {}:{}".format(*config.node.central))
+        if config.metrics_listen is not None:
+            lines.append("metrics: http://{}:{}/metrics".format(*config.metrics_listen))
+        watching = (config.zeek.log_dir is not None or config.nodes is not None
+                    or (honeyports is not None and bool(honeyports.ports))
+                    or (mdns is not None and bool(mdns.watcher.watched)))
+        log_start(config, lines, watching)
+
     def _tick(self) -> None:
         """Housekeeping every :data:`TICK_SECONDS`: the correlator's expiry, the mDNS watcher's own addresses,
         the follower's lag gauge."""
@@ -291,12 +304,11 @@ class Daemon:
                 self.metrics.follower_lag.labels(log=kind).set(lag)
 
     def _follow(self) -> bool:
-        """Read new Zeek log lines into the pipeline; True when the read budget was used up."""
+        """Read new Zeek log lines into the pipeline; True when more is waiting than one poll reads."""
         if self.follower is None:
             return False
         batch = self.follower.poll()
-        busy = batch.bytes_read >= self.follower.read_budget
-        self.pipeline.observe_logged(batch.observations, caught_up=not busy)
+        self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
@@ -304,7 +316,7 @@ class Daemon:
             self._malformed_seen = self.malformed.total
         if batch.bytes_read:
             self._dirty = True
-        return busy
+        return batch.backlog
 
     def _acks_pending(self) -> bool:
         return self.node_listener is not None and self.node_listener.acks_pending

@@ -15,6 +15,7 @@ import signal
 
 from sensor.config import MdnsConfig, SensorConfig
 from sensor.daemon.pipeline import Pipeline
+from sensor.daemon.startup import log_start
 from sensor.mdns.decoy import DecoyAdvertiser
 from sensor.mdns.watch import MdnsWatcher, QueryEmitter, WatcherError
 from sensor.observations import MdnsHost, MdnsQuery
@@ -65,7 +66,8 @@ class MdnsSensor:
 async def serve(sensor: MdnsSensor, pipeline: Pipeline, stop: asyncio.Event,
                 tick_seconds: float = TICK_SECONDS) -> None:
     """Run ``sensor`` until ``stop`` is set, ticking it and ``pipeline`` every ``tick_seconds``; always stop it."""
-    await sensor.start()
+    await sensor.start()  # the watcher and the decoys log their interfaces and advertisements
+    log_start(pipeline.config, [], True, "mdns")
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

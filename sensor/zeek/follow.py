@@ -21,6 +21,7 @@ checkpoint together with the correlator state those lines produced (see :mod:`se
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -29,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor.errors import LogReadError
+from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import Observation
 from sensor.zeek import KINDS
 from sensor.zeek.logs import MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
@@ -43,7 +44,8 @@ FINGERPRINT_BYTES = 512
 FINGERPRINT_CACHE = 4096
 """Fingerprints remembered (files seen in the log directory); the memo is cleared when it is full."""
 READ_BUDGET = 4 << 20
-"""Bytes read per stream per poll, so one huge backlog cannot starve the event loop for long."""
+"""Bytes read per stream per poll, so one huge backlog cannot starve the event loop for long (about 36 000
+conn.log records); with a backlog the daemon polls again at once."""
 _HEADER_BYTES = 64 << 10
 
 
@@ -66,6 +68,14 @@ def _line_end(stream: io.BufferedIOBase, offset: int) -> int | None:
     return None
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where a directory on the way cannot be searched (reported by the poll)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -86,6 +96,8 @@ class FollowBatch:
     observations: list[Observation]
     records: dict[str, int]
     bytes_read: int
+    backlog: bool = False
+    """More was there than a poll reads: poll again at once."""
 
 
 class LogFollower:
@@ -102,13 +114,15 @@ class LogFollower:
         self._headers: dict[str, list[bytes]] = {}
         self._fingerprints: dict[tuple[str, int, int, int], tuple[str, int]] = {}
         """Fingerprints by (path, inode, size, mtime): a rotated file is read once, not at every poll."""
+        self._failing: dict[str, str] = {}
+        """Paths that could not be read, with the warning given once for each (retried at every poll)."""
         if streams is None and done is None:
             self.done = {self._fingerprint(path)[0] for kind in kinds for path in self._candidates(kind)
                          if not self._is_live(path, kind)}
             self.done.discard(_digest(b""))
             for kind in kinds:
                 live = log_dir / f"{kind}.log"
-                if live.is_file():
+                if _is_file(live):
                     self.streams[kind] = self._position(live)
         else:
             self.done = set(done or ())
@@ -121,8 +135,14 @@ class LogFollower:
         for directory in (self.log_dir, self.log_dir / "log-queue"):
             try:
                 entries = list(directory.iterdir())
-            except OSError:
+            except OSError as error:
+                if directory == self.log_dir:
+                    self._cannot_read(directory, error)
+                    break
+                if error.errno != errno.ENOENT:
+                    self._cannot_read(directory, error)
                 continue
+            self._can_read(directory)
             found += [path for path in entries if log_kind(path.name) == kind and path.is_file()]
         return sorted(found, key=age_order)
 
@@ -200,7 +220,7 @@ class LogFollower:
         position = self.streams.get(kind)
         if position is None:
             live_path = self.log_dir / f"{kind}.log"
-            if not live_path.is_file():
+            if not _is_file(live_path):
                 return
             position = self._position(live_path)
         path = self._locate(position, candidates)
@@ -216,7 +236,10 @@ class LogFollower:
             position, used, at_end = self._read(path, position, live, batch)
             budget -= used
             self.streams[kind] = position
-            if live or not at_end or budget <= 0:
+            if live or not at_end:
+                return
+            if budget <= 0:
+                batch.backlog = True  # the next file waits for the next poll
                 return
             self.done.add(position.fingerprint)
             following = [candidate for candidate in candidates if candidate != path
@@ -250,9 +273,15 @@ class LogFollower:
                 at_end = not stream.read(1)
                 overlong = (_line_end(stream, position.offset + len(data))
                             if not at_end and b"\n" not in data else None)
-        except (OSError, EOFError, zlib.error) as error:
+        except OSError as error:
+            self._cannot_read(path, error)
+            return position, 0, False
+        except (EOFError, zlib.error) as error:
             log.warning("%s: cannot read: %s", path, error)
             return position, 0, False
+        self._can_read(path)
+        if not at_end:
+            batch.backlog = True
         if overlong is not None:
             self.malformed.report(str(path), 0, f"line at byte {position.offset} longer than the {self.read_budget} "
                                                 "bytes read at once: skipped")
@@ -270,6 +299,17 @@ class LogFollower:
         moved = StreamPosition(str(path), stat.st_ino, position.offset + len(data), position.fingerprint,
                                position.fingerprint_len, stat.st_mtime)
         return moved, len(data), at_end and (not live or not data)
+
+    def _cannot_read(self, path: Path, error: OSError) -> None:
+        """Warn once that ``path`` cannot be read (again only if the reason changes); it is retried every poll."""
+        line = why_unreadable(path, error)
+        if self._failing.get(str(path)) != line:
+            self._failing[str(path)] = line
+            log.warning("%s; retrying", line)
+
+    def _can_read(self, path: Path) -> None:
+        if self._failing.pop(str(path), None) is not None:
+            log.warning("%s: readable now; following it", path)
 
     def _parse(self, path: Path, position: StreamPosition, data: bytes, batch: FollowBatch) -> None:
         header = self._header(path, position.fingerprint) if position.offset else []

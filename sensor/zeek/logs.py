@@ -28,7 +28,6 @@ import orjson
 
 from sensor.errors import LogReadError
 from sensor.zeek import KINDS
-from sensor.zeek.columns import decode_block
 from sensor.zeek.tsv import Header, RowDecoder, directive_value, unescape
 
 log = logging.getLogger(__name__)
@@ -288,6 +287,8 @@ class ZeekLog:
             run = block[position:stop]
             decoded = None
             if reading.header is not None and self.columnar:
+                from sensor.zeek.columns import decode_block  # pyarrow and numpy load with a TSV log, not per command
+
                 decoded = decode_block(reading.header.fields, reading.columnar, reading.header.unset_field, run,
                                        _IDENTITY)
             if decoded is not None:

@@ -234,3 +234,20 @@ def test_zeek_logs_without_conn_takes_the_packages_detections_only(tmp_path: Pat
         everything = replay([logs], parse_config({}), sink)
     assert detections.alerts >= 1, "the package's detections alone raise the incident"
     assert detections.records == sum(batch.records.values()) < everything.records
+
+
+def test_a_poll_says_when_more_is_waiting_than_it_reads(tmp_path: Path) -> None:
+    data = conn_log(time.time() + 86400)
+    live = tmp_path / "conn.log"
+    live.write_text(data.header_for(1))
+    follower = LogFollower(tmp_path, MalformedLog(), kinds=("conn",), read_budget=20_000)
+    assert not follower.poll().backlog
+    with live.open("a") as stream:
+        stream.write("".join(data.lines[:600]) + data.lines[600][:30])
+    backlogs = []
+    while not backlogs or backlogs[-1]:
+        batch = follower.poll()
+        backlogs.append(batch.backlog)
+        assert batch.bytes_read > 0 or not batch.backlog
+    assert len(backlogs) > 2 and not any(backlogs[-1:]), "a partial last line is no backlog"
+    assert follower.lag() == {"conn": len(data.lines[600][:30])}

@@ -27,10 +27,10 @@ SERVICE_PORTS = {21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 80: "http", 445
 class HoneyportNode(Running):
     """``t1046-sensor honeyports`` running in a namespace; its stdout alerts collected with arrival times."""
 
-    def __init__(self, host: Host, tmp: Path, tcp: str, extra: str = "") -> None:
+    def __init__(self, host: Host, tmp: Path, tcp: str, extra: str = "", idle_timeout: float = 3) -> None:
         config = tmp / "honeyports.yaml"
         config.write_text(f"sensor: {{name: e2e-node, state_dir: {tmp / 'state'}}}\n"
-                          f"honeyports: {{idle_timeout: 3{extra}}}\n"
+                          f"honeyports: {{idle_timeout: {idle_timeout}{extra}}}\n"
                           "outputs: [{type: stdout}]\n")
         super().__init__(host.name, [sys.executable, "-m", "sensor", "-v", "honeyports", "--config", str(config),
                                      "--listen", host.ipv4, "--listen", host.ipv6, "--tcp", tcp, "--udp", ""])
@@ -142,7 +142,7 @@ def test_masscan_is_counted_per_port(hosts: tuple[Host, Host], tmp_path: Path) -
 def test_nmap_version_scan_names_the_emulated_services(hosts: tuple[Host, Host], tmp_path: Path) -> None:
     _needs("nmap")
     server, scanner = hosts
-    node = HoneyportNode(server, tmp_path, ",".join(map(str, SERVICE_PORTS)), extra=", idle_timeout: 10")
+    node = HoneyportNode(server, tmp_path, ",".join(map(str, SERVICE_PORTS)), idle_timeout=10)
     try:
         result = run_in(scanner.name, ["nmap", "-sV", "-Pn", "-n", "-T4", "--max-retries", "1", "--host-timeout",
                                        "90s", "-p", ",".join(map(str, SERVICE_PORTS)), server.ipv4], timeout=120)

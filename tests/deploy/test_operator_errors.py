@@ -1,0 +1,260 @@
+"""Every ordinary operator mistake ends in one clear line naming the path and the likely fix, never a
+traceback; each case runs as the unprivileged user ``nobody`` (``setpriv``), as a service user would.
+
+The Zeek log directory belongs to a group the test creates (``t1046-<pid>``, deleted in teardown), so the
+hint names a group ``nobody`` is not in, as on a sensor whose ``t1046`` user is not in group ``zeek``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.waiting import wait_for
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+SCAN_LOG = Path(__file__).resolve().parents[1] / "data" / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
+"""A vertical scan; its first 10 lines are the header and 2 records."""
+POLLS = 10
+FOLLOW = f"""
+import logging, sys
+from pathlib import Path
+from sensor.zeek.follow import LogFollower
+from sensor.zeek.logs import MalformedLog
+logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stdout)
+follower = LogFollower(Path(sys.argv[1]), MalformedLog())
+for _ in range({POLLS}):
+    assert not follower.poll().records
+print("polled", flush=True)
+sys.stdin.readline()
+print("records:", sum(follower.poll().records.values()), flush=True)
+"""
+"""The follower as nobody: polled while the log cannot be read, then once more after the fix."""
+
+
+@dataclass(frozen=True)
+class World:
+    """A directory everyone may enter, and a group ``nobody`` is not in."""
+
+    root: Path
+    group: str
+
+    def config(self, name: str, text: str) -> Path:
+        path = self.root / name
+        path.write_text(text)
+        path.chmod(0o644)
+        return path
+
+    def state(self, name: str) -> Path:
+        state = self.root / name
+        state.mkdir()
+        shutil.chown(state, "nobody", "nogroup")
+        return state
+
+    def logs(self, mode: int, conn_mode: int | None = None, lines: int = 10) -> Path:
+        """A Zeek log directory of root and this group, optionally with a conn.log (the scan log's first
+        ``lines``)."""
+        logs = self.root / "zeek-logs"
+        logs.mkdir()
+        shutil.chown(logs, "root", self.group)
+        logs.chmod(mode)
+        if conn_mode is not None:
+            conn = logs / "conn.log"
+            conn.write_text("".join(SCAN_LOG.read_text().splitlines(keepends=True)[:lines]))
+            shutil.chown(conn, "root", self.group)
+            conn.chmod(conn_mode)
+        return logs
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (to make files nobody cannot read, and to become nobody)")
+    missing = [tool for tool in ("setpriv", "groupadd", "groupdel") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian packages util-linux, passwd)")
+    group = f"t1046-{os.getpid()}"
+    subprocess.run(["groupadd", "--system", group], check=True, timeout=30)
+    root = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-"))
+    root.chmod(0o755)
+    try:
+        yield World(root, group)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["groupdel", group], check=True, timeout=30)
+
+
+def _as_nobody(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NOBODY, sys.executable, "-m", "sensor", *args], cwd=world.root, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _not_in_group(world: World, where: str, mode: str) -> str:
+    return (f"({where} is root:{world.group} {mode} and nobody is not in group {world.group}: "
+            f"usermod -a -G {world.group} nobody, then restart the service)")
+
+
+def _zeek_config(world: World, log_dir: Path) -> Path:
+    state = world.state("state")
+    return world.config("sensor.yaml", f"sensor: {{state_dir: {state}}}\nzeek: {{log_dir: {log_dir}}}\n"
+                                       "outputs: [{type: file, path: alerts.jsonl}]\n")
+
+
+def test_check_config_names_an_unreadable_log_directory_and_the_group(world: World) -> None:
+    logs = world.logs(0o750)
+    config = _zeek_config(world, logs)
+    checked = _as_nobody(world, "check-config", str(config))
+    assert (checked.returncode, checked.stdout, checked.stderr) == (
+        2, "", f"{config}: zeek.log_dir: {logs}: cannot read: Permission denied {_not_in_group(world, 'it', '750')}\n")
+
+
+def test_check_config_names_an_unreadable_conn_log(world: World) -> None:
+    logs = world.logs(0o755, conn_mode=0o640)
+    config = _zeek_config(world, logs)
+    checked = _as_nobody(world, "check-config", str(config))
+    assert (checked.returncode, checked.stdout, checked.stderr) == (
+        2, "", f"{config}: zeek.log_dir: {logs / 'conn.log'}: cannot read: Permission denied "
+               f"{_not_in_group(world, 'it', '640')}\n")
+
+
+def test_check_config_names_a_missing_log_directory(world: World) -> None:
+    config = _zeek_config(world, world.root / "no-zeek")
+    checked = _as_nobody(world, "check-config", str(config))
+    assert (checked.returncode, checked.stdout, checked.stderr) == (
+        2, "", f"{config}: zeek.log_dir: {world.root / 'no-zeek'}: no such directory: install Zeek, or set "
+               "zeek.log_dir to where its logs are written, or remove zeek.log_dir to run without Zeek\n")
+
+
+def test_a_configuration_the_service_user_cannot_read_is_one_line_with_the_fix(world: World) -> None:
+    etc = world.root / "etc"
+    etc.mkdir(mode=0o750)
+    config = etc / "sensor.yaml"
+    config.write_text("sensor: {name: s}\n")
+    config.chmod(0o640)
+    expected = (f"t1046-sensor: invalid configuration:\n  {config}: cannot read: Permission denied ({etc} is "
+                f"root:root 750: let group nogroup read it, e.g. chgrp nogroup {etc} && chmod g+rX {etc})\n")
+    for command in (["check-config", str(config)], ["run", "--config", str(config)]):
+        result = _as_nobody(world, *command)
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", expected), command
+    as_root = subprocess.run([sys.executable, "-m", "sensor", "check-config", str(config), "--user", "nobody"],
+                             capture_output=True, text=True, timeout=60)
+    assert (as_root.returncode, as_root.stdout, as_root.stderr) == (2, "", expected)
+
+
+def test_duplicate_keys_are_rejected_with_their_lines(world: World) -> None:
+    config = world.config("sensor.yaml", "outputs: [{type: stdout}]\nhoneyports:\n  tcp: '2222'\n  tcp: '2223'\n"
+                                         "outputs: [{type: syslog, host: siem.example}]\n")
+    checked = _as_nobody(world, "check-config", str(config), "--content-only")
+    last = "YAML would keep only the last one"
+    assert (checked.returncode, checked.stdout, checked.stderr) == (
+        2, "", "t1046-sensor: invalid configuration:\n"
+               f"  {config}: line 4: honeyports.tcp: duplicate key (first at line 3); {last}\n"
+               f"  {config}: line 5: outputs: duplicate key (first at line 1); {last}\n")
+
+
+def test_a_missing_tls_file_is_named(world: World) -> None:
+    state = world.state("state")
+    config = world.config("sensor.yaml", f"sensor: {{state_dir: {state}}}\noutputs:\n"
+                                         "  - {type: syslog, host: siem.example, protocol: tls, "
+                                         f"ca_file: {world.root / 'ca.pem'}}}\n")
+    problem = f"outputs[0].ca_file: {world.root / 'ca.pem'}: cannot read: No such file or directory"
+    checked = _as_nobody(world, "check-config", str(config))
+    assert (checked.returncode, checked.stdout, checked.stderr) == (2, "", f"{config}: {problem}\n")
+    for command in ("run", "honeyports"):
+        started = _as_nobody(world, command, "--config", str(config))
+        assert (started.returncode, started.stdout, started.stderr) == (
+            2, "", f"t1046-sensor: invalid configuration:\n  {problem}\n"), command
+
+
+class _Daemon:
+    """``run`` as nobody, its stderr in a file; stopped with SIGTERM by its PID."""
+
+    def __init__(self, world: World, config: Path) -> None:
+        self.stderr = world.root / "run.stderr"
+        with self.stderr.open("wb") as stderr:
+            self.process = subprocess.Popen([*NOBODY, sys.executable, "-m", "sensor", "run", "--config", str(config)],
+                                            cwd=world.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=stderr)
+
+    def lines(self) -> list[str]:
+        return self.stderr.read_text().splitlines()
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.lines()) or self.process.poll() is not None
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+def _follow_until_readable(world: World, logs: Path, unreadable: Path, fix: Callable[[], object],
+                           reason: str) -> None:
+    follower = subprocess.Popen([*NOBODY, sys.executable, "-c", FOLLOW, str(logs)], cwd=Path(__file__).parents[2],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None and follower.stdin is not None
+        before = [follower.stdout.readline() for _ in range(2)]
+        fix()
+        follower.stdin.write("fixed\n")
+        follower.stdin.flush()
+        after = follower.stdout.read()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        assert follower.wait(30) == 0
+    assert before == [f"WARNING: {unreadable}: cannot read: {reason}; retrying\n", "polled\n"], \
+        f"one warning for {POLLS} polls"
+    assert after == f"WARNING: {unreadable}: readable now; following it\nrecords: 2\n"
+
+
+def _readable_by_others(path: Path) -> Callable[[], None]:
+    return lambda: path.chmod(path.stat().st_mode | 0o005)
+
+
+def test_the_follower_says_once_that_the_log_directory_cannot_be_read_and_when_it_can(world: World) -> None:
+    logs = world.logs(0o750, conn_mode=0o644)
+    _follow_until_readable(world, logs, logs, _readable_by_others(logs),
+                           f"Permission denied {_not_in_group(world, 'it', '750')}")
+
+
+def test_the_follower_says_once_that_conn_log_cannot_be_read_and_when_it_can(world: World) -> None:
+    logs = world.logs(0o755, conn_mode=0o640)
+    _follow_until_readable(world, logs, logs / "conn.log", _readable_by_others(logs / "conn.log"),
+                           f"Permission denied {_not_in_group(world, 'it', '640')}")
+
+
+def test_the_follower_says_once_that_the_log_directory_is_missing_and_when_it_appears(world: World) -> None:
+    logs = world.root / "zeek-logs"
+    _follow_until_readable(world, logs, logs, lambda: world.logs(0o755, conn_mode=0o644),
+                           "No such file or directory")
+
+
+def test_run_goes_on_while_the_logs_cannot_be_read_and_follows_them_once_they_can(world: World) -> None:
+    logs = world.logs(0o750, conn_mode=0o644, lines=2000)
+    daemon = _Daemon(world, _zeek_config(world, logs))
+    warning = (f"t1046-sensor: WARNING: {logs}: cannot read: Permission denied "
+               f"{_not_in_group(world, 'it', '750')}; retrying")
+    try:
+        wait_for(lambda: daemon.logged(" running"), 30, "the daemon to start")
+        wait_for(lambda: daemon.logged(warning), 30, "the warning")
+        logs.chmod(0o755)
+        wait_for(lambda: daemon.logged(f"t1046-sensor: WARNING: {logs}: readable now; following it"), 30,
+                 "the recovery")
+        wait_for(lambda: (world.root / "state" / "alerts.jsonl").exists() or daemon.process.poll() is not None, 30,
+                 "the scan's alerts")
+    finally:
+        status = daemon.stop()
+    lines = daemon.lines()
+    assert status == 0, lines
+    assert [line for line in lines if "cannot read" in line] == [warning]
+    assert not [line for line in lines if "Traceback" in line or "daemon failed" in line], lines
