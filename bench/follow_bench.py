@@ -184,7 +184,7 @@ COMMIT_CHILD = r"""
 import asyncio, json, sys, time
 from pathlib import Path
 from sensor.config import HoneyportsConfig, OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
+from sensor.metrics import Metrics
 from sensor.daemon.run import Daemon
 from sensor.zeek.records import to_observation
 

@@ -6,7 +6,7 @@ cleanly: listeners are closed first, then the pipeline closes every incident (it
 delivered) and the sinks.
 
 With a ``node:`` section the node correlates nothing itself: every hit is spooled and forwarded to the
-central daemon (:mod:`sensor.nodes.link`), whose correlator sees every subnet; shutdown drains that spool.
+central daemon (:mod:`sensor.nodes.forwarder`), whose correlator sees every subnet; shutdown drains that spool.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from twisted.internet.task import LoopingCall
 
 from honeyports.service import HoneyportService, asyncio_reactor
 from sensor.config import SensorConfig
-from sensor.daemon.metrics import Metrics
 from sensor.daemon.pipeline import Pipeline
-from sensor.nodes.link import build_forwarder
-from sensor.outputs.sinks import DRAIN_SECONDS, SpooledSink, build_sinks, drain_all
+from sensor.metrics import Metrics
+from sensor.nodes.forwarder import build_forwarder
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 ``HoneyportService(config, emit, node, reactor).start()`` opens TCP and UDP listeners on each configured
 address (IPv4 and IPv6), and returns the problems it met (``tcp 127.0.0.1:22: address already in use``)
-instead of raising: a node with some ports taken still guards the rest. ``stop()`` closes everything and
-returns a Deferred that fires when the ports are closed.
+instead of raising: a node with some ports taken still guards the rest. Each listener opened is logged
+(``honeyport listening on 127.0.0.1:2222/tcp``, with the port the system chose when 0 was asked for).
+``stop()`` closes everything and returns a Deferred that fires when the ports are closed.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class HoneyportService:
         except CannotListenError as error:
             return [f"tcp {_endpoint(address, port)}: {_reason(error)}"]
         self.ports.append((Transport.TCP, address, listening))
+        log.info("honeyport listening on %s/tcp", _endpoint(address, int(listening.getHost().port)))
         return []
 
     def _listen_udp(self, address: str, port: int) -> list[str]:
@@ -192,6 +194,7 @@ class HoneyportService:
         except CannotListenError as error:
             return [f"udp {_endpoint(address, port)}: {_reason(error)}"]
         self.ports.append((Transport.UDP, address, listening))
+        log.info("honeyport listening on %s/udp", _endpoint(address, int(listening.getHost().port)))
         return []
 
     def _check_descriptors(self) -> list[str]:

@@ -67,7 +67,52 @@ def _parser() -> argparse.ArgumentParser:
                                 "(systemd's EnvironmentFile, e.g. /etc/t1046-sensor/secrets.env)")
     check_cmd.add_argument("--content-only", action="store_true",
                            help="check the file's content only, not what it points to")
+    _report_parser(commands)
+    _add_test_alert(commands)
     return parser
+
+
+def _report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report_cmd = commands.add_parser(
+        "report", help="draw what each scanner did: one self-contained HTML file, optionally PNGs",
+        description="Read Zeek logs (as replay does) and/or an alerts JSONL file (run's file sink, ECS) and "
+                    "write one self-contained HTML file: a sortable summary of every incident, then per incident "
+                    "the headline, a timeline and a target x port heat map of its probes (from conn.log), the "
+                    "rules that fired and when, the evidence and the Zeek uids to pivot on. With an alerts file "
+                    "the incidents are the file's; the logs then only supply the probes. Needs the report extra: "
+                    "pip install 't1046-sensor[report]'.")
+    report_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                            help="Zeek log file or directory, or an alerts JSONL file")
+    report_cmd.add_argument("--scanner", action="append", metavar="IP", help="only this scanner's incidents "
+                            "(repeatable)")
+    report_cmd.add_argument("--out", type=Path, default=Path("report.html"), metavar="FILE",
+                            help="the HTML file to write (default: report.html)")
+    report_cmd.add_argument("--png", type=Path, metavar="DIR", help="also write one PNG per incident into DIR")
+    report_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
+
+
+def _add_test_alert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test_cmd = commands.add_parser(
+        "test-alert", help="send one marked test event to every configured sink and report each delivery",
+        description="Send one clearly marked test event (event.kind: event, message and t1046.authorized.reason "
+                    "saying it is a delivery test, documentation addresses 192.0.2.1 -> 192.0.2.2) to every "
+                    "configured sink, with spools of its own, and print per sink whether it was delivered. "
+                    "Exit status 1 when any sink did not deliver it.")
+    test_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (its outputs)")
+    test_cmd.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                          help="how long to wait for each sink (default 15)")
+
+
+def _test_alert(path: Path | None, timeout: float) -> int:
+    import asyncio
+
+    from sensor.outputs.testalert import send_test_event
+
+    reports = asyncio.run(send_test_event(_config(path), timeout))
+    sys.stdout.flush()
+    for report in reports:
+        print(f"{report.sink}: {'OK' if report.delivered else 'FAILED'}: {report.detail}")  # noqa: T201
+    return 0 if all(report.delivered for report in reports) else 1
 
 
 def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
@@ -93,13 +138,33 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool) -> int:
 
 def _port_list(text: str) -> tuple[int, ...]:
     try:
-        return parse_ports(text)
+        return parse_ports(text, lowest=0)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _config(path: Path | None) -> SensorConfig:
     return load_config(path) if path is not None else default_config()
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sensor.report import INSTALL_HINT, missing_dependency
+
+    missing = missing_dependency()
+    if missing is not None:
+        print(f"t1046-sensor: error: the report command needs {missing}, which is not installed: "  # noqa: T201
+              f"{INSTALL_HINT}", file=sys.stderr)
+        return 1
+    from sensor.report.command import scanner_address, write_report
+
+    try:
+        scanners = [scanner_address(text) for text in args.scanner or ()]
+    except ValueError as error:
+        print(f"t1046-sensor: error: --scanner: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    summary = write_report(args.paths, _config(args.config), args.out, args.png, scanners)
+    print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
         if args.command == "check-config":
             return _check_config(args.file, args.env_file, args.content_only)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "test-alert":
+            return _test_alert(args.config, args.timeout)
     except ConfigError as error:
         print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
         return 2

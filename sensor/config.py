@@ -45,8 +45,10 @@ _NO_PORTS: tuple[int, ...] = ()
 _NO_TEXT: tuple[str, ...] = ()
 
 
-def parse_ports(text: str) -> tuple[int, ...]:
-    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``."""
+def parse_ports(text: str, lowest: int = 1) -> tuple[int, ...]:
+    """Parse a port list such as ``22,80,8000-8100`` into sorted unique ports; raise ``ValueError``.
+
+    ``lowest=0`` admits port 0, a listener's request for any free port."""
     ports: set[int] = set()
     for raw in text.split(","):
         item = raw.strip()
@@ -59,8 +61,8 @@ def parse_ports(text: str) -> tuple[int, ...]:
         except ValueError:
             raise ValueError(f"{item!r} is not a port or a range like 8000-8100") from None
         for port in (low, high):
-            if not 1 <= port <= 65535:
-                raise ValueError(f"{port} is not a port (1-65535)")
+            if not lowest <= port <= 65535:
+                raise ValueError(f"{port} is not a port ({lowest}-65535)")
         if high < low:
             raise ValueError(f"{item!r} is an empty range")
         ports.update(range(low, high + 1))
@@ -103,16 +105,25 @@ class DetectionConfig:
     """Seconds of the short window for distinct-port and distinct-target counting."""
     slow_window: float = 86400.0
     """Seconds of the long window for slow scans."""
-    port_scan_ports: int = 12
-    """Distinct failed ports on one target within ``window`` that make a vertical scan."""
-    address_scan_targets: int = 12
-    """Distinct failed targets on one port within ``window`` that make a horizontal sweep."""
+    port_scan_ports: int = 6
+    """Distinct failed ports on one target within ``window`` that make a vertical scan (failures to ports seen
+    serving are outages and do not count)."""
+    address_scan_targets: int = 6
+    """Distinct failed targets on one port within ``window`` that make a horizontal sweep (likewise)."""
     half_open_probes: int = 3
     """Distinct half-open (SYN-ACKed, then reset by the originator) contacts within ``window``."""
     stealth_probes: int = 6
     """Distinct (target, port) TCP probes without a handshake (FIN, NULL, Xmas, ACK) within ``window``."""
     slow_scan_pairs: int = 60
     """Distinct failed (target, port) pairs within ``slow_window`` that make a slow scan."""
+    slow_port_scan_ports: int = 12
+    """Distinct failed ports on one target within ``slow_window`` that make a slow vertical scan."""
+    slow_address_scan_targets: int = 12
+    """Distinct failed targets on one port within ``slow_window`` that make a slow horizontal sweep."""
+    served_memory: float = 86400.0
+    """Seconds a (target, port) counts as serving after a working connection to it, from any client."""
+    max_served: int = 262_144
+    """Hard cap on remembered serving (target, port) pairs; the least recently served is forgotten first."""
     trw_theta0: float = 0.8
     trw_theta1: float = 0.2
     trw_detection: float = 0.99
@@ -124,6 +135,16 @@ class DetectionConfig:
     """Instance names of decoy services (lower case, with ``.local``); any lookup of them alerts."""
     idle_timeout: float = 3600.0
     """Seconds without activity after which a source's state is dropped and its incident closed."""
+    lateness: float = 15.0
+    """Seconds the correlator's clock (the watermark) stays behind the newest event time seen, so records
+    that arrive out of order by up to this much (Zeek writes conn.log when connections end) are in before
+    time alone acts (final updates, closing, expiry)."""
+    final_update_after: float = 30.0
+    """Seconds of quiet (event time, behind the watermark) after which an incident that grew since its last
+    update gets an update with its final extent."""
+    update_every: float = 60.0
+    """Seconds of event time between two updates of one incident for growth alone (new rules, a new action
+    or evidence source, a honeyport client's first bytes are sent at once)."""
     max_sources: int = 200_000
     """Hard cap on sources under observation; the least recently active is evicted first."""
     max_incidents: int = 20_000
@@ -247,7 +268,7 @@ OUTPUT_TYPES = ("stdout", "file", "syslog", "http")
 FORMATS = ("ecs", "ocsf")
 SPOOL_POLICIES = ("drop_oldest", "drop_newest")
 HTTP_KINDS = ("hec", "bulk", "webhook")
-SYSLOG_PROTOCOLS = ("udp", "tcp", "tls")
+SYSLOG_PROTOCOLS = ("udp", "tcp", "tls", "relp")
 SYSLOG_FACILITIES = {
     "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
     "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
@@ -324,14 +345,19 @@ def _positive_int(value: Any) -> int:
     return value
 
 
-def _ports(value: Any) -> tuple[int, ...]:
+def _ports(value: Any, lowest: int = 1) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a port list")
     if isinstance(value, int):
-        return parse_ports(str(value))
+        return parse_ports(str(value), lowest)
     if isinstance(value, list):
-        return parse_ports(",".join(_text(v) for v in value))
-    return parse_ports(_text(value))
+        return parse_ports(",".join(_text(v) for v in value), lowest)
+    return parse_ports(_text(value), lowest)
+
+
+def _listen_ports(value: Any) -> tuple[int, ...]:
+    """Honeyport ports; 0 is any free port (the listener logs the one it got)."""
+    return _ports(value, lowest=0)
 
 
 def _network(value: Any) -> IPNetwork:
@@ -598,6 +624,10 @@ _DETECTION_NUMBERS = (
     "window",
     "slow_window",
     "idle_timeout",
+    "lateness",
+    "final_update_after",
+    "update_every",
+    "served_memory",
 )
 _DETECTION_COUNTS = (
     "port_scan_ports",
@@ -605,6 +635,9 @@ _DETECTION_COUNTS = (
     "half_open_probes",
     "stealth_probes",
     "slow_scan_pairs",
+    "slow_port_scan_ports",
+    "slow_address_scan_targets",
+    "max_served",
     "mdns_distinct_types",
     "max_sources",
     "max_incidents",
@@ -685,8 +718,8 @@ def parse_config(data: Any) -> SensorConfig:
         detection=detection,
         honeyports=HoneyportsConfig(
             listen=listen,
-            tcp=reader.value(honey, "tcp", "honeyports", _ports, _NO_PORTS),
-            udp=reader.value(honey, "udp", "honeyports", _ports, _NO_PORTS),
+            tcp=reader.value(honey, "tcp", "honeyports", _listen_ports, _NO_PORTS),
+            udp=reader.value(honey, "udp", "honeyports", _listen_ports, _NO_PORTS),
             profiles=reader.value(honey, "profiles", "honeyports", _profiles, {}),
             max_connections=reader.value(honey, "max_connections", "honeyports", _positive_int,
                                          honey_base.max_connections),

@@ -7,6 +7,7 @@ overwrites. Times are POSIX seconds as floats, the same clock as Zeek's ``ts``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
@@ -15,6 +16,7 @@ from typing import NamedTuple
 IPAddress = IPv4Address | IPv6Address
 MDNS_PORT = 5353
 """UDP port of multicast DNS (RFC 6762)."""
+_HOST_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
 class Transport(StrEnum):
@@ -144,4 +146,22 @@ class MdnsQuery:
     uid: str = ""
 
 
-Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery
+@dataclass(frozen=True, slots=True)
+class MdnsHost:
+    """A host's own mDNS announcement of its addresses: the A/AAAA records of one name in a response sent
+    from one of those addresses (what avahi and mDNSResponder multicast on every address family they use)."""
+
+    ts: float
+    source: IPAddress
+    """The packet's sender, from the socket: one of :attr:`addresses`."""
+    name: str
+    addresses: tuple[IPAddress, ...]
+
+
+Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery | MdnsHost
+
+
+def decoy_host(instance: str) -> str:
+    """The host name a decoy's SRV record points at (``backup-nas.local`` for ``Backup NAS``)."""
+    label = _HOST_LABEL.sub("-", instance.lower()).strip("-")[:63] or "decoy"
+    return f"{label}.local"

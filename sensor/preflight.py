@@ -18,8 +18,11 @@ from pathlib import Path
 
 from sensor.config import SensorConfig
 from sensor.errors import SensorError
-from sensor.nodes.link import centre_tls, centre_tokens, node_credentials
-from sensor.outputs.sinks import check_output, writable_directory
+from sensor.nodes.forwarder import node_credentials
+from sensor.nodes.listener import centre_tls
+from sensor.nodes.tokens import centre_tokens
+from sensor.outputs.build import check_output
+from sensor.outputs.settings import writable_directory
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
-"""``t1046-sensor replay``: Zeek logs in, alerts out, with the logs' own timestamps as the clock."""
+"""``t1046-sensor replay``: Zeek logs in, alerts out, with the logs' own timestamps as the clock.
+
+The correlator's clock is the same watermark ``run`` keeps (:mod:`sensor.detect.watermark`), moved by the
+records alone; at the end of the logs every incident that grew since its last update gets one (as ``run``
+does at shutdown), and incidents are closed only where the logs themselves went quiet for ``idle_timeout``.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,12 @@ from sensor.alerts.alert import Alert
 from sensor.alerts.render import render_line
 from sensor.config import SensorConfig
 from sensor.detect.correlator import Correlator
+from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
 from sensor.observations import Observation
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover
 from sensor.zeek.records import observations, wanted_fields
 
-TICK_EVERY = 60.0
-"""Seconds of log time between expiry passes of the correlator."""
 PROGRESS_BYTES = 64 << 20
 """Inputs at least this large get a progress line when stderr is a terminal."""
 
@@ -101,8 +105,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
-    now = float("-inf")
-    next_tick = float("-inf")
+    watermark = Watermark(config.detection.lateness)
 
     def emit(alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -114,18 +117,14 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     show_progress()
     merged = merged_inputs[0] if len(merged_inputs) == 1 else heapq.merge(*merged_inputs, key=_time_of)
     for observation in merged:
-        now = max(now, observation.ts)
-        alerts = correlator.observe(observation, now)
+        alerts = correlator.observe(observation, watermark.logged(observation.ts))
         if alerts:
             emit(alerts)
-        if now >= next_tick:
-            emit(correlator.tick(now))
-            next_tick = now + TICK_EVERY
         count += 1
         if count % 4096 == 0:
             show_progress()
     if count:
-        emit(correlator.close_all(now))
+        emit(correlator.flush(watermark.now))
     show_progress.done()
     malformed.summarise()
     return ReplaySummary(

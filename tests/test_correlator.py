@@ -104,13 +104,57 @@ def test_horizontal_sweep_is_an_address_scan() -> None:
     assert alerts[0].action is Action.ADDRESS_SCAN
 
 
-def test_short_window_misses_a_slow_scan_and_the_long_window_catches_it() -> None:
-    config = DetectionConfig(window=300, port_scan_ports=12, slow_scan_pairs=30)
-    slow = [conn(i * 400.0, "10.1.4.4", 1 + i, NOREPLY) for i in range(29)]
-    assert run(slow, config) == []
-    alerts = run([*slow, conn(29 * 400.0, "10.1.4.4", 30, NOREPLY)], config)
-    assert [a.rule.id for a in alerts] == ["T1046-SLOW"]
-    assert alerts[0].action is Action.PORT_SCAN
+def test_a_slow_port_scan_of_16_ports_over_two_hours_is_a_slow_port_scan() -> None:
+    config = DetectionConfig()
+    slow = [conn(1000.0 + i * 450.0, "10.1.4.4", 1 + i, NOREPLY) for i in range(16)]
+    below = slow[:config.slow_port_scan_ports - 1]
+    assert run(below, config) == [], "eleven ports in 80 minutes: below the slow threshold"
+    alerts = run(slow, config)
+    assert [(a.rules, a.action, a.rule.id) for a in alerts][:1] == [(("T1046-SLOW",), Action.PORT_SCAN, "T1046-SLOW")]
+    assert alerts[0].distinct_ports == config.slow_port_scan_ports
+
+
+def test_a_slow_sweep_of_16_hosts_on_one_port_over_a_day_is_a_slow_address_scan() -> None:
+    correlator = Correlator(DetectionConfig())
+    sweep = [conn(1000.0 + i * 5400.0, f"10.1.4.{10 + i}", 445, NOREPLY) for i in range(16)]
+    alerts = run(sweep, correlator=correlator) + correlator.flush(sweep[-1].ts)
+    assert "T1046-SLOW" in alerts[-1].rules
+    assert (alerts[-1].action, alerts[-1].rule.id, alerts[-1].distinct_targets) == (
+        Action.ADDRESS_SCAN, "T1046-SLOW", 16)
+
+
+def test_a_fast_scan_is_never_called_slow() -> None:
+    fast = [conn(1.0 + i * 0.01, "10.1.4.5", 1 + i, REJ) for i in range(100)]
+    correlator = Correlator(DetectionConfig())
+    alerts = run(fast, correlator=correlator) + correlator.flush(5.0)
+    assert "T1046-SLOW" not in alerts[-1].rules and alerts[-1].rule.id == "T1046-VERTICAL"
+
+
+def test_a_server_going_down_is_an_outage_not_a_scan_while_a_scan_of_its_unused_ports_is() -> None:
+    server, ports = "10.1.7.5", (22, 80, 443, 8080, 3389, 5900, 8443)
+    working = [conn(10.0 + i, server, port, OK, source=f"10.1.7.{20 + i}") for i, port in enumerate(ports)]
+    down = [conn(100.0 + minute * 60 + i, server, port, REJ, source=source)
+            for minute in range(10) for source in ("10.1.7.30", "10.1.7.31") for i, port in enumerate(ports)]
+    correlator = Correlator(DetectionConfig())
+    assert run(working + down, correlator=correlator) == []
+    assert correlator.stats.outages == len(down)
+    unused = [conn(800.0 + i, server, 9000 + i, REJ) for i in range(6)]
+    alerts = run(unused, correlator=correlator)
+    assert [(a.action, a.rule.id, a.distinct_ports) for a in alerts] == [(Action.PORT_SCAN, "T1046-VERTICAL", 6)]
+
+
+def test_a_port_served_long_ago_counts_again() -> None:
+    config = DetectionConfig(served_memory=3600.0)
+    working = [conn(10.0, "10.1.7.6", 1000 + i, OK, source="10.1.7.40") for i in range(6)]
+    later = [conn(10.0 + 7200.0 + i, "10.1.7.6", 1000 + i, REJ) for i in range(6)]
+    assert [a.rule.id for a in run(working + later, config)] == ["T1046-VERTICAL"]
+
+
+def test_the_served_memory_is_bounded() -> None:
+    correlator = Correlator(DetectionConfig(max_served=100))
+    run([conn(float(i), f"10.2.{i // 250}.{i % 250 + 1}", 80, OK, source="10.1.7.41") for i in range(1000)],
+        correlator=correlator)
+    assert len(correlator._served) == 100
 
 
 def test_half_open_probes_reveal_a_syn_scan_of_open_ports() -> None:
@@ -196,23 +240,85 @@ def test_open_incidents_are_capped_and_closed_with_a_final_update() -> None:
     assert len({a.incident_id for a in alerts}) == 8
 
 
-def test_idle_incident_closes_with_its_final_counts() -> None:
-    correlator = Correlator(DetectionConfig(idle_timeout=600))
+def test_a_quiet_incident_gets_its_final_extent_then_closes_after_idle_timeout() -> None:
+    correlator = Correlator(DetectionConfig(idle_timeout=600, final_update_after=30))
     alerts = run((conn(float(i), f"10.5.0.{i + 1}", 22, REJ) for i in range(5)), correlator=correlator)
-    assert [a.probes for a in alerts] == [4]
-    assert correlator.tick(300.0) == []
-    final = correlator.tick(700.0)
-    assert [(a.closed, a.probes, a.update) for a in final] == [(True, 5, 2)]
-    assert correlator.open_incidents == 0 and correlator.tracked_sources == 0
+    assert [(a.probes, a.update, a.closed) for a in alerts] == [(4, 1, False)]
+    assert correlator.tick(33.0) == [], "the scanner's last probe (at 4) is not 30 s behind the clock yet"
+    final = correlator.tick(34.0)
+    assert [(a.closed, a.probes, a.update, a.last_seen) for a in final] == [(False, 5, 2, 4.0)]
+    assert correlator.tick(300.0) == [], "nothing new: no update"
+    assert correlator.open_incidents == 1
+    closed = correlator.tick(605.0)
+    assert [(a.closed, a.probes, a.update) for a in closed] == [(True, 5, 3)]
+    assert correlator.open_incidents == 0
+    assert correlator.tracked_sources == 1, "its failed contacts are kept for the long window (slow scans)"
+    assert correlator.tick(4.0 + 86400 + 20) == [] and correlator.tracked_sources == 0
 
 
-def test_updates_carry_stable_incident_and_distinct_event_ids() -> None:
-    observations = [conn(i * 0.1, "10.6.0.1", 1 + i, REJ) for i in range(100)]
-    first, second = run(observations), run(observations)
+def test_growth_updates_double_and_are_spaced_by_update_every() -> None:
+    slow = [conn(i * 10.0, "10.6.0.1", 1 + i, REJ) for i in range(100)]
+    first, second = run(slow), run(slow)
     assert [a.event_id for a in first] == [a.event_id for a in second]
     assert len({a.incident_id for a in first}) == 1
     assert len({a.event_id for a in first}) == len(first) > 1
-    assert [a.distinct_ports for a in first] == [12, 24, 48, 96]
+    assert [a.distinct_ports for a in first] == [6, 12, 24, 48, 96]
+    correlator = Correlator(DetectionConfig(update_every=60, final_update_after=30))
+    fast = run([conn(i * 0.1, "10.6.0.2", 1 + i, REJ) for i in range(100)], correlator=correlator)
+    assert [a.distinct_ports for a in fast] == [6], "100 ports in 10 s: one update while the scan runs"
+    assert [a.distinct_ports for a in correlator.tick(40.0)] == [100], "then its final extent"
+
+
+def test_the_final_extent_does_not_depend_on_how_often_the_caller_ticks() -> None:
+    probes = [conn(i * 7.0, f"10.6.1.{1 + i % 50}", 22 + i % 3, NOREPLY) for i in range(300)]
+    finals = []
+    for every in (1, 13, 1000):
+        correlator = Correlator(DetectionConfig())
+        alerts: list[Alert] = []
+        for n, probe in enumerate(probes):
+            alerts += correlator.observe(probe, probe.ts)
+            if n % every == 0:
+                alerts += correlator.tick(probe.ts)
+        alerts += correlator.flush(probes[-1].ts)
+        finals.append((alerts[-1].distinct_targets, alerts[-1].distinct_ports, alerts[-1].probes, alerts[-1].rules))
+    assert finals[0] == finals[1] == finals[2] == (50, 3, 300, finals[0][3])
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "shuffled"])
+def test_out_of_order_records_reach_the_same_verdict(order: str) -> None:
+    probes = [conn(100.0 + i * 20.0, "10.6.2.1", 1000 + i, REJ) for i in range(14)]
+    if order == "reversed":
+        probes.reverse()
+    elif order == "shuffled":
+        probes = probes[5:] + probes[:5][::-1]
+    correlator = Correlator(DetectionConfig())
+    alerts: list[Alert] = []
+    now = float("-inf")
+    for probe in probes:
+        now = max(now, probe.ts - 15.0)
+        alerts += correlator.observe(probe, now)
+    alerts += correlator.flush(now)
+    assert "T1046-VERTICAL" in alerts[-1].rules, "12 of 14 ports fall within one 300 s window, in any order"
+    assert (alerts[-1].distinct_ports, alerts[-1].first_seen, alerts[-1].last_seen) == (14, 100.0, 360.0)
+
+
+def test_a_probe_read_long_after_the_clock_passed_it_is_judged_at_its_own_time() -> None:
+    correlator = Correlator(DetectionConfig())
+    late_clock = 10 * 86400.0
+    alerts: list[Alert] = []
+    for i in range(12):
+        alerts += correlator.observe(conn(1000.0 + i, "10.6.3.1", 2000 + i, REJ), late_clock)
+    assert [a.rule.id for a in alerts if "T1046-VERTICAL" in a.rules][:1] == ["T1046-VERTICAL"]
+    assert "T1046-SLOW" not in alerts[-1].rules, "a 12 s scan read ten days late is not a slow scan"
+
+
+def test_the_main_finding_names_the_strongest_rule_not_the_latest() -> None:
+    probes = [conn(i * 0.01, "10.6.4.1", 1 + i, REJ) for i in range(200)]
+    probes += [conn(3.0 + i * 0.01, "10.6.4.1", 500 + i, HALF) for i in range(3)]
+    correlator = Correlator(DetectionConfig())
+    alerts = run(probes, correlator=correlator) + correlator.flush(10.0)
+    assert alerts[-1].rules[-1] == "T1046-HALF-OPEN", "the half-open rule fired last"
+    assert (alerts[-1].action, alerts[-1].rule.id) == (Action.PORT_SCAN, "T1046-VERTICAL")
 
 
 def test_out_of_order_log_times_are_tolerated() -> None:
@@ -299,22 +405,24 @@ def ip_network(text: str) -> ipaddress.IPv4Network:
 
 
 def test_config_thresholds_are_respected() -> None:
-    config = dataclasses.replace(DetectionConfig(), port_scan_ports=40)
-    observations = [conn(i * 0.1, "10.13.0.1", 1 + i, REJ) for i in range(39)]
-    assert run(observations, config) == []
+    config = dataclasses.replace(DetectionConfig(), port_scan_ports=40, slow_port_scan_ports=50)
+    observations = [conn(i * 0.1, "10.13.0.1", 1 + i, REJ) for i in range(40)]
+    assert run(observations[:39], config) == []
+    assert [(a.rule.id, a.distinct_ports) for a in run(observations, config)] == [("T1046-VERTICAL", 40)]
 
 
-def test_a_follow_up_brings_what_the_scanner_sent_without_counting_a_second_touch() -> None:
+def test_a_follow_up_brings_what_the_scanner_sent_at_once_without_counting_a_second_touch() -> None:
     touch = HoneyportHit(ts=1.0, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=8081,
                          transport=Transport.TCP, profile="http")
     follow_up = dataclasses.replace(touch, ts=1.2, follow_up=True, payload=b"GET / HTTP/1.0\r\n\r\n")
     correlator = Correlator(DetectionConfig())
-    alerts = run([touch, follow_up], correlator=correlator)
-    assert [a.honeyport_hits for a in alerts] == [1]
-    (final,) = correlator.close_all(2.0) or [alerts[-1]]
-    assert (final.honeyport_hits, final.probes) == (1, 1)
-    assert final.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
-    assert to_ecs(final, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
+    first, with_payload = run([touch, follow_up], correlator=correlator)
+    assert (first.update, first.honeyport_payloads) == (1, ())
+    assert (with_payload.update, with_payload.honeyport_hits, with_payload.probes) == (2, 1, 1)
+    assert with_payload.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
+    assert to_ecs(with_payload, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
+    assert (with_payload.source_port, with_payload.transports) == (5000, (Transport.TCP,)), "one connection"
+    assert correlator.flush(60.0) == [], "nothing left unsent"
 
 
 STEALTH = Outcome.STEALTH

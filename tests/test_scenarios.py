@@ -22,6 +22,25 @@ def _replay(path: Path) -> list[dict]:
     return parse_alerts(out.getvalue())
 
 
+SCAN_CLASSES = {"port_scan", "address_scan", "network_scan"}
+ACTION = {
+    "s1_vertical_syn": "port_scan",  # 1000 ports of one target
+    "s2_horizontal_syn": "address_scan",  # nmap swept 60 addresses for 6 ports; ARP found 4 live ones
+    "s2_horizontal_syn_routed": "address_scan",  # 80 hosts x 6 ports
+    "s4_version_scan": "port_scan",  # -sV of three ports of one target
+    "s6_udp_scan": "port_scan",  # -sU of 40 ports of one target
+    "s8_mdns_browse": "mdns_service_browse",  # PTR questions for _ssh._tcp and the service list
+}
+"""The one ``event.action`` each scanning capture's incident must end with (the truth files' regexes,
+such as ``.*scan.*``, also accept the wrong scan class)."""
+WRONG_CLASS = {
+    "s2_horizontal_syn": "replay says network_scan: conn.log shows 6 ports on each of 4 hosts (nmap's ARP "
+                         "discovery, which found them among the 60 addresses swept, is not in conn.log), and "
+                         "docs/alerts.md makes 4 targets x 6 ports 'many targets and many ports'",
+}
+"""Captures whose scan replay classifies wrongly today (reported, not hidden: their test is a strict xfail)."""
+
+
 @pytest.mark.parametrize("flavour", ["zeek", "zeek-json"])
 @pytest.mark.parametrize("name", scenarios())
 def test_scenario_matches_ground_truth(name: str, flavour: str) -> None:
@@ -30,9 +49,27 @@ def test_scenario_matches_ground_truth(name: str, flavour: str) -> None:
     alerted = {a["source"]["ip"] for a in alerts if a["event"]["kind"] == "alert"}
     scanners = {s["ip"] for s in expected["scanners"]}
     assert alerted == scanners, f"{name}: alerted {alerted}, truth says {scanners}"
-    for scanner in expected["scanners"]:
-        actions = {a["event"]["action"] for a in alerts if a["source"]["ip"] == scanner["ip"]}
-        assert any(re.fullmatch(scanner["actions"], action) for action in actions), (name, actions)
+
+
+def test_every_scanning_capture_has_one_exact_action_that_its_truth_accepts() -> None:
+    scanning = {name for name in scenarios() if truth(name)["scanners"]}
+    assert set(ACTION) == scanning
+    for name, action in ACTION.items():
+        assert all(re.fullmatch(scanner["actions"], action) for scanner in truth(name)["scanners"]), name
+
+
+@pytest.mark.parametrize("flavour", ["zeek", "zeek-json"])
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=WRONG_CLASS[name])) if name in WRONG_CLASS
+    else name for name in sorted(ACTION)])
+def test_each_scan_is_named_by_its_exact_class(name: str, flavour: str) -> None:
+    """The incident ends with the capture's action, and no update of it names another scan class."""
+    alerts = _replay(CAPTURES / name / flavour)
+    for scanner in truth(name)["scanners"]:
+        actions = [a["event"]["action"] for a in alerts if a["source"]["ip"] == scanner["ip"]]
+        assert actions and actions[-1] == ACTION[name], (name, actions)
+        wrong = {action for action in actions if action in SCAN_CLASSES} - {ACTION[name]}
+        assert not wrong, (name, actions)
 
 
 @pytest.mark.parametrize("name", scenarios())
@@ -61,7 +98,7 @@ def test_one_incident_per_scanner_growing_not_one_alert_per_probe() -> None:
     assert last["t1046"]["counts"]["distinct_hosts"] == 1
     assert last["destination"]["ip"] == "10.200.0.20"
     assert last["event"]["action"] == "port_scan"
-    assert last["t1046"]["closed"] is True
+    assert last["t1046"]["closed"] is False, "the logs end; the incident is not known to be over"
 
 
 def test_replay_is_deterministic_and_the_cli_prints_a_summary(tmp_path: Path) -> None:
@@ -80,15 +117,15 @@ def test_ocsf_format_carries_the_attack_technique() -> None:
     result = subprocess.run([sys.executable, "-m", "sensor", "replay", "--format", "ocsf",
                              str(CAPTURES / "s6_udp_scan" / "zeek")], capture_output=True, text=True,
                             timeout=60, check=True)
-    import json
-
-    findings = [json.loads(line) for line in result.stdout.splitlines()]
+    findings = parse_alerts(result.stdout)
     assert findings
     for finding in findings:
         assert finding["class_uid"] == 2004
         attack = finding["finding_info"]["attacks"][0]
         assert attack["technique"]["uid"] == "T1046" and attack["tactic"]["uid"] == "TA0007"
-        assert finding["src_endpoint"]["ip"] == "10.200.0.10"
+        assert finding["evidences"][0]["src_endpoint"]["ip"] == "10.200.0.10"
+        assert finding["observables"][0] == {"name": "evidences[0].src_endpoint.ip", "type_id": 2,
+                                             "type": "IP Address", "value": "10.200.0.10"}
 
 
 def test_progress_line_for_large_input_on_a_terminal() -> None:

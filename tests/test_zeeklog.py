@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 import ipaddress
 import json
 import logging
+import os
 import pickle
 import shutil
 import subprocess
@@ -127,6 +129,74 @@ def test_a_directory_of_rotated_gzipped_logs_replays_like_the_live_file(tmp_path
     whole = replay_alerts(S1_CONN)
     assert rotated[-1]["t1046"]["counts"] == whole[-1]["t1046"]["counts"]
     assert rotated[-1]["t1046"]["counts"]["distinct_ports"] == 1000
+
+
+@pytest.mark.parametrize("oldest_first", [
+    ["conn.log.10", "conn.log.9.gz", "conn.log.2", "conn.log.1", "conn.log"],
+    ["conn.2026-11-28-08-00-00.log", "conn.2026-11-28-09-00-00.log.gz", "conn.2026-11-28-10-00-00.log", "conn.log"],
+    ["log-queue/conn__2026-11-28-09-00-00__2026-11-28-10-00-00__.log",
+     "log-queue/conn__2026-11-28-10-00-00__2026-11-28-11-00-00__.log", "conn.log"],
+    ["2026-11-28/conn.08:00:00-09:00:00.log.gz", "2026-11-28/conn.09:00:00-10:00:00.log.gz",
+     "2026-11-29/conn.08:00:00-09:00:00.log.gz", "2026-11-29/conn.23:00:00-00:00:00.log.gz"],
+], ids=["numbered", "dated", "log-queue", "zeekctl-days"])
+def test_rotated_files_are_read_oldest_first_by_the_age_their_names_give(tmp_path: Path,
+                                                                         oldest_first: list[str]) -> None:
+    header = "".join(line for line in S1_CONN.read_text().splitlines(keepends=True) if line.startswith("#"))
+    for age, name in enumerate(reversed(oldest_first)):  # modification times contradict the names
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header)
+        os.utime(path, (1_800_000_000 + 3600 * age,) * 2)
+    given = sorted({tmp_path / name.split("/")[0] if "/" in name and "log-queue" not in name else tmp_path
+                    for name in oldest_first})
+    ((kind, files),) = discover(given)
+    assert kind == "conn"
+    assert [str(path.relative_to(tmp_path)) for path in files] == oldest_first
+
+
+def test_rotated_files_without_a_time_or_number_in_their_names_are_read_by_modification_time(
+        tmp_path: Path) -> None:
+    for age, name in enumerate(["conn.before-upgrade.log", "conn.archive.log", "conn.log"]):
+        (tmp_path / name).write_text("")
+        os.utime(tmp_path / name, (1_800_000_000 + 60 * age,) * 2)
+    ((_, files),) = discover([tmp_path])
+    assert [path.name for path in files] == ["conn.before-upgrade.log", "conn.archive.log", "conn.log"]
+
+
+def _retimed(lines: list[str], start: float, scanner: str) -> list[str]:
+    """Capture lines of one scanner moved to start at ``start`` and to come from ``scanner``."""
+    first = min(float(line.split("\t", 1)[0]) for line in lines)
+    moved = []
+    for line in lines:
+        ts, uid, _orig, rest = line.split("\t", 3)
+        moved.append(f"{float(ts) - first + start:.6f}\t{uid}\t{scanner}\t{rest}")
+    return moved
+
+
+def test_replay_of_several_zeekctl_day_directories_reads_their_hours_in_time_order(tmp_path: Path) -> None:
+    """zeekctl archives one directory per day; replaying two days must not interleave their hours."""
+    text = S1_CONN.read_text().splitlines(keepends=True)
+    header = [line for line in text if line.startswith("#") and not line.startswith("#close")]
+    data = [line for line in text if not line.startswith("#")][:200]
+    hours = [("2026-11-28", 8), ("2026-11-28", 9), ("2026-11-29", 8), ("2026-11-29", 9)]
+    for number, (day, hour) in enumerate(hours, start=1):
+        start = datetime.datetime.fromisoformat(f"{day}T{hour:02d}:00:05+00:00").timestamp()
+        directory = tmp_path / day
+        directory.mkdir(exist_ok=True)
+        with gzip.open(directory / f"conn.{hour:02d}:00:00-{hour + 1:02d}:00:00.log.gz", "wt") as stream:
+            stream.writelines(header + _retimed(data, start, f"10.9.0.{number}"))
+    alerts = replay_alerts(tmp_path / "2026-11-29", tmp_path / "2026-11-28")
+    first_alerts = list(dict.fromkeys(alert["source"]["ip"] for alert in alerts))
+    assert first_alerts == ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"], "scanners met in time order"
+    for source in first_alerts:
+        stamps = [alert["@timestamp"] for alert in alerts if alert["source"]["ip"] == source]
+        assert stamps == sorted(stamps), f"{source}: its updates follow its evidence"
+    opened = [alert["@timestamp"] for alert in alerts if alert["t1046"]["update"] == 1]
+    assert opened == sorted(opened), "incidents open in the logs' time order"
+    alone = replay_alerts(tmp_path / "2026-11-28" / "conn.08:00:00-09:00:00.log.gz")[-1]["t1046"]["counts"]
+    for scanner in first_alerts:
+        last = [alert for alert in alerts if alert["source"]["ip"] == scanner][-1]
+        assert last["t1046"]["counts"] == alone, f"{scanner}: every probe of its hour counted"
 
 
 def test_garbage_lines_are_skipped_and_counted_and_good_lines_still_count(tmp_path: Path) -> None:

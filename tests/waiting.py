@@ -1,9 +1,12 @@
-"""Waiting for an event the test cannot await directly: poll a condition against a deadline."""
+"""Waiting for an event the test cannot await directly: poll a condition against a deadline; a port a
+process reports it bound."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +19,17 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str = "the c
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def reported_port(log: Path, timeout: float, transport: str = "tcp", address: str = "127.0.0.1",
+                  skip: int = 0) -> int:
+    """The port a honeyport listener asked for port 0 got, as the process logged it
+    (``honeyport listening on 127.0.0.1:40123/tcp``); ``skip`` passes over that many earlier reports of the
+    same address and transport (listeners opened again on a reload)."""
+    pattern = re.compile(rf"honeyport listening on {re.escape(address)}:(\d+)/{transport}\b")
+
+    def ports() -> list[int]:
+        return [int(port) for port in pattern.findall(log.read_text(errors="replace"))] if log.exists() else []
+
+    wait_for(lambda: len(ports()) > skip, timeout, f"a {transport} port on {address} reported in {log}")
+    return ports()[skip]

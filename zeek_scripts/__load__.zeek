@@ -1,2 +1,5 @@
 @load ./main
+@load ./tagging
+@load ./cluster
+@load ./aggregate
 @load ./mdns

@@ -5,6 +5,7 @@
 
 @load base/protocols/dns
 @load ./main
+@load ./cluster
 
 module T1046;
 

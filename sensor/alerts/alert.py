@@ -56,6 +56,8 @@ class Alert:
     source_port: int | None = None
     """The scanner's port when the incident is one connection (a single honeyport touch): with the single
     target, port and transport it makes the connection's 5-tuple (``network.community_id``)."""
+    aliases: tuple[IPAddress, ...] = ()
+    """Other addresses of the scanner's host that evidence came from (linked by its own mDNS announcements)."""
     created: float | None = None
     """Wall-clock time the sensor emitted the update (``event.created``), set by the live pipeline; ``None``
     in ``replay``, whose ``event.created`` is :attr:`ts`."""

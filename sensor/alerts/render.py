@@ -1,36 +1,44 @@
-"""Alerts → JSON documents: ECS (default) and OCSF Detection Finding (class 2004)."""
+"""Alerts → JSON documents: ECS (default) and OCSF Detection Finding (class 2004).
+
+Owns the mapping of an :class:`~sensor.alerts.alert.Alert` onto the field definitions of one ECS release
+(:data:`ECS_VERSION`) and one OCSF release (:data:`OCSF_VERSION`); docs/alerts.md maps every field. It renders
+only what the Alert says: it decides nothing about the incident and reads no clock.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import communityid
 import orjson
 
 from sensor.alerts.alert import Alert
+from sensor.alerts.catalogue import RULES
+from sensor.observations import Transport
 
 PRODUCT = "t1046-sensor"
 VENDOR = "t1046-sensor project"
 VERSION = "0.1.0"
-_THREAT = {
-    "framework": "MITRE ATT&CK",
-    "technique": {
-        "id": ["T1046"],
-        "name": ["Network Service Discovery"],
-        "reference": ["https://attack.mitre.org/techniques/T1046/"],
-    },
-    "tactic": {
-        "id": ["TA0007"],
-        "name": ["Discovery"],
-        "reference": ["https://attack.mitre.org/tactics/TA0007/"],
-    },
-}
+ECS_VERSION = "9.3.0"
+"""The ECS release whose field definitions the ECS documents follow (``ecs.version``)."""
+OCSF_VERSION = "1.1.0"
+"""The OCSF release whose Detection Finding schema the OCSF documents follow (``metadata.version``)."""
 _SEVERITY_NAMES = {1: "low", 2: "medium", 3: "high", 4: "critical"}
+_CONFIDENCE_IDS = {"low": 1, "medium": 2, "high": 3}
+_IANA_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58}
+"""IANA protocol numbers of the transports an alert can name (ECS ``network.iana_number``, OCSF ``protocol_num``)."""
+_COMMUNITY_ID_PROTOCOLS = {Transport.TCP: communityid.PROTO_TCP, Transport.UDP: communityid.PROTO_UDP}
 
 
 def rfc3339(ts: float) -> str:
     """RFC 3339 UTC with microseconds: ``2026-11-28T10:00:00.123456Z``."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ms(ts: float) -> int:
+    """OCSF ``timestamp_t``: milliseconds since the epoch."""
+    return round(ts * 1000)
 
 
 def printable(data: bytes) -> str:
@@ -58,12 +66,115 @@ def message(alert: Alert) -> str:
     return f"{alert.scanner} {what}{failed}{authorized}."
 
 
+def emitted(alert: Alert) -> float:
+    """When the sensor emitted the update: the live pipeline's wall time (:attr:`Alert.created`).
+
+    Without one (``replay``) it is the log time of the emission: the correlator's clock, or the update's newest
+    evidence where that clock is held back behind it (``detection.lateness``), for the sensor cannot have
+    emitted an update before it read the evidence in it.
+    """
+    return alert.created if alert.created is not None else max(alert.ts, alert.last_seen)
+
+
+def single_port(alert: Alert) -> int | None:
+    """The one target port of an incident with a single target and port."""
+    return alert.ports[0] if alert.target is not None and alert.distinct_ports == 1 and alert.ports else None
+
+
+def transport(alert: Alert) -> str | None:
+    """The IANA keyword of the evidence's one transport (``tcp``, ``udp``, ``icmp``, ``ipv6-icmp``), if one."""
+    if len(alert.transports) != 1:
+        return None
+    if alert.transports[0] is Transport.ICMP and alert.scanner.version == 6:
+        return "ipv6-icmp"
+    return alert.transports[0].value
+
+
+def community_id(alert: Alert) -> str | None:
+    """The Community ID (v1, seed 0, as Zeek's community-id logging writes it) of a one-connection incident.
+
+    Defined when the Alert names the connection's 5-tuple: the scanner's port (:attr:`Alert.source_port`),
+    a single target and port, and a single TCP or UDP transport; ``None`` otherwise.
+    """
+    port = single_port(alert)
+    if alert.source_port is None or port is None or alert.target is None or len(alert.transports) != 1:
+        return None
+    protocol = _COMMUNITY_ID_PROTOCOLS.get(alert.transports[0])
+    if protocol is None:
+        return None
+    flow = communityid.FlowTuple(protocol, str(alert.scanner), str(alert.target), alert.source_port, port)
+    value: str | None = communityid.CommunityID().calc(flow)
+    return value
+
+
+def related_ips(alert: Alert) -> list[str]:
+    """The scanner, its other addresses and the sampled targets, each once, scanner first."""
+    return list(dict.fromkeys([str(alert.scanner), *(str(alias) for alias in alert.aliases),
+                               *(str(target) for target in alert.targets)]))
+
+
+def evidence(alert: Alert) -> dict[str, Any]:
+    """The ``t1046`` object: the incident's evidence (ECS's custom field set; OCSF's ``unmapped.t1046``)."""
+    block: dict[str, Any] = {
+        "incident_id": alert.incident_id,
+        "update": alert.update,
+        "closed": alert.closed,
+        "severity_name": _SEVERITY_NAMES[alert.severity],
+        "confidence": alert.confidence,
+        "rules": list(alert.rules),
+        "evidence_sources": list(alert.evidence_sources),
+        "transports": [str(value) for value in alert.transports],
+        "counts": {
+            "probes": alert.probes,
+            "failed": alert.failed,
+            "half_open": alert.half_open,
+            "distinct_ports": alert.distinct_ports,
+            "distinct_hosts": alert.distinct_targets,
+            "honeyport_hits": alert.honeyport_hits,
+        },
+        "sample": {
+            "targets": [str(t) for t in alert.targets],
+            "ports": list(alert.ports),
+            "mdns_names": list(alert.mdns_names),
+            "honeyport_profiles": list(alert.honeyport_profiles),
+            "honeyport_nodes": list(alert.honeyport_nodes),
+            "honeyport_payloads": [printable(payload) for payload in alert.honeyport_payloads],
+        },
+        "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
+    }
+    if alert.aliases:
+        block["scanner_aliases"] = [str(alias) for alias in alert.aliases]
+    if alert.authorized is not None:
+        block["authorized"] = {"reason": alert.authorized}
+    return block
+
+
+def _threat() -> dict[str, Any]:
+    """ECS ``threat.*``: MITRE ATT&CK T1046 under TA0007 (a new object per document: callers may mutate it)."""
+    return {
+        "framework": "MITRE ATT&CK",
+        "technique": {"id": ["T1046"], "name": ["Network Service Discovery"],
+                      "reference": ["https://attack.mitre.org/techniques/T1046/"]},
+        "tactic": {"id": ["TA0007"], "name": ["Discovery"], "reference": ["https://attack.mitre.org/tactics/TA0007/"]},
+    }
+
+
 def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
     """The ECS document of an alert (docs/alerts.md, docs/alert.schema.json)."""
     authorized = alert.authorized is not None
     tags = ["t1046", alert.action.value] + (["authorized_scanner"] if authorized else [])
+    source: dict[str, Any] = {"ip": str(alert.scanner)}
+    if alert.source_port is not None:
+        source["port"] = alert.source_port
+    network: dict[str, Any] = {"type": f"ipv{alert.scanner.version}"}
+    if (protocol := transport(alert)) is not None:
+        network["transport"] = protocol
+        network["iana_number"] = str(_IANA_NUMBERS[protocol])
+    if (flow_id := community_id(alert)) is not None:
+        network["community_id"] = flow_id
     document: dict[str, Any] = {
-        "@timestamp": rfc3339(alert.ts),
+        "@timestamp": rfc3339(alert.last_seen),
+        "ecs": {"version": ECS_VERSION},
         "message": message(alert),
         "tags": tags,
         "event": {
@@ -74,12 +185,13 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
             "id": alert.event_id,
             "severity": alert.severity,
             "risk_score": float(alert.risk_score),
+            "created": rfc3339(emitted(alert)),
             "start": rfc3339(alert.first_seen),
             "end": rfc3339(alert.last_seen),
             "module": "t1046",
             "dataset": "t1046.alert",
         },
-        "threat": _THREAT,
+        "threat": _threat(),
         "rule": {
             "id": alert.rule.id,
             "name": alert.rule.name,
@@ -87,89 +199,108 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
             "category": "Network Service Discovery",
             "ruleset": PRODUCT,
         },
-        "source": {"ip": str(alert.scanner)},
+        "source": source,
+        "network": network,
+        "related": {"ip": related_ips(alert)},
         "observer": {"name": observer, "product": PRODUCT, "vendor": VENDOR, "type": "ids", "version": VERSION},
-        "t1046": {
-            "incident_id": alert.incident_id,
-            "update": alert.update,
-            "closed": alert.closed,
-            "severity_name": _SEVERITY_NAMES[alert.severity],
-            "confidence": alert.confidence,
-            "rules": list(alert.rules),
-            "evidence_sources": list(alert.evidence_sources),
-            "counts": {
-                "probes": alert.probes,
-                "failed": alert.failed,
-                "half_open": alert.half_open,
-                "distinct_ports": alert.distinct_ports,
-                "distinct_hosts": alert.distinct_targets,
-                "honeyport_hits": alert.honeyport_hits,
-            },
-            "sample": {
-                "targets": [str(t) for t in alert.targets],
-                "ports": list(alert.ports),
-                "mdns_names": list(alert.mdns_names),
-                "honeyport_profiles": list(alert.honeyport_profiles),
-                "honeyport_nodes": list(alert.honeyport_nodes),
-                "honeyport_payloads": [printable(payload) for payload in alert.honeyport_payloads],
-            },
-            "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
-        },
+        "t1046": evidence(alert),
     }
     if alert.target is not None:
         document["destination"] = {"ip": str(alert.target)}
-        if alert.distinct_ports == 1 and alert.ports:
-            document["destination"]["port"] = alert.ports[0]
-    if authorized:
-        document["t1046"]["authorized"] = {"reason": alert.authorized}
+        if (port := single_port(alert)) is not None:
+            document["destination"]["port"] = port
     return document
 
 
+def _activity(alert: Alert) -> tuple[int, str]:
+    """OCSF ``activity_id``/``activity_name``: Create for an incident's first update, Close for its final one."""
+    if alert.update == 1:
+        return 1, "Create"
+    return (3, "Close") if alert.closed else (2, "Update")
+
+
+def _analytic(rule_id: str) -> dict[str, Any]:
+    rule = RULES[rule_id]
+    return {"uid": rule.id, "name": rule.name, "desc": rule.description, "type_id": 1, "type": "Rule"}
+
+
+def _ocsf_evidence(alert: Alert) -> dict[str, Any]:
+    """The one ``evidences[]`` item: the scanner (``src_endpoint``), its single target and the transport."""
+    scanner: dict[str, Any] = {"ip": str(alert.scanner)}
+    if alert.source_port is not None:
+        scanner["port"] = alert.source_port
+    item: dict[str, Any] = {"src_endpoint": scanner}
+    if alert.target is not None:
+        item["dst_endpoint"] = {"ip": str(alert.target)}
+        if (port := single_port(alert)) is not None:
+            item["dst_endpoint"]["port"] = port
+    if (protocol := transport(alert)) is not None:
+        item["connection_info"] = {"protocol_name": protocol, "protocol_num": _IANA_NUMBERS[protocol],
+                                   "direction_id": 0, "direction": "Unknown"}
+    return item
+
+
 def to_ocsf(alert: Alert, observer: str) -> dict[str, Any]:
-    """The OCSF 1.1 Detection Finding (class_uid 2004) of an alert."""
-    severity_id = alert.severity + 1
+    """The OCSF Detection Finding (class_uid 2004, :data:`OCSF_VERSION`) of an alert (docs/alerts.md)."""
+    activity_id, activity_name = _activity(alert)
+    observables = [{"name": "evidences[0].src_endpoint.ip", "type_id": 2, "type": "IP Address",
+                    "value": str(alert.scanner)}]
+    if alert.target is not None:
+        observables.append({"name": "evidences[0].dst_endpoint.ip", "type_id": 2, "type": "IP Address",
+                            "value": str(alert.target)})
+    unmapped = evidence(alert)
+    if (flow_id := community_id(alert)) is not None:
+        unmapped["community_id"] = flow_id
+    authorized = alert.authorized is not None
     return {
         "class_uid": 2004,
         "class_name": "Detection Finding",
         "category_uid": 2,
         "category_name": "Findings",
-        "activity_id": 1 if alert.update == 1 else 2,
-        "activity_name": "Create" if alert.update == 1 else "Update",
-        "type_uid": 200401 if alert.update == 1 else 200402,
-        "time": int(alert.ts * 1000),
-        "severity_id": severity_id,
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": 200400 + activity_id,
+        "type_name": f"Detection Finding: {activity_name}",
+        "time": _ms(alert.last_seen),
+        "start_time": _ms(alert.first_seen),
+        "end_time": _ms(alert.last_seen),
+        "severity_id": alert.severity + 1,
         "severity": _SEVERITY_NAMES[alert.severity].capitalize(),
-        "status_id": 1,
+        "risk_score": alert.risk_score,
+        "risk_level_id": alert.severity,
+        "risk_level": _SEVERITY_NAMES[alert.severity].capitalize(),
+        "confidence_id": _CONFIDENCE_IDS[alert.confidence],
+        "confidence": alert.confidence.capitalize(),
+        "status_id": 3 if authorized else 1,
+        "status": "Suppressed" if authorized else "New",
         "message": message(alert),
         "metadata": {
-            "version": "1.1.0",
+            "version": OCSF_VERSION,
             "uid": alert.event_id,
             "correlation_uid": alert.incident_id,
+            "logged_time": _ms(emitted(alert)),
             "product": {"name": PRODUCT, "vendor_name": VENDOR, "version": VERSION},
+            "loggers": [{"name": observer}],
         },
         "finding_info": {
             "uid": alert.incident_id,
             "title": alert.rule.name,
             "desc": alert.rule.description,
             "types": [alert.action.value],
-            "first_seen_time": int(alert.first_seen * 1000),
-            "last_seen_time": int(alert.last_seen * 1000),
-            "analytic": {"uid": alert.rule.id, "name": alert.rule.name, "type_id": 1, "type": "Rule"},
+            "first_seen_time": _ms(alert.first_seen),
+            "last_seen_time": _ms(alert.last_seen),
+            "data_sources": list(alert.evidence_sources),
+            "analytic": _analytic(alert.rule.id),
+            "related_analytics": [_analytic(rule_id) for rule_id in alert.rules if rule_id != alert.rule.id],
             "attacks": [{
                 "version": "16",
                 "technique": {"uid": "T1046", "name": "Network Service Discovery"},
                 "tactic": {"uid": "TA0007", "name": "Discovery"},
             }],
         },
-        "risk_score": alert.risk_score,
-        "confidence": alert.confidence.capitalize(),
-        "src_endpoint": {"ip": str(alert.scanner)},
-        "observer": {"name": observer},
-        "unmapped": {"t1046": {"action": alert.action.value, "rules": list(alert.rules),
-                               "probes": alert.probes, "distinct_ports": alert.distinct_ports,
-                               "distinct_hosts": alert.distinct_targets,
-                               "honeyport_nodes": list(alert.honeyport_nodes),
-                               "authorized": alert.authorized}},
+        "evidences": [_ocsf_evidence(alert)],
+        "observables": observables,
+        "unmapped": {"t1046": unmapped},
     }
 
 

@@ -36,7 +36,8 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect.correlator import STATE_VERSION, Correlator
 from sensor.errors import SensorError
-from sensor.outputs.sinks import write_atomically
+from sensor.outputs.spool import write_atomically
+from sensor.zeek.position import StreamPosition
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +47,6 @@ MAGIC = b"t1046-sensor checkpoint v%d\n" % VERSION
 
 class CheckpointError(SensorError):
     """A checkpoint file exists but cannot be used."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPosition:
-    """Where the follower is in one log stream (conn, notice, dns, t1046)."""
-
-    path: str
-    """The file's name when last read (informational: files are found again by inode and fingerprint)."""
-    inode: int
-    offset: int
-    """Bytes consumed, counted in the uncompressed content."""
-    fingerprint: str
-    """SHA-256 of the file's first ``fingerprint_len`` bytes: finds the file again after rename or gzip."""
-    fingerprint_len: int
-    mtime: float
 
 
 @dataclass(frozen=True, slots=True)

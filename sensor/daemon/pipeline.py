@@ -1,27 +1,28 @@
-"""The live pipeline: observations from any source → correlator (wall clock) → rendered alerts → sinks.
+"""The live pipeline: observations from any source → correlator → alerts → every sink.
 
-Sources call :meth:`Pipeline.observe` from the event loop; nothing here blocks on a sink. The clock never
-runs backwards: it is the latest of the wall time, every observation's own time and the clock a restored
-checkpoint carried, so a log line stamped a little ahead of this host's clock is judged at its own time.
-An observation stamped more than :data:`FUTURE_TOLERANCE` ahead (a sensor whose clock is wrong) does not
-drag the clock with it: the correlator would otherwise judge every other source's evidence as old.
+The correlator's clock is a :class:`~sensor.detect.watermark.Watermark` over the evidence's event times:
+records the log follower delivers move it with their own timestamps (so ``run`` over logs read live, late,
+in bursts or after a restart reaches the verdicts ``replay`` reaches), and it moves with the wall clock
+only where the logs are caught up and idle. Live observations (honeyports, the mDNS watcher, remote
+nodes) are judged at their capture time. Sources call in from the event loop; nothing here blocks on a
+sink. Each alert leaves stamped with the wall time it was emitted (``event.created``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from sensor.alerts.alert import Alert
 from sensor.config import SensorConfig
-from sensor.daemon.metrics import Metrics
 from sensor.detect.correlator import Correlator
+from sensor.detect.watermark import FUTURE_TOLERANCE, Watermark
+from sensor.metrics import Metrics
 from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.outputs.sinks import Sink
+from sensor.outputs.sink import Sink
 
-FUTURE_TOLERANCE = 300.0
-"""Seconds an observation may be stamped ahead of this host's clock and still move the pipeline's clock."""
 _SKEW_WARNING_EVERY = 3600.0
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,19 @@ class Pipeline:
         self._sinks = list(sinks)
         self._clock = clock
         self._metrics = metrics
-        self.now = now
-        """The correlator's clock at the last observation or tick."""
+        self.watermark = Watermark(config.detection.lateness, logs=config.zeek.log_dir is not None, start=now,
+                                   wall=clock())
         self.alerts_emitted = 0
         self.observations = 0
         self._skew_warned = float("-inf")
 
+    @property
+    def now(self) -> float:
+        """The correlator's clock: the watermark at the last observation or tick."""
+        return self.watermark.now
+
     def observe(self, observation: Observation) -> list[Alert]:
-        """Feed one observation; deliver and return the alerts it causes."""
+        """Feed one live observation (honeyport, mDNS watcher, remote node); deliver and return the alerts."""
         self.observations += 1
         if self._metrics is not None:
             if isinstance(observation, HoneyportHit):
@@ -55,27 +61,49 @@ class Pipeline:
         wall = self._clock()
         if observation.ts > wall + FUTURE_TOLERANCE and wall >= self._skew_warned + _SKEW_WARNING_EVERY:
             self._skew_warned = wall
-            log.warning("a %s is stamped %.0f s ahead of this host's clock: is a sensor's clock wrong? The "
-                        "pipeline's clock does not follow it", type(observation).__name__, observation.ts - wall)
-        self.now = max(self.now, wall, min(observation.ts, wall + FUTURE_TOLERANCE))
-        return self._deliver(self.correlator.observe(observation, self.now))
+            log.warning("a %s is stamped %.0f s ahead of this host's clock: is a sensor's clock wrong? It is "
+                        "judged at its own time; the correlator's clock does not follow it",
+                        type(observation).__name__, observation.ts - wall)
+        return self._deliver(self.correlator.observe(observation, self.watermark.advance(wall)), wall)
+
+    def observe_logged(self, observations: Iterable[Observation], *, caught_up: bool) -> list[Alert]:
+        """Feed what one poll of the log follower read; ``caught_up`` when nothing more is there to read."""
+        wall = self._clock()
+        watermark = self.watermark
+        correlator = self.correlator
+        alerts: list[Alert] = []
+        new = False
+        for observation in observations:
+            new = True
+            self.observations += 1
+            found = correlator.observe(observation, watermark.logged(observation.ts, wall))
+            if found:
+                alerts.extend(found)
+        watermark.read(wall, caught_up=caught_up, new=new)
+        return self._deliver(alerts, wall)
 
     def tick(self) -> list[Alert]:
-        """Run the correlator's expiry at the current time (call it every few seconds)."""
-        self.now = max(self.now, self._clock())
-        return self._deliver(self.correlator.tick(self.now))
+        """Let time act (final updates, closing, expiry) at the watermark; call it every few seconds."""
+        wall = self._clock()
+        return self._deliver(self.correlator.tick(self.watermark.advance(wall)), wall)
+
+    def flush(self) -> list[Alert]:
+        """Deliver an update for every incident that grew since its last one (shutdown); incidents stay open."""
+        wall = self._clock()
+        return self._deliver(self.correlator.flush(self.watermark.advance(wall)), wall)
 
     def close(self) -> list[Alert]:
-        """Close every incident and deliver the final updates (shutdown); the sinks stay open for their
-        owner to drain."""
-        self.now = max(self.now, self._clock())
-        return self._deliver(self.correlator.close_all(self.now))
+        """Close every incident and deliver the final updates (a command that keeps no state is stopping); the
+        sinks stay open for their owner to drain."""
+        wall = self._clock()
+        return self._deliver(self.correlator.close_all(self.watermark.advance(wall)), wall)
 
-    def _deliver(self, alerts: list[Alert]) -> list[Alert]:
-        for alert in alerts:
+    def _deliver(self, alerts: list[Alert], wall: float) -> list[Alert]:
+        stamped = [replace(alert, created=wall) for alert in alerts]
+        for alert in stamped:
             self.alerts_emitted += 1
             if self._metrics is not None:
                 self._metrics.alerts.labels(action=alert.action.value).inc()
             for sink in self._sinks:
                 sink.deliver(alert, self.config.name)
-        return alerts
+        return stamped

@@ -12,7 +12,8 @@ snapshot while the event loop goes on); only when it is durable are the alerts h
 of remote nodes are therefore never lost nor repeated; a honeyport or mDNS observation made here in the
 second before a crash is lost with the in-memory state (there is no log or node to have it again from).
 
-Signals: SIGTERM/SIGINT stop (listeners closed, a last checkpoint, sinks drained for up to
+Signals: SIGTERM/SIGINT stop (listeners closed, an update for every incident whose latest state was not
+yet sent, a last checkpoint, sinks drained for up to
 :data:`DRAIN_SECONDS`; what they could not deliver stays spooled for the next start; incidents stay open
 in the checkpoint). SIGHUP reopens file sinks and reloads the configuration file when it is valid, keeping
 the running one when it is not. A heartbeat log line, metric and ``state_dir/health.json`` every
@@ -45,21 +46,17 @@ from sensor.daemon.checkpoint import (
     load_checkpoint,
     remove_leftovers,
 )
-from sensor.daemon.metrics import Metrics, MetricsServer
 from sensor.daemon.pipeline import Pipeline
 from sensor.errors import ConfigError, SensorError
 from sensor.mdns.command import MdnsSensor
-from sensor.nodes.link import NodeForwarder, NodeListener, build_forwarder, start_listener
-from sensor.observations import HoneyportHit, MdnsQuery, Observation
-from sensor.outputs.sinks import (
-    DRAIN_SECONDS,
-    SinkConfigError,
-    SpooledSink,
-    build_sinks,
-    check_outputs,
-    drain_all,
-    write_atomically,
-)
+from sensor.metrics import Metrics, MetricsServer
+from sensor.nodes.forwarder import NodeForwarder, build_forwarder
+from sensor.nodes.listener import NodeListener, start_listener
+from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
+from sensor.outputs.build import build_sinks, check_outputs
+from sensor.outputs.settings import SinkConfigError
+from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
+from sensor.outputs.spool import write_atomically
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
@@ -111,8 +108,11 @@ class _Sources:
 class Daemon:
     """One daemon run: owns the pipeline, the follower, the sinks and the checkpoint."""
 
-    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any) -> None:
+    def __init__(self, config: SensorConfig, config_path: Path | None, metrics: Metrics, reactor: Any,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
+        """The wall clock the pipeline's watermark moves with where the logs are caught up and idle."""
         self.config_path = config_path
         self.metrics = metrics
         self.reactor = reactor
@@ -146,13 +146,13 @@ class Daemon:
         checkpoint = load_checkpoint(self.checkpoint_path, self.config.detection)
         self.sinks = build_sinks(self.config, metrics=self.metrics)
         if checkpoint is None:
-            self.pipeline = Pipeline(self.config, [self.outbox], metrics=self.metrics)
+            self.pipeline = Pipeline(self.config, [self.outbox], self.clock, metrics=self.metrics)
             streams, done = None, None
         else:
             self.seq = checkpoint.seq
             for sink in self.sinks:
                 sink.accept(checkpoint.seq, checkpoint.outbox, self.config.name)
-            self.pipeline = Pipeline(self.config, [self.outbox], correlator=checkpoint.correlator,
+            self.pipeline = Pipeline(self.config, [self.outbox], self.clock, correlator=checkpoint.correlator,
                                      now=checkpoint.clock, metrics=self.metrics)
             streams, done = checkpoint.streams, checkpoint.done
             log.info("resuming from checkpoint %d: %d open incidents, %d sources tracked", checkpoint.seq,
@@ -195,8 +195,9 @@ class Daemon:
         self.pipeline.observe(observation)
         self._dirty = True
 
-    def _observe_local(self, observation: HoneyportHit | MdnsQuery) -> None:
-        """A honeyport hit or mDNS question of this host: to the central daemon on a node, else here."""
+    def _observe_local(self, observation: HoneyportHit | MdnsQuery | MdnsHost) -> None:
+        """A honeyport hit or mDNS observation of this host: to the central daemon on a node (which carries
+        hits and questions), else here."""
         if self.forwarder is not None:
             self.forwarder.forward(observation)
         else:
@@ -294,8 +295,7 @@ class Daemon:
         if self.follower is None:
             return False
         batch = self.follower.poll()
-        for observation in batch.observations:
-            self.pipeline.observe(observation)
+        self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
@@ -453,6 +453,7 @@ class Daemon:
         if self.node_listener is not None:
             await self.node_listener.stop()
         await self._stop_sources(self.sources)
+        self.pipeline.flush()  # every incident's latest state reaches the sinks; the incidents stay open
         await self._commit_wait()
         self._heartbeat()
         await drain_all(self._spooled(), DRAIN_SECONDS)

@@ -23,16 +23,17 @@ on a browse as such; it learns, per host, what that host usually asks, and weigh
 
 State is bounded: at most ``max_sources`` hosts (least recently active evicted first), at most
 :data:`MAX_TYPES_PER_HOST` types per host, :data:`MAX_POPULAR_TYPES` types in the link-wide table; hosts
-idle for ``slow_window`` are forgotten. No clock is read: ``now`` is an argument.
+idle for ``slow_window`` are forgotten. No clock is read: ``now`` is an argument (the watermark), and the
+weights are added up within one window around each question's own time.
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 
 from sensor.config import DetectionConfig
-from sensor.observations import IPAddress, MdnsQuery
+from sensor.detect.windows import densest_weight
+from sensor.observations import IPAddress, MdnsQuery, decoy_host
 
 ENUMERATION_NAME = "_services._dns-sd._udp.local"
 ROUTINE_TYPES = frozenset({
@@ -60,7 +61,6 @@ MAX_TYPES_PER_HOST = 64
 MAX_POPULAR_TYPES = 4096
 _BROWSE_TYPES = frozenset({"PTR", "ANY", "*"})
 _LOOKUP_TYPES = frozenset({"SRV", "TXT", "A", "AAAA", "ANY", "*"})
-_HOST_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
 def service_type(name: str) -> str | None:
@@ -71,12 +71,6 @@ def service_type(name: str) -> str | None:
     if not labels[-3].startswith("_"):
         return None
     return f"{labels[-3]}.{labels[-2]}"
-
-
-def decoy_host(instance: str) -> str:
-    """The host name a decoy's SRV record points at (``backup-nas.local`` for ``Backup NAS``)."""
-    label = _HOST_LABEL.sub("-", instance.lower()).strip("-")[:63] or "decoy"
-    return f"{label}.local"
 
 
 class _Habit:
@@ -202,11 +196,12 @@ class MdnsBrowseDetector:
         weight = self.weight(source, browsed)
         if weight <= 0.0:
             return []
+        window = self._config.window
         host.recent[browsed] = (max(ts, host.recent.get(browsed, (ts, 0.0))[0]), weight)
-        cutoff = now - self._config.window
+        cutoff = now - 2 * window
         for stale in [t for t, (when, _) in host.recent.items() if when < cutoff]:
             del host.recent[stale]
-        if sum(w for _, w in host.recent.values()) < 1.0 - 1e-9:
+        if densest_weight(host.recent.values(), ts, window) < 1.0 - 1e-9:
             return []
         if any(t in self._sensitive or t in ROUTINE_TYPES for t in host.recent):
             return ["T1046-MDNS-SENSITIVE"]

@@ -17,8 +17,9 @@ from sensor.config import MdnsConfig, SensorConfig
 from sensor.daemon.pipeline import Pipeline
 from sensor.mdns.decoy import DecoyAdvertiser
 from sensor.mdns.watch import MdnsWatcher, QueryEmitter, WatcherError
-from sensor.observations import MdnsQuery
-from sensor.outputs.sinks import DRAIN_SECONDS, build_sinks, drain_all
+from sensor.observations import MdnsHost, MdnsQuery
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import DRAIN_SECONDS, drain_all
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,17 @@ class MdnsSensor:
     async def start(self) -> tuple[str, ...]:
         """Start watching, then advertise the decoys; return the interfaces watched.
 
-        Raise :class:`~sensor.mdnswatch.WatcherError` when no interface can be watched.
+        Raise :class:`~sensor.mdns.watch.WatcherError` when no interface can be watched.
         """
         watched = self.watcher.start(asyncio.get_running_loop())
         if self.config.decoys:
             await self.decoys.start()
         return watched
 
-    def _observe(self, query: MdnsQuery) -> None:
-        self.observe(query)
-        self.decoys.answer(query)
+    def _observe(self, observation: MdnsQuery | MdnsHost) -> None:
+        self.observe(observation)
+        if isinstance(observation, MdnsQuery):
+            self.decoys.answer(observation)
 
     def tick(self) -> None:
         """Periodic housekeeping (call it every :data:`TICK_SECONDS`): re-read this host's addresses."""

@@ -3,7 +3,7 @@
 Nobody has a reason to resolve ``backup-nas._smb._tcp.local`` but a host that browses for file shares and
 then looks at what it found, so a lookup of a decoy (its SRV, TXT or its host's A record) is strong
 evidence on its own (``T1046-MDNS-DECOY``), and a touch of its port afterwards (a honeyport hit) makes the
-same incident a confirmed scanner. The decoy's SRV target is :func:`sensor.mdnsdetect.decoy_host`, a host
+same incident a confirmed scanner. The decoy's SRV target is :func:`sensor.observations.decoy_host`, a host
 name the detector knows too. Decoys are advertised on the IPv4 addresses of the watched interfaces.
 """
 
@@ -19,9 +19,8 @@ from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncZeroconf
 
 from sensor.config import MdnsDecoy
-from sensor.detect.mdns import decoy_host
 from sensor.mdns.watch import interface_addresses
-from sensor.observations import MdnsQuery
+from sensor.observations import MdnsQuery, decoy_host
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""The mDNS watcher: every question multicast on UDP 5353 (RFC 6762) becomes an :class:`MdnsQuery`.
+"""The mDNS watcher: every question multicast on UDP 5353 (RFC 6762) becomes an :class:`MdnsQuery`, and a
+host's announcement of its own addresses an :class:`MdnsHost` (so one host seen over IPv4 and IPv6 is one
+scanner).
 
 The watcher is a passive listener, not a responder. It binds the mDNS groups themselves
 (``224.0.0.251:5353``, and ``[ff02::fb%if]:5353`` per interface) with ``SO_REUSEADDR``/``SO_REUSEPORT``,
@@ -16,6 +18,7 @@ are counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -27,24 +30,30 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import ifaddr
 from zeroconf import IncomingDecodeError
+from zeroconf._dns import DNSAddress
 from zeroconf._protocol.incoming import DNSIncoming
 
 from sensor.errors import SensorError
-from sensor.observations import MDNS_PORT, IPAddress, MdnsQuery
+from sensor.observations import MDNS_PORT, IPAddress, MdnsHost, MdnsQuery
 
 log = logging.getLogger(__name__)
 
 MDNS_GROUP_V4 = IPv4Address("224.0.0.251")
 MDNS_GROUP_V6 = IPv6Address("ff02::fb")
+MAX_HOSTS_PER_PACKET = 4
+"""Names whose addresses one response may announce for its sender."""
+MAX_ADDRESSES_PER_HOST = 16
+"""A name announced with more addresses than this is not one host telling its own."""
 MAX_QUESTIONS = 64
 """Questions taken from one packet; the rest are counted in :attr:`WatcherStats.questions_dropped`."""
 _DATAGRAMS_PER_WAKEUP = 64
 _RECV_SIZE = 65535
 _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 _IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)
+_TYPE_A, _TYPE_AAAA = 1, 28
 _DECODE_ERRORS = (IncomingDecodeError, IndexError, ValueError, struct.error, RecursionError)
 
-QueryEmitter = Callable[[MdnsQuery], object]
+QueryEmitter = Callable[[MdnsQuery | MdnsHost], object]
 
 
 class WatcherError(SensorError):
@@ -69,6 +78,8 @@ class WatcherStats:
     """Responses (announcements, answers) and queries with no question: nothing to observe."""
     own: int = 0
     """Packets from one of this host's own addresses, ignored."""
+    announcements: int = 0
+    """Observations of a host announcing its own addresses (from responses)."""
     malformed: int = 0
     receive_errors: int = 0
 
@@ -81,15 +92,8 @@ def questions_of(data: bytes, source: IPAddress, source_port: int, target: IPAdd
     ``DNSIncoming`` only from its ``_protocol`` package: it is the parser the issue asks for. Raise
     :class:`MalformedPacketError` when the datagram is not a DNS message.
     """
-    try:
-        packet = DNSIncoming(data, (str(source), source_port), now=ts * 1000.0)
-        valid = packet.valid
-        is_query = packet.is_query()
-        questions = packet.questions if valid and is_query else []
-    except _DECODE_ERRORS as error:
-        raise MalformedPacketError(str(error)) from error
-    if not valid:
-        raise MalformedPacketError(f"{len(data)} bytes are not a DNS message")
+    packet = _parse(data, source, source_port, ts)
+    questions = packet.questions if packet.is_query() else []
     observations = [
         MdnsQuery(
             ts=ts,
@@ -105,6 +109,38 @@ def questions_of(data: bytes, source: IPAddress, source_port: int, target: IPAdd
         for question in questions[:limit]
     ]
     return observations, max(0, len(questions) - limit)
+
+
+def _parse(data: bytes, source: IPAddress, source_port: int, ts: float) -> DNSIncoming:
+    try:
+        packet = DNSIncoming(data, (str(source), source_port), now=ts * 1000.0)
+        valid = packet.valid
+    except _DECODE_ERRORS as error:
+        raise MalformedPacketError(str(error)) from error
+    if not valid:
+        raise MalformedPacketError(f"{len(data)} bytes are not a DNS message")
+    return packet
+
+
+def hosts_of(data: bytes, source: IPAddress, source_port: int, ts: float) -> list[MdnsHost]:
+    """The names a response announces with the sender's own address among their A/AAAA records (a host
+    telling the link its addresses), at most :data:`MAX_HOSTS_PER_PACKET` of them. A query gives ``[]``.
+    Raise :class:`MalformedPacketError` when the datagram is not a DNS message."""
+    packet = _parse(data, source, source_port, ts)
+    if packet.is_query():
+        return []
+    try:
+        records = packet.answers()
+    except _DECODE_ERRORS as error:
+        raise MalformedPacketError(str(error)) from error
+    names: dict[str, set[IPAddress]] = {}
+    for record in records:
+        if isinstance(record, DNSAddress) and record.type in (_TYPE_A, _TYPE_AAAA) and len(names) < 64:
+            with contextlib.suppress(ValueError):
+                names.setdefault(record.name.lower().rstrip("."), set()).add(ip_address(record.address))
+    return [MdnsHost(ts=ts, source=source, name=name, addresses=tuple(sorted(found, key=lambda a: (a.version, a))))
+            for name, found in names.items() if source in found and len(found) <= MAX_ADDRESSES_PER_HOST
+            ][:MAX_HOSTS_PER_PACKET]
 
 
 def _type_name(number: int, label: str) -> str:
@@ -220,13 +256,25 @@ class MdnsWatcher:
             return 0
         if not observations and not dropped:
             self.stats.without_questions += 1
-            return 0
+            return self._hosts(data, source, source_port)
         self.stats.queries += 1
         self.stats.questions += len(observations)
         self.stats.questions_dropped += dropped
         for observation in observations:
             self._emit(observation)
         return len(observations)
+
+    def _hosts(self, data: bytes, source: IPAddress, source_port: int) -> int:
+        """Emit what a response says of its sender's own addresses; the number of observations."""
+        try:
+            hosts = hosts_of(data, source, source_port, self._clock())
+        except MalformedPacketError:
+            self.stats.malformed += 1
+            return 0
+        self.stats.announcements += len(hosts)
+        for host in hosts:
+            self._emit(host)
+        return len(hosts)
 
     def _readable(self, sock: socket.socket, group: IPAddress) -> None:
         for _ in range(_DATAGRAMS_PER_WAKEUP):

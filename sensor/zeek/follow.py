@@ -29,11 +29,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor.daemon.checkpoint import StreamPosition
 from sensor.errors import LogReadError
 from sensor.observations import Observation
 from sensor.zeek import KINDS
 from sensor.zeek.logs import MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
+from sensor.zeek.position import StreamPosition
 from sensor.zeek.records import observations, wanted_fields
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ class LogFollower:
         if path is None:
             path = self._lost(kind, position, candidates)
             if path is None:
+                self.streams.pop(kind, None)  # reported once; the next live file is read from its start
                 return
             position = self._position(path)
         budget = self.read_budget

@@ -78,10 +78,38 @@ def discover(paths: list[Path], kinds: tuple[str, ...] = KINDS) -> list[tuple[st
     return ordered
 
 
-def age_order(path: Path) -> tuple[int, str]:
-    """Rotated files sort by the time in their names; the live ``conn.log`` comes last."""
+_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[-_T](\d{2})[-:](\d{2})[-:](\d{2})")
+"""Zeek's ``conn.2026-11-28-08-00-00.log`` and a logger's ``conn__2026-11-28-08-00-00__…__.log``."""
+_TIME_OF_DAY = re.compile(r"\.(\d{2}):(\d{2}):(\d{2})-\d{2}:\d{2}:\d{2}\.log")
+"""zeekctl's ``conn.08:00:00-09:00:00.log.gz``, whose day is the name of its directory."""
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NUMBERED = re.compile(r"\.log\.(\d+)(?:\.gz)?$")
+"""logrotate's ``conn.log.1`` (the newest copy), ``conn.log.2.gz`` (older)."""
+
+
+def age_order(path: Path) -> tuple[int, str, int, float, str]:
+    """Sort key putting a stream's files oldest first, by their own age, the live ``conn.log`` last.
+
+    Files are ordered by the rotation time in their names (Zeek's ``conn.2026-11-28-08-00-00.log``, a
+    logger's ``conn__2026-11-28-08-00-00__…__.log``, zeekctl's ``conn.08:00:00-09:00:00.log.gz`` in its day
+    directory ``2026-11-28/``), before files without one; then by logrotate's number, higher (older)
+    first (``conn.log.10`` before ``conn.log.2`` before ``conn.log.1``); then by modification time.
+    """
     name = path.name
-    return (1 if name == f"{log_kind(name)}.log" else 0, name)
+    if name == f"{log_kind(name)}.log":
+        return (2, "", 0, 0.0, name)
+    stamp = ""
+    if found := _STAMP.search(name):
+        stamp = "{} {}:{}:{}".format(*found.groups())
+    elif found := _TIME_OF_DAY.search(name):
+        day = path.parent.name if _DAY.match(path.parent.name) else ""
+        stamp = "{} {}:{}:{}".format(day, *found.groups())
+    numbered = _NUMBERED.search(name)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return (0 if stamp else 1, stamp, -int(numbered.group(1)) if numbered else 0, mtime, name)
 
 
 class MalformedLog:

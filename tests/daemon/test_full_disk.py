@@ -1,4 +1,4 @@
-"""A full disk under the sinks: a tmpfs of 256 KiB that the test fills up (root only, unmounted after).
+"""A full disk under the sinks: a tmpfs of 256 KiB (the ``disk`` fixture) that the test fills up (root only).
 
 The disk holds the state directory (spools, cursors) and the alert file. While it is full, alerts are
 held in memory and nothing is torn; once there is room again, every alert reaches the file exactly once,
@@ -8,56 +8,31 @@ in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import logging
 import os
-import subprocess
-from collections.abc import Iterator
+import re
 from pathlib import Path
 
 import pytest
 
 from sensor.alerts.alert import Alert
 from sensor.config import OutputConfig, SensorConfig
-from sensor.daemon.metrics import Metrics
-from sensor.outputs.sinks import SpooledSink, build_sinks
+from sensor.metrics import Metrics
+from sensor.outputs.build import build_sinks
+from sensor.outputs.sink import SpooledSink
+from sensor.outputs.transport import DeliveryError
+from tests.alertcheck import validate_alert
+from tests.conftest import fill_disk
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs mounted for the test."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount)],
-                          capture_output=True, timeout=20, check=False)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {made.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=20, check=False)
-
-
-def _fill(disk: Path) -> Path:
-    """Fill the disk to its last byte with one file."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as stream, contextlib.suppress(OSError):
-        while True:
-            stream.write(b"\0" * 4096)
-    with pytest.raises(OSError) as caught:
-        (disk / "probe").write_bytes(b"x" * 4096)
-    assert caught.value.errno == errno.ENOSPC
-    return filler
 
 
 def _file_lines(path: Path) -> list[str]:
     text = path.read_text() if path.exists() else ""
     assert not text or text.endswith("\n"), "no torn line"
-    return [json.loads(line)["event"]["id"] for line in text.splitlines()]
+    return [validate_alert(json.loads(line))["event"]["id"] for line in text.splitlines()]
 
 
 def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(disk: Path,
@@ -73,7 +48,7 @@ def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(di
         sink.start()
         sink.accept(1, alerts[:4], "sensor-test")
         await _until(lambda: _file_lines(output) == [a.event_id for a in alerts[:4]], "the first batch")
-        filler = _fill(disk)
+        filler = fill_disk(disk)
         os.truncate(filler, filler.stat().st_size - 4096)  # room for part of a batch only
         spooled = sink.spool.size
         sink.accept(2, alerts[4:8], "sensor-test")
@@ -97,10 +72,10 @@ def test_a_write_that_the_full_disk_cut_short_is_taken_back(disk: Path, real_ale
         assert isinstance(sink, SpooledSink)
         sink.accept(1, real_alerts, "sensor-test")  # spooled while there is room
         records, end = sink.spool.read(1000)
-        filler = _fill(disk)
+        filler = fill_disk(disk)
         filler_size = filler.stat().st_size
         os.truncate(filler, filler_size - 4096)  # room for part of the batch only
-        with pytest.raises(Exception, match="No space left"):
+        with pytest.raises(DeliveryError, match=rf"^file {re.escape(str(output))}: \[Errno {errno.ENOSPC}\] "):
             await sink.transport.send(records)
         assert not output.exists() or output.stat().st_size == 0, "the part written was taken back"
         filler.unlink()
@@ -127,7 +102,7 @@ def test_what_waits_in_memory_for_a_full_disk_is_bounded_and_drops_the_oldest_lo
     metrics = Metrics()
     (sink,) = build_sinks(SensorConfig(name="sensor-test", state_dir=disk / "state", outputs=(output,)),
                           metrics=metrics)
-    _fill(disk)
+    fill_disk(disk)
     with caplog.at_level(logging.ERROR):
         for seq, alert in enumerate(real_alerts * 3, start=1):
             sink.accept(seq, [alert], "sensor-test")
@@ -148,7 +123,7 @@ def test_alerts_delivered_one_by_one_while_the_disk_is_full_are_all_kept(disk: P
 
     async def main() -> None:
         (sink,) = build_sinks(config)
-        filler = _fill(disk)
+        filler = fill_disk(disk)
         for alert in alerts:  # the standalone honeyports and mdns commands hand alerts over like this
             sink.deliver(alert, "sensor-test")
         assert sink.held_alerts == len(alerts)

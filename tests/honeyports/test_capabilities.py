@@ -34,7 +34,8 @@ def _node(host: Host, tmp_path: Path, bounding: str) -> Running:
     node = Running(host.name, ["setpriv", f"--bounding-set={bounding}", "--", sys.executable, "-m", "sensor",
                                "-v", "honeyports", "--config", str(config), "--listen", host.ipv4,
                                "--tcp", "23,2323", "--udp", ""])
-    wait_for(lambda: node.logged("listening on") or node.process.poll() is not None, 20, "the node to listen")
+    wait_for(lambda: node.logged("honeyports: capnode listening on") or node.process.poll() is not None, 20,
+             "the node to listen")
     return node
 
 

@@ -28,8 +28,14 @@ class Node:
         self.loop = asyncio.new_event_loop()
         self.reactor = AsyncioSelectorReactor(self.loop)
         self.hits: list[HoneyportHit] = []
-        self.service = HoneyportService(config, self.hits.append, "loop-node", self.reactor, half_open=False)
+        self.open_at_hit: list[int] = []
+        """Connections open (``ConnectionTable.open_total``) when each hit was emitted."""
+        self.service = HoneyportService(config, self._hit, "loop-node", self.reactor, half_open=False)
         self.problems = self.service.start()
+
+    def _hit(self, hit: HoneyportHit) -> None:
+        self.hits.append(hit)
+        self.open_at_hit.append(self.service.table.open_total)
 
     def port(self, transport: Transport, address: str) -> int:
         return next(p for t, a, p in self.service.bound() if t is transport and a == address)
@@ -104,7 +110,6 @@ def test_slowloris_is_cut_and_the_per_source_cap_holds(node: Node) -> None:
         for _, writer in streams:
             writer.write(b"G")
         await node.until(lambda: len(node.hits) == count)
-        assert node.service.table.open_total <= 5
         results = [await _read_all(reader) for reader, _ in streams]
         for _, writer in streams:
             writer.close()
@@ -114,5 +119,10 @@ def test_slowloris_is_cut_and_the_per_source_cap_holds(node: Node) -> None:
     assert results == [b""] * 8, "refused and timed-out connections are closed without an answer"
     node.run(node.until(lambda: node.service.table.open_total == 0))
     stats = node.service.stats
-    assert (stats.hits, stats.refused_source, stats.timed_out) == (8, 3, 5)
+    # How many of the 8 meet the cap depends on how fast they open against the 0.5 s idle timeout; what
+    # holds whatever the speed: every one is a hit, at most 5 are ever open, and each one is either refused
+    # over the cap or cut by the timeout -- the first 5 always are.
+    assert stats.hits == 8 and max(node.open_at_hit) <= 5
+    assert stats.refused_source + stats.timed_out == 8 and stats.timed_out >= 5
+    assert stats.refused_total == 0
     assert node.service.table.by_source == {}

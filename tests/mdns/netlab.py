@@ -43,7 +43,7 @@ _AVAHI_CONFIG = """[server]
 host-name={host_name}
 domain-name=local
 use-ipv4=yes
-use-ipv6=no
+use-ipv6={ipv6}
 allow-interfaces=eth0
 enable-dbus={dbus}
 ratelimit-interval-usec=1000000
@@ -80,6 +80,8 @@ class Host:
     netns: str
     address: str
     directory: Path
+    address6: str = ""
+    """The host's IPv6 address on the bridge, when it has one (``add_host(..., ipv6=True)``)."""
     bus: str = ""
     """``DBUS_SYSTEM_BUS_ADDRESS`` of this host's private bus, when it has one."""
 
@@ -116,12 +118,14 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add_host(self, name: str, number: int) -> Host:
-        """A namespace with ``eth0`` at ``<subnet>.<number>/24`` on the bridge."""
-        host = Host(name, f"{self.prefix}{name}", f"{self.subnet}.{number}", self.directory / name)
+    def add_host(self, name: str, number: int, *, ipv6: bool = False) -> Host:
+        """A namespace with ``eth0`` at ``<subnet>.<number>/24`` on the bridge (and ``fd46:<pid>::<number>/64``
+        with ``ipv6``)."""
+        address6 = f"fd46:{os.getpid() % 0xFFFF:x}::{number}" if ipv6 else ""
+        host = Host(name, f"{self.prefix}{name}", f"{self.subnet}.{number}", self.directory / name, address6)
         host.directory.mkdir()
         self.hosts[name] = host
-        plug_host(self.bridge_netns, host.netns, f"p{number}", host.address)
+        plug_host(self.bridge_netns, host.netns, f"p{number}", host.address, address6 or None)
         return host
 
     def start(self, host: Host, args: Sequence[str], name: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
@@ -159,7 +163,8 @@ class Lab:
             (services_dir / f"s{index}.service").write_text(_SERVICE.format(name=name, type=kind, port=port))
         config = host.directory / "avahi-daemon.conf"
         config.write_text(_AVAHI_CONFIG.format(host_name=f"{host.name}-{os.getpid()}",
-                                               dbus="yes" if host.bus else "no"))
+                                               dbus="yes" if host.bus else "no",
+                                               ipv6="yes" if host.address6 else "no"))
         script = (f"mount -t tmpfs tmpfs /run && mount --bind {services_dir} /etc/avahi/services && "
                   f"exec avahi-daemon -f {config} --no-drop-root --no-chroot --no-rlimits")
         _, _, err = self.start(host, ["unshare", "-m", "sh", "-c", script], "avahi")

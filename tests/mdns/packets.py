@@ -27,3 +27,17 @@ def response_packet(name: str) -> bytes:
 
 PTR = const._TYPE_PTR
 SRV = const._TYPE_SRV
+
+
+def address_packet(host: str, *addresses: str) -> bytes:
+    """A host's announcement of its own addresses (A and AAAA records), as avahi sends it."""
+    from ipaddress import ip_address
+
+    from zeroconf import DNSAddress
+
+    packet = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
+    for address in addresses:
+        parsed = ip_address(address)
+        packet.add_answer_at_time(DNSAddress(host, const._TYPE_A if parsed.version == 4 else const._TYPE_AAAA,
+                                             const._CLASS_IN | const._CLASS_UNIQUE, 120, parsed.packed), 0)
+    return packet.packets()[0]

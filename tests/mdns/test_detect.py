@@ -13,10 +13,9 @@ from sensor.detect.mdns import (
     HABIT_SPAN,
     MAX_TYPES_PER_HOST,
     MdnsBrowseDetector,
-    decoy_host,
     service_type,
 )
-from sensor.observations import MdnsQuery
+from sensor.observations import MdnsQuery, decoy_host
 from tests.alertcheck import validate_alert
 
 SCANNER = "10.20.0.66"

@@ -101,6 +101,34 @@ def test_browsing_tools_alert_once_each_and_the_responder_never(lab: Lab, tmp_pa
     assert "T1046-MDNS-LEGACY" in by_source[scanners["dig"].address][-1]["t1046"]["rules"]
 
 
+def test_a_dual_stack_browser_is_one_incident_named_by_its_ipv4_address(lab: Lab, tmp_path: Path) -> None:
+    """avahi browses over IPv4 and IPv6 and announces its own addresses over both (AAAA over IPv4 too):
+    the watcher links the two and reports one scanner, not two."""
+    watch = lab.add_host("watch", 1, ipv6=True)
+    responder = lab.add_host("resp", 2, ipv6=True)
+    browser = lab.add_host("dual", 10, ipv6=True)
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"sensor: {{name: lab, state_dir: {tmp_path}}}\noutputs: [{{type: stdout}}]\n")
+    sensor, out, err = lab.start(watch, [sys.executable, "-m", "sensor", "-v", "mdns", "--interface", "eth0",
+                                         "--config", str(config)], "sensor")
+    wait_for(lambda: b"watching eth0" in err.read_bytes(), 20, "the watcher")
+    lab.start_avahi(responder, [("vm", "_ssh._tcp", 22)])
+    lab.start_bus(browser)
+    lab.start_avahi(browser)
+    browsed = lab.run(browser, ["avahi-browse", "-rtp", "_ssh._tcp"], 30)
+    assert b"eth0;IPv6;vm;SSH Remote Terminal" in browsed.stdout, browsed.stdout + browsed.stderr
+    wait_for(lambda: any(a["source"]["ip"] == browser.address for a in parse_alerts(out.read_bytes())), 20,
+             "an alert for the browser")
+    os.kill(sensor.pid, signal.SIGTERM)
+    assert sensor.wait(20) == 0, err.read_text()
+    alerts = parse_alerts(out.read_bytes())
+    assert {a["source"]["ip"] for a in alerts} == {browser.address}, "one scanner: no incident for its IPv6 address"
+    assert len({a["t1046"]["incident_id"] for a in alerts}) == 1
+    last = alerts[-1]
+    assert last["t1046"].get("scanner_aliases") == [browser.address6], "its IPv6 queries joined the incident"
+    assert browser.address6 in last["related"]["ip"]
+
+
 class _ListSink:
     def __init__(self) -> None:
         self.alerts: list[Alert] = []

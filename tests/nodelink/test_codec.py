@@ -11,18 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensor.nodes.link import (
+from sensor.nodes.codec import (
     MAX_PAYLOAD,
     Ack,
-    DedupeWindow,
     Hello,
     MalformedObservation,
     ProtocolError,
-    RateLimitedLog,
     Ready,
     Refused,
     Submission,
-    TokenBucket,
     decode_message,
     encode_ack,
     encode_hello,
@@ -30,6 +27,7 @@ from sensor.nodes.link import (
     encode_refused,
     encode_submission,
 )
+from sensor.nodes.limits import DedupeWindow, RateLimitedLog, TokenBucket
 from sensor.observations import HoneyportHit, MdnsQuery, Transport
 
 HIT = HoneyportHit(ts=1700000000.25, source=ip_address("10.1.2.3"), source_port=40000,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensor.nodes.link import encode_hello
+from sensor.nodes.codec import encode_hello
 from tests.alertcheck import validate_alert
 from tests.waiting import wait_for
 

@@ -30,9 +30,17 @@ class Metrics:
                                      registry=registry)
         self.sink_delivered = Counter("t1046_sink_delivered", "Alerts a sink delivered", ["sink"],
                                       registry=registry)
+        self.sink_resent = Counter(
+            "t1046_sink_resent", "Alerts a sink sent again after an attempt that may have delivered them (a connection "
+            "lost after writing, a timed-out request): an upper bound of the duplicates its receiver got", ["sink"],
+            registry=registry)
+        self.sink_duplicates = Counter("t1046_sink_duplicates", "Alerts a receiver reported it already had "
+                                       "(a _bulk 409 on create)", ["sink"], registry=registry)
+        self.sink_dead_letters = Counter("t1046_sink_dead_letters", "Alerts a receiver refused for good, kept in "
+                                         "the sink's dead-letter file", ["sink"], registry=registry)
         self.spool_bytes = Gauge("t1046_spool_bytes", "Bytes in a sink's disk spool", ["sink"], registry=registry)
-        self.spool_dropped = Counter("t1046_spool_dropped", "Alerts dropped by a full spool or refused for good",
-                                     ["sink"], registry=registry)
+        self.spool_dropped = Counter("t1046_spool_dropped", "Alerts dropped by a full spool (or refused for good by "
+                                     "the receiver of a sink without a dead-letter file)", ["sink"], registry=registry)
         self.honeyport_touches = Counter("t1046_honeyport_touches", "Honeyport touches", ["transport"],
                                          registry=registry)
         self.mdns_queries = Counter("t1046_mdns_queries", "mDNS questions seen by the watcher", registry=registry)

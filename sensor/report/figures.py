@@ -1,0 +1,224 @@
+"""One picture per incident, drawn with matplotlib's Agg backend into PNG bytes.
+
+Three panels share the story: probes per time bin stacked by outcome (how fast, is it still going), the
+timeline of targets (time x target, each cell coloured by its most telling outcome), and the target x port
+heat map, marking the cells where a probe was answered, half-open or touched a honeyport. Rule firings
+are vertical lines on the time axes. Everything is aggregated first (:mod:`sensor.report.aggregate`), so
+the drawing is bounded whatever the number of probes. Uses ``matplotlib.figure.Figure`` directly: no
+pyplot, no global state, no display. Text is drawn with mathtext off, so a ``$`` in attacker-chosen text
+is only a dollar sign.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap, LogNorm, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.transforms import blended_transform_factory
+from matplotlib.typing import RcKeyType
+
+from sensor.report.aggregate import (
+    Bins,
+    cell_outcomes,
+    heat,
+    outcome_counts,
+    port_axis,
+    target_axis,
+    time_bins,
+    unit_of,
+)
+from sensor.report.incidents import Incident, RuleFiring, headline, utc
+from sensor.report.probes import Probes, Shown
+
+COLOURS = {
+    Shown.ANSWERED: "#1b9e77",
+    Shown.REFUSED: "#d95f02",
+    Shown.UNANSWERED: "#9e9e9e",
+    Shown.HALF_OPEN: "#7570b3",
+    Shown.STEALTH: "#a6761d",
+    Shown.HONEYPORT: "#e7298a",
+    Shown.OTHER: "#e6ab02",
+}
+"""Outcome colours (ColorBrewer Dark2, grey for the silent majority of a scan)."""
+DPI = 100
+SIZE = (12.0, 9.5)
+_STYLE: dict[RcKeyType, Any] = {
+    "text.parse_math": False, "font.size": 8, "axes.titlesize": 9, "axes.titleweight": "bold",
+    "axes.spines.top": False, "axes.spines.right": False,
+}
+
+
+def _firing_groups(firings: Sequence[RuleFiring], start: float, extent: float) -> list[tuple[float, str]]:
+    """Firings closer than 2 % of the axis merged into one labelled line."""
+    groups: list[tuple[float, list[str]]] = []
+    for firing in firings:
+        at = firing.ts - start
+        if groups and at - groups[-1][0] <= 0.02 * extent:
+            groups[-1][1].append(firing.rule)
+        else:
+            groups.append((at, [firing.rule]))
+    return [(at, ", ".join(rules)) for at, rules in groups]
+
+
+def _mark_firings(axes: Axes, groups: list[tuple[float, str]], unit: float, extent: float,
+                  labelled: bool) -> None:
+    """Rule firings as dashed lines; labelled ones staggered in four rows so neighbours do not overlap."""
+    over = blended_transform_factory(axes.transData, axes.transAxes)
+    for number, (at, rules) in enumerate(groups):
+        axes.axvline(at / unit, color="#333333", linestyle="--", linewidth=0.8)
+        if labelled:
+            right = at > 0.6 * extent
+            axes.text(at / unit, 0.93 - 0.2 * (number % 4), f" {rules} " if right else f" {rules}",
+                      transform=over, va="top", ha="right" if right else "left", fontsize=7, color="#333333",
+                      bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1})
+
+
+def _empty(axes: Axes, text: str) -> None:
+    axes.text(0.5, 0.5, text, transform=axes.transAxes, ha="center", va="center", color="#666666")
+    axes.set_yticks([])
+
+
+def _rate(axes: Axes, probes: Probes, bins: Bins, unit_name: str, unit: float) -> None:
+    counts = outcome_counts(bins, probes.outcome)
+    lefts = bins.edges()[:-1] / unit
+    bottom = np.zeros(bins.count)
+    for outcome in Shown:
+        if counts[outcome].any():
+            axes.bar(lefts, counts[outcome], width=bins.width / unit, bottom=bottom, align="edge",
+                     color=COLOURS[outcome], linewidth=0)
+            bottom += counts[outcome]
+    axes.set_ylabel(f"probes per {bins.width / unit:g} {unit_name}")
+
+
+def _timeline(axes: Axes, probes: Probes, bins: Bins, unit: float) -> None:
+    rows = target_axis(probes)
+    totals, outcome = cell_outcomes(rows, bins.index, bins.count, probes.outcome)
+    palette = np.array([to_rgb(COLOURS[o]) for o in Shown])
+    image = np.ones((len(rows.labels), bins.count, 4))
+    image[..., :3] = palette[outcome]
+    filled = totals > 0
+    strength = np.log1p(totals) / np.log1p(max(int(totals.max()), 1))
+    image[..., 3] = np.where(filled, 0.45 + 0.55 * strength, 0.0)
+    axes.imshow(image, aspect="auto", interpolation="nearest",
+                extent=(0.0, bins.count * bins.width / unit, len(rows.labels) - 0.5, -0.5))
+    axes.set_yticks(range(len(rows.labels)), rows.labels, fontsize=7 if len(rows.labels) > 12 else 8)
+    axes.set_title(f"Timeline: {len(probes.targets)} target{'s' if len(probes.targets) != 1 else ''}"
+                   " (each cell: the most telling outcome of its probes; darker: more probes)", loc="left")
+
+
+def _heat_map(figure: Figure, axes: Axes, colour_axes: Axes, probes: Probes) -> None:
+    rows, columns = target_axis(probes), port_axis(probes)
+    totals, marks = heat(rows, columns, probes.outcome)
+    cmap = ListedColormap(mpl.colormaps["Blues"](np.linspace(0.25, 1.0, 256))).with_extremes(bad="white")
+    shown = np.ma.masked_equal(totals, 0)
+    image = axes.imshow(shown, aspect="auto", interpolation="nearest", cmap=cmap,
+                        norm=LogNorm(vmin=1, vmax=max(int(totals.max()), 2)))
+    for number, (outcome, marked) in enumerate(marks.items()):
+        marked_rows, marked_columns = np.nonzero(marked)
+        if marked_rows.size:
+            offset = (number - 1) * 0.22
+            axes.scatter(marked_columns + offset, marked_rows, s=20, marker="o", color=COLOURS[outcome],
+                         edgecolors="white", linewidths=0.6, label=outcome.label)
+    if any(marked.any() for marked in marks.values()):
+        axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7, ncols=3,
+                    title="cells where a probe found a", title_fontsize=7)
+    axes.set_yticks(range(len(rows.labels)), rows.labels, fontsize=7 if len(rows.labels) > 12 else 8)
+    axes.set_xticks(range(len(columns.labels)), columns.labels, rotation=90,
+                    fontsize=7 if len(columns.labels) > 12 else 8)
+    axes.set_xlabel("target port")
+    distinct_ports = int(np.unique(probes.port).size)
+    axes.set_title(f"Targets x ports: {distinct_ports} distinct port{'s' if distinct_ports != 1 else ''}"
+                   " (colour: probes per cell)", loc="left")
+    bar = figure.colorbar(image, cax=colour_axes, label="probes")
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _time_range(incident: Incident, probes: Probes) -> tuple[float, float]:
+    """The time axis: the incident's first to last seen, widened to its probes."""
+    times = [incident.latest.first_seen, incident.latest.last_seen]
+    if len(probes):
+        times += [float(probes.ts.min()), float(probes.ts.max())]
+    return min(times), max(times)
+
+
+def _on_axis(firings: Sequence[RuleFiring], start: float, end: float) -> tuple[list[RuleFiring], str]:
+    """The firings drawn on the time axis (within it, give or take 5 %), and a note naming the others:
+    an alert's time is when the sensor emitted it, which a live sensor may do long after the probes."""
+    margin = 0.05 * max(end - start, 1e-3)
+    inside = [f for f in firings if start - margin <= f.ts <= end + margin]
+    outside = [f"{f.rule} at {utc(f.ts)}" for f in firings if f not in inside]
+    return inside, ("; alerted outside this axis: " + ", ".join(outside[:3])
+                    + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")) if outside else ""
+
+
+def _legend(figure: Figure, probes: Probes) -> None:
+    present = sorted({Shown(int(o)) for o in np.unique(probes.outcome)})
+    handles = [Patch(color=COLOURS[o], label=o.label) for o in present]
+    if handles:
+        figure.legend(handles=handles, loc="outside upper right", ncols=len(handles), frameon=False,
+                      title="outcome", title_fontsize=8)
+
+
+def incident_figure(incident: Incident, probes: Probes) -> Figure:
+    """The picture of one incident (not yet rendered)."""
+    with mpl.rc_context(_STYLE):
+        figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        latest = incident.latest
+        figure.suptitle(f"{headline(incident)}\n{latest.message[:160]}", x=0.01, ha="left", fontsize=10)
+        rows = len(target_axis(probes).labels) if len(probes) else 1
+        band = min(2.6, 0.7 + 0.08 * rows)
+        grid = figure.add_gridspec(3, 2, height_ratios=(1.4, band, band), width_ratios=(60, 1))
+        rate_axes = figure.add_subplot(grid[0, 0])
+        timeline_axes = figure.add_subplot(grid[1, 0], sharex=rate_axes)
+        heat_axes = figure.add_subplot(grid[2, 0])
+        colour_axes = figure.add_subplot(grid[2, 1])
+        start, end = _time_range(incident, probes)
+        unit_name, unit = unit_of(end - start)
+        drawn, note = _on_axis(incident.firings, start, end)
+        groups = _firing_groups(drawn, start, max(end - start, 1e-3))
+        rate_axes.set_title(f"Probe rate, by outcome{note}", loc="left")
+        if len(probes):
+            bins = time_bins(probes.ts, start, end, unit=unit)
+            _rate(rate_axes, probes, bins, unit_name, unit)
+            _timeline(timeline_axes, probes, bins, unit)
+            _heat_map(figure, heat_axes, colour_axes, probes)
+            _legend(figure, probes)
+        else:
+            rate_axes.set_xlim(0.0, max(end - start, 1e-3) / unit)
+            for axes in (rate_axes, timeline_axes, heat_axes):
+                _empty(axes, "no conn.log probes of this incident in the input: give the Zeek logs to draw them")
+            colour_axes.set_axis_off()
+        _mark_firings(rate_axes, groups, unit, end - start, labelled=True)
+        _mark_firings(timeline_axes, groups, unit, end - start, labelled=False)
+        timeline_axes.set_xlabel(f"{unit_name} since {utc(start)}")
+        rate_axes.tick_params(labelbottom=False)
+        return figure
+
+
+def png(figure: Figure) -> bytes:
+    """The figure as PNG bytes (no timestamp in the metadata, so the same input gives the same file)."""
+    buffer = io.BytesIO()
+    with mpl.rc_context(_STYLE):
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def incident_png(incident: Incident, probes: Probes) -> bytes:
+    """The picture of one incident as PNG bytes."""
+    return png(incident_figure(incident, probes))
+
+
+def outcome_colours() -> dict[str, str]:
+    """Outcome label to colour, for the page's legend."""
+    return {outcome.label: COLOURS[outcome] for outcome in Shown}
