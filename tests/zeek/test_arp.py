@@ -15,7 +15,7 @@ from sensor.config import default_config
 from sensor.replay import replay
 from tests.alertcheck import parse_alerts
 
-ARP_DATA = Path(__file__).resolve().parent / "data" / "arp"
+ARP_DATA = Path(__file__).resolve().parents[1] / "data" / "arp"
 SCENARIOS = sorted(p.name for p in ARP_DATA.iterdir() if p.is_dir())
 
 
