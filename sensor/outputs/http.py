@@ -25,6 +25,7 @@ It owns the request bodies and the reading of answers; the spool, retries and de
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import ssl
@@ -61,10 +62,30 @@ def hec_ack_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=base + "/ack", query=""))
 
 
+def _host_port(parts: urllib.parse.SplitResult) -> str:
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port is not None else host
+
+
 def safe_url(url: str) -> str:
-    """The URL without any user:password part."""
+    """The URL as logs may show it: no user:password part, no query (where tokens hide)."""
     parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "")) if parts.password else url
+    return urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts), query="…" if parts.query else ""))
+
+
+def split_credentials(url: str, auth: str | None) -> tuple[str, str | None]:
+    """The URL without credentials, and the Authorization value: the configured one, else Basic from the
+    URL's user:password (a client may not send both)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, auth
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts)))
+    if auth is not None:
+        return bare, auth
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    return bare, "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 class HttpTransport:
@@ -72,6 +93,7 @@ class HttpTransport:
 
     def __init__(self, url: str, kind: str, auth: str | None, index: str | None, sourcetype: str,
                  headers: Mapping[str, str], tls: ssl.SSLContext | None, timeout: float, observer: str) -> None:
+        url, auth = split_credentials(url, auth)
         self.url = url
         self.kind = kind
         self._auth = auth

@@ -340,3 +340,28 @@ def test_hec_indexer_acknowledgement_is_awaited_and_a_lost_batch_sent_again(
     assert len(lost) == 5 and not pending
     assert metric(metrics, "t1046_sink_resent_total", "siem") == 5
     assert metric(metrics, "t1046_sink_delivered_total", "siem") == 15
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_or_give_way_to_a_token_and_are_never_logged(
+        tmp_path: Path, real_alerts: list[Alert], receivers: list[HttpReceiver], loop: Loop,
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL with user:password (and a secret in its query) is a common way to write a webhook; beside a HEC
+    token it made the HTTP client refuse the request at every delivery."""
+    monkeypatch.setenv("HEC_TOKEN", "t0ken")
+    alerts = distinct_alerts(real_alerts, 2)
+    receiver = _serve(receivers, lambda request: (200, b'{"text":"Success","code":0}'))
+    with_userinfo = receiver.url.replace("://", "://sensor:s3cret@")
+    _run(loop, _sink(tmp_path / "a", Metrics(), url=with_userinfo, kind="hec", token_env="HEC_TOKEN"), alerts)
+    _run(loop, _sink(tmp_path / "b", Metrics(), url=with_userinfo + "/hook?key=qs3cret", batch_size=2), alerts)
+    first, second = receiver.script.requests[0], receiver.script.requests[-1]
+    assert first.headers["Authorization"] == "Splunk t0ken", "the configured token wins"
+    assert second.headers["Authorization"] == "Basic " + base64.b64encode(b"sensor:s3cret").decode()
+    assert second.path == "/hook?key=qs3cret"
+    broken = _serve(receivers, lambda request: (503, b"busy"))
+    sink = _sink(tmp_path / "c", Metrics(), url=broken.url.replace("://", "://sensor:s3cret@") + "/h?key=qs3cret")
+    with caplog.at_level("WARNING"):
+        loop.call(sink.start)
+        loop.call(lambda: sink.accept(1, alerts[:1], "sensor-test"))
+        wait_for(lambda: "delivery failed" in caplog.text, 60, "a failed delivery to be logged")
+        loop.run(sink.drain(1))
+    assert "s3cret" not in caplog.text and "qs3cret" not in caplog.text, caplog.text
