@@ -1,8 +1,9 @@
-"""Waiting for an event the test cannot await directly: poll a condition against a deadline; a port a
-process reports it bound."""
+"""Waiting for an event the test cannot await directly: poll a condition against a deadline (from a test, or
+inside its event loop); a port a process reports it bound."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -19,6 +20,16 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str = "the c
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+async def wait_for_async(condition: Callable[[], object], timeout: float, what: str = "the condition",
+                         interval: float = 0.01) -> None:
+    """:func:`wait_for` inside a running event loop: the loop goes on while the condition is polled."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def reported_port(log: Path, timeout: float, transport: str = "tcp", address: str = "127.0.0.1",

@@ -5,7 +5,7 @@ globally), driven by ``loop.run_until_complete``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
@@ -13,6 +13,7 @@ from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from honeyports.service import HoneyportService
 from sensor.config import HoneyportsConfig
 from sensor.observations import HoneyportHit, Transport
+from tests.waiting import wait_for_async
 
 
 async def _read_all(reader: asyncio.StreamReader) -> bytes:
@@ -43,11 +44,8 @@ class Node:
     def run(self, coroutine: object) -> object:
         return self.loop.run_until_complete(coroutine)  # type: ignore[arg-type]
 
-    async def until(self, condition: object, timeout: float = 5.0) -> None:
-        deadline = self.loop.time() + timeout
-        while not condition():  # type: ignore[operator]
-            assert self.loop.time() < deadline, "condition not met in time"
-            await asyncio.sleep(0.01)
+    async def until(self, condition: Callable[[], object], timeout: float = 30.0) -> None:
+        await wait_for_async(condition, timeout, "the listener to see it")
 
     def close(self) -> None:
         self.run(self.service.stop().asFuture(self.loop))

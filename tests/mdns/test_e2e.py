@@ -29,7 +29,7 @@ from sensor.mdns.command import MdnsSensor, serve
 from sensor.observations import HoneyportHit, Transport
 from tests.alertcheck import parse_alerts, validate_alert
 from tests.mdns.netlab import Lab, missing_tools
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_for_async
 
 pytestmark = [
     pytest.mark.netns,
@@ -170,7 +170,7 @@ class _InNamespace(threading.Thread):
     async def _main(self) -> None:
         server = await asyncio.start_server(self._touched, "0.0.0.0", self.honeyport)
         task = asyncio.create_task(serve(self.sensor, self.pipeline, self.stop, tick_seconds=0.5))
-        await wait_async(lambda: bool(self.sensor.decoys.registered) or task.done(), 20)
+        await wait_for_async(lambda: bool(self.sensor.decoys.registered) or task.done(), 20, "the decoys")
         self.ready.set()
         await task
         server.close()
@@ -182,12 +182,6 @@ class _InNamespace(threading.Thread):
                                            target=ip_address(local[0]), target_port=local[1],
                                            transport=Transport.TCP, profile="smb"))
         writer.close()
-
-
-async def wait_async(condition: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
 
 
 def test_decoys_are_advertised_over_ipv6_as_well(lab: Lab) -> None:

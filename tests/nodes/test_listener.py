@@ -23,6 +23,7 @@ from sensor.observations import HoneyportHit, Observation, Transport
 from sensor.outputs.spool import SpoolRecord
 from sensor.outputs.transport import DeliveryError
 from tests.fixtures import Certificates
+from tests.waiting import wait_for_async
 
 TOKEN = "node-token-for-tests"
 EPOCH = "00112233aabbccdd"
@@ -272,13 +273,6 @@ def test_a_tokens_file_others_can_read_is_warned_about(tmp_path: Path, caplog: p
     assert TOKEN_A not in caplog.text
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 def test_acknowledged_after_the_commit_so_a_crash_before_it_loses_and_repeats_nothing(certificates: Certificates,
                                                                                        tmp_path: Path) -> None:
     first, second = Centre(certificates, ack_after_commit=True), Centre(certificates, ack_after_commit=True)
@@ -288,7 +282,7 @@ def test_acknowledged_after_the_commit_so_a_crash_before_it_loses_and_repeats_no
         node = _transport(first, certificates)
         committed_state = first.listener.state()
         sending = asyncio.ensure_future(node.send(_records(1, 3)))
-        await _until(lambda: len(first.observed) == 3, "the centre observing the batch")
+        await wait_for_async(lambda: len(first.observed) == 3, HANG, "the centre observing the batch")
         assert first.listener.acks_pending and not sending.done(), "no ack before the commit"
         await first.listener.stop()  # the centre dies before its next commit
         with pytest.raises(DeliveryError):
@@ -298,12 +292,12 @@ def test_acknowledged_after_the_commit_so_a_crash_before_it_loses_and_repeats_no
         try:
             again = _transport(second, certificates)
             resent = asyncio.ensure_future(again.send(_records(1, 3)))
-            await _until(lambda: len(second.observed) == 3, "the re-sent batch observed after the restart")
+            await wait_for_async(lambda: len(second.observed) == 3, HANG, "the re-sent batch observed")
             second.listener.committed()
             await asyncio.wait_for(resent, 10)
             assert not second.listener.acks_pending
             more = asyncio.ensure_future(again.send(_records(1, 4)))  # 1-3 are committed: only 4 goes
-            await _until(lambda: len(second.observed) == 4, "the new observation")
+            await wait_for_async(lambda: len(second.observed) == 4, HANG, "the new observation")
             second.listener.committed()
             await asyncio.wait_for(more, 10)
             await again.close()

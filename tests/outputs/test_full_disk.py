@@ -25,6 +25,7 @@ from sensor.outputs.sink import SpooledSink
 from sensor.outputs.transport import DeliveryError
 from tests.alertcheck import validate_alert
 from tests.conftest import fill_disk
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 
@@ -47,7 +48,7 @@ def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(di
         assert isinstance(sink, SpooledSink)
         sink.start()
         sink.accept(1, alerts[:4], "sensor-test")
-        await _until(lambda: _file_lines(output) == [a.event_id for a in alerts[:4]], "the first batch")
+        await wait_for_async(lambda: _file_lines(output) == [a.event_id for a in alerts[:4]], 20, "the first batch")
         filler = fill_disk(disk)
         os.truncate(filler, filler.stat().st_size - 4096)  # room for part of a batch only
         spooled = sink.spool.size
@@ -55,7 +56,7 @@ def test_alerts_wait_in_memory_for_room_and_then_reach_the_file_once_in_order(di
         sink.accept(3, alerts[8:], "sensor-test")
         assert sink.spool.size == spooled, "a full disk leaves no torn record in the spool"
         filler.unlink()
-        await _until(lambda: len(_file_lines(output)) == len(alerts), "the held alerts delivered")
+        await wait_for_async(lambda: len(_file_lines(output)) == len(alerts), 20, "the held alerts delivered")
         assert await sink.drain(10)
 
     asyncio.run(asyncio.wait_for(main(), 60))
@@ -86,14 +87,6 @@ def test_a_write_that_the_full_disk_cut_short_is_taken_back(disk: Path, real_ale
 
     asyncio.run(asyncio.wait_for(main(), 60))
     assert _file_lines(output) == [alert.event_id for alert in real_alerts]
-
-
-async def _until(condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def test_what_waits_in_memory_for_a_full_disk_is_bounded_and_drops_the_oldest_loudly(
@@ -128,7 +121,7 @@ def test_alerts_delivered_one_by_one_while_the_disk_is_full_are_all_kept(disk: P
             sink.deliver(alert, "sensor-test")
         assert sink.held_alerts == len(alerts)
         filler.unlink()
-        await _until(lambda: len(_file_lines(output)) == len(alerts), "the held alerts delivered")
+        await wait_for_async(lambda: len(_file_lines(output)) == len(alerts), 20, "the held alerts delivered")
         assert await sink.drain(10)
 
     asyncio.run(asyncio.wait_for(main(), 60))
