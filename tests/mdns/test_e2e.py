@@ -7,6 +7,7 @@ tool and the watcher; multicast never leaves the lab.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -28,7 +29,7 @@ from sensor.daemon.pipeline import Pipeline
 from sensor.mdns.command import MdnsSensor, serve
 from sensor.observations import HoneyportHit, Transport
 from tests.alertcheck import parse_alerts, validate_alert
-from tests.mdns.netlab import Lab, missing_tools
+from tests.mdns.netlab import Host, Lab, missing_tools
 from tests.waiting import wait_for, wait_for_async
 
 pytestmark = [
@@ -184,9 +185,10 @@ class _InNamespace(threading.Thread):
         writer.close()
 
 
-def test_decoys_are_advertised_over_ipv6_as_well(lab: Lab) -> None:
-    watch = lab.add_host("watch", 1, ipv6=True)
-    scanner = lab.add_host("scan", 10, ipv6=True)
+@contextlib.contextmanager
+def _decoy_watcher(watch: Host) -> Iterator[tuple[_InNamespace, _ListSink]]:
+    """The watcher with one decoy (backup-nas, _smb._tcp, a honeyport on 4445) running in ``watch``;
+    stopped, and checked for a failure, on leaving."""
     config = parse_config({
         "sensor": {"name": "lab"},
         "mdns": {"interfaces": ["eth0"], "decoys": [{"instance": "backup-nas", "type": "_smb._tcp", "port": 4445}]},
@@ -197,13 +199,20 @@ def test_decoys_are_advertised_over_ipv6_as_well(lab: Lab) -> None:
     worker.start()
     try:
         assert worker.ready.wait(30) and worker.failure is None, worker.failure
-        lab.start_bus(scanner)
-        lab.start_avahi(scanner)
-        found = lab.run(scanner, ["avahi-browse", "-rtp", "_smb._tcp"], 30).stdout.decode()
+        yield worker, sink
     finally:
         worker.loop.call_soon_threadsafe(worker.stop.set)
         worker.join(30)
     assert worker.failure is None, worker.failure
+
+
+def test_decoys_are_advertised_over_ipv6_as_well(lab: Lab) -> None:
+    watch = lab.add_host("watch", 1, ipv6=True)
+    scanner = lab.add_host("scan", 10, ipv6=True)
+    with _decoy_watcher(watch):
+        lab.start_bus(scanner)
+        lab.start_avahi(scanner)
+        found = lab.run(scanner, ["avahi-browse", "-rtp", "_smb._tcp"], 30).stdout.decode()
     seen = {tuple(line.split(";")[1:4]) for line in found.splitlines() if line.startswith("+;")}
     assert {("eth0", "IPv4", "backup-nas"), ("eth0", "IPv6", "backup-nas")} <= seen, found
 
@@ -211,16 +220,7 @@ def test_decoys_are_advertised_over_ipv6_as_well(lab: Lab) -> None:
 def test_decoy_resolved_then_its_honeyport_touched_is_one_high_severity_incident(lab: Lab) -> None:
     watch = lab.add_host("watch", 1)
     scanner = lab.add_host("scan", 10)
-    config = parse_config({
-        "sensor": {"name": "lab"},
-        "mdns": {"interfaces": ["eth0"], "decoys": [{"instance": "backup-nas", "type": "_smb._tcp", "port": 4445}]},
-    })
-    sink = _ListSink()
-    pipeline = Pipeline(config, [sink])
-    worker = _InNamespace(watch.netns, pipeline, MdnsSensor(config.mdns, pipeline.observe), 4445)
-    worker.start()
-    try:
-        assert worker.ready.wait(30) and worker.failure is None, worker.failure
+    with _decoy_watcher(watch) as (worker, sink):
         assert worker.sensor.decoys.registered == ("backup-nas._smb._tcp.local.",)
         lab.start_bus(scanner)
         lab.start_avahi(scanner)
@@ -232,10 +232,6 @@ def test_decoy_resolved_then_its_honeyport_touched_is_one_high_severity_incident
                                   resolved[0][7], resolved[0][8]], 15)
         assert touch.returncode == 0, touch.stderr
         wait_for(lambda: any("honeyport" in a.evidence_sources for a in list(sink.alerts)), 15, "the touch")
-    finally:
-        worker.loop.call_soon_threadsafe(worker.stop.set)
-        worker.join(30)
-    assert worker.failure is None, worker.failure
     alerts = sink.alerts
     assert {str(a.scanner) for a in alerts} == {scanner.address}, "our own decoy traffic is ignored"
     assert len({a.incident_id for a in alerts}) == 1
