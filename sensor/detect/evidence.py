@@ -56,10 +56,11 @@ class Evidence:
         self.generation = 0
         """How many incidents of this source closed before the current one (their evidence goes on counting)."""
         self.update = 0
-        self.alerted: tuple[Action, int, int, int, int, int] | None = None
-        """(action, rules, evidence sources, payloads sampled, targets, ports) at the last alert."""
+        self.alerted: tuple[Action, int, int] | None = None
+        """(action, rules, evidence sources) at the last alert: a change makes an update due at once."""
         self.alerted_extent = (0, 0, 0, 0)
-        """(probes, payloads, targets, ports) at the last alert: a later update is due only if it moved."""
+        """(probes, payloads, targets, ports) at the last alert: new payloads make an update due at once,
+        doubled targets or ports one for growth, and any other move one for the final extent."""
         self.alerted_at = float("-inf")
         """The correlator's clock at the last alert (updates for growth alone are spaced by ``update_every``)."""
 

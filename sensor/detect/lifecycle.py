@@ -37,12 +37,10 @@ class CorrelatorStats:
     """Failed contacts to services seen working recently: counted apart, not as probes."""
 
 
-def _snapshot(track: Track) -> tuple[Action, int, int, int, int, int]:
-    """(action, rules, evidence sources, payloads sampled, targets, ports): an update is due at once when one
-    of the first four changes, and for growth when targets or ports doubled."""
+def _kind(track: Track) -> tuple[Action, int, int]:
+    """(action, rules, evidence sources): an update is due at once when one of them changes."""
     detail = track.evidence()
-    _, payloads, targets, ports = track.extent()
-    return action_of(track), len(detail.rules), len(detail.sources), payloads, targets, ports
+    return action_of(track), len(detail.rules), len(detail.sources)
 
 
 class Incidents:
@@ -107,13 +105,13 @@ class Incidents:
             detail.rules[rule] = None
         if not detail.rules:
             return []
-        snapshot = _snapshot(track)
-        last = detail.alerted
-        if last is None or snapshot[:4] != last[:4] or (
-                (snapshot[4] >= 2 * last[4] or snapshot[5] >= 2 * last[5])
+        _, payloads, targets, ports = extent = track.extent()
+        _, sent_payloads, sent_targets, sent_ports = detail.alerted_extent
+        if detail.alerted is None or _kind(track) != detail.alerted or payloads != sent_payloads or (
+                (targets >= 2 * sent_targets or ports >= 2 * sent_ports)
                 and now >= detail.alerted_at + self._config.update_every):
             return self._emit(track, now, closed=False)
-        if track.extent() != detail.alerted_extent:
+        if extent != detail.alerted_extent:
             self._unsent[track.key] = None
             self._unsent.move_to_end(track.key)
         return []
@@ -144,7 +142,7 @@ class Incidents:
     def _emit(self, track: Track, now: float, *, closed: bool) -> list[Alert]:
         detail: Evidence = track.evidence()
         detail.alerted_extent = track.extent()
-        detail.alerted = _snapshot(track)
+        detail.alerted = _kind(track)
         detail.alerted_at = now
         self._unsent.pop(track.key, None)
         alert = incident_alert(track, now, self._config.sample_size, closed=closed)
