@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sensor.config import OutputConfig, SensorConfig
+from sensor.zeek.follow import is_file
 
 if TYPE_CHECKING:
     from sensor.daemon.sources import LocalSources
@@ -57,19 +58,12 @@ def output_lines(config: SensorConfig) -> list[str]:
 
 def zeek_line(log_dir: Path, kinds: tuple[str, ...]) -> str:
     """``zeek: following DIR: conn.log (and notice.log, … when they appear)`` for the logs of ``kinds``."""
-    present = [kind for kind in kinds if _is_file(log_dir / f"{kind}.log")]
+    present = [kind for kind in kinds if is_file(log_dir / f"{kind}.log")]
     absent = [f"{kind}.log" for kind in kinds if kind not in present]
     if not present:
         return f"zeek: following {log_dir}: no {', '.join(absent)} there yet"
     line = f"zeek: following {log_dir}: {', '.join(f'{kind}.log' for kind in present)}"
     return f"{line} (and {', '.join(absent)} when they appear)" if absent else line
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
 
 
 def log_start(config: SensorConfig, sources: Sequence[str], watching: bool, command: str = "t1046-sensor",

@@ -72,11 +72,11 @@ class Correlator:
         self._mdns = MdnsBrowseDetector(config)
         self._walk = scans.RandomWalk(config)
         self._served = ServedPorts(config.served_memory, config.max_served)
+        """Services seen working: failed contacts to them are outages, not probes."""
         self._links = HostLinks()
         """IPv4 and IPv6 addresses of one host, from its own mDNS announcements."""
         self._linked = self._links.canonical_of
         """The links' address-to-canonical map itself (read on every record: no method call)."""
-        """Services seen working: failed contacts to them are outages, not probes."""
         self._scope = Scope(config)
         self._targets = self._scope.memo
         """The scope's memo of scan targets, read directly on every record."""
@@ -313,7 +313,6 @@ class Correlator:
         alerts.extend(self._incidents.quiet(now - config.final_update_after, now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
-            slow_cutoff = now - config.slow_window
             for track in self._tracks.values():
                 if track.detail is not None and track.detail.failed_pairs:
                     scans.prune_failed(track.detail, slow_cutoff)

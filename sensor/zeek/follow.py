@@ -68,7 +68,7 @@ def _line_end(stream: io.BufferedIOBase, offset: int) -> int | None:
     return None
 
 
-def _is_file(path: Path) -> bool:
+def is_file(path: Path) -> bool:
     """``path.is_file()``, False where a directory on the way cannot be searched (reported by the poll)."""
     try:
         return path.is_file()
@@ -122,7 +122,7 @@ class LogFollower:
             self.done.discard(_digest(b""))
             for kind in kinds:
                 live = log_dir / f"{kind}.log"
-                if _is_file(live):
+                if is_file(live):
                     self.streams[kind] = self._position(live)
         else:
             self.done = set(done or ())
@@ -220,7 +220,7 @@ class LogFollower:
         position = self.streams.get(kind)
         if position is None:
             live_path = self.log_dir / f"{kind}.log"
-            if not _is_file(live_path):
+            if not is_file(live_path):
                 return
             position = self._position(live_path)
         path = self._locate(position, candidates)

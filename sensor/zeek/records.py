@@ -154,9 +154,6 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
 _NO_TAGS: frozenset[str] = frozenset()
 _TRANSPORTS = {"tcp": Transport.TCP, "udp": Transport.UDP}
 _ICMP, _ESTABLISHED, _UNANSWERED = Transport.ICMP, Outcome.ESTABLISHED, Outcome.UNANSWERED
-_OUTCOMES: dict[tuple[str, str, str, bool], Outcome] = {}
-"""Memo of :func:`conn_outcome` for untagged records: a log holds only a few hundred distinct
-(proto, state, history, answered) combinations."""
 
 
 def _conn(record: Record) -> ConnAttempt | None:
@@ -173,11 +170,9 @@ def _conn(record: Record) -> ConnAttempt | None:
             outcome = conn_outcome(proto, get("conn_state", ""), get("history", ""), resp_pkts, tags)
         else:
             key = (proto, get("conn_state", ""), get("history", ""), bool(resp_pkts))
-            found = _OUTCOMES.get(key)
+            found = (_VERDICTS.get(key) or _verdict(key))[1]
             if found is None:
-                if len(_OUTCOMES) >= 4096:
-                    _OUTCOMES.clear()
-                found = _OUTCOMES[key] = conn_outcome(*key[:3], int(key[3]), _NO_TAGS)
+                return None
             outcome = found
     elif proto == "icmp":
         if source_port not in _ICMP_ECHO_REQUESTS:
@@ -369,6 +364,8 @@ def _verdict(key: tuple[str, str, str, bool]) -> _Verdict:
 
 
 _VERDICTS: dict[tuple[str, str, str, bool], _Verdict] = {}
+"""Memo of :func:`_verdict`, for records read row by row and column by column alike: a log holds only a
+few hundred distinct (proto, state, history, answered) combinations."""
 _NEW_CONN: Callable[[tuple[Any, ...]], ConnAttempt] = partial(tuple.__new__, ConnAttempt)
 """A :class:`ConnAttempt` from a tuple of all its fields, built in C."""
 
