@@ -117,8 +117,8 @@ class LogFollower:
         self._failing: dict[str, str] = {}
         """Paths that could not be read, with the warning given once for each (retried at every poll)."""
         if streams is None and done is None:
-            self.done = {self._fingerprint(path)[0] for kind in kinds for path in self._candidates(kind)
-                         if not self._is_live(path, kind)}
+            self.done = {self._fingerprint(path)[0] for kind, files in self._candidates().items()
+                         for path in files if not self._is_live(path, kind)}
             self.done.discard(_digest(b""))
             for kind in kinds:
                 live = log_dir / f"{kind}.log"
@@ -129,9 +129,10 @@ class LogFollower:
 
     # -- files --------------------------------------------------------------------------------------
 
-    def _candidates(self, kind: str) -> list[Path]:
-        """Files of one stream, oldest first, the live file last."""
-        found: list[Path] = []
+    def _candidates(self) -> dict[str, list[Path]]:
+        """Files of each stream, oldest first, the live file last: the log directory (and its log-queue/)
+        listed once for every stream."""
+        found: dict[str, list[Path]] = {kind: [] for kind in self.kinds}
         for directory in (self.log_dir, self.log_dir / "log-queue"):
             try:
                 entries = list(directory.iterdir())
@@ -143,8 +144,11 @@ class LogFollower:
                     self._cannot_read(directory, error)
                 continue
             self._can_read(directory)
-            found += [path for path in entries if log_kind(path.name) == kind and path.is_file()]
-        return sorted(found, key=age_order)
+            for path in entries:
+                files = found.get(log_kind(path.name) or "")
+                if files is not None and path.is_file():
+                    files.append(path)
+        return {kind: sorted(files, key=age_order) for kind, files in found.items()}
 
     def _is_live(self, path: Path, kind: str) -> bool:
         return path.parent == self.log_dir and path.name == f"{kind}.log"
@@ -209,8 +213,7 @@ class LogFollower:
         """Read what was added since the last poll, in every stream."""
         batch = FollowBatch([], {}, 0)
         rotated: set[str] = set()
-        for kind in self.kinds:
-            candidates = self._candidates(kind)
+        for kind, candidates in self._candidates().items():
             self._poll_stream(kind, candidates, batch)
             rotated |= {self._fingerprint(path)[0] for path in candidates if not self._is_live(path, kind)}
         self.done &= rotated
