@@ -12,12 +12,13 @@ starts, binds and reads nothing but the names in the Zeek log directory.
 from __future__ import annotations
 
 import logging
-import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sensor.config import OutputConfig, SensorConfig
+from sensor.outputs.build import DEFAULT_PORTS
+from sensor.outputs.http import safe_url
 from sensor.zeek.follow import is_file
 
 if TYPE_CHECKING:
@@ -34,16 +35,11 @@ def output_destination(config: SensorConfig, output: OutputConfig) -> str:
         return str(path if path.is_absolute() else config.state_dir / path)
     if output.type == "syslog":
         protocol = str(settings.get("protocol", "tcp"))
-        port = settings.get("port", 6514 if protocol == "tls" else 514)
+        port = settings.get("port", DEFAULT_PORTS.get(protocol, 514))
         host = str(settings.get("host", ""))
         return f"{protocol}://[{host}]:{port}" if ":" in host else f"{protocol}://{host}:{port}"
     if output.type == "http":
-        parts = urllib.parse.urlsplit(str(settings.get("url", "")))
-        netloc = parts.hostname or ""
-        netloc = f"[{netloc}]" if ":" in netloc else netloc
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        where = f"{parts.scheme}://{netloc}{parts.path}{'?…' if parts.query else ''}"
+        where = safe_url(str(settings.get("url", "")))
         credential = next((f", {key} {settings[key]}" for key in ("token_env", "token_file", "password_env",
                                                                   "password_file") if settings.get(key)), "")
         return f"{settings.get('kind', 'webhook')} {where}{credential}"

@@ -70,13 +70,14 @@ class DecoyAdvertiser:
         """Advertise every decoy (probing takes about two seconds); return the names now advertised."""
         if not self.decoys:
             return ()
-        v4 = [a for a in interface_addresses(self.interfaces) if a.version == 4]
+        addresses = interface_addresses(self.interfaces)  # IPv4 first
+        v4 = [a for a in addresses if a.version == 4]
         v6 = [found[0] for name in self.interfaces  # one per interface: zeroconf joins ff02::fb by interface
               if (found := [a for a in interface_addresses([name]) if a.version == 6])]
-        if not v4 and not v6:
+        if not addresses:
             log.error("mdns: decoys not advertised: no address on %s", ", ".join(self.interfaces))
             return ()
-        self._addresses = [*v4, *(a for a in interface_addresses(self.interfaces) if a.version == 6)]
+        self._addresses = addresses
         version = IPVersion.All if v4 and v6 else IPVersion.V4Only if v4 else IPVersion.V6Only
         zeroconf = self._zeroconf = AsyncZeroconf(interfaces=[str(a) for a in (*v4, *v6)], ip_version=version)
         registered: list[str] = []

@@ -8,7 +8,6 @@ It owns the mapping from settings to transports; the transports themselves live 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import socket
 import urllib.parse
@@ -29,7 +28,7 @@ from sensor.config import (
 from sensor.metrics import Metrics
 from sensor.outputs.deadletter import DeadLetters
 from sensor.outputs.file import FileTransport
-from sensor.outputs.http import HttpTransport
+from sensor.outputs.http import HttpTransport, basic_auth
 from sensor.outputs.relp import RelpTransport
 from sensor.outputs.settings import SinkConfigError, read_secret, text, tls_context, whole, writable_directory
 from sensor.outputs.sink import DEFAULT_BATCH, Backoff, SpooledSink
@@ -148,8 +147,7 @@ def _http_transport(config: SensorConfig, settings: Mapping[str, Any], where: st
     password = read_secret(settings, "password", where)
     auth: str | None = None
     if settings.get("username") is not None:
-        credentials = f"{text(settings, 'username', where)}:{password or ''}".encode()
-        auth = "Basic " + base64.b64encode(credentials).decode()
+        auth = basic_auth(text(settings, "username", where), password or "")
     elif token is not None:
         auth = {"hec": "Splunk ", "bulk": "ApiKey ", "webhook": "Bearer "}[kind] + token
     headers = settings.get("headers", {})

@@ -85,7 +85,12 @@ def split_credentials(url: str, auth: str | None) -> tuple[str, str | None]:
         return bare, auth
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
-    return bare, "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return bare, basic_auth(user, password)
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic authentication (RFC 7617)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 class HttpTransport:

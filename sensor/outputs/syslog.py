@@ -23,8 +23,8 @@ import socket
 import ssl
 import struct
 import termios
-from datetime import UTC, datetime
 
+from sensor.alerts.render import rfc3339
 from sensor.outputs.spool import SpoolRecord
 from sensor.outputs.transport import DeliveryError
 
@@ -43,8 +43,8 @@ _TCP_ESTABLISHED = 1
 def rfc5424(record: SpoolRecord, facility: int, hostname: str, app_name: str) -> bytes:
     """One RFC 5424 message: ``<PRI>1 TIMESTAMP HOST APP - MSGID [SD] MSG``, the JSON document as MSG."""
     priority = facility * 8 + SYSLOG_SEVERITY.get(record.severity, 5)
-    timestamp = datetime.fromtimestamp(record.ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    header = f"<{priority}>1 {timestamp} {hostname} {app_name} - alert [{SD_ID} event_id=\"{record.event_id}\"] "
+    stamp = rfc3339(record.ts)
+    header = f"<{priority}>1 {stamp} {hostname} {app_name} - alert [{SD_ID} event_id=\"{record.event_id}\"] "
     return header.encode("ascii", "replace") + record.document
 
 

@@ -217,8 +217,3 @@ def png(figure: Figure) -> bytes:
 def incident_png(incident: Incident, probes: Probes) -> bytes:
     """The picture of one incident as PNG bytes."""
     return png(incident_figure(incident, probes))
-
-
-def outcome_colours() -> dict[str, str]:
-    """Outcome label to colour, for the page's legend."""
-    return {outcome.label: COLOURS[outcome] for outcome in Shown}
