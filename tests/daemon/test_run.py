@@ -78,7 +78,7 @@ def test_readme_first_command_on_a_fresh_home(tmp_path: Path) -> None:
     assert [doc["event"]["id"] for doc in printed] == _ids(alerts)
     assert (alerts.parent / "checkpoint").exists()
     health = json.loads((alerts.parent / "health.json").read_text())
-    assert health["alerts"] >= 1 and health["open_incidents"] >= 0
+    assert (health["alerts"], health["open_incidents"]) == (len(printed), 1), "one touch: one incident, still open"
     assert health["suppressed_as_authorized"] == 0 and health["evicted_sources"] == 0
 
 

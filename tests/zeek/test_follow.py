@@ -181,18 +181,10 @@ def test_a_live_log_gone_with_nothing_after_it_is_reported_once_and_the_next_one
     assert len(gone) == 1 and gone[0].endswith("going on with nothing yet"), gone
 
 
-def _whole_read(tmp_path: Path, header: str, lines: list[str]) -> list[str]:
-    """Uids of the observations one read of the whole file gives (the reference a read in pieces must match)."""
-    whole = tmp_path / "expected" / "conn.log"
-    whole.parent.mkdir(exist_ok=True)
-    whole.write_text(header + "".join(lines))
-    return _uids(LogFollower(whole.parent, MalformedLog(), kinds=("conn",)))
-
-
 def test_a_log_read_in_pieces_of_any_size_yields_what_a_whole_read_does(tmp_path: Path) -> None:
     data = conn_log(time.time() + 86400)
     lines = (data.lines * (1 + 20000 // len(data.lines)))[:20000]
-    expected = _whole_read(tmp_path, data.header_for(1), lines)
+    expected = _expected(lines)
     assert len(expected) > 10000
     for budget in (5000, 300_000, 4 << 20):
         logs = tmp_path / f"logs-{budget}"
