@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import signal
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,3 +114,16 @@ def conn_log(start: float) -> ConnLog:
             lines.append("\t".join([f"{ts:.6f}", *row[1:]]))
         offset_to = last + 5.0
     return ConnLog(header, lines)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM a process this test started and return its exit status; SIGKILL it if it outlives ``timeout``
+    (the wait's ``TimeoutExpired`` still fails the test)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.alertcheck import validate_alert
 from tests.conftest import fill_disk
+from tests.fixtures import stop_process
 from tests.waiting import reported_port, wait_for
 
 
@@ -44,14 +45,7 @@ class Daemon:
         return self.log()[before:]
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.poll() is None:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        return stop_process(self.process)
 
 
 def _config(state: Path, honeyports: str = "{listen: [127.0.0.1], tcp: '0'}", outputs: str = "alerts.jsonl",

@@ -26,6 +26,7 @@ from sensor.metrics import Metrics, MetricsServer
 from sensor.observations import ConnAttempt, HoneyportHit, Outcome, Transport
 from sensor.zeek.position import StreamPosition
 from tests.alertcheck import validate_alert
+from tests.fixtures import stop_process
 from tests.waiting import reported_port, wait_for
 
 needs_honeyports = pytest.mark.skipif(importlib.util.find_spec("honeyports.service") is None,
@@ -44,13 +45,7 @@ def _ids(path: Path) -> list[str]:
 
 
 def _stop(daemon: subprocess.Popen[bytes]) -> int:
-    daemon.send_signal(signal.SIGTERM)
-    try:
-        return daemon.wait(30)
-    finally:
-        if daemon.poll() is None:
-            os.kill(daemon.pid, signal.SIGKILL)
-            daemon.wait(10)
+    return stop_process(daemon)
 
 
 @needs_honeyports

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import stop_process
 from tests.waiting import wait_for
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -192,9 +192,7 @@ class _Daemon:
         return any(text in line for line in self.lines()) or self.process.poll() is not None
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
+        return stop_process(self.process, 60)
 
 
 def _follow_until_readable(world: World, logs: Path, unreadable: Path, fix: Callable[[], object],

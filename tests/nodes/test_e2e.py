@@ -19,7 +19,7 @@ from typing import Any
 
 from sensor.nodes.codec import encode_hello
 from tests.alertcheck import validate_alert
-from tests.fixtures import Certificates, free_port
+from tests.fixtures import Certificates, free_port, stop_process
 from tests.waiting import wait_for
 
 TOKEN = "e2e-node-token-0123456789"
@@ -72,14 +72,7 @@ class Process:
         assert self.popen.poll() is None, self.log()
 
     def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(30)
-        finally:
-            if self.popen.poll() is None:
-                os.kill(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
+        return stop_process(self.popen)
 
 
 def _started(processes: list[Process], directory: Path, command: str, config: Path, ready: str) -> Process:
