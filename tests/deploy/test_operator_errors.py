@@ -3,6 +3,8 @@ traceback; each case runs as the unprivileged user ``nobody`` (``setpriv``), as 
 
 The Zeek log directory belongs to a group the test creates (``t1046-<pid>``, deleted in teardown), so the
 hint names a group ``nobody`` is not in, as on a sensor whose ``t1046`` user is not in group ``zeek``.
+``nobody`` imports the project from a copy in that world-readable directory: the clone itself may lie
+where ``nobody`` cannot enter (a CI runner's home, a ``mkdtemp`` directory).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from tests.fixtures import stop_process
 from tests.waiting import wait_for
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-SCAN_LOG = Path(__file__).resolve().parents[1] / "data" / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
+PROJECT = Path(__file__).resolve().parents[2]
+SCAN_LOG = PROJECT / "tests" / "data" / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
 """A vertical scan; its first 10 lines are the header and 2 records."""
 POLLS = 10
 FOLLOW = f"""
@@ -47,6 +50,15 @@ class World:
 
     root: Path
     group: str
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment in which ``nobody`` imports the world's copy of the project."""
+        return {**os.environ, "PYTHONPATH": str(self.code)}
 
     def config(self, name: str, text: str) -> Path:
         path = self.root / name
@@ -86,6 +98,8 @@ def world() -> Iterator[World]:
     subprocess.run(["groupadd", "--system", group], check=True, timeout=30)
     root = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-"))
     root.chmod(0o755)
+    for package in ("sensor", "honeyports"):
+        shutil.copytree(PROJECT / package, root / "code" / package, ignore=shutil.ignore_patterns("__pycache__"))
     try:
         yield World(root, group)
     finally:
@@ -94,8 +108,8 @@ def world() -> Iterator[World]:
 
 
 def _as_nobody(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NOBODY, sys.executable, "-m", "sensor", *args], cwd=world.root, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run([*NOBODY, sys.executable, "-m", "sensor", *args], cwd=world.root, env=world.env,
+                          capture_output=True, text=True, timeout=60)
 
 
 def _not_in_group(world: World, where: str, mode: str) -> str:
@@ -182,8 +196,8 @@ class _Daemon:
         self.stderr = world.root / "run.stderr"
         with self.stderr.open("wb") as stderr:
             self.process = subprocess.Popen([*NOBODY, sys.executable, "-m", "sensor", "run", "--config", str(config)],
-                                            cwd=world.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=stderr)
+                                            cwd=world.root, env=world.env, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=stderr)
 
     def lines(self) -> list[str]:
         return self.stderr.read_text().splitlines()
@@ -197,7 +211,7 @@ class _Daemon:
 
 def _follow_until_readable(world: World, logs: Path, unreadable: Path, fix: Callable[[], object],
                            reason: str) -> None:
-    follower = subprocess.Popen([*NOBODY, sys.executable, "-c", FOLLOW, str(logs)], cwd=Path(__file__).parents[2],
+    follower = subprocess.Popen([*NOBODY, sys.executable, "-c", FOLLOW, str(logs)], cwd=world.root, env=world.env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert follower.stdout is not None and follower.stdin is not None
