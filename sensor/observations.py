@@ -8,12 +8,15 @@ overwrites. Times are POSIX seconds as floats, the same clock as Zeek's ``ts``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
 IPAddress = IPv4Address | IPv6Address
+_IPV6_KEYS = 1 << 128
 MDNS_PORT = 5353
 """UDP port of multicast DNS (RFC 6762)."""
 _HOST_LABEL = re.compile(r"[^a-z0-9-]+")
@@ -159,6 +162,82 @@ class MdnsHost:
 
 
 Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery | MdnsHost
+
+def address_key(address: IPAddress) -> int:
+    """One integer per address, IPv4 and IPv6 apart: what the correlator keys its per-address state by (an
+    integer hashes in C, an address object only in Python). Addresses read from logs carry theirs
+    (``key``, :func:`sensor.zeek.records.address`)."""
+    return int(address) if address.version == 4 else int(address) | _IPV6_KEYS
+
+
+def key_address(key: int) -> IPAddress:
+    """The address whose :func:`address_key` is ``key`` (an IPv6 zone, which Zeek never logs, is not kept)."""
+    return IPv4Address(key) if key < _IPV6_KEYS else IPv6Address(key ^ _IPV6_KEYS)
+
+
+_NEW_CONN = partial(tuple.__new__, ConnAttempt)
+"""A :class:`ConnAttempt` from a tuple of all its fields, built in C (``ConnAttempt(...)`` is Python code)."""
+
+
+@dataclass(slots=True)
+class ConnRows:
+    """Many conn.log records at once, one sequence per :class:`ConnAttempt` field (a structure of arrays),
+    in the log's order: what a block of a TSV conn.log becomes. The correlator judges them in one call
+    (:meth:`~sensor.detect.correlator.Correlator.observe_many`) without a tuple per record; iterating gives
+    the records as :class:`ConnAttempt` tuples, equal to those the line-by-line reader makes.
+
+    The fields every record is judged by are lists; the others (addresses, the source port, uid, service)
+    are only read for the records the correlator takes the full way, and a reader may hand them as
+    sequences that build a value only when it is read (:mod:`sensor.zeek.conncolumns`)."""
+
+    ts: list[float]
+    source: Sequence[IPAddress]
+    source_port: Sequence[int]
+    target: Sequence[IPAddress]
+    target_port: list[int]
+    transport: list[Transport]
+    outcome: list[Outcome]
+    uid: Sequence[str]
+    service: Sequence[str]
+    zeek_tags: list[frozenset[str]]
+    source_key: list[int]
+    target_key: list[int]
+    """:func:`address_key` of each source and target."""
+
+    @classmethod
+    def of(cls, attempts: Iterable[ConnAttempt]) -> ConnRows:
+        """The rows of ``attempts``."""
+        rows = list(attempts)
+        return cls([row.ts for row in rows], [row.source for row in rows], [row.source_port for row in rows],
+                   [row.target for row in rows], [row.target_port for row in rows], [row.transport for row in rows],
+                   [row.outcome for row in rows], [row.uid for row in rows], [row.service for row in rows],
+                   [row.zeek_tags for row in rows], [address_key(row.source) for row in rows],
+                   [address_key(row.target) for row in rows])
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def __iter__(self) -> Iterator[ConnAttempt]:
+        return map(self.row, range(len(self.ts)))
+
+    def row(self, index: int) -> ConnAttempt:
+        """The record at ``index``."""
+        return _NEW_CONN((self.ts[index], self.source[index], self.source_port[index], self.target[index],
+                          self.target_port[index], self.transport[index], self.outcome[index], self.uid[index],
+                          self.service[index], self.zeek_tags[index]))
+
+    def part(self, start: int, stop: int) -> ConnRows:
+        """The records from ``start`` up to ``stop``."""
+        span = range(start, stop)
+        return ConnRows(self.ts[start:stop], [self.source[row] for row in span],
+                        [self.source_port[row] for row in span], [self.target[row] for row in span],
+                        self.target_port[start:stop], self.transport[start:stop], self.outcome[start:stop],
+                        [self.uid[row] for row in span], [self.service[row] for row in span],
+                        self.zeek_tags[start:stop], self.source_key[start:stop], self.target_key[start:stop])
+
+
+Intake = Observation | ConnRows
+"""What a log reader hands on: single observations, and conn records a block at a time."""
 
 
 def decoy_host(instance: str) -> str:

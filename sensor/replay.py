@@ -16,7 +16,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -26,8 +25,9 @@ from sensor.config import SensorConfig
 from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
-from sensor.observations import Observation
+from sensor.observations import ConnRows, Intake
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind, open_log
+from sensor.zeek.readahead import read_ahead
 from sensor.zeek.records import observations, wanted_fields
 
 _SNIFF_BYTES = 64 << 10
@@ -141,14 +141,58 @@ class _Tally:
             self._then(alert)
 
 
-def _stream(logs: list[ZeekLog]) -> Iterator[Observation]:
-    """Observations of one log kind, file after file, mapped a batch of records at a time; records without
-    evidence are dropped."""
-    return chain.from_iterable(observations(log, batch) for log in logs for batch in log.batches(wanted_fields))
+def _stream(logs: list[ZeekLog]) -> Iterator[Intake]:
+    """Observations of one log kind, file after file, mapped a batch of records at a time (conn records
+    decoded as columns stay a :class:`ConnRows`); records without evidence are dropped."""
+    for log in logs:
+        for batch in log.batches(wanted_fields):
+            found = observations(log, batch)
+            if isinstance(found, ConnRows):
+                yield found
+            else:
+                yield from found
 
 
-def _time_of(observation: Observation) -> float:
-    return observation.ts
+def _merged(streams: list[Iterator[Intake]]) -> Iterator[Intake]:
+    """The streams' records in the order of their times, as :func:`heapq.merge` orders them (the earlier
+    stream first on equal times): a run of one stream's conn records that no other stream's next record
+    comes between is handed on as one :class:`ConnRows`."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    heads: list[tuple[float, int, Intake, int]] = []
+    """(time of the next record, stream, item, index of that record in the item) per stream not exhausted."""
+    for order, stream in enumerate(streams):
+        _push(heads, order, next(stream, None), 0)
+    while heads:
+        _, order, item, start = heapq.heappop(heads)
+        if not isinstance(item, ConnRows):
+            yield item
+            _push(heads, order, next(streams[order], None), 0)
+            continue
+        stop, times = start + 1, item.ts
+        if heads:
+            bound = heads[0][:2]
+            while stop < len(times) and (times[stop], order) < bound:
+                stop += 1
+        else:
+            stop = len(times)
+        yield item if start == 0 and stop == len(times) else item.part(start, stop)
+        if stop < len(times):
+            _push(heads, order, item, stop)
+        else:
+            _push(heads, order, next(streams[order], None), 0)
+
+
+def _push(heads: list[tuple[float, int, Intake, int]], order: int, item: Intake | None, index: int) -> None:
+    if item is None:
+        return
+    if isinstance(item, ConnRows):
+        if len(item) == 0:
+            return
+        heapq.heappush(heads, (item.ts[index], order, item, index))
+    else:
+        heapq.heappush(heads, (item.ts, order, item, index))
 
 
 class _Progress:
@@ -192,7 +236,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     for _kind, files in streams:
         logs = [ZeekLog(path, malformed) for path in files]
         all_logs.extend(logs)
-        merged_inputs.append(_stream(logs))
+        merged_inputs.append(read_ahead(_stream(logs)))
     if not all_logs:
         *others, last = config.zeek.logs
         kinds = f"{', '.join(others)} or {last}" if others else last
@@ -211,14 +255,18 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
 
     count = 0
     show_progress()
-    merged = merged_inputs[0] if len(merged_inputs) == 1 else heapq.merge(*merged_inputs, key=_time_of)
-    for observation in merged:
-        alerts = correlator.observe(observation, watermark.logged(observation.ts))
+    for item in _merged(merged_inputs):
+        if isinstance(item, ConnRows):
+            alerts = correlator.observe_many(item, watermark.logged_many(item.ts))
+            count += len(item)
+            show_progress()
+        else:
+            alerts = correlator.observe(item, watermark.logged(item.ts))
+            count += 1
+            if count % 4096 == 0:
+                show_progress()
         if alerts:
             emit(alerts)
-        count += 1
-        if count % 4096 == 0:
-            show_progress()
     if count:
         emit(correlator.flush(watermark.now))
     show_progress.done()

@@ -10,7 +10,11 @@ a quiet incident's final-extent update, closing it, expiry — and it does so on
 
 Rule families: :mod:`sensor.detect.scans` (TRW, vertical, horizontal, half-open, stealth, slow),
 :mod:`sensor.detect.zeekview` (Zeek's notices and t1046.log), honeyport touches, :mod:`sensor.detect.mdns`
-(mDNS browsing); :mod:`sensor.detect.incidents` says what an incident's alert reports.
+(mDNS browsing); :mod:`sensor.detect.incidents` says what an incident's alert reports, and
+:mod:`sensor.detect.tracks` keeps every source's track. conn.log records come one at a time
+(:meth:`Correlator.observe`) or a block at a time (:meth:`Correlator.observe_many`, the same verdicts with
+the common record -- a working connection of a source with no evidence -- judged without a tuple of its own);
+their state is keyed by integers (:func:`~sensor.observations.address_key`), which hash in C.
 
 Incident lifecycle: an update when the incident opens, when a new rule fires, when its action or its
 evidence sources change, when a honeyport client's first bytes arrive, and when it grows materially (its
@@ -24,6 +28,7 @@ active source (or close the least recently active incident) first.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
@@ -34,10 +39,12 @@ from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
+from sensor.detect.tracks import Tracks
 from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
 from sensor.observations import (
     FAILED_OUTCOMES,
     ConnAttempt,
+    ConnRows,
     HoneyportHit,
     IPAddress,
     MdnsHost,
@@ -46,9 +53,10 @@ from sensor.observations import (
     Outcome,
     ZeekDetection,
     ZeekNotice,
+    address_key,
 )
 
-STATE_VERSION = 4
+STATE_VERSION = 5
 """Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
 restarted daemon drops their incidents instead of failing on them."""
 HOUSEKEEPING_EVERY = 10.0
@@ -84,8 +92,7 @@ class Correlator:
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
         self._incidents = Incidents(config, self.stats, self._tracks)
-        self._dormant: OrderedDict[Key, Track] = OrderedDict()
-        """Idle tracks without an incident whose failed contacts still count for slow scans, oldest first."""
+        self._sources = Tracks(config, self._incidents, self._tracks)
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -95,7 +102,8 @@ class Correlator:
         self.stats.observations += 1
         alerts = self._housekeeping(now) if now >= self._next_housekeeping else []
         if isinstance(observation, ConnAttempt):
-            return alerts + self._conn(observation, now)
+            return alerts + self._conn(observation, now, address_key(observation.source),
+                                       address_key(observation.target))
         if isinstance(observation, HoneyportHit):
             return alerts + self._honeyport(observation, now)
         if isinstance(observation, MdnsQuery):
@@ -106,6 +114,59 @@ class Correlator:
             self._links.announced(observation)
             return alerts
         return alerts + self._zeek_notice(observation, now)
+
+    def observe_many(self, rows: ConnRows, nows: Sequence[float]) -> list[Alert]:
+        """Judge many conn records in turn, each at its own time with the watermark ``nows[i]``: the verdicts
+        and the state :meth:`observe` reaches on each of them, at a fraction of the cost. The common record --
+        a working connection from a source that has left no evidence yet, which only moves its random walk
+        -- is judged here; any other (and every record while addresses are linked or an allowlist is set,
+        which decide a track's key) goes the way :meth:`observe` takes it (``tests/detect/test_batch.py``
+        proves both ways equal)."""
+        self.stats.observations += len(rows)
+        alerts: list[Alert] = []
+        shortcut = not self._linked and not self._config.allowlist
+        tracks, dormant, memo, stats = self._tracks, self._sources.dormant, self._targets, self.stats
+        serving, step, move_to_end = self._served.serving, self._walk.step, tracks.move_to_end
+        due = self._next_housekeeping
+        for index, (now, ts, source, target, outcome, tags, transport, port) in enumerate(zip(
+                nows, rows.ts, rows.source_key, rows.target_key, rows.outcome, rows.zeek_tags, rows.transport,
+                rows.target_port, strict=True)):
+            if now >= due:
+                alerts += self._housekeeping(now)
+                due = self._next_housekeeping
+            is_target = memo.get(target)
+            if is_target is False or outcome is _OTHER:
+                stats.ignored += 1
+                continue
+            if is_target and outcome is _ESTABLISHED and shortcut and not tags:
+                track = tracks.get(source)
+                if track is None and source not in dormant:  # a new source: its first working connection
+                    serving(target, transport, port, ts)
+                    track, found = self._sources.keyed(source, None, None, ts, now)
+                    if found:
+                        alerts += found
+                    track.probes += 1
+                    fired = step(track, target, outcome)
+                    if fired:
+                        alerts += self._incidents.update(track, fired, now)
+                    continue
+                if track is not None and track.detail is None:
+                    serving(target, transport, port, ts)
+                    move_to_end(source)
+                    if ts < track.first_seen:
+                        track.first_seen = ts
+                    elif ts > track.last_seen:
+                        track.last_seen = ts
+                    track.probes += 1
+                    if target not in track.contacted:  # a known target does not move the walk
+                        fired = step(track, target, outcome)
+                        if fired:
+                            alerts += self._incidents.update(track, fired, now)
+                    continue
+            found = self._conn(rows.row(index), now, source, target)
+            if found:
+                alerts += found
+        return alerts
 
     def tick(self, now: float) -> list[Alert]:
         """Let time alone act at ``now``: final-extent updates of quiet incidents, closing and forgetting idle
@@ -119,12 +180,7 @@ class Correlator:
 
     def close_all(self, now: float) -> list[Alert]:
         """Close every open incident (a command that keeps no state across runs is stopping)."""
-        alerts: list[Alert] = []
-        for track in self._tracks.values():
-            alerts.extend(self._incidents.close(track, now))
-        self._tracks.clear()
-        self._dormant.clear()
-        return alerts
+        return self._sources.close_all(now)
 
     @property
     def open_incidents(self) -> int:
@@ -134,29 +190,31 @@ class Correlator:
     @property
     def tracked_sources(self) -> int:
         """Number of sources whose state is kept now."""
-        return len(self._tracks) + len(self._dormant)
+        return len(self._sources)
 
     # -- evidence intake ------------------------------------------------------------------------
 
-    def _conn(self, conn: ConnAttempt, now: float) -> list[Alert]:
+    def _conn(self, conn: ConnAttempt, now: float, source_key: int, target_key: int) -> list[Alert]:
+        """Judge one conn record; ``source_key`` and ``target_key`` are its addresses' keys."""
         outcome = conn.outcome
         target = conn.target
-        is_target = self._targets.get(target)
+        is_target = self._targets.get(target_key)
         if is_target is None:
-            is_target = self._scope.is_target(target)
+            is_target = self._scope.is_target(target, target_key)
         if outcome is _OTHER or not is_target:
             self.stats.ignored += 1
             return []
         if outcome is _ESTABLISHED:
-            self._served.serving(target, conn.transport, conn.target_port, conn.ts)
-        elif outcome in FAILED_OUTCOMES and self._served.recently(target, conn.transport, conn.target_port, conn.ts):
+            self._served.serving(target_key, conn.transport, conn.target_port, conn.ts)
+        elif outcome in FAILED_OUTCOMES and self._served.recently(target_key, conn.transport, conn.target_port,
+                                                                  conn.ts):
             self.stats.outages += 1
             return []
-        track, alerts = self._track(conn.source, conn.target_port, conn.ts, now)
+        track, alerts = self._track(conn.source, conn.target_port, conn.ts, now, source_key)
         track.probes += 1
         tags = conn.zeek_tags
         if outcome is _ESTABLISHED and track.detail is None and not tags:
-            fired = self._walk.step(track, target, outcome)
+            fired = self._walk.step(track, target_key, outcome)
             return alerts + self._incidents.update(track, fired, now) if fired else alerts
         config = self._config
         detail = track.evidence()
@@ -180,7 +238,7 @@ class Correlator:
         elif outcome in FAILED_OUTCOMES:
             detail.failed += 1
             fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
-        fired += self._walk.step(track, target, outcome)
+        fired += self._walk.step(track, target_key, outcome)
         return alerts + self._incidents.update(track, fired, now)
 
     def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
@@ -240,81 +298,24 @@ class Correlator:
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _track(self, source: IPAddress, port: int | None, ts: float, now: float) -> tuple[Track, list[Alert]]:
-        """The track of ``source`` (per authorization at ``ts``). When ``ts`` comes more than ``idle_timeout``
-        after the last activity of a track with an incident, that incident is closed; failed contacts stay
-        for the long window (revived from the dormant tracks once idle), so a slow scanner's next incident
-        starts from everything it did. A record read long after the clock passed it is judged with the
-        state of its own time."""
+    def _track(self, source: IPAddress, port: int | None, ts: float, now: float,
+               source_key: int | None = None) -> tuple[Track, list[Alert]]:
+        """The track of ``source`` (per authorization at ``ts``; ``source_key`` is its key, when known)."""
         seen_as = source
         if self._linked:
             source = self._linked.get(source, source)
-        key = (source, self._scope.authorization(source, port, ts) if self._config.allowlist else None)
-        tracks = self._tracks
-        track = tracks.get(key)
-        alerts: list[Alert] = []
-        if track is None and key in self._dormant:
-            track = tracks[key] = self._dormant.pop(key)
-        if track is not None and ts > track.last_seen + self._config.idle_timeout and self._incidents.is_open(key):
-            alerts = self._incidents.close(track, now)
-            if self._keeps(track):
-                track.evidence().reopen()
-            else:
-                del tracks[key]
-                track = None
-        if track is None:
-            if len(tracks) >= self._config.max_sources:
-                alerts += self._evict(now)
-            track = tracks[key] = Track(source, key[1], ts)
-            if seen_as != source:
-                track.also(seen_as)
-            return track, alerts
-        tracks.move_to_end(key)
-        if track.detail is not None:
-            self._incidents.touched(key)
-        track.seen(ts)
-        if seen_as != source:
-            track.also(seen_as)
-        return track, alerts
-
-    @staticmethod
-    def _keeps(track: Track) -> bool:
-        """True for a track whose failed contacts must outlive its quiet spell (they count for slow scans)."""
-        return track.detail is not None and track.detail.failed_pairs > 0
-
-    def _sleep(self, key: Key, track: Track) -> None:
-        """Keep an idle track's failed contacts for the long window (bounded like the live tracks)."""
-        if len(self._dormant) >= self._config.max_sources:
-            self._dormant.popitem(last=False)
-        self._dormant[key] = track
-
-    def _evict(self, now: float) -> list[Alert]:
-        _, track = self._tracks.popitem(last=False)
-        self.stats.evicted_sources += 1
-        return self._incidents.close(track, now)
+        if source_key is None or source is not seen_as:
+            source_key = address_key(source)
+        authorized = self._scope.authorization(source, port, ts) if self._config.allowlist else None
+        key: Key = source_key if authorized is None else (source_key, authorized)
+        return self._sources.keyed(key, source, seen_as, ts, now)
 
     def _housekeeping(self, now: float) -> list[Alert]:
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
-        config = self._config
-        alerts: list[Alert] = []
-        cutoff = now - config.idle_timeout
-        while self._tracks:
-            key, track = next(iter(self._tracks.items()))
-            if track.last_seen >= cutoff:
-                break
-            del self._tracks[key]
-            alerts.extend(self._incidents.close(track, now))
-            if self._keeps(track):
-                track.evidence().reopen()
-                self._sleep(key, track)
-        slow_cutoff = now - config.slow_window
-        while self._dormant and next(iter(self._dormant.values())).last_seen < slow_cutoff:
-            self._dormant.popitem(last=False)
-        alerts.extend(self._incidents.quiet(now - config.final_update_after, now))
+        alerts = self._sources.expire(now)
+        alerts.extend(self._incidents.quiet(now - self._config.final_update_after, now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
-            for track in self._tracks.values():
-                if track.detail is not None and track.detail.failed_pairs:
-                    scans.prune_failed(track.detail, slow_cutoff)
+            self._sources.prune(now)
             self._mdns.expire(now)
         return alerts

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sensor.alerts.catalogue import Action
-from sensor.observations import IPAddress, Transport
+from sensor.observations import IPAddress, Transport, key_address
 
 DISTINCT_CAP = 65536
 """Distinct targets and ports counted per source, at the most."""
@@ -105,24 +105,32 @@ class Evidence:
 class Track:
     """One source (per authorization): the random walk over its first contacts, and its evidence if any."""
 
-    __slots__ = ("aliases", "authorized", "contacted", "detail", "first_seen", "last_seen", "llr", "probes", "source")
+    __slots__ = ("_source", "aliases", "authorized", "contacted", "detail", "first_seen", "key", "last_seen", "llr",
+                 "probes")
 
-    def __init__(self, source: IPAddress, authorized: str | None, ts: float) -> None:
-        self.source = source
+    def __init__(self, source: IPAddress | None, authorized: str | None, key: int | tuple[int, str],
+                 ts: float) -> None:
+        self._source = source
         self.authorized = authorized
+        self.key = key
+        """The correlator's key of this track (:data:`sensor.detect.lifecycle.Key`)."""
         self.first_seen = ts
         self.last_seen = ts
         self.llr = 0.0
-        self.contacted: dict[IPAddress, None] = {}
+        self.contacted: dict[int, None] = {}
+        """Keys of the targets of its first contacts (:func:`~sensor.observations.address_key`)."""
         self.probes = 0
         self.detail: Evidence | None = None
         self.aliases: tuple[IPAddress, ...] = ()
         """Other addresses of the same host this track's evidence came from (:mod:`sensor.detect.hosts`)."""
 
     @property
-    def key(self) -> tuple[IPAddress, str | None]:
-        """The correlator's key of this track."""
-        return self.source, self.authorized
+    def source(self) -> IPAddress:
+        """The source's address (made from the key when the track was made without it: most tracks never
+        need it, only those that alert)."""
+        if self._source is None:
+            self._source = key_address(self.key if isinstance(self.key, int) else self.key[0])
+        return self._source
 
     def evidence(self) -> Evidence:
         """The evidence record, created on first use."""

@@ -18,9 +18,10 @@ from sensor.alerts.catalogue import Action
 from sensor.config import DetectionConfig
 from sensor.detect.evidence import Evidence, Track
 from sensor.detect.incidents import action_of, incident_alert
-from sensor.observations import IPAddress
 
-Key = tuple[IPAddress, str | None]
+Key = int | tuple[int, str]
+"""A track's key: :func:`~sensor.observations.address_key` of its source, paired with its authorization if it
+has one. A bare integer hashes and compares in C, with no tuple to build or follow on every record."""
 
 
 @dataclass(slots=True)

@@ -38,8 +38,9 @@ class RandomWalk:
         self._upper = math.log(config.trw_detection / config.trw_false_positive)
         self._lower = math.log((1 - config.trw_detection) / (1 - config.trw_false_positive))
 
-    def step(self, track: Track, target: IPAddress, outcome: Outcome) -> list[str]:
-        """Walk one step if ``target`` is a first contact of the track; ``["T1046-TRW"]`` at the upper bound."""
+    def step(self, track: Track, target: int, outcome: Outcome) -> list[str]:
+        """Walk one step if ``target`` (an address's key) is a first contact of the track; ``["T1046-TRW"]`` at
+        the upper bound."""
         if outcome in _NOT_FIRST_CONTACTS:
             return []
         contacted = track.contacted

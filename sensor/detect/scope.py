@@ -20,11 +20,12 @@ class Scope:
 
     def __init__(self, config: DetectionConfig) -> None:
         self._config = config
-        self.memo: dict[IPAddress, bool] = {}
-        """Verdicts of :meth:`is_target` by address (read directly by the correlator's hot path)."""
+        self.memo: dict[int, bool] = {}
+        """Verdicts of :meth:`is_target` by the address's key (read directly by the correlator's hot path)."""
 
-    def is_target(self, address: IPAddress) -> bool:
-        """True for a unicast address inside ``local_nets`` (not its broadcast address); remembered."""
+    def is_target(self, address: IPAddress, key: int) -> bool:
+        """True for a unicast address inside ``local_nets`` (not its broadcast address); remembered by its
+        key (:func:`~sensor.observations.address_key`)."""
         verdict = False
         if not (address.is_multicast or address.is_unspecified or address == _LIMITED_BROADCAST):
             for network in self._config.local_nets:
@@ -33,7 +34,7 @@ class Scope:
                     break
         if len(self.memo) >= MEMO_SIZE:
             self.memo.clear()
-        self.memo[address] = verdict
+        self.memo[key] = verdict
         return verdict
 
     def authorization(self, source: IPAddress, port: int | None, ts: float) -> str | None:

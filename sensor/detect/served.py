@@ -7,10 +7,13 @@ again at its next working connection).
 
 from __future__ import annotations
 
-from sensor.observations import IPAddress, Transport
+from sensor.observations import Transport
 
 _SPACE = {Transport.TCP: 0, Transport.UDP: 1 << 16, Transport.ICMP: 2 << 16}
-"""Port numbers of each transport in one integer space (a key hashes in C, with no enum in it)."""
+"""Port numbers of each transport in one integer space."""
+_TARGET = 1 << 18
+"""A key is the target's :func:`~sensor.observations.address_key` times this, plus the port's place in that
+space: one integer (hashed in C)."""
 
 
 class ServedPorts:
@@ -21,14 +24,14 @@ class ServedPorts:
     def __init__(self, memory: float, capacity: int) -> None:
         self._memory = memory
         self._capacity = capacity
-        self._served: dict[tuple[IPAddress, int], float] = {}
+        self._served: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self._served)
 
-    def serving(self, target: IPAddress, transport: Transport, port: int, ts: float) -> None:
-        """A connection to the service at ``ts`` worked."""
-        key = (target, _SPACE[transport] + port)
+    def serving(self, target: int, transport: Transport, port: int, ts: float) -> None:
+        """A connection to the service at ``ts`` worked (``target``: the address's key)."""
+        key = target * _TARGET + _SPACE[transport] + port
         served = self._served
         when = served.get(key)
         if when is None:
@@ -38,7 +41,7 @@ class ServedPorts:
         elif ts > when:
             served[key] = ts
 
-    def recently(self, target: IPAddress, transport: Transport, port: int, ts: float) -> bool:
+    def recently(self, target: int, transport: Transport, port: int, ts: float) -> bool:
         """True when the service worked within ``memory`` seconds of ``ts`` (before it or after)."""
-        when = self._served.get((target, _SPACE[transport] + port))
+        when = self._served.get(target * _TARGET + _SPACE[transport] + port)
         return when is not None and abs(ts - when) <= self._memory

@@ -52,6 +52,21 @@ class Watermark:
             self.now = max(self.now, ts - self._lateness)
         return self.now
 
+    def logged_many(self, times: list[float], wall: float | None = None) -> list[float]:
+        """Many log records stamped ``times`` were read (at ``wall``): the watermark to judge each with, as
+        :meth:`logged` gives it record after record."""
+        cap = float("inf") if wall is None else wall + FUTURE_TOLERANCE
+        high, now, lateness = self._high, self.now, self._lateness
+        nows = []
+        for stamp in times:
+            ts = cap if stamp > cap else stamp
+            if ts > high:
+                high = ts
+                now = max(now, ts - lateness)
+            nows.append(now)
+        self._high, self.now = high, now
+        return nows
+
     def read(self, wall: float, *, caught_up: bool, new: bool) -> None:
         """The log follower finished a poll at ``wall``: ``new`` when it delivered records, ``caught_up`` when
         nothing more is there to read."""

@@ -1,14 +1,11 @@
 """Many TSV lines at once: a block of a Zeek log's data lines decoded column by column with pyarrow.
 
-pyarrow's CSV reader splits the block in C++ and keeps only the wanted columns; each column is then
-converted with the very converters the line-by-line decoder of :mod:`sensor.zeek.logs` uses, applied once
-per *distinct* value (a conn.log holds few distinct ports, states or addresses per megabyte). Only a
-column of floats (times), where nearly every value differs, is cast by pyarrow -- and only when every value
-is a plain decimal, which pyarrow's parser (fast_float) and Python's ``float`` both round correctly, to the
-same double.
-
-Integers are cast by pyarrow when every value is plain decimal digits that fit 64 bits, and texts nearly
-all distinct (uids) taken as they are.
+pyarrow's CSV reader splits the block in C++ and keeps only the wanted columns. It parses the numbers
+itself -- times (``float``) and counts and ports (``int``): a decimal is rounded correctly by its parser
+(fast_float) as by Python's, to the same double, and anything it does not take as a number (``+1``, ``1_0``,
+an integer past 64 bits) fails the block. Every other column is converted with the very converters the
+line-by-line decoder of :mod:`sensor.zeek.logs` uses, applied once per *distinct* value (a conn.log holds
+few distinct states or addresses per megabyte); texts nearly all distinct (uids) are taken as they are.
 
 A block is decoded here only when nothing in it is unusual; anything else -- a line with too few or too
 many columns, a value a converter refuses, bytes that are not UTF-8, Zeek's ``\\x`` escapes, a carriage
@@ -19,8 +16,8 @@ never changes what a log yields, only how fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -28,51 +25,90 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 Converter = Callable[[str], Any]
-Decoded = tuple[dict[str, list[Any]], frozenset[str]]
-"""A block's columns by field name, and the names of those holding an unset value (None) somewhere."""
-_PLAIN_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
-_PLAIN_INTEGER = r"^-?[0-9]{1,18}$"
-"""Integers pyarrow may cast itself: they fit an int64."""
+T = TypeVar("T")
+_NUMBERS: dict[Converter, pa.DataType] = {float: pa.float64(), int: pa.int64()}
+"""Converters whose columns pyarrow's reader parses itself: a value either parses as Python's ``float`` or
+``int`` would parse it (both round a decimal correctly) or fails the block, which is then decoded line by
+line."""
+
+
+class Columns(Mapping[str, list[Any]]):
+    """A decoded block's wanted columns by field name: each a list of values (None where unset), converted
+    the first time it is read; the columns themselves for a mapper that works on whole columns
+    (:mod:`sensor.zeek.conncolumns`). Columns whose converter can refuse a value are converted when the
+    block is decoded, so a block either decodes whole or goes line by line."""
+
+    __slots__ = ("_arrays", "_converted", "_converters", "_identity", "_table", "unset")
+
+    def __init__(self, table: pa.Table, converters: dict[str, Converter], identity: frozenset[Converter]) -> None:
+        self._table = table
+        self._converters = converters
+        self._identity = identity
+        self._converted: dict[str, list[Any]] = {}
+        self._arrays: dict[str, pa.Array] = {}
+        self.unset = frozenset(name for name in converters if table.column(name).null_count)
+        """The names of the columns holding an unset value somewhere."""
+        for name, convert in converters.items():
+            if convert not in _NUMBERS and convert not in identity:
+                self[name]
+
+    def __getitem__(self, name: str) -> list[Any]:
+        found = self._converted.get(name)
+        if found is None:
+            convert = self._converters[name]
+            found = self._converted[name] = _convert(self.column(name), convert, self._identity)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._converters)
+
+    def __len__(self) -> int:
+        return len(self._converters)
+
+    def column(self, name: str) -> pa.Array:
+        """The column as pyarrow read it: texts, or numbers for ``float`` and ``int`` fields."""
+        found = self._arrays.get(name)
+        if found is None:
+            chunked = self._table.column(name)  # one chunk (the block is read at once): taken as it is, not copied
+            found = self._arrays[name] = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+        return found
+
+    def distinct(self, name: str, convert: Callable[[str], T]) -> tuple[list[T], np.ndarray]:
+        """``convert`` applied once per distinct text of the column, and each row's index into those
+        values (the column must hold no unset value)."""
+        encoded = pc.dictionary_encode(self.column(name))
+        return [convert(raw) for raw in encoded.dictionary.to_pylist()], encoded.indices.to_numpy()
+
+    def codes(self, name: str) -> tuple[list[str | None], np.ndarray]:
+        """The distinct texts of the column (None last, for the unset value) and each row's index into them."""
+        encoded = pc.dictionary_encode(self.column(name))
+        texts: list[str | None] = [*encoded.dictionary.to_pylist(), None]
+        return texts, pc.fill_null(encoded.indices, len(texts) - 1).to_numpy()
 
 
 def _convert(column: pa.Array, convert: Converter, identity: frozenset[Converter]) -> list[Any]:
-    """The values of one column of strings, converted as ``convert`` would one by one (None where unset)."""
-    if convert is float:
-        return _floats(column)
+    """The values of one column, converted as ``convert`` would one by one (None where unset)."""
+    if convert in _NUMBERS:
+        if column.null_count:
+            numbers: list[Any] = column.to_pylist()
+            return numbers
+        return column.to_numpy().tolist()  # type: ignore[no-any-return]
     encoded = pc.dictionary_encode(column)
-    if 2 * len(encoded.dictionary) > len(column):  # mostly distinct (uids, source ports): no sharing to gain
-        if convert in identity:
-            texts: list[Any] = column.to_pylist()
-            return texts
-        if convert is int and pc.all(pc.match_substring_regex(column, _PLAIN_INTEGER)).as_py() is not False:
-            integers: list[Any] = pc.cast(column, pa.int64()).to_pylist()
-            return integers
-    return _distinct(encoded, convert)
-
-
-def _distinct(encoded: pa.DictionaryArray, convert: Converter) -> list[Any]:
-    """``convert`` applied once per distinct value, spread back over the rows (None where unset); equal
-    values share one object, whose hash Python then computes once."""
+    if convert in identity and 2 * len(encoded.dictionary) > len(column):
+        texts: list[Any] = column.to_pylist()  # mostly distinct (uids): no sharing to gain
+        return texts
     values = np.empty(len(encoded.dictionary) + 1, dtype=object)
     for index, raw in enumerate(encoded.dictionary.to_pylist()):
         values[index] = convert(raw)
     indices = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
-    converted: list[Any] = values[indices].tolist()
+    converted: list[Any] = values[indices].tolist()  # equal values share one object, hashed once
     return converted
 
 
-def _floats(column: pa.Array) -> list[Any]:
-    if pc.all(pc.match_substring_regex(column, _PLAIN_DECIMAL)).as_py() is not False:
-        floats: list[Any] = pc.cast(column, pa.float64()).to_pylist()
-        return floats
-    return [None if raw is None else float(raw) for raw in column.to_pylist()]
-
-
 def decode_block(fields: Sequence[str], wanted: Sequence[tuple[str, Converter]], unset: str, data: bytes,
-                 identity: frozenset[Converter] = frozenset({str})) -> Decoded | None:
-    """The ``wanted`` columns of ``data`` (complete data lines of a TSV log whose header names ``fields``)
-    and the names of those holding an unset value somewhere, or None when the block needs the line-by-line
-    decoder.
+                 rows: int, identity: frozenset[Converter] = frozenset({str})) -> Columns | None:
+    """The ``wanted`` columns of ``data`` (``rows`` complete data lines of a TSV log whose header names
+    ``fields``), or None when the block needs the line-by-line decoder.
 
     ``wanted`` holds ``(name, converter)`` per field present in the header; a value equal to ``unset`` is None.
     ``identity`` names the converters that return a text without backslashes unchanged.
@@ -85,7 +121,6 @@ def decode_block(fields: Sequence[str], wanted: Sequence[tuple[str, Converter]],
             data.decode()
         except UnicodeDecodeError:
             return None
-    rows = data.count(b"\n")
     malformed: list[object] = []
 
     def refuse(row: object) -> str:
@@ -100,17 +135,13 @@ def decode_block(fields: Sequence[str], wanted: Sequence[tuple[str, Converter]],
                                            newlines_in_values=False, invalid_row_handler=refuse),
             convert_options=csv.ConvertOptions(
                 include_columns=[name for name, _ in wanted],
-                column_types={name: pa.string() for name, _ in wanted},
+                column_types={name: _NUMBERS.get(convert, pa.string()) for name, convert in wanted},
                 null_values=[unset], strings_can_be_null=True, quoted_strings_can_be_null=False))
     except pa.ArrowInvalid:
         return None
     if malformed or table.num_rows != rows:  # a bad line, or an empty one (which pyarrow passes over)
         return None
-    columns: dict[str, list[Any]] = {}
     try:
-        for name, convert in wanted:
-            column = table.column(name).combine_chunks()
-            columns[name] = _convert(column, convert, identity)
+        return Columns(table, dict(wanted), identity)
     except ValueError:
         return None
-    return columns, frozenset(name for name, _ in wanted if table.column(name).null_count)

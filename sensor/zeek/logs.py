@@ -22,13 +22,16 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sensor.errors import LogReadError
 from sensor.zeek import KINDS
 from sensor.zeek.tsv import Header, RowDecoder, directive_value, unescape
+
+if TYPE_CHECKING:
+    from sensor.zeek.columns import Columns
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ class RecordBatch:
     first: int
     """Records of the log read before this batch (the first one is record ``first + 1``)."""
     records: list[Record]
-    columns: dict[str, list[Any]] | None = None
+    columns: Columns | None = None
     count: int = 0
     """Number of records (of rows, for columns)."""
     types: Mapping[str, str] = field(default_factory=dict)
@@ -285,20 +288,20 @@ class ZeekLog:
             following = block.find(b"\n#", position)
             stop = end if following < 0 else following + 1
             run = block[position:stop]
+            lines = run.count(b"\n")
             decoded = None
             if reading.header is not None and self.columnar:
                 from sensor.zeek.columns import decode_block  # pyarrow and numpy load with a TSV log, not per command
 
                 decoded = decode_block(reading.header.fields, reading.columnar, reading.header.unset_field, run,
-                                       _IDENTITY)
+                                       lines, _IDENTITY)
             if decoded is not None:
-                count = run.count(b"\n")
-                yield RecordBatch(self.kind, self.records_read, [], decoded[0], count, reading.types, decoded[1])
-                self.records_read += count
+                yield RecordBatch(self.kind, self.records_read, [], decoded, lines, reading.types, decoded.unset)
+                self.records_read += lines
                 reading.looked_like_log = True
             else:
                 yield from self._lines(reading, number, run)
-            number += run.count(b"\n")
+            number += lines
             position = stop
 
     def _directive(self, reading: _Reading, line: bytes) -> None:

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from functools import partial
-from itertools import compress
-from typing import Any, cast
+from typing import Any
 
 from sensor.observations import (
     MDNS_PORT,
     ConnAttempt,
-    IPAddress,
+    ConnRows,
     MdnsQuery,
     Observation,
     Outcome,
     Transport,
     ZeekDetection,
     ZeekNotice,
+    address_key,
 )
 from sensor.zeek.logs import Record, RecordBatch, ZeekLog
 
@@ -38,12 +37,12 @@ FIELDS: dict[str | None, tuple[str, ...]] = {
               "mdns_legacy_unicast"),
 }
 SCAN_NOTE_PREFIXES = ("Scan::", "T1046::")
-_ICMP_ECHO_REQUESTS = frozenset({8, 128})
+ICMP_ECHO_REQUESTS = frozenset({8, 128})
 _STEALTH_HISTORY = frozenset("FAIQr^")
 """History letters of a probe without a handshake: the originator's FIN (F), ACK (A) or odd flag mixes
 (I, Q) -- a NULL probe leaves no letter --, at most a reset (r) in answer, and Zeek's direction flip (^).
 Real traffic picked up mid-stream carries data or the responder's ACK (D, d, a) and stays OTHER."""
-_ADDRESS_CACHE: dict[str, IPAddress] = {}
+_ADDRESS_CACHE: dict[str, _Address] = {}
 _ADDRESS_CACHE_SIZE = 1 << 18
 
 
@@ -54,10 +53,10 @@ def wanted_fields(kind: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for names in FIELDS.values() for name in names))
 
 
-class _HashOnce:
-    """Mixin for address classes: the hash is computed once, when the address is made (parsed or
-    unpickled). The stock one formats a hex string on every call, and the correlator hashes each address
-    several times per record."""
+class _Prepared:
+    """Mixin for address classes: the hash and the correlator's integer key
+    (:func:`~sensor.observations.address_key`) are computed once, when the address is made (parsed or
+    unpickled). The stock hash formats a hex string on every call."""
 
     __slots__ = ()
     _hash: int
@@ -66,34 +65,40 @@ class _HashOnce:
         return self._hash
 
 
-class _HashedIPv4(_HashOnce, ipaddress.IPv4Address):
-    __slots__ = ("_hash",)
+class _PreparedIPv4(_Prepared, ipaddress.IPv4Address):
+    __slots__ = ("_hash", "key")
 
     def __init__(self, address: int | str | bytes) -> None:
         super().__init__(address)
         self._hash = ipaddress.IPv4Address.__hash__(self)
+        self.key = address_key(self)
 
 
-class _HashedIPv6(_HashOnce, ipaddress.IPv6Address):
-    __slots__ = ("_hash",)
+class _PreparedIPv6(_Prepared, ipaddress.IPv6Address):
+    __slots__ = ("_hash", "key")
 
     def __init__(self, address: int | str | bytes) -> None:
         super().__init__(address)
         self._hash = ipaddress.IPv6Address.__hash__(self)
+        self.key = address_key(self)
 
 
-def _parse_address(text: str) -> IPAddress:
+_Address = _PreparedIPv4 | _PreparedIPv6
+
+
+def _parse_address(text: str) -> _Address:
     try:
-        return _HashedIPv4(socket.inet_pton(socket.AF_INET, text))
+        return _PreparedIPv4(socket.inet_pton(socket.AF_INET, text))
     except OSError:
         pass
     try:
-        return _HashedIPv6(socket.inet_pton(socket.AF_INET6, text))
+        return _PreparedIPv6(socket.inet_pton(socket.AF_INET6, text))
     except OSError:
-        return ipaddress.ip_address(text)
+        parsed = ipaddress.ip_address(text)  # a scoped IPv6 address, or the ValueError for a bad one
+        return _PreparedIPv4(text) if parsed.version == 4 else _PreparedIPv6(text)
 
 
-def address(text: str) -> IPAddress:
+def address(text: str) -> _Address:
     """Parse an address (equal to, and hashing like, :func:`ipaddress.ip_address`'s), caching those that
     recur in a log."""
     found = _ADDRESS_CACHE.get(text)
@@ -151,7 +156,7 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
     return Outcome.OTHER
 
 
-_NO_TAGS: frozenset[str] = frozenset()
+NO_TAGS: frozenset[str] = frozenset()
 _TRANSPORTS = {"tcp": Transport.TCP, "udp": Transport.UDP}
 _ICMP, _ESTABLISHED, _UNANSWERED = Transport.ICMP, Outcome.ESTABLISHED, Outcome.UNANSWERED
 
@@ -160,7 +165,7 @@ def _conn(record: Record) -> ConnAttempt | None:
     get = record.get
     proto = record["proto"]
     source_port = int(get("id.orig_p", 0))
-    tags = _NO_TAGS
+    tags = NO_TAGS
     transport = _TRANSPORTS.get(proto)
     if transport is not None:
         raw_tags = get("t1046_tags")
@@ -170,12 +175,12 @@ def _conn(record: Record) -> ConnAttempt | None:
             outcome = conn_outcome(proto, get("conn_state", ""), get("history", ""), resp_pkts, tags)
         else:
             key = (proto, get("conn_state", ""), get("history", ""), bool(resp_pkts))
-            found = (_VERDICTS.get(key) or _verdict(key))[1]
+            found = verdict(key)[1]
             if found is None:
                 return None
             outcome = found
     elif proto == "icmp":
-        if source_port not in _ICMP_ECHO_REQUESTS:
+        if source_port not in ICMP_ECHO_REQUESTS:
             return None
         outcome = _ESTABLISHED if get("resp_pkts") else _UNANSWERED
         transport = _ICMP
@@ -291,7 +296,7 @@ def to_observation(kind: str | None, record: Record) -> Observation | None:
 
 
 _Verdict = tuple[Transport | None, Outcome | None]
-_NEEDED = frozenset({"ts", "proto", "id.orig_h", "id.resp_h"})
+NEEDED = frozenset({"ts", "proto", "id.orig_h", "id.resp_h"})
 """The fields :func:`_conn` cannot do without."""
 CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "port", "id.resp_h": "addr",
               "id.resp_p": "port", "proto": "enum", "service": "string", "conn_state": "string", "history": "string",
@@ -299,83 +304,39 @@ CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "
 """The types of the conn.log fields read, as Zeek writes them; a log declaring others is mapped row by row."""
 
 
-def _conn_columns(columns: Mapping[str, list[Any]], count: int, unset: frozenset[str]) -> list[Observation] | None:
-    """What :func:`_conn` makes of each row of conn records decoded as columns (of the :data:`CONN_TYPES`:
-    times are floats, ports and counts ints, sets lists, None where unset), computed column by column; None
-    when a row lacks a field :func:`_conn` needs or holds a bad address (the caller then maps row by row,
-    reporting it). ``unset`` names the columns holding a None."""
-    if not unset.isdisjoint(_NEEDED) or not _NEEDED.issubset(columns):
-        return None
-    absent: list[Any] = [None] * count
-
-    def column(name: str, default: object) -> list[Any]:
-        """A column with ``default`` where unset (or the whole column when the log lacks it)."""
-        values = columns.get(name, absent)
-        return values if name not in unset and values is not absent else [value or default for value in values]
-
-    ts, protos, sources, targets = columns["ts"], columns["proto"], columns["id.orig_h"], columns["id.resp_h"]
-    cache = _ADDRESS_CACHE
-    try:
-        source_ips = [cache.get(text) or address(text) for text in sources]
-        target_ips = [cache.get(text) or address(text) for text in targets]
-    except (ValueError, TypeError):
-        return None
-    source_ports = column("id.orig_p", 0)
-    resp_pkts = columns.get("resp_pkts", absent)
-    keys = list(zip(protos, column("conn_state", ""), column("history", ""), map(bool, resp_pkts), strict=True))
-    memoised = list(map(_VERDICTS.get, keys))
-    verdicts = cast(list[_Verdict], memoised) if None not in memoised else [
-        _verdict(key) if verdict is None else verdict for key, verdict in zip(keys, memoised, strict=True)]
-    transports = [verdict[0] for verdict in verdicts]
-    outcomes = [verdict[1] for verdict in verdicts]
-    tags: list[frozenset[str]] = [_NO_TAGS] * count
-    raw_column = columns.get("t1046_tags", absent)
-    for row in [row for row, raw_tags in enumerate(raw_column) if raw_tags] if any(raw_column) else ():
-        raw_tags = raw_column[row]
-        if transports[row] is not _ICMP and transports[row] is not None:
-            tags[row] = frozenset(raw_tags)
-            outcomes[row] = conn_outcome(protos[row], keys[row][1], keys[row][2], resp_pkts[row], tags[row])
-    for row in [row for row, transport in enumerate(transports) if transport is _ICMP] if _ICMP in transports else ():
-        if source_ports[row] in _ICMP_ECHO_REQUESTS:
-            outcomes[row] = _ESTABLISHED if resp_pkts[row] else _UNANSWERED
-        else:
-            transports[row] = None
-    made = map(_NEW_CONN, zip(ts, source_ips, source_ports, target_ips, column("id.resp_p", 0), transports,
-                              outcomes, column("uid", ""), column("service", ""), tags, strict=True))
-    if None in transports:
-        return list(compress(made, [transport is not None for transport in transports]))
-    return list(made)
-
-
-def _verdict(key: tuple[str, str, str, bool]) -> _Verdict:
+def verdict(key: tuple[str, str, str, bool]) -> _Verdict:
     """(transport, outcome) of an untagged conn record by (proto, conn_state, history, answered), memoised;
     ICMP's outcome is judged by its type (the source port), and (None, None) means no evidence."""
+    found = _VERDICTS.get(key)
+    if found is not None:
+        return found
     proto = key[0]
     transport = _TRANSPORTS.get(proto)
     if transport is not None:
-        verdict: _Verdict = (
-            transport, conn_outcome(proto, key[1], key[2], int(key[3]), _NO_TAGS))
+        found = (transport, conn_outcome(proto, key[1], key[2], int(key[3]), NO_TAGS))
     else:
-        verdict = (_ICMP, None) if proto == "icmp" else (None, None)
+        found = (_ICMP, None) if proto == "icmp" else (None, None)
     if len(_VERDICTS) >= 4096:
         _VERDICTS.clear()
-    _VERDICTS[key] = verdict
-    return verdict
+    _VERDICTS[key] = found
+    return found
 
 
 _VERDICTS: dict[tuple[str, str, str, bool], _Verdict] = {}
-"""Memo of :func:`_verdict`, for records read row by row and column by column alike: a log holds only a
+"""Memo of :func:`verdict`, for records read row by row and column by column alike: a log holds only a
 few hundred distinct (proto, state, history, answered) combinations."""
-_NEW_CONN: Callable[[tuple[Any, ...]], ConnAttempt] = partial(tuple.__new__, ConnAttempt)
-"""A :class:`ConnAttempt` from a tuple of all its fields, built in C."""
 
 
-def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation]:
-    """The observations in one batch of a log's records; a record whose fields are missing or bad is reported
-    to the log's malformed-line counter (numbered by its place among the log's records) and skipped."""
+def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRows:
+    """The observations in one batch of a log's records -- conn records decoded as columns stay columns
+    (:class:`ConnRows`, which iterates as :class:`ConnAttempt` tuples); a record whose fields are missing or
+    bad is reported to the log's malformed-line counter (numbered by its place among the log's records) and
+    skipped."""
     if batch.kind == "conn" and batch.columns is not None and all(
             CONN_TYPES.get(name) == zeek_type for name, zeek_type in batch.types.items()):
-        found = _conn_columns(batch.columns, batch.count, batch.unset)
+        from sensor.zeek.conncolumns import conn_rows  # with pyarrow, as the columns are
+
+        found = conn_rows(batch.columns, batch.count)
         if found is not None:
             return found
     mapper = MAPPERS.get(batch.kind or "")
