@@ -170,6 +170,16 @@ def address_key(address: IPAddress) -> int:
     return int(address) if address.version == 4 else int(address) | _IPV6_KEYS
 
 
+_PORT_SPACES = {Transport.TCP: 0, Transport.UDP: 1 << 16, Transport.ICMP: 2 << 16}
+PORT_KEYS = 1 << 18
+"""Ports of every transport in one integer space (TCP, then UDP, then ICMP types), below this."""
+
+
+def service_key(target_key: int, transport: Transport, port: int) -> int:
+    """One integer per service -- an address's :func:`address_key`, a transport and a port (an ICMP type)."""
+    return target_key * PORT_KEYS + _PORT_SPACES[transport] + port
+
+
 def key_address(key: int) -> IPAddress:
     """The address whose :func:`address_key` is ``key`` (an IPv6 zone, which Zeek never logs, is not kept)."""
     return IPv4Address(key) if key < _IPV6_KEYS else IPv6Address(key ^ _IPV6_KEYS)
@@ -203,6 +213,8 @@ class ConnRows:
     source_key: list[int]
     target_key: list[int]
     """:func:`address_key` of each source and target."""
+    service_key: list[int]
+    """:func:`service_key` of each record's target, transport and port."""
 
     @classmethod
     def of(cls, attempts: Iterable[ConnAttempt]) -> ConnRows:
@@ -212,7 +224,8 @@ class ConnRows:
                    [row.target for row in rows], [row.target_port for row in rows], [row.transport for row in rows],
                    [row.outcome for row in rows], [row.uid for row in rows], [row.service for row in rows],
                    [row.zeek_tags for row in rows], [address_key(row.source) for row in rows],
-                   [address_key(row.target) for row in rows])
+                   [address_key(row.target) for row in rows],
+                   [service_key(address_key(row.target), row.transport, row.target_port) for row in rows])
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -233,7 +246,8 @@ class ConnRows:
                         [self.source_port[row] for row in span], [self.target[row] for row in span],
                         self.target_port[start:stop], self.transport[start:stop], self.outcome[start:stop],
                         [self.uid[row] for row in span], [self.service[row] for row in span],
-                        self.zeek_tags[start:stop], self.source_key[start:stop], self.target_key[start:stop])
+                        self.zeek_tags[start:stop], self.source_key[start:stop], self.target_key[start:stop],
+                        self.service_key[start:stop])
 
 
 Intake = Observation | ConnRows

@@ -20,7 +20,7 @@ from sensor.config import SensorConfig
 from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import FUTURE_TOLERANCE, Watermark
 from sensor.metrics import Metrics
-from sensor.observations import HoneyportHit, MdnsQuery, Observation
+from sensor.observations import ConnRows, HoneyportHit, Intake, MdnsQuery, Observation
 from sensor.outputs.sink import Sink
 
 _SKEW_WARNING_EVERY = 3600.0
@@ -66,7 +66,7 @@ class Pipeline:
                         type(observation).__name__, observation.ts - wall)
         return self._deliver(self.correlator.observe(observation, self.watermark.advance(wall)), wall)
 
-    def observe_logged(self, observations: Iterable[Observation], *, caught_up: bool) -> list[Alert]:
+    def observe_logged(self, observations: Iterable[Intake], *, caught_up: bool) -> list[Alert]:
         """Feed what one poll of the log follower read; ``caught_up`` when nothing more is there to read."""
         wall = self._clock()
         watermark = self.watermark
@@ -75,8 +75,12 @@ class Pipeline:
         new = False
         for observation in observations:
             new = True
-            self.observations += 1
-            found = correlator.observe(observation, watermark.logged(observation.ts, wall))
+            if isinstance(observation, ConnRows):
+                self.observations += len(observation)
+                found = correlator.observe_many(observation, watermark.logged_many(observation.ts, wall))
+            else:
+                self.observations += 1
+                found = correlator.observe(observation, watermark.logged(observation.ts, wall))
             if found:
                 alerts.extend(found)
         watermark.read(wall, caught_up=caught_up, new=new)

@@ -43,6 +43,7 @@ from sensor.daemon.checkpoint import (
 )
 from sensor.daemon.health import report_health
 from sensor.daemon.pipeline import Pipeline
+from sensor.daemon.reading import FollowAhead
 from sensor.daemon.reload import apply_reload
 from sensor.daemon.sources import LocalSources, start_sources
 from sensor.daemon.startup import describe
@@ -53,7 +54,7 @@ from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
-from sensor.zeek.follow import LogFollower
+from sensor.zeek.follow import FollowBatch, LogFollower
 from sensor.zeek.logs import MalformedLog
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class Daemon:
         self.sinks: list[SpooledSink] = []
         self.seq = 0
         self.follower: LogFollower | None = None
+        self.following: FollowAhead | None = None
+        """The follower's polls, in a thread of their own."""
         self.pipeline: Pipeline
         self.sources = LocalSources(None, None)
         self.node_listener: NodeListener | None = None
@@ -150,6 +153,7 @@ class Daemon:
         if self.config.zeek.log_dir is not None:  # the follower says once what it cannot read, and when it can
             self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
                                         kinds=self.config.zeek.logs)
+            self.following = FollowAhead(self.follower)
         return checkpoint is None
 
     def seq_past_spools(self) -> None:
@@ -206,7 +210,7 @@ class Daemon:
         last_commit = float("-inf")  # what the first poll read is committed at once
         try:
             while not self._stop.is_set():
-                busy = self._follow()
+                busy = await self._follow()
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick()
@@ -239,15 +243,19 @@ class Daemon:
         self.pipeline.tick()
         if self.sources.mdns is not None:
             self.sources.mdns.tick()
-        if self.follower is not None:
-            for kind, lag in self.follower.lag().items():
+        if self.following is not None:
+            for kind, lag in self.following.lag().items():
                 self.metrics.follower_lag.labels(log=kind).set(lag)
 
-    def _follow(self) -> bool:
-        """Read new Zeek log lines into the pipeline; True when more is waiting than one poll reads."""
-        if self.follower is None:
+    async def _follow(self) -> bool:
+        """Judge what the follower read next (:mod:`sensor.daemon.reading`); True when more is waiting than
+        one poll reads."""
+        if self.following is None:
             return False
-        batch = self.follower.poll()
+        return self._judge(await self.following.poll())
+
+    def _judge(self, batch: FollowBatch) -> bool:
+        """Feed one poll's records to the pipeline; True when more was waiting."""
         self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
@@ -267,14 +275,13 @@ class Daemon:
         if self._writing is not None:
             return
         pending = tuple(self.outbox.pending)
-        follower = self.follower
         listener = self.node_listener
         if listener is not None:
             self._node_sequences = listener.state()
         checkpoint = Checkpoint(
             seq=self.seq + 1, detection=detection_digest(self.config.detection),
-            streams=dict(follower.streams) if follower is not None else {},
-            done=frozenset(follower.done) if follower is not None else frozenset(),
+            streams=dict(self.following.positions[0]) if self.following is not None else {},
+            done=self.following.positions[1] if self.following is not None else frozenset(),
             correlator=self.pipeline.correlator, clock=self.pipeline.now, outbox=pending, saved_at=time.time(),
             extra={"nodes": self._node_sequences} if self._node_sequences else {})
         started = time.monotonic()
@@ -333,6 +340,8 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         log.info("stopping: closing sources, saving a last checkpoint, draining sinks")
+        if self.following is not None:
+            await self.following.close()
         if self.node_listener is not None:
             await self.node_listener.stop()
         await self.sources.stop()

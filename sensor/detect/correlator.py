@@ -54,6 +54,7 @@ from sensor.observations import (
     ZeekDetection,
     ZeekNotice,
     address_key,
+    service_key,
 )
 
 STATE_VERSION = 5
@@ -102,8 +103,9 @@ class Correlator:
         self.stats.observations += 1
         alerts = self._housekeeping(now) if now >= self._next_housekeeping else []
         if isinstance(observation, ConnAttempt):
-            return alerts + self._conn(observation, now, address_key(observation.source),
-                                       address_key(observation.target))
+            target_key = address_key(observation.target)
+            return alerts + self._conn(observation, now, address_key(observation.source), target_key,
+                                       service_key(target_key, observation.transport, observation.target_port))
         if isinstance(observation, HoneyportHit):
             return alerts + self._honeyport(observation, now)
         if isinstance(observation, MdnsQuery):
@@ -126,11 +128,12 @@ class Correlator:
         alerts: list[Alert] = []
         shortcut = not self._linked and not self._config.allowlist
         tracks, dormant, memo, stats = self._tracks, self._sources.dormant, self._targets, self.stats
-        serving, step, move_to_end = self._served.serving, self._walk.step, tracks.move_to_end
+        serving, latest = self._served.serving, self._served.latest
+        step, move_to_end = self._walk.step, tracks.move_to_end
         due = self._next_housekeeping
-        for index, (now, ts, source, target, outcome, tags, transport, port) in enumerate(zip(
-                nows, rows.ts, rows.source_key, rows.target_key, rows.outcome, rows.zeek_tags, rows.transport,
-                rows.target_port, strict=True)):
+        for index, (now, ts, source, target, service, outcome, tags) in enumerate(zip(
+                nows, rows.ts, rows.source_key, rows.target_key, rows.service_key, rows.outcome, rows.zeek_tags,
+                strict=True)):
             if now >= due:
                 alerts += self._housekeeping(now)
                 due = self._next_housekeeping
@@ -141,7 +144,7 @@ class Correlator:
             if is_target and outcome is _ESTABLISHED and shortcut and not tags:
                 track = tracks.get(source)
                 if track is None and source not in dormant:  # a new source: its first working connection
-                    serving(target, transport, port, ts)
+                    serving(service, ts)
                     track, found = self._sources.keyed(source, None, None, ts, now)
                     if found:
                         alerts += found
@@ -151,7 +154,11 @@ class Correlator:
                         alerts += self._incidents.update(track, fired, now)
                     continue
                 if track is not None and track.detail is None:
-                    serving(target, transport, port, ts)
+                    when = latest.get(service)
+                    if when is None:
+                        serving(service, ts)
+                    elif ts > when:
+                        latest[service] = ts
                     move_to_end(source)
                     if ts < track.first_seen:
                         track.first_seen = ts
@@ -163,7 +170,7 @@ class Correlator:
                         if fired:
                             alerts += self._incidents.update(track, fired, now)
                     continue
-            found = self._conn(rows.row(index), now, source, target)
+            found = self._conn(rows.row(index), now, source, target, service)
             if found:
                 alerts += found
         return alerts
@@ -194,8 +201,9 @@ class Correlator:
 
     # -- evidence intake ------------------------------------------------------------------------
 
-    def _conn(self, conn: ConnAttempt, now: float, source_key: int, target_key: int) -> list[Alert]:
-        """Judge one conn record; ``source_key`` and ``target_key`` are its addresses' keys."""
+    def _conn(self, conn: ConnAttempt, now: float, source_key: int, target_key: int, service: int) -> list[Alert]:
+        """Judge one conn record; ``source_key`` and ``target_key`` are its addresses' keys, ``service`` its
+        target service's."""
         outcome = conn.outcome
         target = conn.target
         is_target = self._targets.get(target_key)
@@ -205,9 +213,8 @@ class Correlator:
             self.stats.ignored += 1
             return []
         if outcome is _ESTABLISHED:
-            self._served.serving(target_key, conn.transport, conn.target_port, conn.ts)
-        elif outcome in FAILED_OUTCOMES and self._served.recently(target_key, conn.transport, conn.target_port,
-                                                                  conn.ts):
+            self._served.serving(service, conn.ts)
+        elif outcome in FAILED_OUTCOMES and self._served.recently(service, conn.ts):
             self.stats.outages += 1
             return []
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now, source_key)

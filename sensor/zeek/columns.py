@@ -59,6 +59,9 @@ class Columns(Mapping[str, list[Any]]):
             found = self._converted[name] = _convert(self.column(name), convert, self._identity)
         return found
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._converters  # Mapping's own would convert the column to find out
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._converters)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sensor.observations import ConnRows, IPAddress, Outcome, Transport
+from sensor.observations import PORT_KEYS, ConnRows, IPAddress, Outcome, Transport, service_key
 from sensor.zeek.columns import Columns
 from sensor.zeek.records import ICMP_ECHO_REQUESTS, NEEDED, NO_TAGS, address, conn_outcome, verdict
 
@@ -68,7 +68,7 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
         target_keys = _keys(columns, "id.resp_h")
     except (ValueError, TypeError):
         return None
-    transports, outcomes = _verdicts(columns, count)
+    transports, outcomes, spaces = _verdicts(columns, count)
     source_ports = _integers(columns, "id.orig_p")
     raw_tags = columns.get("t1046_tags") or []
     tags: list[Any] = [NO_TAGS] * count
@@ -93,14 +93,15 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
         mask = pa.array(kept)
         ts, sources, targets, uids, services = (pc.filter(values, mask) for values in (ts, sources, targets, uids,
                                                                                        services))
-        source_ports, target_ports, source_keys, target_keys = (
-            values[np.asarray(kept)] for values in (source_ports, target_ports, source_keys, target_keys))
+        source_ports, target_ports, source_keys, target_keys, spaces = (
+            values[np.asarray(kept)] for values in (source_ports, target_ports, source_keys, target_keys, spaces))
         transports, outcomes, tags = ([value for value, keep in zip(values, kept, strict=True) if keep]
                                       for values in (transports, outcomes, tags))
     return ConnRows(ts.to_numpy().tolist(), _Cold[IPAddress](sources, address), _Cold[int](pa.array(source_ports)),
                     _Cold[IPAddress](targets, address), target_ports.tolist(), transports, outcomes,
                     _Cold[str](uids, _text_or_empty), _Cold[str](services, _text_or_empty), tags,
-                    source_keys.tolist(), target_keys.tolist())
+                    source_keys.tolist(), target_keys.tolist(),
+                    (target_keys * PORT_KEYS + spaces + target_ports).tolist())
 
 
 def _keys(columns: Columns, name: str) -> np.ndarray:
@@ -151,8 +152,9 @@ def _quad_keys(texts: pa.Array) -> np.ndarray | None:
     return keys
 
 
-def _verdicts(columns: Columns, count: int) -> tuple[list[Any], list[Any]]:
-    """(transport, outcome) of every row, judged once per distinct (proto, conn_state, history, answered)."""
+def _verdicts(columns: Columns, count: int) -> tuple[list[Any], list[Any], np.ndarray]:
+    """(transport, outcome) of every row, judged once per distinct (proto, conn_state, history, answered),
+    and where the transport's ports start among :func:`~sensor.observations.service_key`'s."""
     parts = [columns.codes(name) if name in columns else ([None], np.zeros(count, dtype=np.int64))
              for name in ("proto", "conn_state", "history")]
     answered = (pc.fill_null(pc.not_equal(columns.column("resp_pkts"), 0), False).to_numpy(zero_copy_only=False)
@@ -170,8 +172,9 @@ def _verdicts(columns: Columns, count: int) -> tuple[list[Any], list[Any]]:
         history, state, proto = texts
         judged.append(verdict((proto, state, history, bool(rest))))
     spread = encoded.indices.to_numpy()
+    starts = np.array([0 if found[0] is None else service_key(0, found[0], 0) for found in judged], dtype=np.int64)
     return (_objects([found[0] for found in judged])[spread].tolist(),
-            _objects([found[1] for found in judged])[spread].tolist())
+            _objects([found[1] for found in judged])[spread].tolist(), starts[spread])
 
 
 def _value(columns: Columns, name: str, row: int) -> Any:

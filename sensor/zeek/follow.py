@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensor.errors import LogReadError, why_unreadable
-from sensor.observations import Observation
+from sensor.observations import ConnRows, Intake
 from sensor.zeek import KINDS
 from sensor.zeek.logs import MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
 from sensor.zeek.position import StreamPosition
@@ -80,11 +80,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tuple[int, bytes]]:
+def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tuple[int, bytes, int]]:
     """Numbered blocks of some complete lines of a log, preceded by its header lines (a TSV slice needs its
     ``#fields``), cut as a whole file's are (:func:`~sensor.zeek.logs.complete_lines`)."""
     if header:
-        yield 0, b"\n".join(header) + b"\n"
+        yield 0, b"\n".join(header) + b"\n", len(header)
     pieces = (data[start:start + MAX_LINE] for start in range(0, len(data), MAX_LINE))
     yield from complete_lines(lambda: next(pieces, b""), str(log.path), log.malformed, len(header))
 
@@ -93,7 +93,8 @@ def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tu
 class FollowBatch:
     """What one poll read: observations in file order, and counts for the metrics."""
 
-    observations: list[Observation]
+    observations: list[Intake]
+    """Single observations, and conn records a block at a time (:class:`ConnRows`)."""
     records: dict[str, int]
     bytes_read: int
     backlog: bool = False
@@ -319,16 +320,20 @@ class LogFollower:
         piece = ZeekLog(path, self.malformed)
         try:
             for records in piece.batches_from(_slice_blocks(piece, header, data), wanted_fields):
-                batch.observations.extend(observations(piece, records))
+                found = observations(piece, records)
+                if isinstance(found, ConnRows):
+                    batch.observations.append(found)
+                else:
+                    batch.observations.extend(found)
             batch.records[piece.kind or "unknown"] = batch.records.get(piece.kind or "unknown", 0) + piece.records_read
         except LogReadError as error:
             self.malformed.report(str(path), 0, str(error))
         batch.bytes_read += len(data)
 
-    def lag(self) -> dict[str, int]:
-        """Bytes of each live log not read yet."""
+    def lag(self, streams: Mapping[str, StreamPosition] | None = None) -> dict[str, int]:
+        """Bytes of each live log not read yet (past ``streams``, positions the follower left, or its own)."""
         lags: dict[str, int] = {}
-        for kind, position in self.streams.items():
+        for kind, position in (self.streams if streams is None else streams).items():
             live = self.log_dir / f"{kind}.log"
             try:
                 stat = live.stat()

@@ -172,9 +172,9 @@ class RecordBatch:
 
 
 def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedLog,
-                   number: int = 0) -> Iterator[tuple[int, bytes]]:
+                   number: int = 0) -> Iterator[tuple[int, bytes, int]]:
     """Blocks of complete lines (each ending in a newline) from what ``read`` returns (at most ``MAX_LINE``
-    bytes a call, ``b""`` at the end), each with the number of lines before it. A line longer than
+    bytes a call, ``b""`` at the end), each with the number of lines before it and its own. A line longer than
     :data:`MAX_LINE` is reported and left out, never held whole; a last line without a newline is reported
     as truncated (a ``#`` directive is kept); a read error is reported as a truncated or corrupt file."""
     pending = b""
@@ -187,7 +187,7 @@ def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedL
             chunk = b""
         if not chunk:
             break
-        data = pending + chunk
+        data = pending + chunk if pending else chunk
         cut = data.rfind(b"\n") + 1
         block, pending = data[:cut], data[cut:]
         first_end = block.find(b"\n")
@@ -196,17 +196,26 @@ def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedL
             malformed.report(source, number, f"line longer than {MAX_LINE} bytes")
             block, skipping = block[first_end + 1:], False
         if block:
-            yield number, block
-            number += block.count(b"\n")
+            lines = block.count(b"\n")
+            yield number, block, lines
+            number += lines
         if len(pending) > MAX_LINE:
             pending, skipping = b"", True
     if pending or skipping:
         if skipping:
             malformed.report(source, number + 1, f"line longer than {MAX_LINE} bytes")
         elif pending.startswith(b"#"):
-            yield number, pending + b"\n"
+            yield number, pending + b"\n", 1
         else:
             malformed.report(source, number + 1, "truncated last line (no newline)")
+
+
+def _next_directive(block: bytes, position: int) -> int:
+    """``block.find(b"\\n#", position)`` at ``memchr``'s speed (a search for two bytes reads every byte)."""
+    found = block.find(b"#", position + 1)
+    while found > 0 and block[found - 1] != 0x0A:
+        found = block.find(b"#", found + 1)
+    return found - 1 if found > 0 else -1
 
 
 _IDENTITY: frozenset[Callable[[str], Any]] = frozenset({str, unescape})
@@ -246,7 +255,7 @@ class ZeekLog:
         except OSError as error:
             raise LogReadError(f"{self.path}: cannot read: {error.strerror or error}") from None
 
-    def _blocks(self) -> Iterator[tuple[int, bytes]]:
+    def _blocks(self) -> Iterator[tuple[int, bytes, int]]:
         with self._open() as stream:
             yield from complete_lines(lambda: stream.read1(_CHUNK), str(self.path), self.malformed)
 
@@ -264,19 +273,20 @@ class ZeekLog:
             for record in batch.rows():
                 yield batch.kind, record
 
-    def batches_from(self, blocks: Iterable[tuple[int, bytes]],
+    def batches_from(self, blocks: Iterable[tuple[int, bytes, int]],
                      wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[RecordBatch]:
         """Like :meth:`batches`, over numbered blocks of complete lines read elsewhere (:func:`complete_lines`),
         such as the part of a growing file a follower has just read, preceded by the file's header lines."""
         reading = _Reading(wanted)
-        for number, block in blocks:
-            yield from self._block(reading, number, block)
+        for number, block, lines in blocks:
+            yield from self._block(reading, number, block, lines)
         if not reading.looked_like_log and self.records_read == 0:
             raise LogReadError(f"{self.path}: not a Zeek log (no #fields header and no JSON records)")
 
-    def _block(self, reading: _Reading, number: int, block: bytes) -> Iterator[RecordBatch]:
-        """The batches of one block: its ``#`` lines set the header; the data lines between them are decoded
-        as columns when :func:`~sensor.zeek.columns.decode_block` can, else line by line."""
+    def _block(self, reading: _Reading, number: int, block: bytes, block_lines: int) -> Iterator[RecordBatch]:
+        """The batches of one block of ``block_lines`` lines: its ``#`` lines set the header; the data lines
+        between them are decoded as columns when :func:`~sensor.zeek.columns.decode_block` can, else line by
+        line."""
         position, end = 0, len(block)
         while position < end:
             if block.startswith(b"#", position):
@@ -285,10 +295,10 @@ class ZeekLog:
                 number += 1
                 position = line_end + 1
                 continue
-            following = block.find(b"\n#", position)
+            following = _next_directive(block, position)
             stop = end if following < 0 else following + 1
-            run = block[position:stop]
-            lines = run.count(b"\n")
+            run = block if position == 0 and stop == end else block[position:stop]
+            lines = block_lines if run is block else run.count(b"\n")
             decoded = None
             if reading.header is not None and self.columnar:
                 from sensor.zeek.columns import decode_block  # pyarrow and numpy load with a TSV log, not per command

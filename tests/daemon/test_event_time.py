@@ -74,7 +74,7 @@ class Run:
 
     def read_all(self) -> None:
         """Poll the logs until the follower is caught up, then let the daemon's tick run."""
-        while self.daemon._follow():
+        while self.loop.run_until_complete(self.daemon._follow()):
             pass
         self.daemon._tick()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sensor.observations import ConnAttempt
+from sensor.observations import ConnAttempt, ConnRows
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 from tests.fixtures import conn_log
@@ -20,7 +20,10 @@ PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"
 
 
 def _uids(follower: LogFollower) -> list[str]:
-    return [obs.uid for obs in follower.poll().observations if isinstance(obs, ConnAttempt)]
+    """The uids of the conn records one poll read (a TSV block comes as one ConnRows)."""
+    found = follower.poll().observations
+    return [obs.uid for item in found for obs in (item if isinstance(item, ConnRows) else [item])
+            if isinstance(obs, ConnAttempt)]
 
 
 def _expected(lines: list[str]) -> list[str]:
