@@ -54,7 +54,7 @@ from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
-from sensor.zeek.follow import FollowBatch, LogFollower
+from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ POLL_SECONDS = 0.25
 CHECKPOINT_SECONDS = 1.0
 """Longest time alerts wait for the checkpoint that commits them (and the most a crash can cost in
 honeyport and mDNS observations)."""
+BACKLOG_CHECKPOINT_SECONDS = 5.0
+"""While the follower catches up on a backlog and nothing live (a honeyport hit, an mDNS packet, a node's
+observation) waits, commits come this often instead: what they carry can be read again after a crash, the
+alerts are about the past already, and each commit forks a writer whose pages the busy daemon then copies
+as it writes (about 0.1 s of CPU per commit at 100 000 sources)."""
 ACK_CHECKPOINT_SECONDS = 0.2
 """Commits come this often while remote nodes' observations wait for theirs to be acknowledged (a node
 sends its next batch only then)."""
@@ -124,6 +129,11 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload = False
         self._dirty = False
+        """Live observations came since the last commit (a crash would lose them)."""
+        self._logs_read = False
+        """The follower read on since the last commit (a crash would read it again)."""
+        self._catching_up = False
+        """The last poll left more to read."""
         self._started = time.time()
         self._malformed_seen = 0
         self._commit_cost = 0.0
@@ -216,7 +226,9 @@ class Daemon:
                     self._tick()
                     next_tick = now + TICK_SECONDS
                 spacing = COMMIT_SHARE * self._commit_cost
-                if ((now >= last_commit + max(CHECKPOINT_SECONDS, spacing) and (self._dirty or self.outbox.pending))
+                every = BACKLOG_CHECKPOINT_SECONDS if self._catching_up and not self._dirty else CHECKPOINT_SECONDS
+                if ((now >= last_commit + max(every, spacing)
+                     and (self._dirty or self._logs_read or self.outbox.pending))
                         or (now >= last_commit + max(ACK_CHECKPOINT_SECONDS, spacing) and self._acks_pending())):
                     self._commit()
                     last_commit = time.monotonic()
@@ -252,18 +264,15 @@ class Daemon:
         one poll reads."""
         if self.following is None:
             return False
-        return self._judge(await self.following.poll())
-
-    def _judge(self, batch: FollowBatch) -> bool:
-        """Feed one poll's records to the pipeline; True when more was waiting."""
+        batch = await self.following.poll()
         self.pipeline.observe_logged(batch.observations, caught_up=not batch.backlog)
         for kind, count in batch.records.items():
             self.metrics.records_read.labels(log=kind).inc(count)
         if self.malformed.total > self._malformed_seen:
             self.metrics.lines_malformed.inc(self.malformed.total - self._malformed_seen)
             self._malformed_seen = self.malformed.total
-        if batch.bytes_read:
-            self._dirty = True
+        self._logs_read = self._logs_read or batch.bytes_read > 0
+        self._catching_up = batch.backlog
         return batch.backlog
 
     def _acks_pending(self) -> bool:
@@ -294,7 +303,7 @@ class Daemon:
         self._commit_cost = time.monotonic() - started
         self._writing = _Writing(writer, checkpoint.seq, pending, self._node_sequences)
         self.outbox.pending.clear()
-        self._dirty = False
+        self._dirty = self._logs_read = False
         writer.done.add_done_callback(self._committed)
 
     def _committed(self, done: asyncio.Future[OSError | None]) -> None:

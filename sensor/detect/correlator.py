@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
+from sensor.detect.conns import ConnJudge
 from sensor.detect.evidence import Track
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
@@ -42,7 +43,6 @@ from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
 from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
 from sensor.observations import (
-    FAILED_OUTCOMES,
     ConnAttempt,
     ConnRows,
     HoneyportHit,
@@ -50,7 +50,6 @@ from sensor.observations import (
     MdnsHost,
     MdnsQuery,
     Observation,
-    Outcome,
     ZeekDetection,
     ZeekNotice,
     address_key,
@@ -64,11 +63,6 @@ HOUSEKEEPING_EVERY = 10.0
 """Seconds of event time between the correlator's own passes over quiet incidents and idle sources."""
 PRUNE_EVERY = 300.0
 """Seconds of event time between passes that forget failed contacts older than the long window."""
-_TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
-"""Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
-_ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_OPEN, Outcome.STEALTH, Outcome.OTHER
-"""Module constants: reading an enum member off its class is a Python-level lookup, and ``_conn`` runs
-for every conn.log record."""
 
 
 class Correlator:
@@ -94,6 +88,8 @@ class Correlator:
         self.stats = CorrelatorStats()
         self._incidents = Incidents(config, self.stats, self._tracks)
         self._sources = Tracks(config, self._incidents, self._tracks)
+        self._conns = ConnJudge(config, self.stats, self._scope, self._served, self._walk, self._sources,
+                                self._incidents, self._track, self._linked)
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -104,8 +100,8 @@ class Correlator:
         alerts = self._housekeeping(now) if now >= self._next_housekeeping else []
         if isinstance(observation, ConnAttempt):
             target_key = address_key(observation.target)
-            return alerts + self._conn(observation, now, address_key(observation.source), target_key,
-                                       service_key(target_key, observation.transport, observation.target_port))
+            return alerts + self._conns.one(observation, now, address_key(observation.source), target_key,
+                                            service_key(target_key, observation.transport, observation.target_port))
         if isinstance(observation, HoneyportHit):
             return alerts + self._honeyport(observation, now)
         if isinstance(observation, MdnsQuery):
@@ -119,61 +115,9 @@ class Correlator:
 
     def observe_many(self, rows: ConnRows, nows: Sequence[float]) -> list[Alert]:
         """Judge many conn records in turn, each at its own time with the watermark ``nows[i]``: the verdicts
-        and the state :meth:`observe` reaches on each of them, at a fraction of the cost. The common record --
-        a working connection from a source that has left no evidence yet, which only moves its random walk
-        -- is judged here; any other (and every record while addresses are linked or an allowlist is set,
-        which decide a track's key) goes the way :meth:`observe` takes it (``tests/detect/test_batch.py``
-        proves both ways equal)."""
+        and the state :meth:`observe` reaches on each of them (:meth:`sensor.detect.conns.ConnJudge.many`)."""
         self.stats.observations += len(rows)
-        alerts: list[Alert] = []
-        shortcut = not self._linked and not self._config.allowlist
-        tracks, dormant, memo, stats = self._tracks, self._sources.dormant, self._targets, self.stats
-        serving, latest = self._served.serving, self._served.latest
-        step, move_to_end = self._walk.step, tracks.move_to_end
-        due = self._next_housekeeping
-        for index, (now, ts, source, target, service, outcome, tags) in enumerate(zip(
-                nows, rows.ts, rows.source_key, rows.target_key, rows.service_key, rows.outcome, rows.zeek_tags,
-                strict=True)):
-            if now >= due:
-                alerts += self._housekeeping(now)
-                due = self._next_housekeeping
-            is_target = memo.get(target)
-            if is_target is False or outcome is _OTHER:
-                stats.ignored += 1
-                continue
-            if is_target and outcome is _ESTABLISHED and shortcut and not tags:
-                track = tracks.get(source)
-                if track is None and source not in dormant:  # a new source: its first working connection
-                    serving(service, ts)
-                    track, found = self._sources.keyed(source, None, None, ts, now)
-                    if found:
-                        alerts += found
-                    track.probes += 1
-                    fired = step(track, target, outcome)
-                    if fired:
-                        alerts += self._incidents.update(track, fired, now)
-                    continue
-                if track is not None and track.detail is None:
-                    when = latest.get(service)
-                    if when is None:
-                        serving(service, ts)
-                    elif ts > when:
-                        latest[service] = ts
-                    move_to_end(source)
-                    if ts < track.first_seen:
-                        track.first_seen = ts
-                    elif ts > track.last_seen:
-                        track.last_seen = ts
-                    track.probes += 1
-                    if target not in track.contacted:  # a known target does not move the walk
-                        fired = step(track, target, outcome)
-                        if fired:
-                            alerts += self._incidents.update(track, fired, now)
-                    continue
-            found = self._conn(rows.row(index), now, source, target, service)
-            if found:
-                alerts += found
-        return alerts
+        return self._conns.many(rows, nows, self._next_housekeeping, self._housekeep)
 
     def tick(self, now: float) -> list[Alert]:
         """Let time alone act at ``now``: final-extent updates of quiet incidents, closing and forgetting idle
@@ -200,53 +144,6 @@ class Correlator:
         return len(self._sources)
 
     # -- evidence intake ------------------------------------------------------------------------
-
-    def _conn(self, conn: ConnAttempt, now: float, source_key: int, target_key: int, service: int) -> list[Alert]:
-        """Judge one conn record; ``source_key`` and ``target_key`` are its addresses' keys, ``service`` its
-        target service's."""
-        outcome = conn.outcome
-        target = conn.target
-        is_target = self._targets.get(target_key)
-        if is_target is None:
-            is_target = self._scope.is_target(target, target_key)
-        if outcome is _OTHER or not is_target:
-            self.stats.ignored += 1
-            return []
-        if outcome is _ESTABLISHED:
-            self._served.serving(service, conn.ts)
-        elif outcome in FAILED_OUTCOMES and self._served.recently(service, conn.ts):
-            self.stats.outages += 1
-            return []
-        track, alerts = self._track(conn.source, conn.target_port, conn.ts, now, source_key)
-        track.probes += 1
-        tags = conn.zeek_tags
-        if outcome is _ESTABLISHED and track.detail is None and not tags:
-            fired = self._walk.step(track, target_key, outcome)
-            return alerts + self._incidents.update(track, fired, now) if fired else alerts
-        config = self._config
-        detail = track.evidence()
-        detail.count((target,), (conn.target_port,))
-        detail.probed(conn.transport, conn.source_port)
-        detail.sample_uids((conn.uid,), config.sample_size)
-        detail.sources.setdefault("zeek")
-        fired = [] if _TOUCH_TAGS.isdisjoint(tags) else ["T1046-HONEYPORT"]
-        if "scan" in tags:
-            fired.append("T1046-ZEEK-DETECTION")
-            detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
-        if outcome is _HALF_OPEN:
-            detail.half_open += 1
-            fired += scans.distinct_pairs(config, detail, detail.half_open_pairs, target, conn.target_port, conn.ts,
-                                          config.half_open_probes, "T1046-HALF-OPEN")
-        elif outcome is _STEALTH:
-            detail.failed += 1
-            fired += scans.distinct_pairs(config, detail, detail.stealth_pairs, target, conn.target_port, conn.ts,
-                                          config.stealth_probes, "T1046-STEALTH")
-            fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
-        elif outcome in FAILED_OUTCOMES:
-            detail.failed += 1
-            fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
-        fired += self._walk.step(track, target_key, outcome)
-        return alerts + self._incidents.update(track, fired, now)
 
     def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
@@ -316,6 +213,10 @@ class Correlator:
         authorized = self._scope.authorization(source, port, ts) if self._config.allowlist else None
         key: Key = source_key if authorized is None else (source_key, authorized)
         return self._sources.keyed(key, source, seen_as, ts, now)
+
+    def _housekeep(self, now: float) -> tuple[list[Alert], float]:
+        """Time's own work at ``now``, and when it is due next."""
+        return self._housekeeping(now), self._next_housekeeping
 
     def _housekeeping(self, now: float) -> list[Alert]:
         self._next_housekeeping = now + HOUSEKEEPING_EVERY

@@ -32,11 +32,13 @@ class RandomWalk:
     first contact fails is flagged on its 4th: ln 4 per failure against the threshold ln 99."""
 
     def __init__(self, config: DetectionConfig) -> None:
-        self._max_contacts = config.max_pairs_per_source
+        self.max_contacts = config.max_pairs_per_source
         self._failure = math.log((1 - config.trw_theta1) / (1 - config.trw_theta0))
-        self._success = math.log(config.trw_theta1 / config.trw_theta0)
-        self._upper = math.log(config.trw_detection / config.trw_false_positive)
-        self._lower = math.log((1 - config.trw_detection) / (1 - config.trw_false_positive))
+        self.success = math.log(config.trw_theta1 / config.trw_theta0)
+        self.upper = math.log(config.trw_detection / config.trw_false_positive)
+        self.lower = math.log((1 - config.trw_detection) / (1 - config.trw_false_positive))
+        """The bounds and a success's step, read by the correlator's batch path, which walks a working first
+        contact itself (``tests/detect/test_batch.py`` holds it to :meth:`step`)."""
 
     def step(self, track: Track, target: int, outcome: Outcome) -> list[str]:
         """Walk one step if ``target`` (an address's key) is a first contact of the track; ``["T1046-TRW"]`` at
@@ -48,12 +50,12 @@ class RandomWalk:
         contacted[target] = None
         if len(contacted) == known:
             return []
-        if known >= self._max_contacts:
+        if known >= self.max_contacts:
             del contacted[next(iter(contacted))]
-        track.llr += self._failure if outcome in FAILED_OUTCOMES else self._success
-        if track.llr >= self._upper:
+        track.llr += self._failure if outcome in FAILED_OUTCOMES else self.success
+        if track.llr >= self.upper:
             return ["T1046-TRW"]
-        if track.llr <= self._lower:
+        if track.llr <= self.lower:
             track.llr = 0.0
         return []
 

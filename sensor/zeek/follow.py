@@ -28,6 +28,7 @@ import logging
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sensor.errors import LogReadError, why_unreadable
@@ -80,13 +81,27 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes) -> Iterator[tuple[int, bytes, int]]:
-    """Numbered blocks of some complete lines of a log, preceded by its header lines (a TSV slice needs its
-    ``#fields``), cut as a whole file's are (:func:`~sensor.zeek.logs.complete_lines`)."""
+def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes, size: int) -> Iterator[tuple[int, bytes, int]]:
+    """Numbered blocks of the lines in the first ``size`` bytes of ``data``, preceded by the log's header lines
+    (a TSV slice needs its ``#fields``), cut as a whole file's are (:func:`~sensor.zeek.logs.complete_lines`).
+    Each piece handed to it ends at a newline where one is in reach, so that it is a block as it is (not
+    copied again to join it with the line begun in the piece before)."""
     if header:
         yield 0, b"\n".join(header) + b"\n", len(header)
-    pieces = (data[start:start + MAX_LINE] for start in range(0, len(data), MAX_LINE))
-    yield from complete_lines(lambda: next(pieces, b""), str(log.path), log.malformed, len(header))
+    yield from complete_lines(partial(next, _pieces(data, size), b""), str(log.path), log.malformed, len(header))
+
+
+def _pieces(data: bytes, size: int) -> Iterator[bytes]:
+    """The first ``size`` bytes of ``data``, at most ``MAX_LINE`` at a time, each cut after its last newline."""
+    start = 0
+    while start < size:
+        stop = min(start + MAX_LINE, size)
+        if stop < size:
+            cut = data.rfind(b"\n", start, stop) + 1
+            if cut > start:
+                stop = cut
+        yield data[start:stop]
+        start = stop
 
 
 @dataclass(slots=True)
@@ -292,17 +307,16 @@ class LogFollower:
             moved = StreamPosition(str(path), stat.st_ino, overlong, position.fingerprint, position.fingerprint_len,
                                    stat.st_mtime)
             return moved, overlong - position.offset, False
-        if live or not at_end:
-            data = data[: data.rfind(b"\n") + 1]
-        if position.fingerprint_len < FINGERPRINT_BYTES and position.offset + len(data) > position.fingerprint_len:
+        size = data.rfind(b"\n") + 1 if live or not at_end else len(data)  # complete lines only, but where a file ends
+        if position.fingerprint_len < FINGERPRINT_BYTES and position.offset + size > position.fingerprint_len:
             fingerprint, length = self._fingerprint(path)
             position = StreamPosition(position.path, position.inode, position.offset, fingerprint, length,
                                       position.mtime)
-        if data:
-            self._parse(path, position, data, batch)
-        moved = StreamPosition(str(path), stat.st_ino, position.offset + len(data), position.fingerprint,
+        if size:
+            self._parse(path, position, data, size, batch)
+        moved = StreamPosition(str(path), stat.st_ino, position.offset + size, position.fingerprint,
                                position.fingerprint_len, stat.st_mtime)
-        return moved, len(data), at_end and (not live or not data)
+        return moved, size, at_end and (not live or not size)
 
     def _cannot_read(self, path: Path, error: OSError) -> None:
         """Warn once that ``path`` cannot be read (again only if the reason changes); it is retried every poll."""
@@ -315,11 +329,12 @@ class LogFollower:
         if self._failing.pop(str(path), None) is not None:
             log.warning("%s: readable now; following it", path)
 
-    def _parse(self, path: Path, position: StreamPosition, data: bytes, batch: FollowBatch) -> None:
+    def _parse(self, path: Path, position: StreamPosition, data: bytes, size: int, batch: FollowBatch) -> None:
+        """Map the first ``size`` bytes of ``data`` (read at ``position``) into ``batch``."""
         header = self._header(path, position.fingerprint) if position.offset else []
         piece = ZeekLog(path, self.malformed)
         try:
-            for records in piece.batches_from(_slice_blocks(piece, header, data), wanted_fields):
+            for records in piece.batches_from(_slice_blocks(piece, header, data, size), wanted_fields):
                 found = observations(piece, records)
                 if isinstance(found, ConnRows):
                     batch.observations.append(found)
@@ -328,7 +343,7 @@ class LogFollower:
             batch.records[piece.kind or "unknown"] = batch.records.get(piece.kind or "unknown", 0) + piece.records_read
         except LogReadError as error:
             self.malformed.report(str(path), 0, str(error))
-        batch.bytes_read += len(data)
+        batch.bytes_read += size
 
     def lag(self, streams: Mapping[str, StreamPosition] | None = None) -> dict[str, int]:
         """Bytes of each live log not read yet (past ``streams``, positions the follower left, or its own)."""

@@ -1,0 +1,160 @@
+"""conn.log records into the correlator's state, one at a time (:meth:`ConnJudge.one`) or a block at a time
+(:meth:`ConnJudge.many`, the same verdicts and state, with the common record judged without a tuple of its
+own): scope, outages (:mod:`sensor.detect.served`), the source's track, its evidence and the scan rules
+(:mod:`sensor.detect.scans`). Pure: times are the records' and the watermark, passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sensor.alerts.alert import Alert
+from sensor.config import DetectionConfig
+from sensor.detect import scans
+from sensor.detect.evidence import Track
+from sensor.detect.lifecycle import CorrelatorStats, Incidents
+from sensor.detect.scope import Scope
+from sensor.detect.served import ServedPorts
+from sensor.detect.tracks import Tracks
+from sensor.observations import FAILED_OUTCOMES, ConnAttempt, ConnRows, IPAddress, Outcome
+
+_TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
+"""Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
+_ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_OPEN, Outcome.STEALTH, Outcome.OTHER
+"""Module constants: reading an enum member off its class is a Python-level lookup, and a record's outcome
+is compared with them for every conn.log record."""
+TrackOf = Callable[[IPAddress, int | None, float, float, int | None], tuple[Track, list[Alert]]]
+"""The correlator's track of a source for evidence at a time (its links and allowlist decide the key)."""
+
+
+class ConnJudge:
+    """The conn.log part of one correlator, sharing its state."""
+
+    def __init__(self, config: DetectionConfig, stats: CorrelatorStats, scope: Scope, served: ServedPorts,
+                 walk: scans.RandomWalk, sources: Tracks, incidents: Incidents, track: TrackOf,
+                 linked: dict[IPAddress, IPAddress]) -> None:
+        self._config = config
+        self._stats = stats
+        self._scope = scope
+        self._served = served
+        self._walk = walk
+        self._sources = sources
+        self._incidents = incidents
+        self._track = track
+        self._linked = linked
+        """The host links' address-to-canonical map: while it holds anything, keys are the links' to decide."""
+
+    def one(self, conn: ConnAttempt, now: float, source_key: int, target_key: int, service: int) -> list[Alert]:
+        """Judge one record; ``source_key`` and ``target_key`` are its addresses' keys, ``service`` its target
+        service's (:func:`~sensor.observations.service_key`)."""
+        outcome = conn.outcome
+        target = conn.target
+        is_target = self._scope.memo.get(target_key)
+        if is_target is None:
+            is_target = self._scope.is_target(target, target_key)
+        if outcome is _OTHER or not is_target:
+            self._stats.ignored += 1
+            return []
+        if outcome is _ESTABLISHED:
+            self._served.serving(service, conn.ts)
+        elif outcome in FAILED_OUTCOMES and self._served.recently(service, conn.ts):
+            self._stats.outages += 1
+            return []
+        track, alerts = self._track(conn.source, conn.target_port, conn.ts, now, source_key)
+        track.probes += 1
+        tags = conn.zeek_tags
+        if outcome is _ESTABLISHED and track.detail is None and not tags:
+            fired = self._walk.step(track, target_key, outcome)
+            return alerts + self._incidents.update(track, fired, now) if fired else alerts
+        config = self._config
+        detail = track.evidence()
+        detail.count((target,), (conn.target_port,))
+        detail.probed(conn.transport, conn.source_port)
+        detail.sample_uids((conn.uid,), config.sample_size)
+        detail.sources.setdefault("zeek")
+        fired = [] if _TOUCH_TAGS.isdisjoint(tags) else ["T1046-HONEYPORT"]
+        if "scan" in tags:
+            fired.append("T1046-ZEEK-DETECTION")
+            detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
+        if outcome is _HALF_OPEN:
+            detail.half_open += 1
+            fired += scans.distinct_pairs(config, detail, detail.half_open_pairs, target, conn.target_port, conn.ts,
+                                          config.half_open_probes, "T1046-HALF-OPEN")
+        elif outcome is _STEALTH:
+            detail.failed += 1
+            fired += scans.distinct_pairs(config, detail, detail.stealth_pairs, target, conn.target_port, conn.ts,
+                                          config.stealth_probes, "T1046-STEALTH")
+            fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
+        elif outcome in FAILED_OUTCOMES:
+            detail.failed += 1
+            fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
+        fired += self._walk.step(track, target_key, outcome)
+        return alerts + self._incidents.update(track, fired, now)
+
+    def many(self, rows: ConnRows, nows: Sequence[float], due: float,
+             housekeep: Callable[[float], tuple[list[Alert], float]]) -> list[Alert]:
+        """Judge many records in turn, each at its own time with the watermark ``nows[i]``: the verdicts and the
+        state :meth:`one` reaches on each of them, at a fraction of the cost. ``housekeep(now)`` is time's own
+        work, due first at ``due``, and when it is due next. The common record -- a working connection from a
+        source that has left no evidence yet, which only moves its random walk -- is judged here; any other
+        (and every record while addresses are linked or an allowlist is set, which decide a track's key) goes
+        the way :meth:`one` takes it (``tests/detect/test_batch.py`` proves both ways equal)."""
+        alerts: list[Alert] = []
+        shortcut = not self._linked and not self._config.allowlist
+        sources = self._sources
+        tracks, dormant, memo, stats = sources.live, sources.dormant, self._scope.memo, self._stats
+        serving, latest = self._served.serving, self._served.latest
+        walk = self._walk
+        step, move_to_end = walk.step, tracks.move_to_end
+        cap, success, upper, lower = walk.max_contacts, walk.success, walk.upper, walk.lower
+        for index, (now, ts, source, target, service, outcome, tags) in enumerate(zip(
+                nows, rows.ts, rows.source_key, rows.target_key, rows.service_key, rows.outcome, rows.zeek_tags,
+                strict=True)):
+            if now >= due:
+                found, due = housekeep(now)
+                alerts += found
+            is_target = memo.get(target)  # None: not judged yet, which the full way does (and remembers)
+            if is_target is False or (outcome is _OTHER and is_target):
+                stats.ignored += 1
+                continue
+            if is_target and outcome is _ESTABLISHED and shortcut and not tags:
+                track = tracks.get(source)
+                if track is None and source not in dormant:  # a new source: its first working connection
+                    serving(service, ts)
+                    track, found = sources.keyed(source, None, None, ts, now)
+                    if found:
+                        alerts += found
+                    track.probes += 1
+                    fired = step(track, target, outcome)
+                    if fired:
+                        alerts += self._incidents.update(track, fired, now)
+                    continue
+                if track is not None and track.detail is None:
+                    when = latest.get(service)
+                    if when is None:
+                        serving(service, ts)
+                    elif ts > when:
+                        latest[service] = ts
+                    move_to_end(source)
+                    if ts < track.first_seen:
+                        track.first_seen = ts
+                    elif ts > track.last_seen:
+                        track.last_seen = ts
+                    track.probes += 1
+                    contacted = track.contacted
+                    if target not in contacted:  # a working first contact: the walk's step down (RandomWalk.step)
+                        known = len(contacted)
+                        contacted[target] = None
+                        if known >= cap:
+                            del contacted[next(iter(contacted))]
+                        llr = track.llr + success
+                        if llr >= upper:
+                            track.llr = llr
+                            alerts += self._incidents.update(track, ["T1046-TRW"], now)
+                        else:
+                            track.llr = 0.0 if llr <= lower else llr
+                    continue
+            found = self.one(rows.row(index), now, source, target, service)
+            if found:
+                alerts += found
+        return alerts
