@@ -34,7 +34,8 @@ from pathlib import Path
 from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import ConnRows, Intake
 from sensor.zeek import KINDS
-from sensor.zeek.logs import MAX_LINE, MalformedLog, ZeekLog, age_order, complete_lines, log_kind, open_log
+from sensor.zeek.blocks import MAX_LINE, complete_lines
+from sensor.zeek.logs import MalformedLog, ZeekLog, age_order, log_kind, open_log
 from sensor.zeek.position import StreamPosition
 from sensor.zeek.records import observations, wanted_fields
 
@@ -83,7 +84,7 @@ def _digest(data: bytes) -> str:
 
 def _slice_blocks(log: ZeekLog, header: list[bytes], data: bytes, size: int) -> Iterator[tuple[int, bytes, int]]:
     """Numbered blocks of the lines in the first ``size`` bytes of ``data``, preceded by the log's header lines
-    (a TSV slice needs its ``#fields``), cut as a whole file's are (:func:`~sensor.zeek.logs.complete_lines`).
+    (a TSV slice needs its ``#fields``), cut as a whole file's are (:func:`~sensor.zeek.blocks.complete_lines`).
     Each piece handed to it ends at a newline where one is in reach, so that it is a block as it is (not
     copied again to join it with the line begun in the piece before)."""
     if header:

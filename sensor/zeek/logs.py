@@ -18,7 +18,6 @@ import gzip
 import io
 import logging
 import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import orjson
 
 from sensor.errors import LogReadError
 from sensor.zeek import KINDS
+from sensor.zeek.blocks import complete_lines, joined, next_directive
 from sensor.zeek.tsv import Header, RowDecoder, directive_value, unescape
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 1 << 20
-"""Longest line read, in bytes; a longer one is skipped as malformed without being held in memory."""
 _CHUNK = 1 << 20
 Record = Mapping[str, Any]
 
@@ -171,53 +169,6 @@ class RecordBatch:
                 for row in zip(*self.columns.values(), strict=True)] if names else [{} for _ in range(self.count)]
 
 
-def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedLog,
-                   number: int = 0) -> Iterator[tuple[int, bytes, int]]:
-    """Blocks of complete lines (each ending in a newline) from what ``read`` returns (at most ``MAX_LINE``
-    bytes a call, ``b""`` at the end), each with the number of lines before it and its own. A line longer than
-    :data:`MAX_LINE` is reported and left out, never held whole; a last line without a newline is reported
-    as truncated (a ``#`` directive is kept); a read error is reported as a truncated or corrupt file."""
-    pending = b""
-    skipping = False
-    while True:
-        try:
-            chunk = read()
-        except (OSError, EOFError, zlib.error) as error:
-            malformed.report(source, number + 1, f"truncated or corrupt file: {error}")
-            chunk = b""
-        if not chunk:
-            break
-        data = pending + chunk if pending else chunk
-        cut = data.rfind(b"\n") + 1
-        block, pending = data[:cut], data[cut:]
-        first_end = block.find(b"\n")
-        if cut and (skipping or first_end > MAX_LINE):
-            number += 1
-            malformed.report(source, number, f"line longer than {MAX_LINE} bytes")
-            block, skipping = block[first_end + 1:], False
-        if block:
-            lines = block.count(b"\n")
-            yield number, block, lines
-            number += lines
-        if len(pending) > MAX_LINE:
-            pending, skipping = b"", True
-    if pending or skipping:
-        if skipping:
-            malformed.report(source, number + 1, f"line longer than {MAX_LINE} bytes")
-        elif pending.startswith(b"#"):
-            yield number, pending + b"\n", 1
-        else:
-            malformed.report(source, number + 1, "truncated last line (no newline)")
-
-
-def _next_directive(block: bytes, position: int) -> int:
-    """``block.find(b"\\n#", position)`` at ``memchr``'s speed (a search for two bytes reads every byte)."""
-    found = block.find(b"#", position + 1)
-    while found > 0 and block[found - 1] != 0x0A:
-        found = block.find(b"#", found + 1)
-    return found - 1 if found > 0 else -1
-
-
 _IDENTITY: frozenset[Callable[[str], Any]] = frozenset({str, unescape})
 """Converters that return a text without backslashes as it is."""
 
@@ -278,7 +229,7 @@ class ZeekLog:
         """Like :meth:`batches`, over numbered blocks of complete lines read elsewhere (:func:`complete_lines`),
         such as the part of a growing file a follower has just read, preceded by the file's header lines."""
         reading = _Reading(wanted)
-        for number, block, lines in blocks:
+        for number, block, lines in joined(blocks):
             yield from self._block(reading, number, block, lines)
         if not reading.looked_like_log and self.records_read == 0:
             raise LogReadError(f"{self.path}: not a Zeek log (no #fields header and no JSON records)")
@@ -295,7 +246,7 @@ class ZeekLog:
                 number += 1
                 position = line_end + 1
                 continue
-            following = _next_directive(block, position)
+            following = next_directive(block, position)
             stop = end if following < 0 else following + 1
             run = block if position == 0 and stop == end else block[position:stop]
             lines = block_lines if run is block else run.count(b"\n")

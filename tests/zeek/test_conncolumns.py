@@ -1,5 +1,5 @@
-"""The columnar conn mapping's own parts: addresses keyed from their text, reading ahead in a thread, and the
-daemon's polls read one ahead (the records they make are held to the line-by-line reader's in
+"""The columnar reading's own parts: addresses keyed from their text, blocks joined for decoding, reading
+ahead in a thread, and the daemon's polls read ahead (the records they make are held to the line-by-line reader's in
 ``tests/zeek/test_logs.py``, and replay's output to its stored copy in ``tests/test_golden.py``)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from sensor.daemon.reading import FollowAhead
 from sensor.observations import address_key
+from sensor.zeek.blocks import DECODE_BYTES, joined, next_directive
 from sensor.zeek.conncolumns import _quad_keys
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
@@ -102,3 +103,28 @@ def test_the_daemons_positions_are_those_of_the_polls_handed_on(tmp_path: Path) 
 
     read, handed_on, follower_at = asyncio.run(two_polls())
     assert handed_on == read < follower_at, "the second poll read on, but its records were never handed on"
+
+
+@settings(max_examples=300, deadline=None)
+@given(block=st.binary(max_size=40).map(lambda raw: bytes(b"ab#\n"[byte % 4] for byte in raw)),
+       position=st.integers(0, 40))
+def test_the_next_directive_is_found_where_the_two_byte_search_finds_it(block: bytes, position: int) -> None:
+    assert next_directive(block, min(position, len(block))) == block.find(b"\n#", min(position, len(block)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.tuples(st.integers(1, 3 << 20), st.booleans()), max_size=8))
+def test_joined_blocks_keep_every_line_its_number_and_each_directive_block_apart(
+        sizes: list[tuple[int, bool]]) -> None:
+    blocks, number = [], 0
+    for size, directive in sizes:
+        block = (b"#fields\tts\n" if directive else b"") + b"x" * (size - 1) + b"\n"
+        blocks.append((number, block, block.count(b"\n")))
+        number += block.count(b"\n")
+    found = list(joined(blocks))
+    assert b"".join(block for _, block, _ in found) == b"".join(block for _, block, _ in blocks)
+    assert [lines for _, block, lines in found] == [block.count(b"\n") for _, block, _ in found]
+    assert all(start == sum(lines for _, _, lines in found[:index]) for index, (start, _, _) in enumerate(found))
+    for _, block, _ in found:
+        assert block.startswith(b"#") or b"\n#" not in block, "a directive block is never joined to another"
+        assert block.startswith(b"#") or len(block) <= DECODE_BYTES
