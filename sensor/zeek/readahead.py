@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
-DEPTH = 4
-"""Items made ahead of the consumer at the most (conn blocks of about 1 MiB each)."""
+DEPTH = 2
+"""Items made ahead of the consumer at the most (conn blocks of up to 4 MiB each)."""
 
 
 class _End:
