@@ -17,7 +17,7 @@ never changes what a log yields, only how fast.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 Converter = Callable[[str], Any]
-T = TypeVar("T")
 _NUMBERS: dict[Converter, pa.DataType] = {float: pa.float64(), int: pa.int64()}
 """Converters whose columns pyarrow's reader parses itself: a value either parses as Python's ``float`` or
 ``int`` would parse it (both round a decimal correctly) or fails the block, which is then decoded line by
@@ -75,12 +74,6 @@ class Columns(Mapping[str, list[Any]]):
             chunked = self._table.column(name)  # one chunk (the block is read at once): taken as it is, not copied
             found = self._arrays[name] = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
         return found
-
-    def distinct(self, name: str, convert: Callable[[str], T]) -> tuple[list[T], np.ndarray]:
-        """``convert`` applied once per distinct text of the column, and each row's index into those
-        values (the column must hold no unset value)."""
-        encoded = pc.dictionary_encode(self.column(name))
-        return [convert(raw) for raw in encoded.dictionary.to_pylist()], encoded.indices.to_numpy()
 
     def codes(self, name: str) -> tuple[list[str | None], np.ndarray]:
         """The distinct texts of the column (None last, for the unset value) and each row's index into them."""
