@@ -6,6 +6,7 @@ servers (1 % of their contacts refused), and 5 scanners sending one record in 20
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import subprocess
@@ -120,3 +121,13 @@ def measure(argv: list[str], source: Path | None = None) -> tuple[float, float, 
     if status != 0:
         sys.exit(f"{argv[:3]} failed: {stderr}")
     return seconds, usage.ru_maxrss / 1024, stderr, usage.ru_utime + usage.ru_stime
+
+
+def log_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options both throughput benches take: the synthetic log's size, the runs, where to keep the log."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--sources", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each side; the best time is kept")
+    parser.add_argument("--keep", type=Path, help="write the synthetic log here and keep it")
+    return parser

@@ -19,7 +19,6 @@ until the checkpoint is durable, and its size.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlog import NAIVE, measure, write_log
+from benchlog import NAIVE, log_arguments, measure, write_log
 
 T1046_HEADER = (
     "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tt1046\n"
@@ -291,11 +290,7 @@ def report_commit(figures: dict[str, float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--sources", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each side; the best time is kept")
-    parser.add_argument("--keep", type=Path, help="write the synthetic log here and keep it")
+    parser = log_arguments(__doc__)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         path = args.keep or Path(scratch) / "conn.log"

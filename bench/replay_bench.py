@@ -16,22 +16,17 @@ memory beforehand.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import tempfile
 from pathlib import Path
 
-from benchlog import FLOOR, NAIVE, READ_SPLIT, measure, write_log
+from benchlog import FLOOR, NAIVE, READ_SPLIT, log_arguments, measure, write_log
 from follow_bench import FollowRun, commit_figures, follow_once, report_commit, report_detections, report_follow
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--sources", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each side; the best time is kept")
-    parser.add_argument("--keep", type=Path, help="write the synthetic log here and keep it")
+    parser = log_arguments(__doc__)
     parser.add_argument("--no-follow", action="store_true", help="replay and the naive loop only")
     parser.add_argument("--compare", type=Path, metavar="DIR",
                         help="another copy of the project's source (git archive COMMIT | tar -x -C DIR) whose "
