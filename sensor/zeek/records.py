@@ -328,10 +328,10 @@ few hundred distinct (proto, state, history, answered) combinations."""
 
 
 def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRows:
-    """The observations in one batch of a log's records -- conn records decoded as columns stay columns
-    (:class:`ConnRows`, which iterates as :class:`ConnAttempt` tuples); a record whose fields are missing or
-    bad is reported to the log's malformed-line counter (numbered by its place among the log's records) and
-    skipped."""
+    """The observations in one batch of a log's records -- conn records as one :class:`ConnRows` (which
+    iterates as :class:`ConnAttempt` tuples), computed a column at a time where the batch was decoded as
+    columns; a record whose fields are missing or bad is reported to the log's malformed-line counter
+    (numbered by its place among the log's records) and skipped."""
     if batch.kind == "conn" and batch.columns is not None and all(
             CONN_TYPES.get(name) == zeek_type for name, zeek_type in batch.types.items()):
         from sensor.zeek.conncolumns import conn_rows  # with pyarrow, as the columns are
@@ -351,4 +351,6 @@ def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRo
             continue
         if observation is not None:
             made.append(observation)
+    if batch.kind == "conn":  # JSON lines, or TSV lines read one by one: judged a block at a time all the same
+        return ConnRows.of(attempt for attempt in made if isinstance(attempt, ConnAttempt))
     return made
