@@ -3,13 +3,16 @@ traceback; each case runs as the unprivileged user ``nobody`` (``setpriv``), as 
 
 The Zeek log directory belongs to a group the test creates (``t1046-<pid>``, deleted in teardown), so the
 hint names a group ``nobody`` is not in, as on a sensor whose ``t1046`` user is not in group ``zeek``.
-``nobody`` imports the project from a copy in that world-readable directory: the clone itself may lie
-where ``nobody`` cannot enter (a CI runner's home, a ``mkdtemp`` directory).
+``nobody`` imports the project, and every distribution it needs, from a copy in a world-readable directory
+(hard links where the file system allows): the clone, the virtual environment or the interpreter's own
+site-packages may lie where ``nobody`` cannot enter (a CI runner's ``/root``, a ``mkdtemp`` directory).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from tests.fixtures import stop_process
 from tests.waiting import wait_for
@@ -50,14 +54,11 @@ class World:
 
     root: Path
     group: str
-
-    @property
-    def code(self) -> Path:
-        return self.root / "code"
+    code: Path
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment in which ``nobody`` imports the world's copy of the project."""
+        """The environment in which ``nobody`` imports the copy of the project and its dependencies."""
         return {**os.environ, "PYTHONPATH": str(self.code)}
 
     def config(self, name: str, text: str) -> Path:
@@ -87,8 +88,61 @@ class World:
         return logs
 
 
+def _distributions(name: str) -> list[importlib.metadata.Distribution]:
+    """The installed distributions ``name`` needs at run time, itself excluded, found through their
+    requirements."""
+    seen = {name}
+    found: list[importlib.metadata.Distribution] = []
+    todo = [name]
+    while todo:
+        for line in importlib.metadata.distribution(todo.pop()).requires or []:
+            requirement = Requirement(line)
+            key = re.sub(r"[-_.]+", "-", requirement.name).lower()
+            if key in seen or (requirement.marker is not None and not requirement.marker.evaluate({"extra": ""})):
+                continue
+            seen.add(key)
+            found.append(importlib.metadata.distribution(requirement.name))
+            todo.append(requirement.name)
+    return found
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="module")
+def code() -> Iterator[Path]:
+    """A world-readable directory holding the project's packages, its metadata (``--version``) and the
+    files of every distribution it needs, to be put on ``PYTHONPATH``."""
+    code = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-code-"))
+    try:
+        code.chmod(0o755)
+        for package in ("sensor", "honeyports"):
+            shutil.copytree(PROJECT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+        version = importlib.metadata.version("t1046-sensor")
+        (code / f"t1046_sensor-{version}.dist-info").mkdir()
+        (code / f"t1046_sensor-{version}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: t1046-sensor\nVersion: {version}\n")
+        for distribution in _distributions("t1046-sensor"):
+            site = Path(os.path.normpath(str(distribution.locate_file(""))))
+            for file in distribution.files or []:
+                source = Path(os.path.normpath(str(distribution.locate_file(file))))
+                if source.is_file() and source.is_relative_to(site) and "__pycache__" not in source.parts:
+                    _link_or_copy(source, code / source.relative_to(site))
+        for directory in code.rglob("*"):
+            if directory.is_dir():
+                directory.chmod(0o755)
+        yield code
+    finally:
+        shutil.rmtree(code, ignore_errors=True)
+
+
 @pytest.fixture
-def world() -> Iterator[World]:
+def world(code: Path) -> Iterator[World]:
     if os.geteuid() != 0:
         pytest.skip("needs root (to make files nobody cannot read, and to become nobody)")
     missing = [tool for tool in ("setpriv", "groupadd", "groupdel") if shutil.which(tool) is None]
@@ -98,10 +152,8 @@ def world() -> Iterator[World]:
     subprocess.run(["groupadd", "--system", group], check=True, timeout=30)
     root = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-"))
     root.chmod(0o755)
-    for package in ("sensor", "honeyports"):
-        shutil.copytree(PROJECT / package, root / "code" / package, ignore=shutil.ignore_patterns("__pycache__"))
     try:
-        yield World(root, group)
+        yield World(root, group, code)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         subprocess.run(["groupdel", group], check=True, timeout=30)
