@@ -75,6 +75,20 @@ sends its next batch only then)."""
 COMMIT_SHARE = 5.0
 """Commits are spaced by at least this many times what they cost the event loop (forking the checkpoint
 writer: tens of milliseconds at 100 000 sources), so committing takes at most a sixth of the loop's time."""
+
+
+def commit_due(since: float, cost: float, *, live: bool, unsaved: bool, acks: bool, catching_up: bool) -> bool:
+    """Whether the loop commits now, ``since`` seconds after the last commit, which cost the event loop
+    ``cost`` seconds: live observations (``live``) or records read and alerts queued (``unsaved``) wait every
+    :data:`CHECKPOINT_SECONDS` (:data:`BACKLOG_CHECKPOINT_SECONDS` while the follower catches up and nothing
+    live waits); remote nodes' acknowledgements (``acks``) every :data:`ACK_CHECKPOINT_SECONDS`; never more
+    often than :data:`COMMIT_SHARE` times the cost."""
+    spacing = COMMIT_SHARE * cost
+    every = BACKLOG_CHECKPOINT_SECONDS if catching_up and not live else CHECKPOINT_SECONDS
+    return ((since >= max(every, spacing) and (live or unsaved))
+            or (acks and since >= max(ACK_CHECKPOINT_SECONDS, spacing)))
+
+
 TICK_SECONDS = 5.0
 HEARTBEAT_SECONDS = 60.0
 
@@ -225,11 +239,9 @@ class Daemon:
                 if now >= next_tick:
                     self._tick()
                     next_tick = now + TICK_SECONDS
-                spacing = COMMIT_SHARE * self._commit_cost
-                every = BACKLOG_CHECKPOINT_SECONDS if self._catching_up and not self._dirty else CHECKPOINT_SECONDS
-                if ((now >= last_commit + max(every, spacing)
-                     and (self._dirty or self._logs_read or self.outbox.pending))
-                        or (now >= last_commit + max(ACK_CHECKPOINT_SECONDS, spacing) and self._acks_pending())):
+                if commit_due(now - last_commit, self._commit_cost, live=self._dirty,
+                              unsaved=bool(self._logs_read or self.outbox.pending), acks=self._acks_pending(),
+                              catching_up=self._catching_up):
                     self._commit()
                     last_commit = time.monotonic()
                 if now >= next_heartbeat:

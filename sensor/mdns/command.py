@@ -77,8 +77,9 @@ async def serve(sensor: MdnsSensor, pipeline: Pipeline, stop: asyncio.Event,
     finally:
         await sensor.stop()
         stats = sensor.watcher.stats
-        log.info("mdns: %d packets, %d questions observed, %d own, %d malformed", stats.packets,
-                 stats.questions, stats.own, stats.malformed)
+        log.info("mdns: %d packets, %d questions observed (%d dropped beyond the limit), %d own, %d malformed, "
+                 "%d receive errors", stats.packets, stats.questions, stats.questions_dropped, stats.own,
+                 stats.malformed, stats.receive_errors)
 
 
 async def _main(config: SensorConfig) -> int:

@@ -1,4 +1,5 @@
-"""The checkpoint written by a forked child: committed by the daemon's rename only, failures reported."""
+"""The checkpoint written by a forked child: committed by the daemon's rename only, failures reported, and
+when the daemon's loop commits."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from sensor.config import DetectionConfig
 from sensor.daemon.checkpoint import (
     Checkpoint,
     CheckpointWriter,
-    StreamPosition,
     detection_digest,
     load_checkpoint,
     remove_leftovers,
     save_checkpoint,
 )
+from sensor.daemon.run import commit_due
 from sensor.detect.correlator import Correlator
 from sensor.observations import ConnAttempt, Outcome, Transport
+from sensor.zeek.position import StreamPosition
 
 
 def _probe(port: int) -> ConnAttempt:
@@ -76,3 +78,25 @@ def test_a_failed_write_is_reported_and_leaves_the_old_checkpoint(tmp_path: Path
 def test_a_writer_needs_a_running_loop(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         CheckpointWriter(tmp_path / "checkpoint", _checkpoint(1, Correlator(DetectionConfig())))
+
+
+@pytest.mark.parametrize(("since", "cost", "flags", "due"), [
+    (0.9, 0.0, {"live": True}, False),
+    (1.0, 0.0, {"live": True}, True),
+    (1.0, 0.0, {"unsaved": True}, True),
+    (1.0, 0.0, {}, False),
+    (1e9, 0.0, {"catching_up": True}, False),
+    (4.9, 0.0, {"unsaved": True, "catching_up": True}, False),
+    (5.0, 0.0, {"unsaved": True, "catching_up": True}, True),
+    (1.0, 0.0, {"live": True, "unsaved": True, "catching_up": True}, True),
+    (0.2, 0.0, {"acks": True, "catching_up": True}, True),
+    (0.19, 0.0, {"acks": True}, False),
+    (1.0, 0.3, {"live": True}, False),
+    (1.5, 0.3, {"live": True}, True),
+    (1.4, 0.3, {"acks": True}, False),
+    (6.0, 1.0, {"unsaved": True, "catching_up": True}, True),
+])
+def test_commits_come_every_second_every_five_while_catching_up_and_spaced_by_their_cost(
+        since: float, cost: float, flags: dict[str, bool], due: bool) -> None:
+    given = {"live": False, "unsaved": False, "acks": False, "catching_up": False} | flags
+    assert commit_due(since, cost, **given) is due
