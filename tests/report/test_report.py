@@ -1,4 +1,5 @@
-"""``t1046-sensor report`` on real captures, on run's alerts JSONL, on hostile input and on a 10^5-probe scan."""
+"""``t1046-sensor report`` on real captures, on the JSONL of replay and of a running daemon's file sink, on hostile
+input and on a 10^5-probe scan."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,9 @@ from sensor.cli import main
 from sensor.config import default_config
 from sensor.report.command import write_report
 from tests.conftest import CAPTURES
+from tests.fixtures import stop_process
 from tests.report.hostile import MDNS_NAME, PAYLOAD, SCANNER, hostile_alerts
+from tests.waiting import wait_for
 
 S1 = CAPTURES / "s1_vertical_syn" / "zeek"
 S2 = CAPTURES / "s2_horizontal_syn_routed" / "zeek"
@@ -69,6 +73,33 @@ def test_run_alerts_jsonl_gives_the_same_incidents_as_the_logs(tmp_path: Path, c
     assert logs_summary.probes == alerts_summary.probes == 1925
     assert only_summary.probes == 0
     assert "the input holds no conn.log records" in alerts_only.read_text()
+
+
+def test_the_file_sink_of_a_running_daemon_and_its_log_directory_give_replays_incidents(
+        tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["replay", str(S1)]) == 0
+    replayed = {json.loads(line)["t1046"]["incident_id"] for line in capsysbinary.readouterr().out.splitlines()}
+    logs, alerts = tmp_path / "zeek", tmp_path / "alerts.jsonl"
+    logs.mkdir()
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"sensor: {{state_dir: {tmp_path / 'state'}}}\nzeek: {{log_dir: {logs}}}\n"
+                      f"honeyports: {{listen: [], tcp: ''}}\noutputs: [{{type: file, path: {alerts}}}]\n")
+    stderr = tmp_path / "stderr"
+    daemon = subprocess.Popen([sys.executable, "-m", "sensor", "-v", "run", "--config", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=stderr.open("wb"))
+    try:
+        wait_for(lambda: b"running" in stderr.read_bytes() or daemon.poll() is not None, 30, "the daemon to start")
+        shutil.copyfile(S1 / "conn.log", logs / "conn.log")
+        wait_for(lambda: alerts.exists() and {json.loads(line)["t1046"]["incident_id"]
+                                              for line in alerts.read_bytes().splitlines()} == replayed,
+                 60, "run's file sink to hold replay's incidents")
+    finally:
+        assert stop_process(daemon) == 0, stderr.read_text()
+
+    out = tmp_path / "report.html"
+    summary = write_report([alerts, logs], default_config(), out)
+    assert sorted(_incident_ids(out.read_text())) == sorted(replayed)
+    assert summary.probes == write_report([S1], default_config(), tmp_path / "replay.html").probes == 1000
 
 
 def test_scanner_option_keeps_that_scanners_incidents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
