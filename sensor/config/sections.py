@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +148,8 @@ def _token_source(reader: _Reader, section: Mapping[str, Any], path: str,
             reader.value(section, "token_file", path, _path, None))
 
 
-_NODES_KEYS = ("listen", "cert_file", "key_file", "token_env", "token_file", "node_tokens_file", "max_nodes",
-               "max_message_bytes", "rate", "dedupe_nodes")
-_NODE_KEYS = ("central", "ca_file", "server_name", "token_env", "token_file", "spool_max_bytes", "spool_full")
+_NODES_KEYS = tuple(field.name for field in fields(NodesConfig))
+_NODE_KEYS = tuple(field.name for field in fields(NodeConfig))
 
 
 def _nodes(reader: _Reader, data: Mapping[str, Any]) -> NodesConfig | None:
