@@ -10,6 +10,7 @@ site-packages may lie where ``nobody`` cannot enter (a CI runner's ``/root``, a 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -106,18 +107,27 @@ def _distributions(name: str) -> list[importlib.metadata.Distribution]:
     return found
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _readable_copy(source: Path, target: Path) -> None:
+    """``source`` at ``target``, readable by everyone: a hard link where the file already is (and the file
+    system allows), else a copy made readable."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    if source.stat().st_mode & 0o004:
+        with contextlib.suppress(OSError):
+            os.link(source, target)
+            return
+    shutil.copy2(source, target)
+    target.chmod(target.stat().st_mode | 0o444)
 
 
 @pytest.fixture(scope="module")
 def code() -> Iterator[Path]:
     """A world-readable directory holding the project's packages, its metadata (``--version``) and the
     files of every distribution it needs, to be put on ``PYTHONPATH``."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (to make files nobody cannot read, and to become nobody)")
+    missing = [tool for tool in ("setpriv", "groupadd", "groupdel") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian packages util-linux, passwd)")
     code = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-code-"))
     try:
         code.chmod(0o755)
@@ -132,7 +142,7 @@ def code() -> Iterator[Path]:
             for file in distribution.files or []:
                 source = Path(os.path.normpath(str(distribution.locate_file(file))))
                 if source.is_file() and source.is_relative_to(site) and "__pycache__" not in source.parts:
-                    _link_or_copy(source, code / source.relative_to(site))
+                    _readable_copy(source, code / source.relative_to(site))
         for directory in code.rglob("*"):
             if directory.is_dir():
                 directory.chmod(0o755)
@@ -143,11 +153,6 @@ def code() -> Iterator[Path]:
 
 @pytest.fixture
 def world(code: Path) -> Iterator[World]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (to make files nobody cannot read, and to become nobody)")
-    missing = [tool for tool in ("setpriv", "groupadd", "groupdel") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian packages util-linux, passwd)")
     group = f"t1046-{os.getpid()}"
     subprocess.run(["groupadd", "--system", group], check=True, timeout=30)
     root = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-"))
