@@ -253,21 +253,13 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
             if on_alert is not None:
                 on_alert(alert)
 
-    count = 0
     show_progress()
     for item in _merged(merged_inputs):
-        if isinstance(item, ConnRows):
-            alerts = correlator.observe_many(item, watermark.logged_many(item.ts))
-            count += len(item)
-            show_progress()
-        else:
-            alerts = correlator.observe(item, watermark.logged(item.ts))
-            count += 1
-            if count % 4096 == 0:
-                show_progress()
+        alerts = correlator.observe_read(item, watermark)
         if alerts:
             emit(alerts)
-    if count:
+        show_progress()
+    if correlator.stats.observations:
         emit(correlator.flush(watermark.now))
     show_progress.done()
     malformed.summarise()

@@ -20,7 +20,7 @@ from sensor.config import SensorConfig
 from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import FUTURE_TOLERANCE, Watermark
 from sensor.metrics import Metrics
-from sensor.observations import ConnRows, HoneyportHit, Intake, MdnsQuery, Observation
+from sensor.observations import HoneyportHit, Intake, MdnsQuery, Observation
 from sensor.outputs.sink import Sink
 
 _SKEW_WARNING_EVERY = 3600.0
@@ -73,16 +73,13 @@ class Pipeline:
         correlator = self.correlator
         alerts: list[Alert] = []
         new = False
+        before = correlator.stats.observations
         for observation in observations:
             new = True
-            if isinstance(observation, ConnRows):
-                self.observations += len(observation)
-                found = correlator.observe_many(observation, watermark.logged_many(observation.ts, wall))
-            else:
-                self.observations += 1
-                found = correlator.observe(observation, watermark.logged(observation.ts, wall))
+            found = correlator.observe_read(observation, watermark, wall)
             if found:
                 alerts.extend(found)
+        self.observations += correlator.stats.observations - before
         watermark.read(wall, caught_up=caught_up, new=new)
         return self._deliver(alerts, wall)
 

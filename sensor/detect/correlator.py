@@ -41,11 +41,13 @@ from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
+from sensor.detect.watermark import Watermark
 from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
 from sensor.observations import (
     ConnAttempt,
     ConnRows,
     HoneyportHit,
+    Intake,
     IPAddress,
     MdnsHost,
     MdnsQuery,
@@ -118,6 +120,13 @@ class Correlator:
         and the state :meth:`observe` reaches on each of them (:meth:`sensor.detect.conns.ConnJudge.many`)."""
         self.stats.observations += len(rows)
         return self._conns.many(rows, nows, self._next_housekeeping, self._housekeep)
+
+    def observe_read(self, item: Intake, watermark: Watermark, wall: float | None = None) -> list[Alert]:
+        """Judge what a log reader handed on -- one observation, or a block of conn records -- each record with
+        the watermark its own time sets (read at ``wall``, when the logs are followed live)."""
+        if isinstance(item, ConnRows):
+            return self.observe_many(item, watermark.logged_many(item.ts, wall))
+        return self.observe(item, watermark.logged(item.ts, wall))
 
     def tick(self, now: float) -> list[Alert]:
         """Let time alone act at ``now``: final-extent updates of quiet incidents, closing and forgetting idle
