@@ -220,12 +220,13 @@ class ConnRows:
     def of(cls, attempts: Iterable[ConnAttempt]) -> ConnRows:
         """The rows of ``attempts``."""
         rows = list(attempts)
+        targets = [address_key(row.target) for row in rows]
         return cls([row.ts for row in rows], [row.source for row in rows], [row.source_port for row in rows],
                    [row.target for row in rows], [row.target_port for row in rows], [row.transport for row in rows],
                    [row.outcome for row in rows], [row.uid for row in rows], [row.service for row in rows],
-                   [row.zeek_tags for row in rows], [address_key(row.source) for row in rows],
-                   [address_key(row.target) for row in rows],
-                   [service_key(address_key(row.target), row.transport, row.target_port) for row in rows])
+                   [row.zeek_tags for row in rows], [address_key(row.source) for row in rows], targets,
+                   [service_key(target, row.transport, row.target_port) for target, row in zip(targets, rows,
+                                                                                                strict=True)])
 
     def __len__(self) -> int:
         return len(self.ts)

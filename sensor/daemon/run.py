@@ -299,10 +299,9 @@ class Daemon:
         listener = self.node_listener
         if listener is not None:
             self._node_sequences = listener.state()
+        streams, done = self.following.positions if self.following is not None else ({}, frozenset())
         checkpoint = Checkpoint(
-            seq=self.seq + 1, detection=detection_digest(self.config.detection),
-            streams=dict(self.following.positions[0]) if self.following is not None else {},
-            done=self.following.positions[1] if self.following is not None else frozenset(),
+            seq=self.seq + 1, detection=detection_digest(self.config.detection), streams=streams, done=done,
             correlator=self.pipeline.correlator, clock=self.pipeline.now, outbox=pending, saved_at=time.time(),
             extra={"nodes": self._node_sequences} if self._node_sequences else {})
         started = time.monotonic()
