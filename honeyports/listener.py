@@ -3,8 +3,10 @@ and the factory that owns every limit.
 
 Identity (source and target address and port) is read from the transport — ``getPeer()`` and
 ``getHost()``, or the datagram's sender — and never from received bytes. Each accepted TCP connection is
-exactly one hit, emitted at accept so the first alert leaves at once; what the client sends afterwards
-only selects the profile's answer. Connections over a cap are still hits: they are counted, then aborted.
+exactly one hit, reported with the client's first bytes: at the first data, at close, or
+:data:`TOUCH_WAIT` after accept, whichever comes first, so a touch and what the scanner sent are one alert
+and the first alert still leaves within a second. A client that speaks only after that is reported again
+(``follow_up``) when it does. Connections over a cap are still hits: they are reported at once, then aborted.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, conne
 from twisted.python.failure import Failure
 
 from honeyports.profiles import Profile, datagram_reply
-from sensor.observations import HoneyportHit, IPAddress, Transport
+from sensor.observations import HoneyportHit, IPAddress, Touch, Transport
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_LIMIT = 64
 """Bytes a hit keeps of what the client sent (a UDP datagram; a TCP connection's first bytes)."""
+TOUCH_WAIT = 1.0
+"""Seconds a TCP touch waits for the client's first bytes before it is reported without them."""
 
 Emit = Callable[[HoneyportHit], object]
 """Where hits go: in the daemon, ``Pipeline.observe``."""
@@ -114,7 +118,10 @@ class HoneyportProtocol(Protocol):
         self.received = b""
         self.answered = False
         self.hit: HoneyportHit | None = None
-        """The touch reported at accept; its identity is reused for the follow-up with the payload."""
+        """The touch, made at accept; reported with the first bytes (:meth:`report`), its identity reused for
+        a follow-up."""
+        self.reported = False
+        self._wait: DelayedCall | None = None
 
     @property
     def stream(self) -> StreamTransport:
@@ -122,27 +129,47 @@ class HoneyportProtocol(Protocol):
         return cast(StreamTransport, self.transport)
 
     def connectionMade(self) -> None:
-        """Report the touch; send the banner when admitted, else drop the connection at once."""
+        """Send the banner and wait for the first bytes when admitted; else report the touch and drop it."""
         if not self.factory.admit(self):
+            self.report()
             self.stream.abortConnection()
             return
+        self._wait = self.factory.scheduler.callLater(TOUCH_WAIT, self.report)
         if self.factory.profile.banner:
             self.stream.write(self.factory.profile.banner)
 
     def dataReceived(self, data: bytes) -> None:
-        """Keep at most ``read_limit`` bytes; answer once the profile sees a whole first request."""
+        """Report the touch with the first bytes; keep at most ``read_limit`` bytes; answer once the profile
+        sees a whole first request."""
         if self.answered:
             return
         self.received += data[: self.factory.read_limit - len(self.received)]
+        if self.received and not self.reported:
+            self.report()
         full = len(self.received) >= self.factory.read_limit
         if full or self.factory.profile.is_complete(self.received):
             self.answered = True
             self.factory.answer(self)
 
+    def report(self) -> None:
+        """Emit the touch with what the client sent so far (nothing more once it is reported)."""
+        if self.reported or self.hit is None:
+            return
+        self.reported = True
+        if self._wait is not None and self._wait.active():
+            self._wait.cancel()
+        self.factory.emit(replace(self.hit, payload=self.received[:PAYLOAD_LIMIT]))
+        self.hit = replace(self.hit, payload=self.received[:PAYLOAD_LIMIT])
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Release this connection's slot and timer; report what the client sent, if anything."""
+        """Release this connection's slot and timer; report the touch if it was not yet, or what the client
+        sent after it was reported without bytes."""
         self.factory.release(self)
-        if self.hit is not None and self.received:
+        if self.hit is None:
+            return
+        if not self.reported:
+            self.report()
+        elif self.received and not self.hit.payload:
             self.factory.emit(replace(self.hit, ts=self.factory.clock(), follow_up=True,
                                       payload=self.received[:PAYLOAD_LIMIT]))
 
@@ -175,7 +202,8 @@ class HoneyportFactory(Factory):
         return HoneyportProtocol(self)
 
     def admit(self, protocol: HoneyportProtocol) -> bool:
-        """Emit the hit of a new connection; True when it may stay open under the caps."""
+        """Make the hit of a new connection (the protocol reports it); True when it may stay open under the
+        caps."""
         source_host, source_port = endpoint(protocol.stream.getPeer())
         try:
             target_host, target_port = endpoint(protocol.stream.getHost())
@@ -187,8 +215,7 @@ class HoneyportFactory(Factory):
         self.table.connection_seen(source, source_port, target, target_port)
         protocol.hit = HoneyportHit(ts=self.clock(), source=source, source_port=source_port, target=target,
                                     target_port=target_port, transport=Transport.TCP, profile=self.profile.name,
-                                    node=self.node)
-        self.emit(protocol.hit)
+                                    node=self.node, touch=Touch.CONNECT)
         if not self.table.acquire(source):
             return False
         self._open[protocol] = (source, self.scheduler.callLater(self.table.idle_timeout, self._expire, protocol))
@@ -298,7 +325,7 @@ class HoneyportDatagramProtocol(DatagramProtocol):
         self.emit(HoneyportHit(ts=self.clock(), source=host_address(source_host), source_port=source_port,
                                target=target, target_port=target_port,
                                transport=Transport.UDP, profile=self.profile.name,
-                               payload=datagram[: self.payload_limit], node=self.node))
+                               payload=datagram[: self.payload_limit], node=self.node, touch=Touch.DATAGRAM))
         reply = datagram_reply(self.profile, datagram)
         if reply:
             self.stats.datagram_bytes_out += len(reply)

@@ -38,7 +38,7 @@ from honeyports.listener import (
 from honeyports.profiles import PROFILES, profile_name_for
 from sensor.config import HoneyportsConfig
 from sensor.errors import SensorError
-from sensor.observations import HoneyportHit, Transport
+from sensor.observations import HoneyportHit, Touch, Transport
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class HoneyportService:
         self.table.stats.half_open += 1
         self.emit(HoneyportHit(ts=ts, source=host_address(source), source_port=source_port,
                                target=host_address(target), target_port=target_port, transport=Transport.TCP,
-                               profile=self._profile(target_port), node=self.node))
+                               profile=self._profile(target_port), node=self.node, touch=Touch.HALF_OPEN))
 
 
 def _endpoint(address: str, port: int) -> str:

@@ -49,6 +49,23 @@ class Outcome(StrEnum):
     """Nothing a scan detector can judge (mid-stream pickup, ICMP messages, unknown states)."""
 
 
+class Touch(StrEnum):
+    """How a honeyport was touched, which says whether the toucher's address is proven."""
+
+    CONNECT = "connect"
+    """A completed TCP handshake (the listener accepted it): the client acknowledged the honeyport's SYN-ACK,
+    so the source address is the client's own."""
+    HALF_OPEN = "half_open"
+    """A SYN answered by the honeyport's SYN-ACK and then reset or abandoned (nmap -sS, masscan): a SYN
+    can carry any source address."""
+    SYN = "syn"
+    """A SYN that got no SYN-ACK (a dark address or port, as Zeek saw it): it can carry any source address."""
+    DATAGRAM = "datagram"
+    """A UDP datagram: it can carry any source address."""
+    UNKNOWN = "unknown"
+    """A TCP touch reported by a node that does not say which kind it was: judged as unproven."""
+
+
 FAILED_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.UNANSWERED})
 """The outcomes of first contacts that found no working service (a set, for hot paths: reading an enum
 member off its class costs a Python-level lookup on every access)."""
@@ -88,6 +105,8 @@ class ZeekNotice:
     target_port: int | None = None
     count: int | None = None
     uid: str = ""
+    sub: str = ""
+    """The notice's ``sub`` field: this package writes ``arp`` for an ARP sweep, ``half-open`` for SYN probes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +143,12 @@ class HoneyportHit:
     """The first bytes received, capped by the listener."""
     node: str = ""
     """Name of the honeyport node that saw the touch."""
+    touch: Touch = Touch.CONNECT
+    """How the honeyport was touched: a completed handshake, a half-open SYN, a datagram."""
     follow_up: bool = False
-    """True for the second report of a TCP connection, sent when it closes, carrying what the client sent:
-    the touch itself was reported (and counted) at accept."""
+    """True for a later report of a TCP connection carrying what the client sent after the touch was
+    reported (the listener waits up to a second for the first bytes before it reports the touch; a client
+    that speaks later is reported again when it does): the touch itself was counted already."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from sensor.errors import SensorError
-from sensor.observations import HoneyportHit, IPAddress, MdnsQuery, Transport
+from sensor.observations import HoneyportHit, IPAddress, MdnsQuery, Touch, Transport
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def encode_submission(seq: int, observation: Submittable) -> bytes:
         fields = {"kind": "honeyport", "target": str(observation.target), "target_port": observation.target_port,
                   "transport": observation.transport.value, "profile": observation.profile,
                   "payload": base64.b64encode(observation.payload[:MAX_PAYLOAD]).decode(),
-                  "follow_up": observation.follow_up}
+                  "touch": observation.touch.value, "follow_up": observation.follow_up}
     else:
         fields = {"kind": "mdns", "name": observation.name, "qtype": observation.qtype,
                   "unicast_response": observation.unicast_response, "legacy_unicast": observation.legacy_unicast,
@@ -157,6 +157,21 @@ def _address(document: dict[str, Any], key: str) -> IPAddress:
         raise ProtocolError(f"{key}: not an IP address") from None
 
 
+_TOUCHES = {Transport.TCP: frozenset({Touch.CONNECT, Touch.HALF_OPEN, Touch.UNKNOWN}),
+            Transport.UDP: frozenset({Touch.DATAGRAM})}
+
+
+def _touch(document: dict[str, Any], transport: Transport) -> Touch:
+    """How the honeyport was touched; a node that does not say (an older one) is not taken at its word for a
+    TCP touch: ``unknown``, which proves nothing about the source address."""
+    if "touch" not in document:
+        return Touch.DATAGRAM if transport is Transport.UDP else Touch.UNKNOWN
+    value = _get(document, "touch", str)
+    if value not in _TOUCHES[transport]:
+        raise ProtocolError(f"touch: not a {transport.value} touch")
+    return Touch(value)
+
+
 def _observation(document: dict[str, Any]) -> Submittable:
     ts = float(_get(document, "ts", (int, float)))
     if not math.isfinite(ts) or ts < 0:
@@ -175,6 +190,7 @@ def _observation(document: dict[str, Any]) -> Submittable:
         return HoneyportHit(ts=ts, source=source, source_port=source_port, target=_address(document, "target"),
                             target_port=_count(document, "target_port", 65535), transport=Transport(transport),
                             profile=_text(document, "profile", _PROFILE), payload=payload[:MAX_PAYLOAD],
+                            touch=_touch(document, Transport(transport)),
                             follow_up=_get(document, "follow_up", bool) if "follow_up" in document else False)
     if kind == "mdns":
         target = None if document.get("target") is None else _address(document, "target")

@@ -12,11 +12,17 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from honeyports.halfopen import HalfOpenWatcher, parse_ipv4, parse_ipv6
-from honeyports.listener import ConnectionTable, HoneyportDatagramProtocol, HoneyportFactory, ListenerStats
+from honeyports.listener import (
+    TOUCH_WAIT,
+    ConnectionTable,
+    HoneyportDatagramProtocol,
+    HoneyportFactory,
+    ListenerStats,
+)
 from honeyports.profiles import PROFILES
 from honeyports.service import HoneyportService
 from sensor.config import HoneyportsConfig
-from sensor.observations import HoneyportHit, Transport
+from sensor.observations import HoneyportHit, Touch, Transport
 
 
 def _factory(hits: list[HoneyportHit], clock: MemoryReactorClock, per_source: int = 2, total: int = 3,
@@ -39,26 +45,57 @@ def test_hit_identity_comes_from_the_transport_not_the_payload() -> None:
     clock = MemoryReactorClock()
     clock.advance(1234.5)
     protocol, _transport = _connect(_factory(hits, clock), "10.1.2.3", 41000)
+    clock.advance(0.3)
     protocol.dataReceived(b"SSH-2.0-x source=10.6.6.6 port=1\r\n")  # type: ignore[attr-defined]
     assert hits == [HoneyportHit(ts=1234.5, source=ipaddress.ip_address("10.1.2.3"), source_port=41000,
                                  target=ipaddress.ip_address("10.0.0.1"), target_port=22, transport=Transport.TCP,
-                                 profile="ssh", node="node-7")]
+                                 profile="ssh", node="node-7", touch=Touch.CONNECT,
+                                 payload=b"SSH-2.0-x source=10.6.6.6 port=1\r\n")], \
+        "one hit, stamped at accept, with the first bytes; its identity from the transport"
+    protocol.connectionLost(None)  # type: ignore[attr-defined]
+    assert len(hits) == 1, "no follow-up: the bytes came with the touch"
+
+
+def test_a_touch_waits_up_to_a_second_for_the_first_bytes_and_late_bytes_follow_at_close() -> None:
+    hits: list[HoneyportHit] = []
+    clock = MemoryReactorClock()
+    factory = _factory(hits, clock)
+    silent, _ = _connect(factory, "10.1.2.4")
+    clock.advance(TOUCH_WAIT - 0.01)
+    assert hits == [], "still waiting for the client's first bytes"
+    clock.advance(0.01)
+    assert [(h.ts, h.payload, h.follow_up) for h in hits] == [(0.0, b"", False)], "reported without them at 1 s"
+    clock.advance(4.0)
+    silent.dataReceived(b"GET / HTTP/1.0\r\n\r\n")  # type: ignore[attr-defined]
+    silent.connectionLost(None)  # type: ignore[attr-defined]
+    assert [(h.ts, h.payload, h.follow_up) for h in hits[1:]] == [(5.0, b"GET / HTTP/1.0\r\n\r\n", True)]
+    hits.clear()
+    closing, _ = _connect(factory, "10.1.2.5")
+    closing.connectionLost(None)  # type: ignore[attr-defined]
+    assert [(h.payload, h.follow_up) for h in hits] == [(b"", False)], "nc -z: reported at close, once"
+    clock.advance(2 * TOUCH_WAIT)
+    assert len(hits) == 1
 
 
 def test_ipv4_mapped_and_scoped_ipv6_peers_are_normalised() -> None:
     hits: list[HoneyportHit] = []
-    factory = _factory(hits, MemoryReactorClock(), per_source=10, total=10)
+    clock = MemoryReactorClock()
+    factory = _factory(hits, clock, per_source=10, total=10)
     _connect(factory, "::ffff:10.1.2.3", host="::ffff:10.0.0.1")
     _connect(factory, "fe80::1%eth0", host="fe80::2")
+    clock.advance(TOUCH_WAIT)
     assert [str(h.source) for h in hits] == ["10.1.2.3", "fe80::1"]
     assert str(hits[0].target) == "10.0.0.1"
 
 
 def test_per_source_cap_counts_then_aborts_and_slots_come_back() -> None:
     hits: list[HoneyportHit] = []
-    factory = _factory(hits, MemoryReactorClock())
+    clock = MemoryReactorClock()
+    factory = _factory(hits, clock)
     opened = [_connect(factory, "10.1.1.1", 50000 + i) for i in range(3)]
-    assert len(hits) == 3, "refused connections are still touches"
+    assert len(hits) == 1, "a refused connection is a touch, reported at once"
+    clock.advance(TOUCH_WAIT)
+    assert len(hits) == 3, "the admitted ones after waiting for their first bytes"
     assert [t.disconnecting for _, t in opened] == [False, False, True]
     assert factory.table.stats.refused_source == 1 and factory.table.by_source == {ipaddress.ip_address("10.1.1.1"): 2}
     for protocol, _ in opened:
@@ -68,8 +105,10 @@ def test_per_source_cap_counts_then_aborts_and_slots_come_back() -> None:
 
 def test_total_cap_is_shared_by_all_sources() -> None:
     hits: list[HoneyportHit] = []
-    factory = _factory(hits, MemoryReactorClock(), per_source=5, total=3)
+    clock = MemoryReactorClock()
+    factory = _factory(hits, clock, per_source=5, total=3)
     transports = [_connect(factory, f"10.2.0.{i}")[1] for i in range(5)]
+    clock.advance(TOUCH_WAIT)
     assert [t.disconnecting for t in transports] == [False, False, False, True, True]
     assert factory.table.stats.refused_total == 2 and len(hits) == 5
 

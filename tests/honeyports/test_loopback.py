@@ -12,7 +12,7 @@ from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
 from honeyports.service import HoneyportService
 from sensor.config import HoneyportsConfig
-from sensor.observations import HoneyportHit, Transport
+from sensor.observations import HoneyportHit, Touch, Transport
 from tests.waiting import wait_for_async
 
 
@@ -74,13 +74,11 @@ def test_tcp_accept_is_a_hit_and_the_profile_answers(node: Node) -> None:
 
     answer = node.run(client())
     assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200 OK\r\nServer: nginx")
-    node.run(node.until(lambda: len(node.hits) == 2))
-    hit, follow_up = node.hits
-    assert (str(hit.source), str(hit.target), hit.target_port, hit.transport) == ("127.0.0.1", "127.0.0.1", port,
-                                                                                  Transport.TCP)
-    assert (hit.follow_up, hit.payload) == (False, b"")
-    assert follow_up.follow_up and follow_up.payload == b"GET / HTTP/1.0\r\n\r\n"
-    assert (follow_up.source, follow_up.source_port, follow_up.target_port) == (hit.source, hit.source_port, port)
+    node.run(node.until(lambda: node.service.table.open_total == 0))
+    (hit,) = node.hits
+    assert (str(hit.source), str(hit.target), hit.target_port, hit.transport, hit.touch) == (
+        "127.0.0.1", "127.0.0.1", port, Transport.TCP, Touch.CONNECT)
+    assert (hit.follow_up, hit.payload) == (False, b"GET / HTTP/1.0\r\n\r\n"), "one hit, with what the client sent"
 
 
 def test_ipv6_udp_hit_and_no_amplification(node: Node) -> None:

@@ -70,13 +70,15 @@ def test_banner_then_first_request_answered_then_closed(name: str) -> None:
     conn = Connection(name)
     protocol, transport = conn.open()
     assert transport.value() == PROFILES[name].banner
-    assert len(conn.hits) == 1 and not transport.disconnecting
+    assert conn.hits == [] and not transport.disconnecting, "the touch waits for the client's first bytes"
     transport.clear()
     request, expected = FIRST_REQUESTS[name]
     protocol.dataReceived(request)
+    assert [hit.payload for hit in conn.hits] == [request[:64]], "reported with what the client sent first"
     assert transport.value().startswith(expected) if expected else transport.value() == b""
     assert transport.disconnecting, "the connection closes after the first answer"
     protocol.dataReceived(b"more after the answer")
+    protocol.connectionLost(None)
     assert len(conn.hits) == 1, "one hit per connection, whatever is sent"
 
 

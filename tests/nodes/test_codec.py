@@ -28,7 +28,7 @@ from sensor.nodes.codec import (
     encode_submission,
 )
 from sensor.nodes.limits import DedupeWindow, RateLimitedLog, TokenBucket
-from sensor.observations import HoneyportHit, MdnsQuery, Transport
+from sensor.observations import HoneyportHit, MdnsQuery, Touch, Transport
 
 HIT = HoneyportHit(ts=1700000000.25, source=ip_address("10.1.2.3"), source_port=40000,
                    target=ip_address("10.1.2.200"), target_port=2222, transport=Transport.TCP, profile="ssh",
@@ -66,6 +66,26 @@ def test_observations_round_trip_without_the_node_name() -> None:
     query = decode_message(encode_submission(8, QUERY))
     assert query == Submission(8, QUERY)
     assert b"\n" not in encode_submission(7, HIT)
+
+
+@pytest.mark.parametrize(("transport", "touch"), [(Transport.TCP, Touch.HALF_OPEN), (Transport.TCP, Touch.CONNECT),
+                                                  (Transport.UDP, Touch.DATAGRAM)])
+def test_how_a_honeyport_was_touched_crosses_the_link(transport: Transport, touch: Touch) -> None:
+    decoded = decode_message(encode_submission(3, replace(HIT, node="", transport=transport, touch=touch)))
+    assert isinstance(decoded, Submission) and isinstance(decoded.observation, HoneyportHit)
+    assert decoded.observation.touch is touch
+
+
+def test_a_node_that_does_not_say_how_proves_nothing_and_cannot_claim_a_handshake_over_udp() -> None:
+    legacy = orjson.loads(encode_submission(10, HIT))
+    del legacy["touch"]
+    decoded = decode_message(orjson.dumps(legacy))
+    assert isinstance(decoded, Submission) and isinstance(decoded.observation, HoneyportHit)
+    assert decoded.observation.touch is Touch.UNKNOWN, "an older node's TCP touch is not taken as a handshake"
+    with pytest.raises(MalformedObservation, match="touch"):
+        decode_message(_obs(transport="udp", touch="connect"))
+    with pytest.raises(MalformedObservation, match="touch"):
+        decode_message(_obs(touch="handshake, trust me"))
 
 
 def test_the_payload_cannot_name_the_node_or_claim_zeek() -> None:
