@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sensor.alerts.catalogue import Action, Rule
-from sensor.observations import IPAddress, Transport
+from sensor.observations import IPAddress, Touch, Transport
+
+
+class Answered(NamedTuple):
+    """A service that answered the scanner: what it now knows is there."""
+
+    target: IPAddress
+    transport: Transport
+    port: int
+    service: str
+    """What Zeek named it (``ssh``, ``http``), or empty."""
+
+
+class Touched(NamedTuple):
+    """A honeyport the scanner touched, at its first touch."""
+
+    ts: float
+    target: IPAddress
+    transport: Transport
+    port: int
+    profile: str
+    touch: Touch
+    payload: bytes
+    """What the client sent first (attacker-controlled bytes: escape before showing)."""
+
+
+def severity(risk_score: int) -> int:
+    """``event.severity`` of a risk score: 1 low, 2 medium (≥ 40), 3 high (≥ 70), 4 critical (≥ 90)."""
+    return 1 + sum(risk_score >= cut for cut in (40, 70, 90))
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +52,8 @@ class Alert:
     """The rule that caused this update."""
     rules: tuple[str, ...]
     """Every rule that has fired for this incident, in order."""
-    scanner: IPAddress
+    scanner: IPAddress | None
+    """The source; ``None`` for the aggregate of many unproven sources (:attr:`sources`)."""
     first_seen: float
     last_seen: float
     probes: int
@@ -58,6 +88,27 @@ class Alert:
     target, port and transport it makes the connection's 5-tuple (``network.community_id``)."""
     aliases: tuple[IPAddress, ...] = ()
     """Other addresses of the scanner's host that evidence came from (linked by its own mDNS announcements)."""
+    proven_by: tuple[str, ...] = ()
+    """What proves the source address is the scanner's own (``tcp_handshake``, ``local_link``); empty when
+    nothing does."""
+    unproven: tuple[str, ...] = ()
+    """The kinds of evidence whose source address could be forged (``syn_only``, ``udp``, ``lockstep``, …)."""
+    lockstep: tuple[IPAddress, ...] = ()
+    """Other sources that sent the same probes at the same moments (decoys, as ``nmap -D`` sends)."""
+    services_found: int = 0
+    """Distinct services that answered the scanner."""
+    services: tuple[Answered, ...] = ()
+    """A sample of them."""
+    honeyports_touched: int = 0
+    """Distinct honeyports (target, transport, port) touched."""
+    touches: tuple[Touched, ...] = ()
+    """A sample of them, first touch first."""
+    arp_asked: int = 0
+    """Addresses Zeek saw the scanner ask for by ARP."""
+    sources: int = 0
+    """For the aggregate of many unproven sources: how many distinct sources (0 for a single scanner)."""
+    source_sample: tuple[IPAddress, ...] = ()
+    """For the aggregate: a sample of its sources."""
     created: float | None = None
     """Wall-clock time the sensor emitted the update (``event.created``), set by the live pipeline; ``None``
     in ``replay``, whose ``event.created`` is :attr:`ts`."""
@@ -70,7 +121,12 @@ class Alert:
     @property
     def severity(self) -> int:
         """1 low, 2 medium, 3 high, 4 critical (from ``risk_score``)."""
-        return 1 + sum(self.risk_score >= cut for cut in (40, 70, 90))
+        return severity(self.risk_score)
+
+    @property
+    def proven(self) -> bool:
+        """True when some evidence proves the source address."""
+        return bool(self.proven_by)
 
     @property
     def target(self) -> IPAddress | None:

@@ -16,7 +16,7 @@ class Action(StrEnum):
     NETWORK_SCAN = "network_scan"
     """Many targets and many ports, or failed first contacts with no dominant shape."""
     HONEYPORT_PROBE = "honeyport_probe"
-    """A honeyport was touched and nothing else is known yet."""
+    """Honeyports were touched, and the touches form no scan shape (or come from many unproven sources)."""
     MDNS_SERVICE_ENUMERATION = "mdns_service_enumeration"
     """A query for ``_services._dns-sd._udp.local``: a list of every service type on the link."""
     MDNS_SERVICE_BROWSE = "mdns_service_browse"
@@ -57,6 +57,12 @@ RULES: dict[str, Rule] = {
              "A line of the t1046.log written by this project's Zeek package."),
         Rule("T1046-HONEYPORT", "Honeyport touched", 75,
              "A port or address that no legitimate client uses was touched."),
+        Rule("T1046-HONEYPORTS", "Several honeyports touched", 85,
+             "Distinct honeyports (target, port) touched by one source within the short window reached the "
+             "threshold."),
+        Rule("T1046-HONEYPORT-MANY-SOURCES", "Honeyports touched from many unproven sources", 60,
+             "Many distinct sources touched honeyports within a short window with packets that prove nothing of "
+             "their address (UDP datagrams, half-open SYNs): one sender may have forged them all."),
         Rule("T1046-MDNS-ENUM", "mDNS service type enumeration", 40,
              "A query for _services._dns-sd._udp.local, which lists every service type on the link."),
         Rule("T1046-MDNS-SENSITIVE", "mDNS browse for remote-access services", 40,

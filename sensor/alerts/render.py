@@ -15,7 +15,7 @@ import orjson
 
 from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import RULES
-from sensor.observations import Transport
+from sensor.observations import IPAddress, Touch, Transport
 
 PRODUCT = "t1046-sensor"
 VENDOR = "t1046-sensor project"
@@ -46,24 +46,90 @@ def printable(data: bytes) -> str:
     return "".join(chr(byte) if 0x20 <= byte < 0x7F and byte != 0x5C else f"\\x{byte:02x}" for byte in data)
 
 
+def _count(number: int, noun: str, plural: str = "") -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+_TOUCH_WORDS = {Touch.HALF_OPEN: "half-open SYN probes", Touch.CONNECT: "TCP connections",
+                Touch.DATAGRAM: "UDP datagrams", Touch.SYN: "SYNs left unanswered",
+                Touch.UNKNOWN: "TCP touches of unknown kind"}
+_SCAN_VERBS = {"port_scan": "scanned", "address_scan": "swept", "network_scan": "probed"}
+_HONEYPORT_RULES = ("T1046-HONEYPORT", "T1046-HONEYPORTS", "T1046-HONEYPORT-MANY-SOURCES")
+
+
+def _where(alert: Alert) -> str:
+    return str(alert.target) if alert.target is not None else _count(alert.distinct_targets, "host")
+
+
+def _touched(alert: Alert, who: str) -> str:
+    """The words of an incident named by its honeyport touches: touches of named decoys."""
+    touched = alert.honeyports_touched or alert.honeyport_hits
+    profiles = ", ".join(alert.honeyport_profiles[:8])
+    kinds = ", ".join(dict.fromkeys(_TOUCH_WORDS[touch.touch] for touch in alert.touches))
+    what = f"{who} touched {_count(touched, 'honeyport')} on {_where(alert)}"
+    if profiles:
+        what += f": {profiles}"
+    if kinds:
+        what += f"; {kinds}"
+    if alert.scanner is None:
+        what += "; none of these proves its source address: one sender could have forged them all"
+    if alert.failed:
+        what += f"; {alert.failed} of {alert.probes} probes failed elsewhere"
+    return what
+
+
+def _scanned(alert: Alert, who: str) -> str:
+    """The words of a scan: its shape and extent, what failed, what answered."""
+    verb = _SCAN_VERBS.get(alert.action.value, "probed")
+    if alert.rule.id == "T1046-STEALTH":
+        verb = "sent probes without a handshake (FIN, NULL, Xmas, ACK) to"
+    elif alert.rule.id == "T1046-SLOW":
+        verb = f"slowly {verb}"
+    targets, ports = alert.distinct_targets, alert.distinct_ports
+    if not ports and alert.arp_asked:
+        return f"{who} asked by ARP for {_count(alert.arp_asked, 'address', 'addresses')} (an ARP sweep)"
+    if not ports and not targets:
+        kind = alert.action.value.replace("_", " ")
+        return f"{who} was reported by Zeek for a {kind} ({', '.join(alert.zeek_notes)})"
+    if alert.action.value == "port_scan" or not targets:
+        what = f"{who} {verb} {_count(ports, 'port')}" + (f" on {_where(alert)}" if targets else "")
+    else:
+        what = f"{who} {verb} {_count(targets, 'host')}" + (f" on {_count(ports, 'port')}" if ports else "")
+    details = []
+    if alert.failed:
+        details.append(f"{alert.failed} of {alert.probes} probes failed")
+    if alert.half_open:
+        details.append(f"{alert.half_open} half-open")
+    if alert.honeyports_touched:
+        details.append(f"touched {_count(alert.honeyports_touched, 'honeyport')}")
+    if details:
+        what += ": " + ", ".join(details)
+    if alert.probes:
+        found = alert.services_found
+        what += f"; found {_count(found, 'open service') if found else 'no open service'}"
+    return what
+
+
 def message(alert: Alert) -> str:
-    """One human sentence about the incident."""
-    targets = f"{alert.distinct_targets} target{'s' if alert.distinct_targets != 1 else ''}"
-    ports = f"{alert.distinct_ports} port{'s' if alert.distinct_ports != 1 else ''}"
-    what = {
-        "port_scan": f"scanned {ports} on {alert.target or targets}",
-        "address_scan": f"swept {targets} on {ports}",
-        "network_scan": f"probed {targets} on {ports}",
-        "honeyport_probe": f"touched honeyports ({alert.honeyport_hits} hit{'s' if alert.honeyport_hits != 1 else ''}"
-                           f" on {ports})",
-        "mdns_service_enumeration": "enumerated the service types advertised over mDNS",
-        "mdns_service_browse": f"browsed mDNS for {', '.join(alert.mdns_names[:3]) or 'services'}",
-        "mdns_decoy_lookup": f"looked up mDNS decoy {', '.join(alert.mdns_names[:1])}",
-    }[alert.action.value]
-    scan = alert.action.value in ("port_scan", "address_scan", "network_scan")
-    failed = f", {alert.failed} of {alert.probes} probes failed" if scan and alert.probes else ""
+    """One human sentence about the incident, in the words of its main finding (``rule``)."""
+    who = str(alert.scanner) if alert.scanner is not None else _count(alert.sources, "source")
+    rule = alert.rule.id
+    if rule in _HONEYPORT_RULES:
+        what = _touched(alert, who)
+    elif alert.action.value == "mdns_service_enumeration":
+        what = f"{who} enumerated the service types advertised over mDNS"
+    elif alert.action.value == "mdns_service_browse":
+        what = f"{who} browsed mDNS for {', '.join(alert.mdns_names[:3]) or 'services'}"
+    elif alert.action.value == "mdns_decoy_lookup":
+        what = f"{who} looked up mDNS decoy {', '.join(alert.mdns_names[:1])}"
+    else:
+        what = _scanned(alert, who)
+    if alert.lockstep:
+        others = ", ".join(map(str, alert.lockstep[:3])) + (", …" if len(alert.lockstep) > 3 else "")
+        what += (f"; in lockstep with {_count(len(alert.lockstep), 'other source')} ({others}): decoys, as nmap -D "
+                 "sends, or their sender")
     authorized = f" (authorized: {alert.authorized})" if alert.authorized else ""
-    return f"{alert.scanner} {what}{failed}{authorized}."
+    return f"{what}{authorized}."
 
 
 def emitted(alert: Alert) -> float:
@@ -85,7 +151,7 @@ def transport(alert: Alert) -> str | None:
     """The IANA keyword of the evidence's one transport (``tcp``, ``udp``, ``icmp``, ``ipv6-icmp``), if one."""
     if len(alert.transports) != 1:
         return None
-    if alert.transports[0] is Transport.ICMP and alert.scanner.version == 6:
+    if alert.transports[0] is Transport.ICMP and family(alert) == 6:
         return "ipv6-icmp"
     return alert.transports[0].value
 
@@ -97,7 +163,8 @@ def community_id(alert: Alert) -> str | None:
     a single target and port, and a single TCP or UDP transport; ``None`` otherwise.
     """
     port = single_port(alert)
-    if alert.source_port is None or port is None or alert.target is None or len(alert.transports) != 1:
+    if alert.scanner is None or alert.source_port is None or port is None or alert.target is None or len(
+            alert.transports) != 1:
         return None
     protocol = _COMMUNITY_ID_PROTOCOLS.get(alert.transports[0])
     if protocol is None:
@@ -107,9 +174,18 @@ def community_id(alert: Alert) -> str | None:
     return value
 
 
+def family(alert: Alert) -> int:
+    """The IP version of the evidence: the scanner's (or, for an aggregate, its first target's or source's)."""
+    known: tuple[IPAddress, ...] = (alert.scanner,) if alert.scanner is not None else (
+        *alert.source_sample, *alert.targets)
+    return known[0].version if known else 4
+
+
 def related_ips(alert: Alert) -> list[str]:
-    """The scanner, its other addresses and the sampled targets, each once, scanner first."""
-    return list(dict.fromkeys([str(alert.scanner), *(str(alias) for alias in alert.aliases),
+    """The scanner (or an aggregate's sampled sources), its other addresses and the sampled targets, each once,
+    scanner first."""
+    scanners = (alert.scanner,) if alert.scanner is not None else alert.source_sample
+    return list(dict.fromkeys([*(str(scanner) for scanner in scanners), *(str(alias) for alias in alert.aliases),
                                *(str(target) for target in alert.targets)]))
 
 
@@ -124,6 +200,12 @@ def evidence(alert: Alert) -> dict[str, Any]:
         "rules": list(alert.rules),
         "evidence_sources": list(alert.evidence_sources),
         "transports": [str(value) for value in alert.transports],
+        "certainty": {
+            "source": "proven" if alert.proven else "unproven",
+            "proven_by": list(alert.proven_by),
+            "unproven": list(alert.unproven),
+            "lockstep_sources": [str(address) for address in alert.lockstep],
+        },
         "counts": {
             "probes": alert.probes,
             "failed": alert.failed,
@@ -131,7 +213,12 @@ def evidence(alert: Alert) -> dict[str, Any]:
             "distinct_ports": alert.distinct_ports,
             "distinct_hosts": alert.distinct_targets,
             "honeyport_hits": alert.honeyport_hits,
+            "honeyports": alert.honeyports_touched,
+            "services_found": alert.services_found,
+            "arp_addresses": alert.arp_asked,
         },
+        "discovered": [{"ip": str(found.target), "port": found.port, "transport": found.transport.value,
+                        "service": found.service} for found in alert.services],
         "sample": {
             "targets": [str(t) for t in alert.targets],
             "ports": list(alert.ports),
@@ -139,11 +226,17 @@ def evidence(alert: Alert) -> dict[str, Any]:
             "honeyport_profiles": list(alert.honeyport_profiles),
             "honeyport_nodes": list(alert.honeyport_nodes),
             "honeyport_payloads": [printable(payload) for payload in alert.honeyport_payloads],
+            "honeyport_touches": [{"time": rfc3339(touch.ts), "ip": str(touch.target), "port": touch.port,
+                                   "transport": touch.transport.value, "profile": touch.profile,
+                                   "touch": touch.touch.value, "payload": printable(touch.payload)}
+                                  for touch in alert.touches],
         },
         "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
     }
     if alert.aliases:
         block["scanner_aliases"] = [str(alias) for alias in alert.aliases]
+    if alert.scanner is None:
+        block["aggregate"] = {"sources": alert.sources, "sample": [str(source) for source in alert.source_sample]}
     if alert.authorized is not None:
         block["authorized"] = {"reason": alert.authorized}
     return block
@@ -163,10 +256,10 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
     """The ECS document of an alert (docs/alerts.md, docs/alert.schema.json)."""
     authorized = alert.authorized is not None
     tags = ["t1046", alert.action.value] + (["authorized_scanner"] if authorized else [])
-    source: dict[str, Any] = {"ip": str(alert.scanner)}
-    if alert.source_port is not None:
-        source["port"] = alert.source_port
-    network: dict[str, Any] = {"type": f"ipv{alert.scanner.version}"}
+    source: dict[str, Any] = {} if alert.scanner is None else {"source": {"ip": str(alert.scanner)}}
+    if alert.scanner is not None and alert.source_port is not None:
+        source["source"]["port"] = alert.source_port
+    network: dict[str, Any] = {"type": f"ipv{family(alert)}"}
     if (protocol := transport(alert)) is not None:
         network["transport"] = protocol
         network["iana_number"] = str(_IANA_NUMBERS[protocol])
@@ -199,7 +292,7 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
             "category": "Network Service Discovery",
             "ruleset": PRODUCT,
         },
-        "source": source,
+        **source,
         "network": network,
         "related": {"ip": related_ips(alert)},
         "observer": {"name": observer, "product": PRODUCT, "vendor": VENDOR, "type": "ids", "version": VERSION},
@@ -225,11 +318,15 @@ def _analytic(rule_id: str) -> dict[str, Any]:
 
 
 def _ocsf_evidence(alert: Alert) -> dict[str, Any]:
-    """The one ``evidences[]`` item: the scanner (``src_endpoint``), its single target and the transport."""
-    scanner: dict[str, Any] = {"ip": str(alert.scanner)}
-    if alert.source_port is not None:
-        scanner["port"] = alert.source_port
-    item: dict[str, Any] = {"src_endpoint": scanner}
+    """The one ``evidences[]`` item: the scanner (``src_endpoint``; an aggregate's sampled sources in ``data``),
+    its single target and the transport."""
+    item: dict[str, Any] = {}
+    if alert.scanner is not None:
+        item["src_endpoint"] = {"ip": str(alert.scanner)}
+        if alert.source_port is not None:
+            item["src_endpoint"]["port"] = alert.source_port
+    else:
+        item["data"] = {"sources": alert.sources, "sample": [str(source) for source in alert.source_sample]}
     if alert.target is not None:
         item["dst_endpoint"] = {"ip": str(alert.target)}
         if (port := single_port(alert)) is not None:
@@ -243,8 +340,8 @@ def _ocsf_evidence(alert: Alert) -> dict[str, Any]:
 def to_ocsf(alert: Alert, observer: str) -> dict[str, Any]:
     """The OCSF Detection Finding (class_uid 2004, :data:`OCSF_VERSION`) of an alert (docs/alerts.md)."""
     activity_id, activity_name = _activity(alert)
-    observables = [{"name": "evidences[0].src_endpoint.ip", "type_id": 2, "type": "IP Address",
-                    "value": str(alert.scanner)}]
+    observables = [] if alert.scanner is None else [{"name": "evidences[0].src_endpoint.ip", "type_id": 2,
+                                                      "type": "IP Address", "value": str(alert.scanner)}]
     if alert.target is not None:
         observables.append({"name": "evidences[0].dst_endpoint.ip", "type_id": 2, "type": "IP Address",
                             "value": str(alert.target)})

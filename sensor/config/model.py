@@ -82,6 +82,14 @@ class DetectionConfig:
     """Distinct half-open (SYN-ACKed, then reset by the originator) contacts within ``window``."""
     stealth_probes: int = 6
     """Distinct (target, port) TCP probes without a handshake (FIN, NULL, Xmas, ACK) within ``window``."""
+    honeyport_scan_ports: int = 3
+    """Distinct honeyports (target, port) one source touched within ``window`` that make a honeyport scan."""
+    spray_sources: int = 4
+    """Distinct sources whose honeyport touches prove nothing of their address (UDP datagrams, half-open SYNs)
+    within ``spray_window`` from which on such touches of sources without evidence of their own make one
+    aggregate incident instead of one incident each: they may all be forged by one sender."""
+    spray_window: float = 60.0
+    """Seconds around a touch in which ``spray_sources`` unproven sources make an aggregate."""
     slow_scan_pairs: int = 60
     """Distinct failed (target, port) pairs within ``slow_window`` that make a slow scan."""
     slow_port_scan_ports: int = 12
@@ -109,10 +117,14 @@ class DetectionConfig:
     time alone acts (final updates, closing, expiry)."""
     final_update_after: float = 30.0
     """Seconds of quiet (event time, behind the watermark) after which an incident that grew since its last
-    update gets an update with its final extent."""
+    update gets an update with its final extent; a scanner whose probes come further apart is judged by its
+    own cadence (twice its latest gap), so a slow scan's pauses are not its end."""
+    escalation_every: float = 10.0
+    """Seconds of event time an escalation (the action going further, the severity rising) waits after the
+    incident's previous update: a burst of escalations is one update."""
     update_every: float = 60.0
-    """Seconds of event time between two updates of one incident for growth alone (new rules, a new action
-    or evidence source, a honeyport client's first bytes are sent at once)."""
+    """Seconds of event time between two updates of one incident for growth alone (an escalation of its
+    action or severity, or a scanner starting again after its final extent, is sent at once)."""
     max_sources: int = 200_000
     """Hard cap on sources under observation; the least recently active is evicted first."""
     max_incidents: int = 20_000

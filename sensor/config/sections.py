@@ -202,13 +202,17 @@ _DETECTION_NUMBERS = (
     "lateness",
     "final_update_after",
     "update_every",
+    "escalation_every",
     "served_memory",
+    "spray_window",
 )
 _DETECTION_COUNTS = (
     "port_scan_ports",
     "address_scan_targets",
     "half_open_probes",
     "stealth_probes",
+    "honeyport_scan_ports",
+    "spray_sources",
     "slow_scan_pairs",
     "slow_port_scan_ports",
     "slow_address_scan_targets",

@@ -11,12 +11,13 @@ from collections.abc import Callable, Sequence
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
-from sensor.detect.evidence import Track
-from sensor.detect.lifecycle import CorrelatorStats, Incidents
+from sensor.detect.evidence import SERVICES_CAP, Track
+from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
+from sensor.detect.lockstep import Lockstep
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
-from sensor.observations import FAILED_OUTCOMES, ConnAttempt, ConnRows, IPAddress, Outcome
+from sensor.observations import FAILED_OUTCOMES, ConnAttempt, ConnRows, IPAddress, Outcome, Touch, Transport
 
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
 """Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
@@ -25,6 +26,20 @@ _ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_O
 is compared with them for every conn.log record."""
 TrackOf = Callable[[IPAddress, int | None, float, float, int | None], tuple[Track, list[Alert]]]
 """The correlator's track of a source for evidence at a time (its links and allowlist decide the key)."""
+_ANSWERED = frozenset({Outcome.ESTABLISHED, Outcome.HALF_OPEN})
+"""Outcomes in which the target answered: a handshake, a SYN-ACK, a UDP reply."""
+_DOUBTS = {
+    (Transport.TCP, Outcome.UNANSWERED): "syn_only", (Transport.TCP, Outcome.REJECTED): "syn_only",
+    (Transport.TCP, Outcome.HALF_OPEN): "syn_only", (Transport.TCP, Outcome.STEALTH): "no_handshake",
+    (Transport.UDP, Outcome.UNANSWERED): "udp", (Transport.UDP, Outcome.REJECTED): "udp",
+    (Transport.UDP, Outcome.ESTABLISHED): "udp", (Transport.ICMP, Outcome.UNANSWERED): "icmp",
+    (Transport.ICMP, Outcome.ESTABLISHED): "icmp",
+}
+"""What a probe that proves nothing of its source address is (``t1046.certainty.unproven``): a TCP contact
+whose handshake the source never completed, or any UDP or ICMP one (a reply goes to whatever address the
+request named, and proves nothing of who sent it)."""
+_TOUCH_OF = {(Transport.TCP, Outcome.ESTABLISHED): Touch.CONNECT, (Transport.TCP, Outcome.HALF_OPEN): Touch.HALF_OPEN}
+"""How Zeek saw a honeyport or dark address touched (a TCP SYN left unanswered is ``syn``, UDP a datagram)."""
 
 
 class ConnJudge:
@@ -32,7 +47,8 @@ class ConnJudge:
 
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, scope: Scope, served: ServedPorts,
                  walk: scans.RandomWalk, sources: Tracks, incidents: Incidents, track: TrackOf,
-                 linked: dict[IPAddress, IPAddress]) -> None:
+                 linked: dict[IPAddress, IPAddress], lockstep: Lockstep,
+                 in_lockstep: Callable[[Track, Key], None]) -> None:
         self._config = config
         self._stats = stats
         self._scope = scope
@@ -43,6 +59,8 @@ class ConnJudge:
         self._track = track
         self._linked = linked
         """The host links' address-to-canonical map: while it holds anything, keys are the links' to decide."""
+        self._lockstep = lockstep
+        self._in_lockstep = in_lockstep
 
     def one(self, conn: ConnAttempt, now: float, source_key: int, target_key: int, service: int) -> list[Alert]:
         """Judge one record; ``source_key`` and ``target_key`` are its addresses' keys, ``service`` its target
@@ -72,7 +90,26 @@ class ConnJudge:
         detail.probed(conn.transport, conn.source_port)
         detail.sample_uids((conn.uid,), config.sample_size)
         detail.sources.setdefault("zeek")
-        fired = [] if _TOUCH_TAGS.isdisjoint(tags) else ["T1046-HONEYPORT"]
+        transport = conn.transport
+        if outcome is _ESTABLISHED and transport is Transport.TCP:
+            detail.proof.setdefault("tcp_handshake")
+        else:
+            detail.doubt.setdefault(_DOUBTS.get((transport, outcome), "syn_only"))
+            if outcome is not _ESTABLISHED:
+                partner = self._lockstep.probed(service, track.key, conn.ts)
+                if partner is not None:
+                    self._in_lockstep(track, partner)
+        if _TOUCH_TAGS.isdisjoint(tags):
+            fired = []
+            if outcome in _ANSWERED and transport is not Transport.ICMP:
+                detail.answered_by((target, transport, conn.target_port), conn.service)
+        else:
+            fired = ["T1046-HONEYPORT"]
+            detail.honeyport_hits += 1
+            key = (target, transport, conn.target_port)
+            if key not in detail.touched and len(detail.touched) < SERVICES_CAP:
+                touch = _TOUCH_OF.get((transport, outcome), Touch.SYN if transport is Transport.TCP else Touch.DATAGRAM)
+                detail.touched[key] = (conn.ts, conn.service, touch, b"")
         if "scan" in tags:
             fired.append("T1046-ZEEK-DETECTION")
             detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")
@@ -89,7 +126,7 @@ class ConnJudge:
             detail.failed += 1
             fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
         fired += self._walk.step(track, target_key, outcome)
-        return alerts + self._incidents.update(track, fired, now)
+        return alerts + self._incidents.update(track, fired, now, scanning=outcome is not _ESTABLISHED or bool(tags))
 
     def many(self, rows: ConnRows, nows: Sequence[float], due: float,
              housekeep: Callable[[float], tuple[list[Alert], float]]) -> list[Alert]:

@@ -34,12 +34,14 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.conns import ConnJudge
-from sensor.detect.evidence import Track
+from sensor.detect.evidence import SERVICES_CAP, Track
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
+from sensor.detect.lockstep import LOCKSTEP_PARTNERS, Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
+from sensor.detect.spray import Spray
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
 from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
@@ -52,19 +54,24 @@ from sensor.observations import (
     MdnsHost,
     MdnsQuery,
     Observation,
+    Touch,
     ZeekDetection,
     ZeekNotice,
     address_key,
     service_key,
 )
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 """Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
 restarted daemon drops their incidents instead of failing on them."""
 HOUSEKEEPING_EVERY = 10.0
 """Seconds of event time between the correlator's own passes over quiet incidents and idle sources."""
 PRUNE_EVERY = 300.0
 """Seconds of event time between passes that forget failed contacts older than the long window."""
+_CONNECT = Touch.CONNECT
+_TOUCH_DOUBTS = {Touch.HALF_OPEN: "syn_only", Touch.SYN: "syn_only", Touch.DATAGRAM: "udp",
+                 Touch.UNKNOWN: "unreported_touch"}
+"""What a honeyport touch that proves nothing of its source address is, in ``t1046.certainty.unproven``."""
 
 
 class Correlator:
@@ -74,6 +81,7 @@ class Correlator:
     def __init__(self, config: DetectionConfig) -> None:
         self._config = config
         self._tracks: OrderedDict[Key, Track] = OrderedDict()
+        dormant: OrderedDict[Key, Track] = OrderedDict()
         self._mdns = MdnsBrowseDetector(config)
         self._walk = scans.RandomWalk(config)
         self._served = ServedPorts(config.served_memory, config.max_served)
@@ -88,10 +96,14 @@ class Correlator:
         self._next_housekeeping = float("-inf")
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
-        self._incidents = Incidents(config, self.stats, self._tracks)
-        self._sources = Tracks(config, self._incidents, self._tracks)
+        self._incidents = Incidents(config, self.stats, self._tracks, dormant)
+        self._sources = Tracks(config, self._incidents, self._tracks, dormant)
+        self._spray = Spray(config)
+        """Honeyport touches of many unproven sources at once: one aggregate incident."""
+        self._lockstep = Lockstep()
+        """Sources that probe the same services at the same moments (decoys)."""
         self._conns = ConnJudge(config, self.stats, self._scope, self._served, self._walk, self._sources,
-                                self._incidents, self._track, self._linked)
+                                self._incidents, self._track, self._linked, self._lockstep, self._in_lockstep)
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -155,26 +167,75 @@ class Correlator:
     # -- evidence intake ------------------------------------------------------------------------
 
     def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
+        touch = hit.touch
+        if touch is not _CONNECT and not hit.follow_up:
+            source_key = address_key(self._linked.get(hit.source, hit.source))
+            if self._spray.joins(source_key, hit.ts) and self._has_no_evidence(source_key):
+                aggregate, alerts = self._spray.aggregate(self._sources, hit, now)
+                self.stats.aggregated += 1
+                return alerts + self._incidents.update(aggregate, self._touched(aggregate, hit), now)
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
-        detail = track.evidence()
-        sample = self._config.sample_size
-        if hit.payload and len(detail.payloads) < sample:
-            detail.payloads.setdefault(hit.payload)
         if hit.follow_up:
+            detail = track.evidence()
+            if hit.payload and len(detail.payloads) < self._config.sample_size:
+                detail.payloads.setdefault(hit.payload)
+            touched = detail.touched.get((hit.target, hit.transport, hit.target_port))
+            if touched is not None and not touched[3]:
+                detail.touched[(hit.target, hit.transport, hit.target_port)] = (*touched[:3], hit.payload)
             return alerts + self._incidents.update(track, [], now)
+        fired = self._touched(track, hit)
+        if touch is not _CONNECT:
+            partner = self._lockstep.probed(service_key(address_key(hit.target), hit.transport, hit.target_port),
+                                            track.key, hit.ts)
+            if partner is not None:
+                self._in_lockstep(track, partner)
+        return alerts + self._incidents.update(track, fired, now)
+
+    def _touched(self, track: Track, hit: HoneyportHit) -> list[str]:
+        """Count a honeyport touch in ``track``'s evidence; the rules it fires."""
+        config = self._config
+        sample = config.sample_size
+        detail = track.evidence()
         track.probes += 1
         detail.count((hit.target,), (hit.target_port,))
         detail.probed(hit.transport, hit.source_port)
         detail.honeyport_hits += 1
-        detail.failed += 1
         detail.sources.setdefault("honeyport")
+        if hit.payload and len(detail.payloads) < sample:
+            detail.payloads.setdefault(hit.payload)
         if len(detail.profiles) < sample:
             detail.profiles.setdefault(hit.profile)
         if hit.node and len(detail.nodes) < sample:
             detail.nodes.setdefault(hit.node)
-        fired = ["T1046-HONEYPORT"]
-        fired += scans.failed_pair(self._config, detail, hit.target, hit.transport, hit.target_port, hit.ts)
-        return alerts + self._incidents.update(track, fired, now)
+        service = (hit.target, hit.transport, hit.target_port)
+        if service not in detail.touched and len(detail.touched) < SERVICES_CAP:
+            detail.touched[service] = (hit.ts, hit.profile, hit.touch, hit.payload)
+        if hit.touch is _CONNECT:
+            detail.proof.setdefault("tcp_handshake")
+        else:
+            detail.doubt.setdefault(_TOUCH_DOUBTS[hit.touch])
+            if hit.touch is Touch.HALF_OPEN:
+                detail.half_open += 1
+        return ["T1046-HONEYPORT", *scans.distinct_pairs(config, detail, detail.honeyport_pairs, hit.target,
+                                                        hit.target_port, hit.ts, config.honeyport_scan_ports,
+                                                        "T1046-HONEYPORTS")]
+
+    def _has_no_evidence(self, source_key: int) -> bool:
+        """True when the source (unauthorized) has left no evidence of its own yet."""
+        track = self._sources.live.get(source_key) or self._sources.dormant.get(source_key)
+        return track is None or track.detail is None
+
+    def _in_lockstep(self, track: Track, partner: Key) -> None:
+        """``track`` probed a service at the moment ``partner`` did: each counts for the other's decoys."""
+        detail = track.evidence()
+        partner_key = partner if isinstance(partner, int) else partner[0]
+        own_key = track.key if isinstance(track.key, int) else track.key[0]
+        if partner_key == own_key:
+            return
+        other = self._sources.live.get(partner) or self._sources.dormant.get(partner)
+        for evidence, key in ((detail, partner_key), (None if other is None else other.detail, own_key)):
+            if evidence is not None and (key in evidence.lockstep or len(evidence.lockstep) < LOCKSTEP_PARTNERS):
+                evidence.lockstep[key] = evidence.lockstep.get(key, 0) + 1
 
     def _mdns_query(self, query: MdnsQuery, now: float) -> list[Alert]:
         fired = self._mdns.rules_for(query, now)
@@ -184,6 +245,7 @@ class Correlator:
         track, alerts = self._track(query.source, None, query.ts, now)
         detail = track.evidence()
         detail.sources.setdefault("mdns" if query.via == "watcher" else "zeek")
+        detail.proof.setdefault("local_link")
         if len(detail.mdns_names) < self._config.sample_size:
             detail.mdns_names.setdefault(query.name.lower().rstrip("."))
         detail.sample_uids((query.uid,), self._config.sample_size)
@@ -230,7 +292,7 @@ class Correlator:
     def _housekeeping(self, now: float) -> list[Alert]:
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
         alerts = self._sources.expire(now)
-        alerts.extend(self._incidents.quiet(now - self._config.final_update_after, now))
+        alerts.extend(self._incidents.due(now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
             self._sources.prune(now)

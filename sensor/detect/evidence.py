@@ -4,13 +4,22 @@ from its first piece of evidence on, an evidence record. Plain bounded state; no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sensor.alerts.catalogue import Action
-from sensor.observations import IPAddress, Transport, key_address
+from sensor.observations import IPAddress, Touch, Transport, key_address
 
 DISTINCT_CAP = 65536
 """Distinct targets and ports counted per source, at the most."""
+SERVICES_CAP = 4096
+"""Distinct services (answering ones, honeyports touched) remembered per incident, at the most."""
+NOTES_CAP = 32
+"""Distinct Zeek notes kept per incident."""
+Service = tuple[IPAddress, Transport, int]
+"""A service: target address, transport, port."""
+Extent = tuple[int, int, int, int, int, int]
+"""(probes, payloads sampled, targets, ports, services that answered, honeyports touched)."""
+NO_EXTENT: Extent = (0, 0, 0, 0, 0, 0)
 
 
 class Evidence:
@@ -18,9 +27,10 @@ class Evidence:
     sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_at", "alerted_extent", "failed", "failed_by_port", "failed_by_target", "failed_pairs",
-        "first_peer", "generation", "half_open", "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names",
-        "nodes", "payloads", "ports", "profiles", "reported", "rules", "sources", "stealth_pairs", "targets",
+        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "doubt", "failed", "failed_by_port",
+        "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open", "half_open_pairs",
+        "honeyport_hits", "honeyport_pairs", "incident_id", "lockstep", "mdns_names", "nodes", "payloads", "ports",
+        "profiles", "proof", "reported", "rules", "settled", "sources", "stealth_pairs", "targets", "touched",
         "transports", "uids", "update", "zeek_action", "zeek_notes",
     )
 
@@ -38,6 +48,22 @@ class Evidence:
         self.half_open_pairs: dict[tuple[IPAddress, int], float] = {}
         self.stealth_pairs: dict[tuple[IPAddress, int], float] = {}
         self.honeyport_hits = 0
+        self.honeyport_pairs: dict[tuple[IPAddress, int], float] = {}
+        """Distinct honeyports touched, by (target, port), at their latest touch (for the short window)."""
+        self.touched: dict[Service, tuple[float, str, Touch, bytes]] = {}
+        """Each honeyport service touched: its first touch's time, profile, kind and first bytes."""
+        self.answered: dict[Service, str] = {}
+        """Services that answered the scanner (a handshake, a SYN-ACK, a UDP reply), with the name Zeek gave."""
+        self.proof: dict[str, None] = {}
+        """What proves the source address is the scanner's own: ``tcp_handshake``, ``local_link``."""
+        self.doubt: dict[str, None] = {}
+        """Evidence whose source address could be forged: ``syn_only``, ``half_open``, ``no_handshake``,
+        ``udp_no_reply``, ``icmp_no_reply``, ``udp_datagram``, ``zeek_report``."""
+        self.lockstep: dict[int, int] = {}
+        """Other sources (by key) that probed the same services at the same moment, and how many times
+        (nmap -D sends every probe from its decoys too); a few at the most."""
+        self.arp = 0
+        """Most addresses Zeek saw this source ask for by ARP (the package's ARP sweep notices)."""
         self.profiles: dict[str, None] = {}
         self.nodes: dict[str, None] = {}
         """Honeyport nodes that saw the scanner (``name@address`` for remote ones)."""
@@ -56,13 +82,20 @@ class Evidence:
         self.generation = 0
         """How many incidents of this source closed before the current one (their evidence goes on counting)."""
         self.update = 0
-        self.alerted: tuple[Action, int, int] | None = None
-        """(action, rules, evidence sources) at the last alert: a change makes an update due at once."""
-        self.alerted_extent = (0, 0, 0, 0)
-        """(probes, payloads, targets, ports) at the last alert: new payloads make an update due at once,
-        doubled targets or ports one for growth, and any other move one for the final extent."""
+        self.alerted: tuple[int, int] | None = None
+        """(action rank, severity) reached by the alerts sent: going past either makes an update due at once."""
+        self.alerted_extent = NO_EXTENT
+        """The :data:`Extent` at the last alert: doubled targets or ports make an update due for growth, any
+        other material move (:func:`~sensor.detect.lifecycle.grew`) one for the final extent."""
         self.alerted_at = float("-inf")
         """The correlator's clock at the last alert (updates for growth alone are spaced by ``update_every``)."""
+        self.gap = 0.0
+        """The scanner's cadence: its longest pause between pieces of evidence, less the time it has been
+        active since (a pause of 90 minutes counts until 90 minutes of activity have followed it). Its
+        incident's quiet spell is judged by it, so a slow scan's pauses are not the end of it; it depends on
+        the evidence's times alone, not on how its records are read."""
+        self.settled = False
+        """The final extent was sent: the scanner's next probe is news and goes out at once."""
 
     def reopen(self) -> None:
         """The incident closed; the evidence stays for the slow rules and the next incident starts from it."""
@@ -71,8 +104,9 @@ class Evidence:
         self.incident_id = ""
         self.update = 0
         self.alerted = None
-        self.alerted_extent = (0, 0, 0, 0)
+        self.alerted_extent = NO_EXTENT
         self.alerted_at = float("-inf")
+        self.settled = False
 
     def count(self, targets: Iterable[IPAddress], ports: Iterable[int]) -> None:
         """Add probed targets and ports to the distinct counts (each capped at :data:`DISTINCT_CAP`)."""
@@ -98,8 +132,23 @@ class Evidence:
     def zeek_said(self, note: str, action: Action) -> None:
         """Zeek itself reported this source (a notice, a t1046.log line)."""
         self.sources.setdefault("zeek")
-        self.zeek_notes.setdefault(note)
+        if len(self.zeek_notes) < NOTES_CAP:
+            self.zeek_notes.setdefault(note)
         self.zeek_action = self.zeek_action or action
+
+    def answered_by(self, service: Service, name: str) -> None:
+        """A service answered the scanner (``name``: what Zeek called it, if anything)."""
+        known = self.answered.get(service)
+        if known is None:
+            if len(self.answered) < SERVICES_CAP:
+                self.answered[service] = name
+        elif name and not known:
+            self.answered[service] = name
+
+    @property
+    def proven(self) -> bool:
+        """True when some evidence proves the source address is the scanner's own."""
+        return bool(self.proof)
 
 
 class Track:
@@ -132,6 +181,15 @@ class Track:
             self._source = key_address(self.key if isinstance(self.key, int) else self.key[0])
         return self._source
 
+    @property
+    def scanner(self) -> IPAddress | None:
+        """Who the incident is about: the source (``None`` for an aggregate of many sources)."""
+        return self.source
+
+    def members(self) -> tuple[Collection[int], list[IPAddress]] | None:
+        """For an aggregate of many sources: their keys and a sample of their addresses; ``None`` otherwise."""
+        return None
+
     def evidence(self) -> Evidence:
         """The evidence record, created on first use."""
         if self.detail is None:
@@ -157,7 +215,8 @@ class Track:
         return (max(len(detail.targets), targets), max(len(detail.ports), ports),
                 max(self.probes, probes), max(detail.failed, failed))
 
-    def extent(self) -> tuple[int, int, int, int]:
-        """(probes, payloads sampled, targets, ports): what an update reports the incident's size by."""
+    def extent(self) -> Extent:
+        """What an update reports the incident's size by."""
         targets, ports, probes, _ = self.counts()
-        return probes, len(self.evidence().payloads), targets, ports
+        detail = self.evidence()
+        return probes, len(detail.payloads), targets, ports, len(detail.answered), len(detail.touched)

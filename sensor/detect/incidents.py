@@ -1,14 +1,16 @@
-"""What an incident says: its action, its main finding, its risk and confidence, and the alert that
-reports one update of it. Pure functions of a track; the correlator decides when an update is due."""
+"""What an incident says: its action, its main finding, its risk and confidence, how sure it is of its
+source, what the scanner found, and the alert that reports one update of it. Pure functions of a track;
+the correlator decides when an update is due (:mod:`sensor.detect.lifecycle`)."""
 
 from __future__ import annotations
 
 import math
 
-from sensor.alerts.alert import Alert
+from sensor.alerts.alert import Alert, Answered, Touched
 from sensor.alerts.catalogue import RULES, Action
 from sensor.detect.evidence import Track
 from sensor.detect.scans import SCAN_RULES
+from sensor.observations import key_address
 
 _MDNS_ACTIONS = (
     ("T1046-MDNS-DECOY", Action.MDNS_DECOY_LOOKUP),
@@ -18,27 +20,50 @@ _MDNS_ACTIONS = (
     ("T1046-MDNS-ENUM", Action.MDNS_SERVICE_ENUMERATION),
 )
 _ZEEK_RULES = ("T1046-ZEEK-DETECTION", "T1046-ZEEK-NOTICE")
+HONEYPORT_RULES = frozenset({"T1046-HONEYPORT", "T1046-HONEYPORTS", "T1046-HONEYPORT-MANY-SOURCES"})
+"""Rules whose evidence is honeyport touches: their words are touches of named decoys, never failures."""
 MAIN_FINDING: dict[Action, tuple[str, ...]] = {
-    Action.PORT_SCAN: ("T1046-STEALTH", "T1046-VERTICAL", "T1046-HALF-OPEN", "T1046-SLOW", *_ZEEK_RULES,
-                       "T1046-TRW", "T1046-HONEYPORT"),
-    Action.ADDRESS_SCAN: ("T1046-STEALTH", "T1046-HORIZONTAL", "T1046-SLOW", "T1046-TRW", *_ZEEK_RULES,
-                          "T1046-HALF-OPEN", "T1046-HONEYPORT"),
-    Action.NETWORK_SCAN: ("T1046-TRW", "T1046-HORIZONTAL", "T1046-VERTICAL", "T1046-SLOW", *_ZEEK_RULES,
-                          "T1046-STEALTH", "T1046-HALF-OPEN", "T1046-HONEYPORT"),
-    Action.HONEYPORT_PROBE: ("T1046-HONEYPORT",),
+    Action.PORT_SCAN: ("T1046-HONEYPORTS", "T1046-STEALTH", "T1046-VERTICAL", "T1046-HALF-OPEN", "T1046-SLOW",
+                       *_ZEEK_RULES, "T1046-TRW", "T1046-HONEYPORT"),
+    Action.ADDRESS_SCAN: ("T1046-HONEYPORTS", "T1046-STEALTH", "T1046-HORIZONTAL", "T1046-SLOW", "T1046-TRW",
+                          *_ZEEK_RULES, "T1046-HALF-OPEN", "T1046-HONEYPORT"),
+    Action.NETWORK_SCAN: ("T1046-HONEYPORTS", "T1046-TRW", "T1046-HORIZONTAL", "T1046-VERTICAL", "T1046-SLOW",
+                          *_ZEEK_RULES, "T1046-STEALTH", "T1046-HALF-OPEN", "T1046-HONEYPORT"),
+    Action.HONEYPORT_PROBE: ("T1046-HONEYPORTS", "T1046-HONEYPORT", "T1046-HONEYPORT-MANY-SOURCES"),
     Action.MDNS_DECOY_LOOKUP: ("T1046-MDNS-DECOY",),
     Action.MDNS_SERVICE_BROWSE: ("T1046-MDNS-SENSITIVE", "T1046-MDNS-MANY-TYPES", "T1046-MDNS-LEGACY"),
     Action.MDNS_SERVICE_ENUMERATION: ("T1046-MDNS-ENUM",),
 }
-"""For each action, the rules that name an incident's main finding, strongest first (docs/alerts.md)."""
+"""For each action, the rules that name an incident's main finding, strongest first (docs/alerts.md): the one
+table that decides every headline (``rule.*`` and ``message``)."""
+ACTION_RANK = {
+    Action.MDNS_SERVICE_ENUMERATION: 1,
+    Action.MDNS_SERVICE_BROWSE: 2,
+    Action.HONEYPORT_PROBE: 3,
+    Action.MDNS_DECOY_LOOKUP: 3,
+    Action.PORT_SCAN: 4,
+    Action.ADDRESS_SCAN: 4,
+    Action.NETWORK_SCAN: 4,
+}
+"""How far an action goes: an incident whose action goes further (listing service types → browsing for
+remote access → touching decoys → scanning) escalates; a scan's shape settling (port, address, network
+scan) does not."""
+LOCKSTEP_PROBES = 3
+"""Probes two sources sent to the same services at the same moments before each counts as the other's
+decoy (``nmap -D``)."""
+_SHAPE_RULES = SCAN_RULES | {"T1046-HONEYPORTS"}
+_TOUCH_RULES = frozenset({"T1046-HONEYPORT", "T1046-HONEYPORTS"})
+UNPROVEN_TOUCH = 15
+"""Risk a honeyport rule loses when nothing proves the toucher's address: its weight is that no legitimate
+client touches a honeyport, which says nothing of a datagram or SYN that may bear another host's address."""
+_STRONG_RULES = frozenset({"T1046-HONEYPORT", "T1046-HONEYPORTS", "T1046-MDNS-DECOY"})
 
 
 def action_of(track: Track) -> Action:
     """What the scanner did, from every rule of its incident and its shape (targets by ports)."""
     detail = track.evidence()
     rules = detail.rules
-    if not SCAN_RULES.isdisjoint(rules) or (
-            "T1046-HONEYPORT" in rules and ("T1046-VERTICAL" in rules or "T1046-HORIZONTAL" in rules)):
+    if not _SHAPE_RULES.isdisjoint(rules):
         targets, ports, _, _ = track.counts()
         if targets == 0 and ports == 0 and detail.zeek_action is not None:
             return detail.zeek_action
@@ -49,7 +74,7 @@ def action_of(track: Track) -> Action:
         if targets * 4 <= ports:
             return Action.PORT_SCAN
         return Action.NETWORK_SCAN
-    if "T1046-HONEYPORT" in rules:
+    if not HONEYPORT_RULES.isdisjoint(rules):
         return Action.HONEYPORT_PROBE
     for rule, action in _MDNS_ACTIONS:
         if rule in rules:
@@ -67,22 +92,31 @@ def main_finding(track: Track, action: Action) -> str:
 
 
 def risk_of(track: Track) -> tuple[int, str]:
-    """(risk score 0-100, confidence ``low``/``medium``/``high``) of the incident."""
+    """(risk score 0-100, confidence ``low``/``medium``/``high``) of the incident. Confidence is ``high`` only
+    when some evidence proves the source address is the scanner's own; a honeyport touch whose source nothing
+    proves weighs :data:`UNPROVEN_TOUCH` less."""
     detail = track.evidence()
     rules = detail.rules
-    base = max(RULES[rule].risk for rule in rules)
+    base = max(RULES[rule].risk - (UNPROVEN_TOUCH if rule in _TOUCH_RULES and not detail.proven else 0)
+               for rule in rules)
     independent = len(detail.sources) - 1
     targets, ports, _, _ = track.counts()
     size = min(20, int(2 * math.log2(1 + targets * ports)))
     risk = min(100, base + 10 * independent + size + 5 * (len(rules) - 1))
-    strong = "T1046-HONEYPORT" in rules or "T1046-MDNS-DECOY" in rules
-    if strong or independent or len(rules) >= 3:
+    if not _STRONG_RULES.isdisjoint(rules) or independent or len(rules) >= 3:
         confidence = "high"
     elif len(rules) >= 2 or not SCAN_RULES.isdisjoint(rules):
         confidence = "medium"
     else:
         confidence = "low"
+    if confidence == "high" and not detail.proven:
+        confidence = "medium"
     return risk, confidence
+
+
+def lockstep_partners(track: Track) -> list[int]:
+    """Keys of the sources that probed in lockstep with this one often enough to be its decoys (or it theirs)."""
+    return sorted(key for key, count in track.evidence().lockstep.items() if count >= LOCKSTEP_PROBES)
 
 
 def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Alert:
@@ -92,6 +126,11 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
     targets, ports, probes, failed = track.counts()
     risk, confidence = risk_of(track)
     action = action_of(track)
+    partners = lockstep_partners(track)
+    unproven = (*detail.doubt, "lockstep") if partners else tuple(detail.doubt)
+    answered = sorted(detail.answered.items(), key=lambda item: (item[0][0].version, item[0][0], item[0][2]))
+    touched = sorted(detail.touched.items(), key=lambda item: item[1][0])
+    members = track.members()
     return Alert(
         incident_id=detail.incident_id,
         update=detail.update,
@@ -99,7 +138,7 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         action=action,
         rule=RULES[main_finding(track, action)],
         rules=tuple(detail.rules),
-        scanner=track.source,
+        scanner=track.scanner,
         first_seen=track.first_seen,
         last_seen=track.last_seen,
         probes=probes,
@@ -122,6 +161,18 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         authorized=track.authorized,
         closed=closed,
         transports=tuple(detail.transports),
-        source_port=detail.first_peer if probes == 1 and targets == 1 and ports == 1 else None,
+        source_port=detail.first_peer if probes == 1 and targets == 1 and ports == 1 and members is None else None,
         aliases=track.aliases,
+        proven_by=tuple(detail.proof),
+        unproven=unproven,
+        lockstep=tuple(key_address(key) for key in partners[:sample]),
+        services_found=len(detail.answered),
+        services=tuple(Answered(target, transport, port, name)
+                       for (target, transport, port), name in answered[:sample]),
+        honeyports_touched=len(detail.touched),
+        touches=tuple(Touched(ts, target, transport, port, profile, touch, payload)
+                      for (target, transport, port), (ts, profile, touch, payload) in touched[:sample]),
+        arp_asked=detail.arp,
+        sources=0 if members is None else len(members[0]),
+        source_sample=() if members is None else tuple(members[1][:sample]),
     )

@@ -1,23 +1,28 @@
-"""The incident lifecycle: which updates of a scanner's incident are due, and when (docs/detection.md).
+"""The incident lifecycle and its update budget: which updates of a scanner's incident are due, and when
+(docs/detection.md, "Incident lifecycle").
 
-An update at once when an incident opens, when a new rule fires, when its action or evidence sources
-change or a honeyport client's first bytes arrive; for growth alone (targets or ports doubled) at most one
-per ``update_every``; the final extent once the scanner is quiet for ``final_update_after``; ``closed: true``
-when its source expires. Open incidents are capped (``max_incidents``), the least recently active closed
-first. Pure: ``now`` is the correlator's watermark, passed in.
+The first alert goes out when the incident opens. After it, updates coalesce: one goes out at once only
+when the incident escalates (its action goes further, :data:`~sensor.detect.incidents.ACTION_RANK`, or its
+severity rises past any it reported; a burst of escalations within ``escalation_every`` of the previous
+update is one update, at the end of that spacing) or when its scanner starts again after its final extent
+was sent; for growth alone (targets or ports doubled) at most one per ``update_every``; the final extent once the
+scanner has been quiet for ``final_update_after`` or twice its own latest gap between probes, whichever
+is longer (so a slow scan's pauses are not its end); ``closed: true`` when its source's evidence no longer
+counts. Open incidents are capped (``max_incidents``), the least recently active closed first. Pure: ``now``
+is the correlator's watermark, passed in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sensor.alerts.alert import Alert
-from sensor.alerts.catalogue import Action
+from sensor.alerts.alert import Alert, severity
 from sensor.config import DetectionConfig
-from sensor.detect.evidence import Evidence, Track
-from sensor.detect.incidents import action_of, incident_alert
+from sensor.detect.evidence import Evidence, Extent, Track
+from sensor.detect.incidents import ACTION_RANK, action_of, incident_alert, risk_of
 
 Key = int | tuple[int, str]
 """A track's key: :func:`~sensor.observations.address_key` of its source, paired with its authorization if it
@@ -36,25 +41,38 @@ class CorrelatorStats:
     closed_incidents: int = 0
     outages: int = 0
     """Failed contacts to services seen working recently: counted apart, not as probes."""
+    aggregated: int = 0
+    """Honeyport touches of unproven sources folded into the aggregate incident instead of one of their own."""
 
 
-def _kind(track: Track) -> tuple[Action, int, int]:
-    """(action, rules, evidence sources): an update is due at once when one of them changes."""
-    detail = track.evidence()
-    return action_of(track), len(detail.rules), len(detail.sources)
+def grew(extent: Extent, sent: Extent) -> bool:
+    """True when the incident grew materially since the extent ``sent``: new targets, ports, payloads,
+    answering services or honeyports, or a tenth more probes (a retransmitted SYN is no news)."""
+    return extent[1:] != sent[1:] or extent[0] > sent[0] + sent[0] // 10
+
+
+def _reach(track: Track) -> tuple[int, int]:
+    """(action rank, severity) of the incident now: going past what was reported is an escalation."""
+    return ACTION_RANK[action_of(track)], severity(risk_of(track)[0])
 
 
 class Incidents:
     """The open incidents of one correlator's tracks, and the updates they are due."""
 
-    def __init__(self, config: DetectionConfig, stats: CorrelatorStats, tracks: OrderedDict[Key, Track]) -> None:
+    def __init__(self, config: DetectionConfig, stats: CorrelatorStats, live: OrderedDict[Key, Track],
+                 dormant: OrderedDict[Key, Track]) -> None:
         self._config = config
         self.stats = stats
-        self._tracks = tracks
-        self._open: OrderedDict[Key, None] = OrderedDict()
-        """Keys of the tracks with an open incident, least recently active first."""
-        self._unsent: OrderedDict[Key, None] = OrderedDict()
-        """Open incidents that grew since their last update, least recently active first."""
+        self._live = live
+        self._dormant = dormant
+        self._open: OrderedDict[Key, Track] = OrderedDict()
+        """The tracks with an open incident (live or dormant), least recently active first."""
+        self._wake_at: dict[Key, float] = {}
+        """Open incidents whose scanner has not been judged quiet since its latest evidence, and when time alone
+        next acts on them (a held escalation, the quiet spell's end)."""
+        self._due: list[tuple[float, int, Key]] = []
+        """A heap of (wake at, tie-breaker, key); entries whose time is no longer the key's are skipped."""
+        self._pushed = 0
 
     @property
     def count(self) -> int:
@@ -70,25 +88,39 @@ class Incidents:
         if key in self._open:
             self._open.move_to_end(key)
 
-    def quiet(self, before: float, now: float) -> list[Alert]:
-        """The final-extent updates of incidents that grew and whose scanner has been quiet since ``before``."""
+    def due(self, now: float) -> list[Alert]:
+        """The updates time alone makes due by ``now``: a held escalation whose spacing passed, the final
+        extent of an incident whose scanner has gone quiet."""
         alerts: list[Alert] = []
-        while self._unsent:
-            track = self._tracks[next(iter(self._unsent))]
-            if track.last_seen > before:
-                break
-            alerts.extend(self._settle(track, now))
+        heap = self._due
+        while heap and heap[0][0] <= now:
+            when, _, key = heapq.heappop(heap)
+            if self._wake_at.get(key) != when:
+                continue
+            del self._wake_at[key]
+            track = self._open[key]
+            detail = track.evidence()
+            if self._escalated(track, detail) and now >= detail.alerted_at + self._config.escalation_every:
+                alerts.extend(self._emit(track, now, closed=False))
+            elif now >= self._quiet_at(track, detail):
+                alerts.extend(self._settle(track, now))
+            else:
+                self._schedule(track, detail)
         return alerts
 
     def flush(self, now: float) -> list[Alert]:
-        """An update for every open incident that grew since its last one."""
+        """An update for every open incident that grew since its last one (its scanner is not judged quiet)."""
         alerts: list[Alert] = []
-        for key in list(self._unsent):
-            alerts.extend(self._settle(self._tracks[key], now))
+        for key in list(self._wake_at):
+            track = self._open[key]
+            if grew(track.extent(), track.evidence().alerted_extent):
+                alerts.extend(self._emit(track, now, closed=False))
         return alerts
 
-    def update(self, track: Track, fired: list[str], now: float) -> list[Alert]:
-        """Add the rules ``fired`` by new evidence of ``track``; the updates that are due at once."""
+    def update(self, track: Track, fired: list[str], now: float, *, scanning: bool = True) -> list[Alert]:
+        """Add the rules ``fired`` by new evidence of ``track``; the updates that are due at once. ``scanning``
+        is False for evidence that is no probe in itself (a working connection of a known scanner), which
+        after the scan settled waits for the next update rather than starting one."""
         detail = track.detail
         if detail is None:
             if not fired:
@@ -98,54 +130,95 @@ class Incidents:
         if new_rules and not detail.rules:
             if len(self._open) >= self._config.max_incidents:
                 return self._close_oldest_incident(now, track, new_rules)
-            self._open[track.key] = None
+            self._open[track.key] = track
+            label = "many-sources" if track.scanner is None else track.scanner
             detail.incident_id = hashlib.sha256(
-                f"{track.source}|{track.authorized}|{track.first_seen:.6f}"
+                f"{label}|{track.authorized}|{track.first_seen:.6f}"
                 f"{f'|{detail.generation}' if detail.generation else ''}".encode()).hexdigest()[:24]
         for rule in new_rules:
             detail.rules[rule] = None
         if not detail.rules:
             return []
-        _, payloads, targets, ports = extent = track.extent()
-        _, sent_payloads, sent_targets, sent_ports = detail.alerted_extent
-        if detail.alerted is None or _kind(track) != detail.alerted or payloads != sent_payloads or (
-                (targets >= 2 * sent_targets or ports >= 2 * sent_ports)
-                and now >= detail.alerted_at + self._config.update_every):
+        if detail.settled and not scanning:
+            return []
+        if detail.alerted is None or detail.settled:
             return self._emit(track, now, closed=False)
-        if extent != detail.alerted_extent:
-            self._unsent[track.key] = None
-            self._unsent.move_to_end(track.key)
+        config = self._config
+        if self._escalated(track, detail) and now >= detail.alerted_at + config.escalation_every:
+            return self._emit(track, now, closed=False)
+        _, _, targets, ports, _, _ = extent = track.extent()
+        _, _, sent_targets, sent_ports, _, _ = detail.alerted_extent
+        if grew(extent, detail.alerted_extent) and (targets >= 2 * sent_targets or ports >= 2 * sent_ports) \
+                and now >= detail.alerted_at + config.update_every:
+            return self._emit(track, now, closed=False)
+        self._schedule(track, detail)
         return []
 
+    @staticmethod
+    def _escalated(track: Track, detail: Evidence) -> bool:
+        """True when the incident's action or severity went past what its alerts reported."""
+        rank, level = _reach(track)
+        sent_rank, sent_level = detail.alerted or (0, 0)
+        return rank > sent_rank or level > sent_level
+
+    def _quiet_at(self, track: Track, detail: Evidence) -> float:
+        """When the scanner counts as quiet: ``final_update_after`` after its latest evidence, or twice its
+        cadence (:attr:`~sensor.detect.evidence.Evidence.gap`), within ``slow_window``."""
+        config = self._config
+        return track.last_seen + min(max(config.final_update_after, 2 * detail.gap), config.slow_window)
+
+    def _schedule(self, track: Track, detail: Evidence) -> None:
+        """(Re)schedule when time alone next acts on the incident: its quiet spell's end, or sooner the end of
+        the spacing that holds an escalation back."""
+        when = self._quiet_at(track, detail)
+        if self._escalated(track, detail):
+            when = min(when, detail.alerted_at + self._config.escalation_every)
+        key = track.key
+        if self._wake_at.get(key) == when:
+            return
+        self._wake_at[key] = when
+        self._pushed += 1
+        heapq.heappush(self._due, (when, self._pushed, key))
+        if len(self._due) > 4 * len(self._wake_at) + 1024:
+            self._due = [(at, order, key) for order, (key, at) in enumerate(self._wake_at.items())]
+            heapq.heapify(self._due)
+
     def _settle(self, track: Track, now: float) -> list[Alert]:
-        """The update with the incident's extent as it stands (it grew since the last one)."""
-        self._unsent.pop(track.key, None)
-        if track.extent() == track.evidence().alerted_extent:
-            return []
-        return self._emit(track, now, closed=False)
+        """The scanner went quiet: the update with the incident's final extent if it grew since the last one;
+        from now on, its next probe is news."""
+        detail = track.evidence()
+        alerts = self._emit(track, now, closed=False) if grew(track.extent(), detail.alerted_extent) else []
+        detail.settled = True
+        return alerts
 
     def _close_oldest_incident(self, now: float, track: Track, new_rules: list[str]) -> list[Alert]:
-        oldest = next(iter(self._open))
-        alerts = self.close(self._tracks.pop(oldest), now)
+        oldest, closing = next(iter(self._open.items()))
+        self._live.pop(oldest, None)
+        self._dormant.pop(oldest, None)
+        alerts = self.close(closing, now)
         return alerts + self.update(track, new_rules, now)
 
     def close(self, track: Track, now: float) -> list[Alert]:
         """The incident's last update, ``closed: true`` (nothing for a source without an incident)."""
         detail = track.detail
-        if detail is None or not detail.rules:
+        if detail is None or not detail.rules or track.key not in self._open:
             return []
         key = track.key
         del self._open[key]
-        self._unsent.pop(key, None)
+        self._wake_at.pop(key, None)
         self.stats.closed_incidents += 1
         return self._emit(track, now, closed=True)
 
     def _emit(self, track: Track, now: float, *, closed: bool) -> list[Alert]:
         detail: Evidence = track.evidence()
+        rank, level = _reach(track)
+        sent = detail.alerted or (0, 0)
+        detail.alerted = (max(rank, sent[0]), max(level, sent[1]))
         detail.alerted_extent = track.extent()
-        detail.alerted = _kind(track)
         detail.alerted_at = now
-        self._unsent.pop(track.key, None)
+        detail.settled = False
+        if not closed:
+            self._schedule(track, detail)
         alert = incident_alert(track, now, self._config.sample_size, closed=closed)
         if track.authorized is not None and self._config.allowlist_mode == "suppress":
             self.stats.suppressed += 1

@@ -1,10 +1,11 @@
 """Every source's track, live and dormant: the one for a piece of evidence (made when need be), the close of
-an incident whose scanner came back after ``idle_timeout``, eviction past ``max_sources``, and expiry.
+an incident whose evidence no longer counts, eviction past ``max_sources``, and expiry.
 
-A live track is kept least recently active first; one idle for ``idle_timeout`` is forgotten, or, when its
-failed contacts still count for the slow rules, sleeps among the dormant tracks for the long window and is
-revived by its source's next evidence. Pure state: times are the evidence's and the watermark, passed in;
-no rule lives here (:mod:`sensor.detect.scans`), nor what an incident reports (:mod:`sensor.detect.lifecycle`).
+A live track is kept least recently active first; one idle for ``idle_timeout`` is forgotten and its incident
+closed, or, when its failed contacts still count for the slow rules, sleeps among the dormant tracks for the
+long window with its incident open, and is revived by its source's next evidence: one incident per scanner
+while its evidence counts. Pure state: times are the evidence's and the watermark, passed in; no rule lives
+here (:mod:`sensor.detect.scans`), nor what an incident reports (:mod:`sensor.detect.lifecycle`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from sensor.observations import IPAddress
 class Tracks:
     """The live and dormant tracks of one correlator."""
 
-    def __init__(self, config: DetectionConfig, incidents: Incidents, live: OrderedDict[Key, Track]) -> None:
+    def __init__(self, config: DetectionConfig, incidents: Incidents, live: OrderedDict[Key, Track],
+                 dormant: OrderedDict[Key, Track]) -> None:
         self._config = config
         self._incidents = incidents
         self.live = live
         """Tracks by key, least recently active first (read directly by the correlator's batch path)."""
-        self.dormant: OrderedDict[Key, Track] = OrderedDict()
-        """Idle tracks without an incident whose failed contacts still count for slow scans, oldest first."""
+        self.dormant = dormant
+        """Idle tracks whose failed contacts still count for slow scans (their incident open), oldest first."""
 
     def __len__(self) -> int:
         return len(self.live) + len(self.dormant)
@@ -37,16 +39,16 @@ class Tracks:
               now: float) -> tuple[Track, list[Alert]]:
         """The track of ``key`` for evidence at ``ts``, made if need be (of ``source``, or of the key's address
         when that is None: most tracks never need it); ``seen_as`` is the address the evidence came from. When
-        ``ts`` comes more than ``idle_timeout`` after the last activity of a track with an incident, that
-        incident is closed; failed contacts stay for the long window (revived from the dormant tracks once
-        idle), so a slow scanner's next incident starts from everything it did. A record read long after the
-        clock passed it is judged with the state of its own time."""
+        ``ts`` comes after the track's evidence stopped counting (``idle_timeout`` after its last activity, or
+        ``slow_window`` for one whose failed contacts count for the slow rules), its incident is closed and a
+        new one starts from the failed contacts that still count. A record read long after the clock passed it
+        is judged with the state of its own time."""
         tracks = self.live
         track = tracks.get(key)
         alerts: list[Alert] = []
         if track is None and key in self.dormant:
             track = tracks[key] = self.dormant.pop(key)
-        if track is not None and ts > track.last_seen + self._config.idle_timeout and self._incidents.is_open(key):
+        if track is not None and ts > track.last_seen + self._counts_for(track) and self._incidents.is_open(key):
             alerts = self._incidents.close(track, now)
             if self._keeps(track):
                 track.evidence().reopen()
@@ -54,23 +56,35 @@ class Tracks:
                 del tracks[key]
                 track = None
         if track is None:
-            if len(tracks) >= self._config.max_sources:
-                alerts += self._evict(now)
-            track = tracks[key] = Track(source, None if isinstance(key, int) else key[1], key, ts)
-            if seen_as is not None and seen_as != source:
-                track.also(seen_as)
-            return track, alerts
-        tracks.move_to_end(key)
-        if track.detail is not None:
-            self._incidents.touched(key)
-        track.seen(ts)
+            track, made = self.adopt(Track(source, None if isinstance(key, int) else key[1], key, ts), now)
+            alerts += made
+        else:
+            self.revisit(track, ts)
         if seen_as is not None and seen_as != source:
             track.also(seen_as)
         return track, alerts
 
+    def adopt(self, track: Track, now: float) -> tuple[Track, list[Alert]]:
+        """Keep a new track (the least recently active one evicted first when ``max_sources`` are kept)."""
+        alerts = self._evict(now) if len(self.live) >= self._config.max_sources else []
+        self.live[track.key] = track
+        return track, alerts
+
+    def revisit(self, track: Track, ts: float) -> None:
+        """A live track has new evidence at ``ts``: it is the most recently active, its span and cadence move."""
+        self.live.move_to_end(track.key)
+        detail = track.detail
+        if detail is not None:
+            self._incidents.touched(track.key)
+            if ts > track.last_seen:
+                step = ts - track.last_seen
+                detail.gap = max(step, detail.gap - step)
+        track.seen(ts)
+
     def expire(self, now: float) -> list[Alert]:
         """Close and forget the tracks idle for ``idle_timeout`` at ``now`` (those whose failed contacts still
-        count fall dormant), and forget the dormant ones older than the long window."""
+        count fall dormant, their incident open), and close and forget the dormant ones older than the long
+        window."""
         alerts: list[Alert] = []
         cutoff = now - self._config.idle_timeout
         tracks = self.live
@@ -79,13 +93,13 @@ class Tracks:
             if track.last_seen >= cutoff:
                 break
             del tracks[key]
-            alerts.extend(self._incidents.close(track, now))
             if self._keeps(track):
-                track.evidence().reopen()
-                self._sleep(key, track)
+                alerts.extend(self._sleep(key, track, now))
+            else:
+                alerts.extend(self._incidents.close(track, now))
         slow_cutoff = now - self._config.slow_window
         while self.dormant and next(iter(self.dormant.values())).last_seen < slow_cutoff:
-            self.dormant.popitem(last=False)
+            alerts.extend(self._incidents.close(self.dormant.popitem(last=False)[1], now))
         return alerts
 
     def prune(self, now: float) -> None:
@@ -98,7 +112,7 @@ class Tracks:
     def close_all(self, now: float) -> list[Alert]:
         """Close every open incident and forget every track."""
         alerts: list[Alert] = []
-        for track in self.live.values():
+        for track in (*self.live.values(), *self.dormant.values()):
             alerts.extend(self._incidents.close(track, now))
         self.live.clear()
         self.dormant.clear()
@@ -109,11 +123,18 @@ class Tracks:
         """True for a track whose failed contacts must outlive its quiet spell (they count for slow scans)."""
         return track.detail is not None and track.detail.failed_pairs > 0
 
-    def _sleep(self, key: Key, track: Track) -> None:
-        """Keep an idle track's failed contacts for the long window (bounded like the live tracks)."""
+    def _counts_for(self, track: Track) -> float:
+        """Seconds after its last activity that a track's evidence goes on counting."""
+        return self._config.slow_window if self._keeps(track) else self._config.idle_timeout
+
+    def _sleep(self, key: Key, track: Track, now: float) -> list[Alert]:
+        """Keep an idle track's failed contacts, and its incident, for the long window (bounded like the live
+        tracks: the oldest dormant track is closed and forgotten first)."""
+        alerts: list[Alert] = []
         if len(self.dormant) >= self._config.max_sources:
-            self.dormant.popitem(last=False)
+            alerts = self._incidents.close(self.dormant.popitem(last=False)[1], now)
         self.dormant[key] = track
+        return alerts
 
     def _evict(self, now: float) -> list[Alert]:
         _, track = self.live.popitem(last=False)

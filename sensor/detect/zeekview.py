@@ -38,11 +38,24 @@ def rule_for_zeek(action: Action, scan_rule: str) -> str:
 
 
 def notice_evidence(detail: Evidence, notice: ZeekNotice, action: Action, sample: int) -> None:
-    """What a scan notice adds to its source's evidence: Zeek's word, its uid, its target and port."""
+    """What a scan notice adds to its source's evidence: Zeek's word, its uid, its target and port, the count
+    it names (ports of a port scan, addresses of a sweep), and whether it proves the source: an ARP sweep is
+    traffic on the local link; any other notice is Zeek's word without the packets."""
     detail.zeek_said(notice.note, action)
     detail.sample_uids((notice.uid,), sample)
     detail.count(() if notice.target is None else (notice.target,),
                  () if notice.target_port is None else (notice.target_port,))
+    count = notice.count or 0
+    targets, ports, probes, failed = detail.reported
+    if action is Action.PORT_SCAN:
+        detail.reported = (targets, max(ports, count), probes, failed)
+    elif action in (Action.ADDRESS_SCAN, Action.NETWORK_SCAN):
+        detail.reported = (max(targets, count), ports, probes, failed)
+    if notice.sub == "arp":
+        detail.arp = max(detail.arp, count)
+        detail.proof.setdefault("local_link")
+    else:
+        detail.doubt.setdefault("zeek_report")
 
 
 def detection_evidence(detail: Evidence, detection: ZeekDetection, action: Action, sample: int) -> None:
@@ -53,3 +66,4 @@ def detection_evidence(detail: Evidence, detection: ZeekDetection, action: Actio
                        max(old[2], detection.n_probes), max(old[3], detection.n_failed))
     detail.count(detection.targets, detection.ports)
     detail.sample_uids(detection.uids, sample)
+    detail.doubt.setdefault("zeek_report")

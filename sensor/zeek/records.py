@@ -29,7 +29,7 @@ from sensor.zeek.logs import Record, RecordBatch, ZeekLog
 FIELDS: dict[str | None, tuple[str, ...]] = {
     "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
              "conn_state", "history", "resp_pkts", "t1046_tags"),
-    "notice": ("ts", "uid", "note", "msg", "src", "dst", "p", "n", "id.orig_h", "id.resp_h", "id.resp_p"),
+    "notice": ("ts", "uid", "note", "msg", "sub", "src", "dst", "p", "n", "id.orig_h", "id.resp_h", "id.resp_p"),
     "dns": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "query", "qtype_name",
             "qclass"),
     "t1046": ("ts", "scanner", "kind", "n_targets", "n_ports", "n_probes", "n_failed", "targets", "ports",
@@ -221,6 +221,7 @@ def _notice(record: Record) -> ZeekNotice | None:
         target_port=int(port) if port is not None else None,
         count=int(record["n"]) if record.get("n") is not None else None,
         uid=record.get("uid", ""),
+        sub=record.get("sub") or "",
     )
 
 

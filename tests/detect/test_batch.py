@@ -113,7 +113,7 @@ def state(correlator: Correlator) -> object:
     sources = correlator._sources
     return ([track(item) for item in sources.live.items()], [track(item) for item in sources.dormant.items()],
             list(correlator._served.latest.items()), list(correlator._targets.items()),
-            list(correlator._incidents._open), list(correlator._incidents._unsent),
+            list(correlator._incidents._open), list(correlator._incidents._wake_at.items()),
             dataclasses.astuple(correlator.stats), correlator._next_housekeeping, correlator._next_prune)
 
 

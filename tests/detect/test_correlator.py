@@ -240,7 +240,7 @@ def test_open_incidents_are_capped_and_closed_with_a_final_update() -> None:
     assert len({a.incident_id for a in alerts}) == 8
 
 
-def test_a_quiet_incident_gets_its_final_extent_then_closes_after_idle_timeout() -> None:
+def test_a_quiet_incident_gets_its_final_extent_then_closes_when_its_evidence_no_longer_counts() -> None:
     correlator = Correlator(DetectionConfig(idle_timeout=600, final_update_after=30))
     alerts = run((conn(float(i), f"10.5.0.{i + 1}", 22, REJ) for i in range(5)), correlator=correlator)
     assert [(a.probes, a.update, a.closed) for a in alerts] == [(4, 1, False)]
@@ -248,12 +248,21 @@ def test_a_quiet_incident_gets_its_final_extent_then_closes_after_idle_timeout()
     final = correlator.tick(34.0)
     assert [(a.closed, a.probes, a.update, a.last_seen) for a in final] == [(False, 5, 2, 4.0)]
     assert correlator.tick(300.0) == [], "nothing new: no update"
-    assert correlator.open_incidents == 1
-    closed = correlator.tick(605.0)
+    assert correlator.tick(605.0) == [], "idle, but its failed contacts count for the long window: still open"
+    assert correlator.open_incidents == 1 and correlator.tracked_sources == 1
+    closed = correlator.tick(4.0 + 86400 + 20)
     assert [(a.closed, a.probes, a.update) for a in closed] == [(True, 5, 3)]
-    assert correlator.open_incidents == 0
-    assert correlator.tracked_sources == 1, "its failed contacts are kept for the long window (slow scans)"
-    assert correlator.tick(4.0 + 86400 + 20) == [] and correlator.tracked_sources == 0
+    assert correlator.open_incidents == 0 and correlator.tracked_sources == 0
+
+
+def test_an_incident_without_failed_contacts_closes_after_idle_timeout() -> None:
+    correlator = Correlator(DetectionConfig(idle_timeout=600, final_update_after=30))
+    touch = HoneyportHit(ts=1.0, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=2222,
+                         transport=Transport.TCP, profile="ssh")
+    assert [a.update for a in run([touch], correlator=correlator)] == [1]
+    assert correlator.tick(600.0) == []
+    assert [(a.closed, a.update) for a in correlator.tick(612.0)] == [(True, 2)]
+    assert correlator.open_incidents == 0 and correlator.tracked_sources == 0
 
 
 def test_growth_updates_double_and_are_spaced_by_update_every() -> None:
@@ -328,7 +337,7 @@ def test_out_of_order_log_times_are_tolerated() -> None:
     assert (alerts[0].first_seen, alerts[0].last_seen) == (1.0, 5.0)
 
 
-def test_a_honeyport_hit_alerts_at_once_and_later_hits_update_the_incident() -> None:
+def test_a_honeyport_hit_alerts_at_once_and_a_burst_of_hits_escalates_once() -> None:
     def hit(ts: float, port: int) -> HoneyportHit:
         return HoneyportHit(ts=ts, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=port,
                             transport=Transport.TCP, profile="ssh", node="n1")
@@ -336,12 +345,14 @@ def test_a_honeyport_hit_alerts_at_once_and_later_hits_update_the_incident() -> 
     alerts = run([hit(1.0, 2222)])
     assert [(a.action, a.rule.id, a.severity) for a in alerts] == [(Action.HONEYPORT_PROBE, "T1046-HONEYPORT", 3)]
     assert alerts[0].honeyport_nodes == ("n1",)
-    correlator = Correlator(DetectionConfig())
+    correlator = Correlator(DetectionConfig(escalation_every=10.0))
     many = run([hit(1.0 + i * 0.01, 2000 + i) for i in range(20)], correlator=correlator)
-    assert many[0].action is Action.HONEYPORT_PROBE
-    assert many[-1].action is Action.PORT_SCAN
-    assert len(many) <= 6
-    final = correlator.close_all(5.0)
+    assert [a.action for a in many] == [Action.HONEYPORT_PROBE], "the burst's escalation waits for its spacing"
+    assert correlator.tick(10.9) == []
+    escalated = correlator.tick(11.0)
+    assert [(a.action, a.rule.id, a.update) for a in escalated] == [(Action.PORT_SCAN, "T1046-HONEYPORTS", 2)]
+    assert escalated[0].honeyports_touched == 20 and escalated[0].failed == 0, "touches of decoys, not failures"
+    final = correlator.close_all(15.0)
     assert [(a.honeyport_hits, a.distinct_ports, a.closed) for a in final] == [(20, 20, True)]
 
 
@@ -394,7 +405,9 @@ def test_decoy_lookup_then_honeyport_touch_is_one_high_severity_incident() -> No
     config = DetectionConfig(mdns_decoy_names=("backup-nas._smb._tcp.local",))
     touch = HoneyportHit(ts=2.0, source=ip("10.12.0.7"), source_port=5000, target=ip("10.12.0.1"),
                          target_port=4445, transport=Transport.TCP, profile="smb")
-    alerts = run([mdns(1.0, "backup-nas._smb._tcp.local", "SRV", source="10.12.0.7"), touch], config)
+    correlator = Correlator(config)
+    alerts = run([mdns(1.0, "backup-nas._smb._tcp.local", "SRV", source="10.12.0.7"), touch], correlator=correlator)
+    alerts += correlator.tick(12.0)
     assert len({a.incident_id for a in alerts}) == 1
     assert alerts[-1].severity >= 3 and alerts[-1].confidence == "high"
     assert set(alerts[-1].evidence_sources) == {"mdns", "honeyport"}
@@ -411,17 +424,23 @@ def test_config_thresholds_are_respected() -> None:
     assert [(a.rule.id, a.distinct_ports) for a in run(observations, config)] == [("T1046-VERTICAL", 40)]
 
 
-def test_a_follow_up_brings_what_the_scanner_sent_at_once_without_counting_a_second_touch() -> None:
+def test_a_touch_carries_its_first_bytes_and_a_late_follow_up_waits_for_the_next_update() -> None:
     touch = HoneyportHit(ts=1.0, source=ip(SCANNER), source_port=5000, target=ip("10.8.0.1"), target_port=8081,
-                         transport=Transport.TCP, profile="http")
-    follow_up = dataclasses.replace(touch, ts=1.2, follow_up=True, payload=b"GET / HTTP/1.0\r\n\r\n")
+                         transport=Transport.TCP, profile="http", payload=b"GET / HTTP/1.0\r\n\r\n")
+    (alert,) = run([touch])
+    assert (alert.update, alert.honeyport_payloads) == (1, (b"GET / HTTP/1.0\r\n\r\n",))
+    document = to_ecs(alert, "n")["t1046"]
+    assert document["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
+    assert [(t["port"], t["profile"], t["touch"], t["payload"]) for t in document["sample"]["honeyport_touches"]] == [
+        (8081, "http", "connect", "GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a")], "the payload is tied to its port"
+    assert (alert.source_port, alert.transports) == (5000, (Transport.TCP,)), "one connection"
+    silent = dataclasses.replace(touch, payload=b"")
+    late = dataclasses.replace(touch, ts=6.0, follow_up=True, payload=b"HELP\r\n")
     correlator = Correlator(DetectionConfig())
-    first, with_payload = run([touch, follow_up], correlator=correlator)
-    assert (first.update, first.honeyport_payloads) == (1, ())
-    assert (with_payload.update, with_payload.honeyport_hits, with_payload.probes) == (2, 1, 1)
-    assert with_payload.honeyport_payloads == (b"GET / HTTP/1.0\r\n\r\n",)
-    assert to_ecs(with_payload, "n")["t1046"]["sample"]["honeyport_payloads"] == ["GET / HTTP/1.0\\x0d\\x0a\\x0d\\x0a"]
-    assert (with_payload.source_port, with_payload.transports) == (5000, (Transport.TCP,)), "one connection"
+    assert [a.honeyport_payloads for a in run([silent, late], correlator=correlator)] == [()]
+    (flushed,) = correlator.flush(60.0)
+    assert (flushed.update, flushed.honeyport_hits, flushed.probes) == (2, 1, 1), "the follow-up is no second touch"
+    assert [(t.port, t.payload) for t in flushed.touches] == [(8081, b"HELP\r\n")]
     assert correlator.flush(60.0) == [], "nothing left unsent"
 
 

@@ -146,6 +146,7 @@ def test_through_the_correlator_browse_and_enumeration_are_one_incident() -> Non
     for item in [query(1.0, "_services._dns-sd._udp.local"), query(2.0, "_ssh._tcp.local"),
                  query(3.0, "_rfb._tcp.local")]:
         alerts += correlator.observe(item, item.ts)
+    alerts += correlator.tick(11.0)
     assert len({a.incident_id for a in alerts}) == 1
     assert alerts[0].action is Action.MDNS_SERVICE_ENUMERATION
     assert alerts[-1].action is Action.MDNS_SERVICE_BROWSE
