@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sensor.alerts.catalogue import Action, Rule
-from sensor.observations import IPAddress, Transport
+from sensor.observations import CloudIdentity, IPAddress, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class Alert:
     targets: tuple[IPAddress, ...]
     ports: tuple[int, ...]
     evidence_sources: tuple[str, ...]
-    """Which sensors contributed: ``zeek``, ``honeyport``, ``mdns``."""
+    """Which sensors contributed: ``zeek``, ``honeyport``, ``mdns``, or a flow source (``firewall``,
+    ``aws_vpc_flow``, ``gcp_vpc_flow``, ``azure_flow``)."""
     uids: tuple[str, ...]
     honeyport_hits: int
     honeyport_profiles: tuple[str, ...]
@@ -58,6 +59,8 @@ class Alert:
     target, port and transport it makes the connection's 5-tuple (``network.community_id``)."""
     aliases: tuple[IPAddress, ...] = ()
     """Other addresses of the scanner's host that evidence came from (linked by its own mDNS announcements)."""
+    cloud: tuple[CloudIdentity, ...] = ()
+    """The scanner's cloud interfaces or instances named by flow records (ECS ``cloud.*``, ``host.id``)."""
     created: float | None = None
     """Wall-clock time the sensor emitted the update (``event.created``), set by the live pipeline; ``None``
     in ``replay``, whose ``event.created`` is :attr:`ts`."""

@@ -71,7 +71,9 @@ class ConnJudge:
         detail.count((target,), (conn.target_port,))
         detail.probed(conn.transport, conn.source_port)
         detail.sample_uids((conn.uid,), config.sample_size)
-        detail.sources.setdefault("zeek")
+        detail.sources.setdefault(conn.via)
+        if conn.origin is not None and len(detail.cloud) < config.sample_size:
+            detail.cloud.setdefault(conn.origin)
         fired = [] if _TOUCH_TAGS.isdisjoint(tags) else ["T1046-HONEYPORT"]
         if "scan" in tags:
             fired.append("T1046-ZEEK-DETECTION")

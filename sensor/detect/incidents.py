@@ -124,4 +124,5 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         transports=tuple(detail.transports),
         source_port=detail.first_peer if probes == 1 and targets == 1 and ports == 1 else None,
         aliases=track.aliases,
+        cloud=tuple(detail.cloud),
     )
