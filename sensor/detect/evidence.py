@@ -18,7 +18,8 @@ class Evidence:
     sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_at", "alerted_extent", "cloud", "failed", "failed_by_port", "failed_by_target", "failed_pairs",
+        "alerted", "alerted_at", "alerted_extent", "cloud", "failed", "failed_by_port", "failed_by_target",
+        "failed_pairs",
         "first_peer", "generation", "half_open", "half_open_pairs", "honeyport_hits", "incident_id", "mdns_names",
         "nodes", "payloads", "ports", "profiles", "reported", "rules", "sources", "stealth_pairs", "targets",
         "transports", "uids", "update", "zeek_action", "zeek_notes",

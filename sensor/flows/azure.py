@@ -22,7 +22,7 @@ _LETTERS = {"T": 6, "U": 17}
 
 def looks_like(record: Mapping[str, Any]) -> bool:
     """Whether a JSON object is one record of an NSG or VNet flow log."""
-    return isinstance(record.get("properties"), dict) and "flows" in record["properties"] or isinstance(
+    return (isinstance(record.get("properties"), dict) and "flows" in record["properties"]) or isinstance(
         record.get("flowRecords"), dict)
 
 

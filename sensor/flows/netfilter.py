@@ -63,7 +63,7 @@ def parse_line(line: bytes, year: int) -> FlowRecord | None:
         rest = text[found.end():]
     else:
         ts = _iso(stamp)
-    host_and_tag, marker, message = rest.partition(" kernel: ")
+    _, marker, message = rest.partition(" kernel: ")
     if not marker:
         return None  # not the kernel's line (a program logging the same words)
     return packet(ts, _UPTIME.sub("", message, count=1))

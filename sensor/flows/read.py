@@ -94,9 +94,9 @@ class FlowParser:
     def lines(self, data: bytes, first_line: int = 0) -> Iterator[FlowRecord]:
         """The records of the complete lines in ``data``, numbered from ``first_line + 1``."""
         number = first_line
-        for line in data.split(b"\n"):
+        for raw in data.split(b"\n"):
             number += 1
-            line = line.strip()
+            line = raw.strip()
             if not line:
                 continue
             try:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sensor.flows.netfilter import verdict_of
-from sensor.flows.records import ACK, FIN, PSH, RST, SYN, URG, FlowRecord, PROTOCOLS
+from sensor.flows.records import ACK, FIN, PROTOCOLS, PSH, RST, SYN, URG, FlowRecord
 from sensor.observations import Transport
 from sensor.zeek.records import address
 

@@ -12,7 +12,9 @@ through); else every record is ACCEPT. Records are logged at the target's interf
 in the formats that name the direction (AWS version 5, Google Cloud's reporter, Azure's), also at the
 originator's (egress), which names the scanner's instance.
 
-    python tests/flows/derive.py CAPTURE.pcap OUTDIR [--window 60]   # writes aws-v2.log.gz, aws-v5.log, gcp.json, azure.json
+    python tests/flows/derive.py CAPTURE.pcap OUTDIR [--window 60]
+
+writes aws-v2.log.gz, aws-v5.log, gcp.json and azure.json into OUTDIR.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def flows(path: Path, window: float = 60.0) -> list[Connection]:
             ports = (layer.sport, layer.dport)
             flags = layer.flags if proto == 6 else 0
         elif proto in (1, 58) and isinstance(layer, dpkt.icmp.ICMP | dpkt.icmp6.ICMP6):
-            if layer.type in (3, 1) and proto == 1 or proto == 58 and layer.type == 1:
+            if (proto == 1 and layer.type == 3) or (proto == 58 and layer.type == 1):
                 inner = layer.data.data if hasattr(layer.data, "data") else None
                 if isinstance(inner, dpkt.ip.IP) and isinstance(inner.data, dpkt.udp.UDP | dpkt.tcp.TCP):
                     unreachable.append((inner.p, _address(inner, "src"), inner.data.sport, _address(inner, "dst"),
