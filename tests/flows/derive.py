@@ -7,7 +7,8 @@ per capture window (``window`` seconds, aligned to multiples of it, as a provide
 record's start is its first packet's time (whole seconds), its end its last's; its packets, bytes (IP length) and
 TCP flags (OR-ed) are those of its packets. The connection's originator is the sender of its first packet. Where
 the target refused (a TCP reset or ICMP unreachable as the answer, nothing else) or was absent (no answer at all)
-the originator's records are REJECT and the target's answers are not logged (a filter that rejects lets none
+the originator's records are REJECT and the target's answers are not logged. Multicast and broadcast packets (no
+VPC carries them) and the unicast answers to them are left out (a filter that rejects lets none
 through); else every record is ACCEPT. Records are logged at the target's interface (inbound and outbound) and,
 in the formats that name the direction (AWS version 5, Google Cloud's reporter, Azure's), also at the
 originator's (egress), which names the scanner's instance.
@@ -90,12 +91,19 @@ def flows(path: Path, window: float = 60.0) -> list[Connection]:
     """The connections of a capture, aggregated per direction per window (see the module's docstring)."""
     found: dict[tuple[int, str, int, str, int], Connection] = {}
     unreachable: list[tuple[int, str, int, str, int]] = []
+    multicast: set[tuple[int, str, int]] = set()
+    """(protocol, sender, port) of multicast questions: a unicast packet to it answers them (mDNS's legacy
+    unicast answers) and opens no connection."""
     for ts, ip in _packets(path):
         source, target = _address(ip, "src"), _address(ip, "dst")
-        if ipaddress.ip_address(target).is_multicast or target.endswith(".255"):
-            continue
         proto = ip.p if isinstance(ip, dpkt.ip.IP) else ip.nxt
         layer = ip.data
+        if ipaddress.ip_address(target).is_multicast or target.endswith(".255"):
+            if isinstance(layer, dpkt.udp.UDP):
+                multicast.add((proto, source, layer.sport))
+            continue
+        if isinstance(layer, dpkt.udp.UDP) and (proto, target, layer.dport) in multicast:
+            continue
         size = ip.len if isinstance(ip, dpkt.ip.IP) else ip.plen + 40
         flags = 0
         if proto in (6, 17) and isinstance(layer, dpkt.tcp.TCP | dpkt.udp.UDP):
