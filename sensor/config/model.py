@@ -143,14 +143,12 @@ delivery (about 5 more)."""
 
 @dataclass(frozen=True, slots=True)
 class FlowConfig:
-    """One flow-log source (``flows[]``): a file or directory followed like Zeek's logs, or an S3 prefix."""
+    """One flow-log source (``flows[]``): a file or directory followed like Zeek's logs."""
 
     format: str
     path: Path | None = None
     """A file followed live through rotation (a firewall's log), or a directory whose new files are read whole
-    (delivered cloud flow logs); None with ``s3``."""
-    s3: str = ""
-    """``s3://bucket/prefix`` followed as a directory is (the ``s3`` extra, boto3)."""
+    (delivered cloud flow logs, e.g. a synced bucket)."""
     name: str = ""
     """The stream's name in checkpoints and metrics (default: the format and the path's name)."""
     aws_fields: tuple[str, ...] | None = None
@@ -164,10 +162,6 @@ class FlowConfig:
     takes the largest of ``detection.lateness`` and every source's."""
     max_pending: int = 100_000
     """Connections waiting for their answer or other direction, at the most."""
-    endpoint_url: str = ""
-    """An S3-compatible endpoint instead of AWS's (``s3`` only)."""
-    poll_seconds: float = 60.0
-    """How often an S3 prefix is listed for new objects."""
 
 
 @dataclass(frozen=True, slots=True)

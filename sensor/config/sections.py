@@ -255,12 +255,11 @@ def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy
 
 
 
-_FLOW_KEYS = ("format", "path", "s3", "name", "aws_fields", "answer_wait", "pair_within", "lateness", "max_pending",
-              "endpoint_url", "poll_seconds")
+_FLOW_KEYS = ("format", "path", "name", "aws_fields", "answer_wait", "pair_within", "lateness", "max_pending")
 
 
 def _flow(reader: _Reader, item: Any, path: str) -> FlowConfig | None:
-    """One ``flows[]`` entry: a format and a path (or an S3 prefix)."""
+    """One ``flows[]`` entry: a format and a path."""
     if not isinstance(item, dict):
         reader.problem(path, "must be a mapping like {format: netfilter, path: /var/log/t1046/kern.log}")
         return None
@@ -269,11 +268,8 @@ def _flow(reader: _Reader, item: Any, path: str) -> FlowConfig | None:
     fmt = reader.value(item, "format", path, _choice(FLOW_FORMATS), "") if "format" in item else ""
     if not fmt:
         reader.problem(f"{path}.format", f"is required (one of {', '.join(FLOW_FORMATS)})")
-    if ("path" in item) == ("s3" in item):
-        reader.problem(path, "give a path or an s3 prefix (one of them)")
-    s3 = reader.value(item, "s3", path, _text, "")
-    if s3 and not s3.startswith("s3://"):
-        reader.problem(f"{path}.s3", f"{s3!r} is not an s3://bucket/prefix")
+    if "path" not in item:
+        reader.problem(f"{path}.path", "is required: the log file, or the directory flow logs are delivered into")
     fields = reader.value(item, "aws_fields", path, _text, "")
     names = aws_fields_of(fields) if fields else None
     if fields and names is None:
@@ -284,13 +280,11 @@ def _flow(reader: _Reader, item: Any, path: str) -> FlowConfig | None:
     if not fmt:
         return None
     return FlowConfig(
-        format=fmt, path=location, s3=s3,
-        name=reader.value(item, "name", path, _text, "") or f"{fmt}:{location.name if location else s3}",
+        format=fmt, path=location,
+        name=reader.value(item, "name", path, _text, "") or f"{fmt}:{location.name if location else ''}",
         aws_fields=names,
         answer_wait=reader.value(item, "answer_wait", path, _positive_number, base.answer_wait),
         pair_within=reader.value(item, "pair_within", path, _positive_number, base.pair_within),
         lateness=reader.value(item, "lateness", path, _positive_number, CLOUD_LATENESS if cloud else 0.0),
         max_pending=reader.value(item, "max_pending", path, _positive_int, base.max_pending),
-        endpoint_url=reader.value(item, "endpoint_url", path, _url, ""),
-        poll_seconds=reader.value(item, "poll_seconds", path, _positive_number, base.poll_seconds),
     )

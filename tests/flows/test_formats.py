@@ -34,8 +34,9 @@ def attempts(fmt: str, name: str) -> list[ConnAttempt]:
     return [attempt for block in blocks for attempt in block]
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("aws-docs.log", "aws"), ("aws-docs-v5.log", "aws"), ("gcp-docs.json", "gcp"),
-                                           ("azure-nsg-docs.json", "azure"), ("azure-vnet-docs.json", "azure"),
+@pytest.mark.parametrize(("name", "fmt"), [("aws-docs.log", "aws"), ("aws-docs-v5.log", "aws"),
+                                           ("gcp-docs.json", "gcp"), ("azure-nsg-docs.json", "azure"),
+                                           ("azure-vnet-docs.json", "azure"),
                                            ("ulogd.json", "ulogd"), ("kern.log", "netfilter")])
 def test_each_fixture_is_told_by_its_content(name: str, fmt: str) -> None:
     assert sniff((DATA / name).read_bytes()[:65536]) == fmt
@@ -133,7 +134,8 @@ def test_arbitrary_bytes_never_raise_past_the_parser(fmt: str, data: bytes) -> N
     parser.finish()
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+                     | st.text(max_size=20),
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
                                                                                     max_size=5), max_leaves=20)
 
