@@ -72,7 +72,7 @@ member off its class costs a Python-level lookup on every access)."""
 
 
 class ConnAttempt(NamedTuple):
-    """One connection (or UDP/ICMP flow) from Zeek's conn.log, judged as a first contact.
+    """One connection (or UDP/ICMP flow) from Zeek's conn.log or a flow log, judged as a first contact.
 
     A named tuple rather than a frozen dataclass like the other observations: there is one per conn.log
     record, and a tuple is built in C (``tuple.__new__``, 0.25 us) where a frozen dataclass's ``__init__``
@@ -91,6 +91,35 @@ class ConnAttempt(NamedTuple):
     service: str = ""
     zeek_tags: frozenset[str] = frozenset()
     """Values of the package's ``t1046_tags`` conn.log field, empty when Zeek ran without it."""
+    via: str = "zeek"
+    """Which sensor saw it: ``zeek`` (conn.log), or a flow source (:data:`FLOW_SOURCES`): what the record
+    adds to the incident's evidence sources."""
+    origin: CloudIdentity | None = None
+    """The cloud identity of the scanner's interface or instance, when the flow record names it."""
+
+
+FLOW_SOURCES = ("firewall", "aws_vpc_flow", "gcp_vpc_flow", "azure_flow")
+"""The ``via`` of connection attempts read from flow logs (:mod:`sensor.flows`): a Linux firewall's log (netfilter
+LOG lines, ulogd2's JSON), AWS VPC Flow Logs, Google Cloud VPC Flow Logs, Azure NSG/VNet flow logs."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudIdentity:
+    """Where in a cloud a flow record was captured, when it is the scanner's own interface or instance: what an
+    alert names in ECS ``cloud.*`` and ``host.id``. Every field is the provider's own identifier, or empty."""
+
+    provider: str
+    """``aws``, ``gcp`` or ``azure``."""
+    account: str = ""
+    """AWS account id, Google Cloud project id, Azure subscription id."""
+    region: str = ""
+    zone: str = ""
+    instance: str = ""
+    """EC2 instance id, Compute Engine VM name, Azure VM (resource) name."""
+    interface: str = ""
+    """AWS network interface id (``eni-…``), Azure NIC MAC address."""
+    network: str = ""
+    """VPC id, VPC network name, Azure virtual network or NSG."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,18 +266,25 @@ class ConnRows:
     """:func:`address_key` of each source and target."""
     service_key: list[int]
     """:func:`service_key` of each record's target, transport and port."""
+    via: str = "zeek"
+    """The :attr:`ConnAttempt.via` of every record of the block (a block comes from one source)."""
+    origin: Sequence[CloudIdentity | None] = ()
+    """Each record's :attr:`ConnAttempt.origin`; empty where no record names one (every Zeek block)."""
 
     @classmethod
     def of(cls, attempts: Iterable[ConnAttempt]) -> ConnRows:
-        """The rows of ``attempts``."""
+        """The rows of ``attempts`` (all seen by one sensor: the first one's :attr:`ConnAttempt.via` is the block's)."""
         rows = list(attempts)
+        via = rows[0].via if rows else "zeek"
         targets = [address_key(row.target) for row in rows]
+        origin = [row.origin for row in rows]
         return cls([row.ts for row in rows], [row.source for row in rows], [row.source_port for row in rows],
                    [row.target for row in rows], [row.target_port for row in rows], [row.transport for row in rows],
                    [row.outcome for row in rows], [row.uid for row in rows], [row.service for row in rows],
                    [row.zeek_tags for row in rows], [address_key(row.source) for row in rows], targets,
                    [service_key(target, row.transport, row.target_port) for target, row in zip(targets, rows,
-                                                                                                strict=True)])
+                                                                                                strict=True)],
+                   via, origin if any(found is not None for found in origin) else ())
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -260,7 +296,8 @@ class ConnRows:
         """The record at ``index``."""
         return _NEW_CONN((self.ts[index], self.source[index], self.source_port[index], self.target[index],
                           self.target_port[index], self.transport[index], self.outcome[index], self.uid[index],
-                          self.service[index], self.zeek_tags[index]))
+                          self.service[index], self.zeek_tags[index], self.via,
+                          self.origin[index] if self.origin else None))
 
     def part(self, start: int, stop: int) -> ConnRows:
         """The records from ``start`` up to ``stop``."""
@@ -270,7 +307,7 @@ class ConnRows:
                         self.target_port[start:stop], self.transport[start:stop], self.outcome[start:stop],
                         [self.uid[row] for row in span], [self.service[row] for row in span],
                         self.zeek_tags[start:stop], self.source_key[start:stop], self.target_key[start:stop],
-                        self.service_key[start:stop])
+                        self.service_key[start:stop], self.via, self.origin[start:stop] if self.origin else ())
 
 
 Intake = Observation | ConnRows

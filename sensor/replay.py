@@ -1,8 +1,11 @@
-"""``t1046-sensor replay``: Zeek logs in, alerts out, with the logs' own timestamps as the clock.
+"""``t1046-sensor replay``: Zeek logs and flow logs in, alerts out, with the logs' own timestamps as the clock.
 
 The correlator's clock is the same watermark ``run`` keeps (:mod:`sensor.detect.watermark`), moved by the
 records alone; at the end of the logs every incident that grew since its last update gets one (as ``run``
 does at shutdown), and incidents are closed only where the logs themselves went quiet for ``idle_timeout``.
+
+Flow logs (a firewall's, a cloud's: :mod:`sensor.flows`) among the inputs are told by their content or the
+configuration's ``flows[]`` and read beside the Zeek logs, their records merged by time with Zeek's.
 
 Each input file is read once, however it was named (a directory and a file in it); the summary names the
 Zeek logs that were not read because of their type (``http.log``: replay reads conn, notice, dns and t1046
@@ -21,10 +24,12 @@ from typing import BinaryIO, TextIO
 
 from sensor.alerts.alert import Alert
 from sensor.alerts.render import render_line
-from sensor.config import SensorConfig
+from sensor.config import FlowConfig, SensorConfig
 from sensor.detect.correlator import Correlator
 from sensor.detect.watermark import Watermark
 from sensor.errors import LogReadError
+from sensor.flows.discover import flow_config, group, in_directory
+from sensor.flows.read import FlowReader
 from sensor.observations import ConnRows, Intake
 from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind, open_log
 from sensor.zeek.readahead import read_ahead
@@ -93,15 +98,16 @@ def _not_a_log(path: Path) -> str | None:
     return None if first[:1] in (b"#", b"{") else "not a Zeek log"
 
 
-def _inputs(paths: list[Path], kinds: tuple[str, ...]) -> tuple[list[tuple[str | None, list[Path]]], list[Path],
-                                                                list[tuple[Path, str]]]:
+def _inputs(paths: list[Path], kinds: tuple[str, ...], flows: tuple[FlowConfig, ...] = ()) -> tuple[
+        list[tuple[str | None, list[Path]]], list[Path], list[tuple[Path, str]], list[tuple[FlowConfig, list[Path]]]]:
     """The streams of ``kinds`` to read, each file once; the Zeek logs of other types in the given
-    directories; and the files found there that are no Zeek log or empty. A file named on its own that is no
-    Zeek log is an error."""
+    directories; the files found there that are no Zeek log (nor flow log) or empty; and the flow logs, by
+    source. A file named on its own that is neither a Zeek log nor a flow log is an error."""
     named = {path.resolve() for path in paths if not path.is_dir()}
     seen: set[Path] = set()
     streams: list[tuple[str | None, list[Path]]] = []
     skipped: list[tuple[Path, str]] = []
+    flow_files: list[tuple[FlowConfig, Path]] = []
     for kind, files in discover(paths, kinds):
         unique = []
         for path in files:
@@ -109,21 +115,30 @@ def _inputs(paths: list[Path], kinds: tuple[str, ...]) -> tuple[list[tuple[str |
                 continue
             seen.add(path.resolve())
             reason = _not_a_log(path)
-            if reason is None:
+            flow = flow_config(path, flows) if reason is not None or kind is None else None
+            if flow is not None:
+                flow_files.append((flow, path))
+            elif reason is None:
                 unique.append(path)
             elif path.resolve() in named:
-                raise LogReadError(f"{path}: not a Zeek log (no #fields header and no JSON records)")
+                raise LogReadError(f"{path}: neither a Zeek log (no #fields header and no JSON records) nor a flow "
+                                   "log (firewall, AWS, Google Cloud, Azure)")
             else:
                 skipped.append((path, reason))
         if unique:
             streams.append((kind, unique))
     ignored: list[Path] = []
     for directory in (path for path in paths if path.is_dir()):
+        zeek_named = {path.resolve() for folder in (directory, directory / "log-queue") if folder.is_dir()
+                      for path in folder.iterdir() if log_kind(path.name) in kinds}
+        for flow, path in in_directory(directory, seen, flows, zeek_named):
+            seen.add(path.resolve())
+            flow_files.append((flow, path))
         for folder in (directory, directory / "log-queue"):
             if folder.is_dir():
                 ignored += sorted(path for path in folder.iterdir() if path.is_file()
                                   and log_kind(path.name) not in (None, *kinds) and path.resolve() not in seen)
-    return streams, ignored, skipped
+    return streams, ignored, skipped, group(flow_files)
 
 
 class _Tally:
@@ -228,16 +243,18 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     """
     started = time.monotonic()
     malformed = MalformedLog()
-    streams, ignored, skipped = _inputs(paths, config.zeek.logs)
+    streams, ignored, skipped, flow_streams = _inputs(paths, config.zeek.logs, config.flows)
     tally = _Tally(on_alert)
     on_alert = tally
     all_logs: list[ZeekLog] = []
-    merged_inputs = []
+    merged_inputs: list[Iterator[Intake]] = []
     for _kind, files in streams:
         logs = [ZeekLog(path, malformed) for path in files]
         all_logs.extend(logs)
         merged_inputs.append(read_ahead(_stream(logs)))
-    if not all_logs:
+    flow_readers = [FlowReader(flow, files, malformed) for flow, files in flow_streams]
+    merged_inputs += [read_ahead(reader.blocks()) for reader in flow_readers]
+    if not all_logs and not flow_readers:
         *others, last = config.zeek.logs
         kinds = f"{', '.join(others)} or {last}" if others else last
         found = f" (only {', '.join(sorted({path.name for path in ignored}))})" if ignored else ""
@@ -245,7 +262,7 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
-    watermark = Watermark(config.detection.lateness)
+    watermark = Watermark(max([config.lateness, *(reader.config.lateness for reader in flow_readers)]))
 
     def emit(alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -264,8 +281,8 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     show_progress.done()
     malformed.summarise()
     return ReplaySummary(
-        files=len(all_logs),
-        records=sum(log.records_read for log in all_logs),
+        files=len(all_logs) + sum(len(reader.files) for reader in flow_readers),
+        records=sum(log.records_read for log in all_logs) + sum(reader.records_read for reader in flow_readers),
         malformed=malformed.total,
         observations=correlator.stats.observations,
         alerts=correlator.stats.alerts,

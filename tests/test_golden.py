@@ -21,7 +21,8 @@ from sensor.replay import replay
 
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden"
-DIRECTORIES = sorted({path.parent for path in DATA.rglob("*.log")} - {GOLDEN})
+DIRECTORIES = sorted({path.parent for path in DATA.rglob("*.log")} - {GOLDEN, DATA / "flows"})
+"""Every directory of Zeek logs (tests/data/flows holds flow-log fixtures, checked by tests/flows)."""
 
 
 def replayed(directory: Path) -> bytes:

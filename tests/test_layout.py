@@ -20,6 +20,7 @@ LAYERS: dict[str, set[str]] = {
     "sensor.alerts": SHARED,
     "sensor.detect": SHARED | {"sensor.alerts"},
     "sensor.zeek": SHARED,
+    "sensor.flows": SHARED | {"sensor.zeek"},
     "sensor.mdns": SHARED | {"sensor.mdns"},
     "honeyports": SHARED | {"honeyports"},
     "sensor.outputs": SHARED | {"sensor.alerts"},

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sensor.alerts.catalogue import Action, Rule
-from sensor.observations import IPAddress, Touch, Transport
+from sensor.observations import CloudIdentity, IPAddress, Touch, Transport
 
 
 class Answered(NamedTuple):
@@ -64,7 +64,8 @@ class Alert:
     targets: tuple[IPAddress, ...]
     ports: tuple[int, ...]
     evidence_sources: tuple[str, ...]
-    """Which sensors contributed: ``zeek``, ``honeyport``, ``mdns``."""
+    """Which sensors contributed: ``zeek``, ``honeyport``, ``mdns``, or a flow source (``firewall``,
+    ``aws_vpc_flow``, ``gcp_vpc_flow``, ``azure_flow``)."""
     uids: tuple[str, ...]
     honeyport_hits: int
     honeyport_profiles: tuple[str, ...]
@@ -109,6 +110,8 @@ class Alert:
     """For the aggregate of many unproven sources: how many distinct sources (0 for a single scanner)."""
     source_sample: tuple[IPAddress, ...] = ()
     """For the aggregate: a sample of its sources."""
+    cloud: tuple[CloudIdentity, ...] = ()
+    """The scanner's cloud interfaces or instances named by flow records (ECS ``cloud.*``, ``host.id``)."""
     created: float | None = None
     """Wall-clock time the sensor emitted the update (``event.created``), set by the live pipeline; ``None``
     in ``replay``, whose ``event.created`` is :attr:`ts`."""

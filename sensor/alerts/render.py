@@ -15,7 +15,7 @@ import orjson
 
 from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import RULES
-from sensor.observations import IPAddress, Touch, Transport
+from sensor.observations import CloudIdentity, IPAddress, Touch, Transport
 
 PRODUCT = "t1046-sensor"
 VENDOR = "t1046-sensor project"
@@ -189,6 +189,46 @@ def related_ips(alert: Alert) -> list[str]:
                                *(str(target) for target in alert.targets)]))
 
 
+def _identity(origin: CloudIdentity) -> dict[str, str]:
+    """One cloud identity of the ``t1046.cloud`` sample: its non-empty fields."""
+    return {name: value for name, value in (
+        ("provider", origin.provider), ("account", origin.account), ("region", origin.region), ("zone", origin.zone),
+        ("instance", origin.instance), ("interface", origin.interface), ("network", origin.network)) if value}
+
+
+def _mac(text: str) -> str | None:
+    """A MAC address as ECS writes it (``00-0D-3A-F9-DC-A6``), or None when ``text`` is none."""
+    digits = "".join(character for character in text.upper() if character in "0123456789ABCDEF")
+    return "-".join(digits[at:at + 2] for at in range(0, 12, 2)) if len(digits) == 12 else None
+
+
+def cloud_fields(alert: Alert) -> dict[str, Any]:
+    """ECS ``cloud.*`` and ``host.*`` of the scanner's interface or instance, from the first cloud identity a flow
+    record named (the others are in ``t1046.cloud``); empty without one."""
+    if not alert.cloud:
+        return {}
+    origin = alert.cloud[0]
+    cloud: dict[str, Any] = {"provider": origin.provider}
+    if origin.account:
+        cloud["project" if origin.provider == "gcp" else "account"] = {"id": origin.account}
+    if origin.region:
+        cloud["region"] = origin.region
+    if origin.zone:
+        cloud["availability_zone"] = origin.zone
+    if origin.instance:
+        cloud["instance"] = {"name" if origin.provider == "gcp" else "id": origin.instance}
+    fields: dict[str, Any] = {"cloud": cloud}
+    host: dict[str, Any] = {}
+    mac = _mac(origin.interface) if origin.provider == "azure" else None
+    if origin.instance or (origin.interface and mac is None):
+        host["id"] = origin.instance or origin.interface
+    if mac is not None:
+        host["mac"] = [mac]
+    if host:
+        fields["host"] = host
+    return fields
+
+
 def evidence(alert: Alert) -> dict[str, Any]:
     """The ``t1046`` object: the incident's evidence (ECS's custom field set; OCSF's ``unmapped.t1046``)."""
     block: dict[str, Any] = {
@@ -237,6 +277,8 @@ def evidence(alert: Alert) -> dict[str, Any]:
         block["scanner_aliases"] = [str(alias) for alias in alert.aliases]
     if alert.scanner is None:
         block["aggregate"] = {"sources": alert.sources, "sample": [str(source) for source in alert.source_sample]}
+    if alert.cloud:
+        block["cloud"] = [_identity(origin) for origin in alert.cloud]
     if alert.authorized is not None:
         block["authorized"] = {"reason": alert.authorized}
     return block
@@ -297,6 +339,7 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
         "related": {"ip": related_ips(alert)},
         "observer": {"name": observer, "product": PRODUCT, "vendor": VENDOR, "type": "ids", "version": VERSION},
         "t1046": evidence(alert),
+        **cloud_fields(alert),
     }
     if alert.target is not None:
         document["destination"] = {"ip": str(alert.target)}
@@ -325,6 +368,12 @@ def _ocsf_evidence(alert: Alert) -> dict[str, Any]:
         item["src_endpoint"] = {"ip": str(alert.scanner)}
         if alert.source_port is not None:
             item["src_endpoint"]["port"] = alert.source_port
+        if alert.cloud:
+            origin = alert.cloud[0]
+            for key, value in (("instance_uid", origin.instance), ("interface_uid", origin.interface),
+                               ("vpc_uid", origin.network), ("zone", origin.zone)):
+                if value:
+                    item["src_endpoint"][key] = value
     else:
         item["data"] = {"sources": alert.sources, "sample": [str(source) for source in alert.source_sample]}
     if alert.target is not None:

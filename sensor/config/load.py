@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from sensor.config.model import HoneyportsConfig, MdnsConfig, SensorConfig, ZeekConfig
-from sensor.config.sections import _decoy, _detection, _names_unique, _node, _nodes, _output
+from sensor.config.sections import _decoy, _detection, _flow, _names_unique, _node, _nodes, _output
 from sensor.config.values import (
     _NO_PORTS,
     _NO_TEXT,
@@ -43,7 +43,7 @@ def parse_config(data: Any) -> SensorConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"(top): must be a mapping, not {type(data).__name__}"])
-    sections = ("sensor", "zeek", "detection", "honeyports", "mdns", "outputs", "nodes", "node")
+    sections = ("sensor", "zeek", "detection", "honeyports", "mdns", "outputs", "nodes", "node", "flows")
     for extra in sorted(set(data) - set(sections)):
         reader.problem(extra, f"unknown section (known: {', '.join(sections)})")
     sensor = reader.section(data, "sensor", "", ("name", "state_dir", "metrics_listen"))
@@ -90,6 +90,7 @@ def parse_config(data: Any) -> SensorConfig:
         outputs=tuple(outputs) if "outputs" in data else base.outputs,
         nodes=_nodes(reader, data),
         node=_node(reader, data),
+        flows=tuple(reader.items(data, "flows", "", lambda item, path: _flow(reader, item, path))),
     )
     if reader.problems:
         raise ConfigError(reader.problems)

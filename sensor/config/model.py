@@ -146,6 +146,36 @@ class ZeekConfig:
     (docs/deployment.md, "Sizing")."""
 
 
+FLOW_FORMATS = ("netfilter", "ulogd", "aws", "gcp", "azure")
+"""The flow-log formats (``flows[].format``; docs/sources.md)."""
+CLOUD_LATENESS = 900.0
+"""Default ``flows[].lateness`` of a cloud flow log: a capture window (up to 10 minutes) and the provider's
+delivery (about 5 more)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """One flow-log source (``flows[]``): a file or directory followed like Zeek's logs."""
+
+    format: str
+    path: Path | None = None
+    """A file followed live through rotation (a firewall's log), or a directory whose new files are read whole
+    (delivered cloud flow logs, e.g. a synced bucket)."""
+    name: str = ""
+    """The stream's name in checkpoints and metrics (default: the format and the path's name)."""
+    aws_fields: tuple[str, ...] | None = None
+    """The AWS custom format (``${version} ${srcaddr} …``) of records without a header line."""
+    answer_wait: float = 5.0
+    """Seconds an accepted new connection in a firewall's log waits for its logged answer."""
+    pair_within: float = 120.0
+    """Seconds within which the records of one flow's two directions are paired (cloud flow logs)."""
+    lateness: float = 0.0
+    """Seconds the correlator's clock stays behind this source's newest record (delivery delay); the watermark
+    takes the largest of ``detection.lateness`` and every source's."""
+    max_pending: int = 100_000
+    """Connections waiting for their answer or other direction, at the most."""
+
+
 @dataclass(frozen=True, slots=True)
 class HoneyportsConfig:
     """Honeyport listeners: addresses, ports, service profiles and the limits that keep a node alive."""
@@ -242,6 +272,13 @@ class SensorConfig:
     """Set on a central daemon that accepts remote honeyport nodes."""
     node: NodeConfig | None = None
     """Set on a honeyport node that forwards its observations to a central daemon."""
+    flows: tuple[FlowConfig, ...] = ()
+    """Flow-log sources: firewall logs and cloud flow logs (docs/sources.md)."""
+
+    @property
+    def lateness(self) -> float:
+        """The watermark's lateness: ``detection.lateness``, or a flow source's delivery delay where larger."""
+        return max([self.detection.lateness, *(flow.lateness for flow in self.flows)])
 
 
 OUTPUT_TYPES = ("stdout", "file", "syslog", "http")

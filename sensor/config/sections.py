@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sensor.config.model import (
+    CLOUD_LATENESS,
+    FLOW_FORMATS,
     FORMATS,
     HTTP_KINDS,
     KNOWN_SETTINGS,
@@ -23,6 +25,7 @@ from sensor.config.model import (
     SYSLOG_PROTOCOLS,
     AllowlistEntry,
     DetectionConfig,
+    FlowConfig,
     MdnsDecoy,
     NodeConfig,
     NodesConfig,
@@ -49,6 +52,13 @@ from sensor.config.values import (
     _text,
     _url,
 )
+
+
+def aws_fields_of(text: str) -> tuple[str, ...] | None:
+    """The field names of an AWS flow log format string, or None (kept here: the configuration reads no source)."""
+    from sensor.flows.aws import fields_of
+
+    return fields_of(text)
 
 
 def _allowlist_entry(reader: _Reader, item: Any, path: str) -> AllowlistEntry | None:
@@ -247,3 +257,38 @@ def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy
         **counts,
     )
 
+
+
+_FLOW_KEYS = ("format", "path", "name", "aws_fields", "answer_wait", "pair_within", "lateness", "max_pending")
+
+
+def _flow(reader: _Reader, item: Any, path: str) -> FlowConfig | None:
+    """One ``flows[]`` entry: a format and a path."""
+    if not isinstance(item, dict):
+        reader.problem(path, "must be a mapping like {format: netfilter, path: /var/log/t1046/kern.log}")
+        return None
+    for extra in sorted(set(item) - set(_FLOW_KEYS)):
+        reader.problem(f"{path}.{extra}", f"unknown key (known: {', '.join(_FLOW_KEYS)})")
+    fmt = reader.value(item, "format", path, _choice(FLOW_FORMATS), "") if "format" in item else ""
+    if not fmt:
+        reader.problem(f"{path}.format", f"is required (one of {', '.join(FLOW_FORMATS)})")
+    if "path" not in item:
+        reader.problem(f"{path}.path", "is required: the log file, or the directory flow logs are delivered into")
+    fields = reader.value(item, "aws_fields", path, _text, "")
+    names = aws_fields_of(fields) if fields else None
+    if fields and names is None:
+        reader.problem(f"{path}.aws_fields", "is not an AWS flow log format (${version} ${srcaddr} …)")
+    location = reader.value(item, "path", path, _path, None)
+    base = FlowConfig(format=fmt or "aws")
+    cloud = fmt in ("aws", "gcp", "azure")
+    if not fmt:
+        return None
+    return FlowConfig(
+        format=fmt, path=location,
+        name=reader.value(item, "name", path, _text, "") or f"{fmt}:{location.name if location else ''}",
+        aws_fields=names,
+        answer_wait=reader.value(item, "answer_wait", path, _positive_number, base.answer_wait),
+        pair_within=reader.value(item, "pair_within", path, _positive_number, base.pair_within),
+        lateness=reader.value(item, "lateness", path, _positive_number, CLOUD_LATENESS if cloud else 0.0),
+        max_pending=reader.value(item, "max_pending", path, _positive_int, base.max_pending),
+    )

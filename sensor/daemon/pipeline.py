@@ -39,8 +39,8 @@ class Pipeline:
         self._sinks = list(sinks)
         self._clock = clock
         self._metrics = metrics
-        self.watermark = Watermark(config.detection.lateness, logs=config.zeek.log_dir is not None, start=now,
-                                   wall=clock())
+        logs = config.zeek.log_dir is not None or bool(config.flows)
+        self.watermark = Watermark(config.lateness, logs=logs, start=now, wall=clock())
         self.alerts_emitted = 0
         self.observations = 0
         self._skew_warned = float("-inf")

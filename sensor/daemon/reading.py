@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
+from sensor.config import SensorConfig
+from sensor.flows.follow import FlowFollower
 from sensor.zeek.follow import FollowBatch, LogFollower
+from sensor.zeek.logs import MalformedLog
 from sensor.zeek.position import StreamPosition
 
 Positions = tuple[dict[str, StreamPosition], frozenset[str]]
@@ -22,10 +26,69 @@ AHEAD = 2
 one before, and its work outside Python's lock fills the time the loop would wait for it."""
 
 
+class Followers:
+    """The Zeek log follower and the flow sources' followers, polled as one: one batch, one set of positions
+    (each stream's key is its own: Zeek's logs by kind, a flow source by its name)."""
+
+    def __init__(self, followers: list[LogFollower]) -> None:
+        self.followers = followers
+
+    @property
+    def streams(self) -> dict[str, StreamPosition]:
+        return {kind: position for follower in self.followers for kind, position in follower.streams.items()}
+
+    @property
+    def done(self) -> set[str]:
+        return {fingerprint for follower in self.followers for fingerprint in follower.done}
+
+    def poll(self) -> FollowBatch:
+        """Every follower's poll, in turn."""
+        merged = FollowBatch([], {}, 0)
+        for follower in self.followers:
+            self._merge(merged, follower.poll())
+        return merged
+
+    def close(self) -> FollowBatch:
+        """What the flow sources' joins still hold, judged (the daemon is stopping)."""
+        merged = FollowBatch([], {}, 0)
+        for follower in self.followers:
+            if isinstance(follower, FlowFollower):
+                self._merge(merged, follower.close())
+        return merged
+
+    @staticmethod
+    def _merge(merged: FollowBatch, batch: FollowBatch) -> None:
+        merged.observations += batch.observations
+        for kind, count in batch.records.items():
+            merged.records[kind] = merged.records.get(kind, 0) + count
+        merged.bytes_read += batch.bytes_read
+        merged.backlog = merged.backlog or batch.backlog
+
+    def lag(self, streams: dict[str, StreamPosition] | None = None) -> dict[str, int]:
+        """Bytes of each live log not read yet (past ``streams``, or each follower's own positions)."""
+        lags: dict[str, int] = {}
+        for follower in self.followers:
+            lags.update(follower.lag(None if streams is None else {
+                kind: position for kind, position in streams.items() if kind in follower.kinds}))
+        return lags
+
+
+def followers(config: SensorConfig, malformed: MalformedLog, streams: Mapping[str, StreamPosition] | None,
+              done: frozenset[str] | None) -> Followers | None:
+    """The followers of Zeek's log directory and of every flow source with a path (restored at ``streams`` and
+    ``done``; None at a first start), or None when there is nothing to follow. Each says once what it cannot
+    read, and when it can."""
+    found: list[LogFollower] = []
+    if config.zeek.log_dir is not None:
+        found.append(LogFollower(config.zeek.log_dir, malformed, streams, done, kinds=config.zeek.logs))
+    found += [FlowFollower(flow, malformed, streams, done) for flow in config.flows if flow.path is not None]
+    return Followers(found) if found else None
+
+
 class FollowAhead:
     """One follower's polls, off the event loop."""
 
-    def __init__(self, follower: LogFollower) -> None:
+    def __init__(self, follower: Followers) -> None:
         self.follower = follower
         self.positions: Positions = (dict(follower.streams), frozenset(follower.done))
         """Where the polls handed on left the follower."""
@@ -48,11 +111,13 @@ class FollowAhead:
         """Bytes of each live log not handed on yet."""
         return self.follower.lag(self.positions[0])
 
-    async def close(self) -> None:
-        """Let the polls under way finish (their records are not handed on) and stop the thread."""
+    async def close(self) -> FollowBatch:
+        """Let the polls under way finish (their records are not handed on) and stop the thread; what the flow
+        sources' joins hold, judged, to be handed on."""
         while self._ahead:
             await self._ahead.popleft()
         self._reader.shutdown()
+        return self.follower.close()
 
     def _poll(self) -> tuple[FollowBatch, Positions]:
         follower = self.follower

@@ -43,7 +43,7 @@ from sensor.daemon.checkpoint import (
 )
 from sensor.daemon.health import report_health
 from sensor.daemon.pipeline import Pipeline
-from sensor.daemon.reading import FollowAhead
+from sensor.daemon.reading import FollowAhead, Followers, followers
 from sensor.daemon.reload import apply_reload
 from sensor.daemon.sources import LocalSources, start_sources
 from sensor.daemon.startup import describe
@@ -54,7 +54,6 @@ from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
-from sensor.zeek.follow import LogFollower
 from sensor.zeek.logs import MalformedLog
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,7 @@ class Daemon:
         self.outbox = _Outbox()
         self.sinks: list[SpooledSink] = []
         self.seq = 0
-        self.follower: LogFollower | None = None
+        self.follower: Followers | None = None
         self.following: FollowAhead | None = None
         """The follower's polls, in a thread of their own."""
         self.pipeline: Pipeline
@@ -174,9 +173,8 @@ class Daemon:
                      checkpoint.correlator.open_incidents, checkpoint.correlator.tracked_sources)
         self._node_sequences = checkpoint.extra.get("nodes", "") if checkpoint is not None else ""
         self.seq_past_spools()
-        if self.config.zeek.log_dir is not None:  # the follower says once what it cannot read, and when it can
-            self.follower = LogFollower(self.config.zeek.log_dir, self.malformed, streams, done,
-                                        kinds=self.config.zeek.logs)
+        self.follower = followers(self.config, self.malformed, streams, done)
+        if self.follower is not None:
             self.following = FollowAhead(self.follower)
         return checkpoint is None
 
@@ -361,7 +359,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         log.info("stopping: closing sources, saving a last checkpoint, draining sinks")
         if self.following is not None:
-            await self.following.close()
+            judged = await self.following.close()
+            self.pipeline.observe_logged(judged.observations, caught_up=True)
         if self.node_listener is not None:
             await self.node_listener.stop()
         await self.sources.stop()

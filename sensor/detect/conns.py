@@ -89,10 +89,15 @@ class ConnJudge:
         detail.count((target,), (conn.target_port,))
         detail.probed(conn.transport, conn.source_port)
         detail.sample_uids((conn.uid,), config.sample_size)
-        detail.sources.setdefault("zeek")
+        detail.sources.setdefault(conn.via)
+        if conn.origin is not None and len(detail.cloud) < config.sample_size:
+            detail.cloud.setdefault(conn.origin)
         transport = conn.transport
         if outcome is _ESTABLISHED and transport is Transport.TCP:
-            detail.proof.setdefault("tcp_handshake")
+            if conn.via == "zeek":
+                detail.proof.setdefault("tcp_handshake")
+            else:  # a firewall or flow log shows the target's answer, not the source's ACK of it
+                detail.doubt.setdefault("handshake_unseen")
         else:
             detail.doubt.setdefault(_DOUBTS.get((transport, outcome), "syn_only"))
             if outcome is not _ESTABLISHED:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from sensor.alerts.catalogue import Action
-from sensor.observations import IPAddress, Touch, Transport, key_address
+from sensor.observations import CloudIdentity, IPAddress, Touch, Transport, key_address
 
 DISTINCT_CAP = 65536
 """Distinct targets and ports counted per source, at the most."""
@@ -27,7 +27,7 @@ class Evidence:
     sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "doubt", "failed", "failed_by_port",
+        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "cloud", "doubt", "failed", "failed_by_port",
         "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open", "half_open_pairs",
         "honeyport_hits", "honeyport_pairs", "incident_id", "lockstep", "mdns_names", "nodes", "payloads", "ports",
         "profiles", "proof", "reported", "rules", "settled", "sources", "stealth_pairs", "targets", "touched",
@@ -76,7 +76,9 @@ class Evidence:
         """Largest (targets, ports, probes, failed) that Zeek itself reported for this scanner."""
         self.zeek_action: Action | None = None
         self.sources: dict[str, None] = {}
-        """Which sensors contributed: zeek, honeyport, mdns."""
+        """Which sensors contributed: zeek, honeyport, mdns, or a flow source (firewall, aws_vpc_flow, …)."""
+        self.cloud: dict[CloudIdentity, None] = {}
+        """The scanner's cloud interfaces or instances that flow records named (a sample)."""
         self.rules: dict[str, None] = {}
         self.incident_id = ""
         self.generation = 0

@@ -175,4 +175,5 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         arp_asked=detail.arp,
         sources=0 if members is None else len(members[0]),
         source_sample=() if members is None else tuple(members[1][:sample]),
+        cloud=tuple(detail.cloud),
     )

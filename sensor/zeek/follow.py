@@ -138,8 +138,8 @@ class LogFollower:
                          for path in files if not self._is_live(path, kind)}
             self.done.discard(_digest(b""))
             for kind in kinds:
-                live = log_dir / f"{kind}.log"
-                if is_file(live):
+                live = self.live_path(kind)
+                if live is not None and is_file(live):
                     self.streams[kind] = self._position(live)
         else:
             self.done = set(done or ())
@@ -167,8 +167,13 @@ class LogFollower:
                     files.append(path)
         return {kind: sorted(files, key=age_order) for kind, files in found.items()}
 
+    def live_path(self, kind: str) -> Path | None:
+        """The live file of a stream (``conn.log``), which its writer appends to; None where a stream has none
+        (files delivered whole, each read once: the oldest unread one is read next)."""
+        return self.log_dir / f"{kind}.log"
+
     def _is_live(self, path: Path, kind: str) -> bool:
-        return path.parent == self.log_dir and path.name == f"{kind}.log"
+        return path == self.live_path(kind)
 
     def _fingerprint(self, path: Path) -> tuple[str, int]:
         """Digest and length of the file's first bytes, which identify it through renames."""
@@ -239,8 +244,14 @@ class LogFollower:
     def _poll_stream(self, kind: str, candidates: list[Path], batch: FollowBatch) -> None:
         position = self.streams.get(kind)
         if position is None:
-            live_path = self.log_dir / f"{kind}.log"
-            if not is_file(live_path):
+            live_path = self.live_path(kind)
+            if live_path is None:
+                unread = [path for path in candidates if self._fingerprint(path)[0] not in self.done]
+                if not unread:
+                    return
+                live_path = unread[0]
+                log.info("following %s", live_path)
+            elif not is_file(live_path):
                 return
             position = self._position(live_path)
         path = self._locate(position, candidates)
@@ -265,6 +276,8 @@ class LogFollower:
             following = [candidate for candidate in candidates if candidate != path
                          and self._fingerprint(candidate)[0] not in self.done]
             if not following:
+                if self.live_path(kind) is None:
+                    self.streams.pop(kind, None)  # read whole: the next file delivered is read from its start
                 return
             path = following[0]
             position = self._position(path)
@@ -350,7 +363,9 @@ class LogFollower:
         """Bytes of each live log not read yet (past ``streams``, positions the follower left, or its own)."""
         lags: dict[str, int] = {}
         for kind, position in (self.streams if streams is None else streams).items():
-            live = self.log_dir / f"{kind}.log"
+            live = self.live_path(kind)
+            if live is None or kind not in self.kinds:
+                continue
             try:
                 stat = live.stat()
             except OSError:

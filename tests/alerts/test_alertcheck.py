@@ -127,7 +127,7 @@ def test_the_generator_keeps_what_the_validator_needs() -> None:
         "network.transport": {"type": "keyword", "normalize": [],
                               "description": "The field value must be normalized to lowercase for querying."},
         "@timestamp": {"type": "date", "normalize": [], "required": True, "description": "x"},
-        "host.name": {"type": "keyword", "normalize": [], "description": "x"},
+        "user.name": {"type": "keyword", "normalize": [], "description": "x"},
     }
     table = generate.table(yaml.safe_dump(flat).encode(), "9.9.9", {"repository": "elastic/ecs"})
     assert table["fields"] == {

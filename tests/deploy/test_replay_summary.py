@@ -62,4 +62,5 @@ def test_a_file_that_is_no_zeek_log_is_told_once(tmp_path: Path) -> None:
     named = subprocess.run([sys.executable, "-m", "sensor", "replay", str(logs / "dns.log")], capture_output=True,
                            text=True, timeout=120)
     assert (named.returncode, named.stdout, named.stderr) == (
-        1, "", f"t1046-sensor: error: {logs / 'dns.log'}: not a Zeek log (no #fields header and no JSON records)\n")
+        1, "", f"t1046-sensor: error: {logs / 'dns.log'}: neither a Zeek log (no #fields header and no JSON records) "
+               "nor a flow log (firewall, AWS, Google Cloud, Azure)\n")

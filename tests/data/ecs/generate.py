@@ -27,7 +27,8 @@ import yaml
 SOURCE_PATH = "generated/ecs/ecs_flat.yml"
 REPOSITORY = "elastic/ecs"
 LICENSE = "Apache-2.0 (elastic/ecs LICENSE.txt)"
-FIELD_SETS = ("base", "destination", "ecs", "event", "network", "observer", "related", "rule", "source", "threat")
+FIELD_SETS = ("base", "cloud", "destination", "ecs", "event", "host", "network", "observer", "related", "rule",
+              "source", "threat")
 """The ECS field sets the alerts use; ``base`` holds the top-level fields (``@timestamp``, ``message``, …)."""
 HERE = Path(__file__).resolve().parent
 
