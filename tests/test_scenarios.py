@@ -14,6 +14,11 @@ from sensor.config import default_config
 from sensor.replay import replay
 from tests.alertcheck import parse_alerts
 from tests.conftest import CAPTURES, scenarios, truth
+from tests.test_golden import DATA, DIRECTORIES
+
+BUDGET = 3
+"""Alerts one scanner's incident may take over any capture in tests/data (docs/alerts.md, the update budget)."""
+_HONEYPORT_RULES = ("T1046-HONEYPORT", "T1046-HONEYPORTS", "T1046-HONEYPORT-MANY-SOURCES")
 
 
 def _replay(path: Path) -> list[dict]:
@@ -85,6 +90,60 @@ def test_tsv_and_json_copies_give_the_same_incidents(name: str) -> None:
         return states
 
     assert final_states(_replay(CAPTURES / name / "zeek")) == final_states(_replay(CAPTURES / name / "zeek-json"))
+
+
+@pytest.mark.parametrize("directory", DIRECTORIES, ids=lambda path: str(path.relative_to(DATA)))
+def test_every_scanner_is_one_incident_of_at_most_three_alerts(directory: Path) -> None:
+    """Every directory of logs in tests/data, TSV and JSON, plain Zeek and with the package: a SOC gets one
+    incident per scanner and at most three alerts about it (the first, an escalation, the final extent)."""
+    by_scanner: dict[str, list[dict]] = {}
+    for alert in _replay(directory):
+        by_scanner.setdefault(alert["source"]["ip"], []).append(alert)
+    for scanner, alerts in by_scanner.items():
+        assert len({a["t1046"]["incident_id"] for a in alerts}) == 1, (scanner, [a["message"] for a in alerts])
+        assert len(alerts) <= BUDGET, (scanner, [a["message"] for a in alerts])
+        assert [a["t1046"]["update"] for a in alerts] == list(range(1, len(alerts) + 1))
+
+
+@pytest.mark.parametrize("directory", DIRECTORIES, ids=lambda path: str(path.relative_to(DATA)))
+def test_the_words_are_true_to_the_evidence(directory: Path) -> None:
+    """No message says 0 targets or 0 ports; an incident whose headline is its honeyport touches never calls
+    them failed probes or closed ports; a scan's headline says how many services it found."""
+    for alert in _replay(directory):
+        message = alert["message"]
+        assert not re.search(r"\b0 (targets?|hosts?|ports?|addresses)\b", message), message
+        if alert["rule"]["id"] in _HONEYPORT_RULES and alert["t1046"]["counts"]["failed"] == 0:
+            assert not re.search(r"fail|closed", message, re.IGNORECASE), message
+        if alert["event"]["action"] in SCAN_CLASSES and alert["t1046"]["counts"]["probes"] \
+                and alert["t1046"]["counts"]["distinct_ports"]:
+            assert re.search(r"found (no open service|\d+ open services?)", message), message
+        if alert["t1046"]["confidence"] == "high":
+            assert alert["t1046"]["certainty"]["source"] == "proven", message
+
+
+def test_the_slow_sweep_is_one_incident_across_its_ninety_minute_gaps() -> None:
+    alerts = _replay(DATA / "slow" / "s9_slow_horizontal" / "zeek")
+    assert {a["source"]["ip"] for a in alerts} == {"10.201.0.10"}
+    assert len({a["t1046"]["incident_id"] for a in alerts}) == 1, "was 13 incidents, one per probe"
+    assert alerts[-1]["t1046"]["counts"]["distinct_hosts"] == 16
+    assert not any(a["t1046"]["closed"] for a in alerts), "its gaps (90 min) are longer than idle_timeout (60 min)"
+
+
+def test_an_arp_sweep_says_how_many_addresses_zeek_saw_it_ask_for() -> None:
+    alerts = _replay(DATA / "arp" / "nmap_sn_sweep" / "zeek")
+    assert alerts and all("asked by ARP for" in a["message"] for a in alerts)
+    assert alerts[0]["t1046"]["counts"]["arp_addresses"] == 20
+    assert alerts[0]["t1046"]["certainty"] == {"source": "proven", "proven_by": ["local_link"],
+                                               "unproven": [], "lockstep_sources": []}, "ARP is the local link"
+
+
+def test_what_the_scanner_found_is_the_services_that_answered() -> None:
+    last = _replay(CAPTURES / "s1_vertical_syn" / "zeek")[-1]
+    found = {(item["ip"], item["port"], item["transport"]) for item in last["t1046"]["discovered"]}
+    assert found == {("10.200.0.20", 22, "tcp"), ("10.200.0.20", 80, "tcp"), ("10.200.0.20", 8080, "tcp")}
+    assert last["t1046"]["counts"]["services_found"] == 3 and "found 3 open services" in last["message"]
+    assert last["t1046"]["certainty"]["source"] == "unproven", "a SYN scan proves nothing of its source"
+    assert last["t1046"]["confidence"] != "high"
 
 
 def test_one_incident_per_scanner_growing_not_one_alert_per_probe() -> None:

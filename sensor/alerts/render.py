@@ -107,6 +107,8 @@ def _scanned(alert: Alert, who: str) -> str:
     if alert.probes:
         found = alert.services_found
         what += f"; found {_count(found, 'open service') if found else 'no open service'}"
+    elif alert.zeek_notes:
+        what += " (as Zeek reported it)"
     return what
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import Action
 from sensor.alerts.render import to_ecs
 from sensor.config import AllowlistEntry, DetectionConfig
+from sensor.daemon.checkpoint import Checkpoint, detection_digest, load_checkpoint, save_checkpoint
 from sensor.detect.correlator import Correlator
 from sensor.observations import (
     ConnAttempt,
@@ -477,3 +479,32 @@ def test_tcp_outcomes_from_conn_state_and_history(state: str, history: str, outc
     from sensor.zeek.records import conn_outcome
 
     assert conn_outcome("tcp", state, history, 1, frozenset()) is outcome
+
+
+def test_a_scanner_that_resumes_after_its_final_extent_gets_an_update_at_once_across_a_restart(
+        tmp_path: Path) -> None:
+    config = DetectionConfig()
+    correlator = Correlator(config)
+    alerts = run([conn(float(i), "10.15.0.1", 100 + i, REJ) for i in range(8)], correlator=correlator)
+    assert [a.update for a in alerts] == [1]
+    settled = correlator.tick(60.0)
+    assert [(a.update, a.distinct_ports) for a in settled] == [(2, 8)], "the final extent once it is quiet"
+    path = tmp_path / "checkpoint"
+    save_checkpoint(path, Checkpoint(seq=1, detection=detection_digest(config), streams={}, done=frozenset(),
+                                     correlator=correlator, clock=60.0))
+    restored = load_checkpoint(path, config)
+    assert restored is not None
+    again = restored.correlator.observe(conn(600.0, "10.15.0.1", 999, REJ), 600.0)
+    assert [(a.update, a.distinct_ports, a.incident_id) for a in again] == [(3, 9, alerts[0].incident_id)], \
+        "the rescan is news: at once, in the same incident"
+    assert restored.correlator.observe(conn(601.0, "10.15.0.1", 1000, REJ), 601.0) == [], \
+        "and the scan that goes on coalesces again"
+
+
+def test_a_flagged_hosts_working_connections_after_its_scan_settled_make_no_update() -> None:
+    correlator = Correlator(DetectionConfig())
+    run([conn(float(i), "10.15.1.1", 100 + i, REJ) for i in range(8)], correlator=correlator)
+    assert len(correlator.tick(60.0)) == 1
+    benign = [conn(100.0 + i * 40, f"10.15.2.{i + 1}", 443, OK) for i in range(20)]
+    assert run(benign, correlator=correlator) == []
+    assert correlator.tick(2000.0) == [], "a workstation that scanned once is not re-reported for browsing"
