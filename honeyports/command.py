@@ -2,8 +2,9 @@
 
 Twisted runs on the asyncio event loop (``asyncioreactor``), installed before anything imports
 ``twisted.internet.reactor``, so the mDNS watcher can share the loop. SIGTERM and SIGINT stop the node
-cleanly: listeners are closed first, then the pipeline closes every incident (its final counts are
-delivered) and the sinks.
+cleanly: listeners are closed first, then the pipeline delivers an update for every incident that grew
+since its last one (its final counts; the incident is not known to be over, so it is not closed), then
+the sinks close.
 
 With a ``node:`` section the node correlates nothing itself: every hit is spooled and forwarded to the
 central daemon (:mod:`sensor.nodes.forwarder`), whose correlator sees every subnet; shutdown drains that spool.
@@ -110,7 +111,7 @@ def _run_forwarding(config: SensorConfig, reactor: Any) -> int:
 
 
 def _close(pipeline: Pipeline, service: HoneyportService, sinks: list[SpooledSink]) -> Deferred[None]:
-    pipeline.close()
+    pipeline.flush()
     stats = service.stats
     log.info("honeyports: stopped; %d hits (%d half-open), %d refused over the total cap, %d over the per-source "
              "cap, %d timed out; %d alerts", stats.hits, stats.half_open, stats.refused_total, stats.refused_source,

@@ -39,7 +39,8 @@ _IPV6_RECVPKTINFO = 49
 _IPV6_PKTINFO = 50
 _SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 8 << 20
-"""Bytes of kernel buffer for the raw socket: a SYN burst waits there while the loop is busy accepting."""
+"""Bytes of kernel buffer for the raw socket (and the UDP honeyports): a burst of SYNs or datagrams waits
+there while the loop is busy."""
 
 
 def _bpf(ipv4: bool) -> list[tuple[int, int, int, int]]:
@@ -57,6 +58,15 @@ def _bpf(ipv4: bool) -> list[tuple[int, int, int, int]]:
         (0x06, 0, 0, 0x40000),        # accept
         (0x06, 0, 0, 0),              # drop
     ]
+
+
+def enlarge_receive_buffer(sock: socket.socket, size: int = RECEIVE_BUFFER) -> None:
+    """Give ``sock`` a kernel receive buffer of ``size`` bytes (past ``net.core.rmem_max`` with
+    ``CAP_NET_ADMIN``, else as far as it allows), so a burst waits there while the event loop is busy."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
@@ -172,10 +182,7 @@ class RawReader:
         self.sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_TCP)
         try:
             self.sock.setblocking(False)
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
-            except PermissionError:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            enlarge_receive_buffer(self.sock)
             _attach_filter(self.sock, _bpf(family == socket.AF_INET))
             if family == socket.AF_INET6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 
-from honeyports.halfopen import HalfOpenWatcher, RawReader
+from honeyports.halfopen import HalfOpenWatcher, RawReader, enlarge_receive_buffer
 from honeyports.listener import (
     PAYLOAD_LIMIT,
     ConnectionTable,
@@ -57,13 +57,19 @@ class ListeningPort(Protocol):
     def getHost(self) -> Any: ...
 
 
+class DatagramPort(ListeningPort, Protocol):
+    """What ``listenUDP`` returns: a listening port whose socket can be had (``getHandle``)."""
+
+    def getHandle(self) -> socket.socket: ...
+
+
 class HoneyportReactor(Protocol):
     """The reactor interfaces the service uses: TCP, UDP, time and file descriptors."""
 
     def listenTCP(self, port: int, factory: Any, backlog: int = ..., interface: str = ...) -> ListeningPort: ...
 
     def listenUDP(self, port: int, protocol: Any, interface: str = ...,
-                  maxPacketSize: int = ...) -> ListeningPort: ...
+                  maxPacketSize: int = ...) -> DatagramPort: ...
 
     def callLater(self, delay: float, callable: Callable[..., Any], *args: Any,
                   **kw: Any) -> DelayedCall: ...
@@ -193,6 +199,7 @@ class HoneyportService:
             listening = self.reactor.listenUDP(port, protocol, interface=address)
         except CannotListenError as error:
             return [f"udp {_endpoint(address, port)}: {_reason(error)}"]
+        enlarge_receive_buffer(listening.getHandle())
         self.ports.append((Transport.UDP, address, listening))
         log.info("honeyport listening on %s/udp", _endpoint(address, int(listening.getHost().port)))
         return []

@@ -93,11 +93,6 @@ class Pipeline:
         wall = self._clock()
         return self._deliver(self.correlator.flush(self.watermark.advance(wall)), wall)
 
-    def close(self) -> list[Alert]:
-        """Close every incident and deliver the final updates (a command that keeps no state is stopping); the
-        sinks stay open for their owner to drain."""
-        wall = self._clock()
-        return self._deliver(self.correlator.close_all(self.watermark.advance(wall)), wall)
 
     def _deliver(self, alerts: list[Alert], wall: float) -> list[Alert]:
         stamped = [replace(alert, created=wall) for alert in alerts]

@@ -150,9 +150,6 @@ class Correlator:
         the incidents stay open)."""
         return self._incidents.flush(now)
 
-    def close_all(self, now: float) -> list[Alert]:
-        """Close every open incident (a command that keeps no state across runs is stopping)."""
-        return self._sources.close_all(now)
 
     @property
     def open_incidents(self) -> int:
@@ -173,7 +170,8 @@ class Correlator:
             if self._spray.joins(source_key, hit.ts) and self._has_no_evidence(source_key):
                 aggregate, alerts = self._spray.aggregate(self._sources, hit, now)
                 self.stats.aggregated += 1
-                return alerts + self._incidents.update(aggregate, self._touched(aggregate, hit), now)
+                self._touched(aggregate, hit)
+                return alerts + self._incidents.update(aggregate, ["T1046-HONEYPORT-MANY-SOURCES"], now)
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
         if hit.follow_up:
             detail = track.evidence()

@@ -17,9 +17,9 @@ NOTES_CAP = 32
 """Distinct Zeek notes kept per incident."""
 Service = tuple[IPAddress, Transport, int]
 """A service: target address, transport, port."""
-Extent = tuple[int, int, int, int, int, int]
-"""(probes, payloads sampled, targets, ports, services that answered, honeyports touched)."""
-NO_EXTENT: Extent = (0, 0, 0, 0, 0, 0)
+Extent = tuple[int, int, int, int, int, int, int]
+"""(probes, payloads sampled, targets, ports, services that answered, honeyports touched, mDNS names)."""
+NO_EXTENT: Extent = (0, 0, 0, 0, 0, 0, 0)
 
 
 class Evidence:
@@ -221,4 +221,5 @@ class Track:
         """What an update reports the incident's size by."""
         targets, ports, probes, _ = self.counts()
         detail = self.evidence()
-        return probes, len(detail.payloads), targets, ports, len(detail.answered), len(detail.touched)
+        return (probes, len(detail.payloads), targets, ports, len(detail.answered), len(detail.touched),
+                len(detail.mdns_names))

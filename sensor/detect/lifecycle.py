@@ -47,7 +47,7 @@ class CorrelatorStats:
 
 def grew(extent: Extent, sent: Extent) -> bool:
     """True when the incident grew materially since the extent ``sent``: new targets, ports, payloads,
-    answering services or honeyports, or a tenth more probes (a retransmitted SYN is no news)."""
+    answering services, honeyports or mDNS names, or a tenth more probes (a retransmitted SYN is no news)."""
     return extent[1:] != sent[1:] or extent[0] > sent[0] + sent[0] // 10
 
 
@@ -146,8 +146,9 @@ class Incidents:
         config = self._config
         if self._escalated(track, detail) and now >= detail.alerted_at + config.escalation_every:
             return self._emit(track, now, closed=False)
-        _, _, targets, ports, _, _ = extent = track.extent()
-        _, _, sent_targets, sent_ports, _, _ = detail.alerted_extent
+        extent = track.extent()
+        targets, ports = extent[2:4]
+        sent_targets, sent_ports = detail.alerted_extent[2:4]
         if grew(extent, detail.alerted_extent) and (targets >= 2 * sent_targets or ports >= 2 * sent_ports) \
                 and now >= detail.alerted_at + config.update_every:
             return self._emit(track, now, closed=False)

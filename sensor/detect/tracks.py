@@ -109,14 +109,6 @@ class Tracks:
             if track.detail is not None and track.detail.failed_pairs:
                 scans.prune_failed(track.detail, slow_cutoff)
 
-    def close_all(self, now: float) -> list[Alert]:
-        """Close every open incident and forget every track."""
-        alerts: list[Alert] = []
-        for track in (*self.live.values(), *self.dormant.values()):
-            alerts.extend(self._incidents.close(track, now))
-        self.live.clear()
-        self.dormant.clear()
-        return alerts
 
     @staticmethod
     def _keeps(track: Track) -> bool:

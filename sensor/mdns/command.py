@@ -100,7 +100,7 @@ async def _main(config: SensorConfig) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        pipeline.close()
+        pipeline.flush()
         await drain_all(sinks, DRAIN_SECONDS)
     return 0
 

@@ -257,12 +257,16 @@ def test_segment_parsers() -> None:
 class FakeUdpPort:
     def __init__(self, port: int) -> None:
         self.port = port
+        self.handle = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def getHost(self) -> IPv4Address:
         return IPv4Address("UDP", "127.0.0.1", self.port)
 
+    def getHandle(self) -> socket.socket:
+        return self.handle
+
     def stopListening(self) -> None:
-        return None
+        self.handle.close()
 
 
 class BusyReactor(MemoryReactorClock):

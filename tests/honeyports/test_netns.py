@@ -27,13 +27,14 @@ SERVICE_PORTS = {21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 80: "http", 445
 class HoneyportNode(Running):
     """``t1046-sensor honeyports`` running in a namespace; its stdout alerts collected with arrival times."""
 
-    def __init__(self, host: Host, tmp: Path, tcp: str, extra: str = "", idle_timeout: float = 3) -> None:
+    def __init__(self, host: Host, tmp: Path, tcp: str, extra: str = "", idle_timeout: float = 3,
+                 udp: str = "") -> None:
         config = tmp / "honeyports.yaml"
         config.write_text(f"sensor: {{name: e2e-node, state_dir: {tmp / 'state'}}}\n"
                           f"honeyports: {{idle_timeout: {idle_timeout}{extra}}}\n"
                           "outputs: [{type: stdout}]\n")
         super().__init__(host.name, [sys.executable, "-m", "sensor", "-v", "honeyports", "--config", str(config),
-                                     "--listen", host.ipv4, "--listen", host.ipv6, "--tcp", tcp, "--udp", ""])
+                                     "--listen", host.ipv4, "--listen", host.ipv6, "--tcp", tcp, "--udp", udp])
         wait_for(lambda: self.logged("honeyports: e2e-node listening on") or self.process.poll() is not None, 15,
                  "the node to listen")
         assert self.process.poll() is None, "\n".join(self.log)
@@ -53,13 +54,22 @@ class HoneyportNode(Running):
         return self.alerts
 
 
+def about(alerts: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """The alerts whose scanner is ``source``."""
+    return [a for a in alerts if (a.get("source") or {}).get("ip") == source]
+
+
 def final_counts(alerts: list[dict[str, Any]], source: str) -> dict[str, int]:
-    mine = [a for a in alerts if a["source"]["ip"] == source]
+    """The last update's counts of ``source``'s incident, after checking it is one honeyport incident within the
+    update budget, in honeyports' words."""
+    mine = about(alerts, source)
     assert mine, f"no alert for {source}"
     assert mine[0]["event"]["action"] == "honeyport_probe"
     assert {a["event"]["action"] for a in mine} <= {"honeyport_probe", "port_scan"}
     assert all("T1046-HONEYPORT" in a["t1046"]["rules"] and "honeyport" in a["t1046"]["evidence_sources"]
                for a in mine)
+    assert len({a["t1046"]["incident_id"] for a in mine}) == 1 and len(mine) <= 3, [a["message"] for a in mine]
+    assert not any(re.search(r"fail|closed", a["message"], re.IGNORECASE) for a in mine), [a["message"] for a in mine]
     return dict(mine[-1]["t1046"]["counts"])
 
 
@@ -106,6 +116,15 @@ def test_nmap_scan_alerts_within_a_second_with_right_counts(hosts: tuple[Host, H
     assert len(HIGH_PORTS) <= counts["honeyport_hits"] <= 2 * len(HIGH_PORTS), counts
     first = next(a for a in alerts if a["source"]["ip"] == scanner.ipv4)
     assert first["destination"]["ip"] == server.ipv4 and first["event"]["kind"] == "alert"
+    last = about(alerts, scanner.ipv4)[-1]
+    if scan == "-sS":
+        assert counts["half_open"] == counts["honeyport_hits"], "the raw-socket watcher's touches are half-open"
+        assert "half-open SYN probes" in last["message"], last["message"]
+        assert last["t1046"]["certainty"]["source"] == "unproven" and last["t1046"]["confidence"] != "high"
+    else:
+        assert counts["half_open"] == 0 and "TCP connections" in last["message"], last["message"]
+        assert last["t1046"]["certainty"]["proven_by"] == ["tcp_handshake"]
+    assert f"touched {len(HIGH_PORTS)} honeyports on {server.ipv4}" in last["message"], last["message"]
 
 
 def test_nmap_syn_scan_over_ipv6(hosts: tuple[Host, Host], tmp_path: Path) -> None:
@@ -155,7 +174,13 @@ def test_nmap_version_scan_names_the_emulated_services(hosts: tuple[Host, Host],
             named[int(fields[0].split("/")[0])] = fields[2]
     right = {port for port, service in SERVICE_PORTS.items() if named.get(port) == service}
     assert len(right) >= 8, (named, result.stdout.decode())
-    assert final_counts(alerts, scanner.ipv4)["distinct_ports"] == len(SERVICE_PORTS)
+    counts = final_counts(alerts, scanner.ipv4)  # one incident, at most 3 alerts (12 before the update budget)
+    assert counts["distinct_ports"] == counts["honeyports"] == len(SERVICE_PORTS)
+    last = about(alerts, scanner.ipv4)[-1]
+    assert last["rule"]["id"] == "T1046-HONEYPORTS" and last["event"]["action"] == "port_scan"
+    touches = last["t1046"]["sample"]["honeyport_touches"]
+    assert {t["port"] for t in touches} <= set(SERVICE_PORTS) and len(touches) == len(SERVICE_PORTS)
+    assert last["t1046"]["certainty"]["proven_by"] == ["tcp_handshake"], "-sV completes handshakes"
 
 
 FLOOD_CLIENT = r"""
@@ -207,6 +232,60 @@ def test_flood_keeps_the_node_up_bounded_and_counting(hosts: tuple[Host, Host], 
     assert counts["honeyport_hits"] == 4150 + 1, (counts, [line for line in node.log if "stopped" in line])
     assert counts["distinct_ports"] == len(ports)
     assert any("over the per-source cap" in line for line in node.log)
+
+
+def test_one_nc_touch_is_one_alert(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    _needs("nc")
+    server, scanner = hosts
+    node = HoneyportNode(server, tmp_path, "2222")
+    try:
+        result = run_in(scanner.name, ["nc", "-z", "-w", "3", server.ipv4, "2222"], timeout=30)
+        assert result.returncode == 0, result.stderr.decode()
+        first_alert(node, scanner.ipv4)
+    finally:
+        alerts = node.stop_for_alerts()
+    mine = about(alerts, scanner.ipv4)
+    assert len(mine) == 1, ("one touch, one alert, SIGTERM's flush included", [a["message"] for a in mine])
+    assert mine[0]["message"] == f"{scanner.ipv4} touched 1 honeyport on {server.ipv4}: ssh; TCP connections."
+    assert mine[0]["t1046"]["counts"]["honeyport_hits"] == 1
+
+
+FORGED_DATAGRAMS = r"""
+import socket, struct, sys
+target, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)  # IP_HDRINCL: we write the header
+payload = b"0&public"
+for n in range(count):
+    source = socket.inet_aton(f"172.30.{n // 250}.{n % 250 + 1}")  # an address no host here has
+    udp = struct.pack("!HHHH", 40000 + n, port, 8 + len(payload), 0) + payload
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n, 0, 64, socket.IPPROTO_UDP, 0, source,
+                         socket.inet_aton(target))
+    raw.sendto(header + udp, (target, 0))
+print(count)
+"""
+
+
+def test_forged_udp_sources_are_one_aggregate_none_of_high_confidence(hosts: tuple[Host, Host],
+                                                                     tmp_path: Path) -> None:
+    server, scanner = hosts
+    for setting in ("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"):
+        run_in(server.name, ["sysctl", "-qw", setting], timeout=10, check=True)  # accept unroutable sources
+    node = HoneyportNode(server, tmp_path, "2222", udp="16161")
+    try:
+        sent = run_in(scanner.name, [sys.executable, "-c", FORGED_DATAGRAMS, server.ipv4, "16161", "300"],
+                      timeout=60)
+        assert sent.returncode == 0 and sent.stdout.strip() == b"300", sent.stderr.decode()
+        wait_for(lambda: any((a.get("t1046") or {}).get("aggregate") for a in node.alerts), 30, "the aggregate")
+    finally:
+        alerts = node.stop_for_alerts()
+    assert len(alerts) <= 10, [a["message"] for a in alerts]
+    assert not [a for a in alerts if a["t1046"]["confidence"] == "high"]
+    assert all(a["t1046"]["certainty"] == {"source": "unproven", "proven_by": [], "unproven": ["udp"],
+                                           "lockstep_sources": []} for a in alerts)
+    aggregate = [a for a in alerts if "aggregate" in a["t1046"]]
+    assert aggregate and "source" not in aggregate[-1], "no one source is named"
+    assert aggregate[-1]["t1046"]["aggregate"]["sources"] > 290, aggregate[-1]["t1046"]["aggregate"]
+    assert aggregate[-1]["rule"]["id"] == "T1046-HONEYPORT-MANY-SOURCES"
 
 
 def test_lab_is_removed_after_use() -> None:

@@ -63,7 +63,7 @@ def watcher_alerts() -> list[Alert]:
             clock[0] = ts
             watcher.datagram(payload, source, sport, destination)
     assert watcher.stats.malformed == 0
-    return alerts + correlator.close_all(clock[0])
+    return alerts + correlator.flush(clock[0])
 
 
 def test_watcher_and_zeek_replay_agree_on_scanner_and_action_kind() -> None:

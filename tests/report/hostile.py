@@ -23,6 +23,6 @@ def hostile_alerts(path: Path) -> Path:
     alerts = correlator.observe(HoneyportHit(1000.0, scanner, 40001, ip_address("10.66.0.1"), 2222, Transport.TCP,
                                              "ssh", payload=PAYLOAD), 1000.0)
     alerts += correlator.observe(MdnsQuery(1001.0, scanner, 40000, MDNS_NAME, "PTR", legacy_unicast=True), 1001.0)
-    alerts += correlator.close_all(1002.0)
+    alerts += correlator.flush(1002.0)
     path.write_bytes(b"".join(render_line(alert, "sensor-test") for alert in alerts))
     return path

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensor.daemon.reading import FollowAhead
+from sensor.daemon.reading import FollowAhead, Followers
 from sensor.observations import address_key
 from sensor.zeek.blocks import DECODE_BYTES, joined, next_directive
 from sensor.zeek.conncolumns import _quad_keys
@@ -93,7 +93,7 @@ def test_the_daemons_positions_are_those_of_the_polls_handed_on(tmp_path: Path) 
     follower = LogFollower(tmp_path, MalformedLog(), read_budget=4096)
 
     async def two_polls() -> tuple[int, int, int]:
-        ahead = FollowAhead(follower)
+        ahead = FollowAhead(Followers([follower]))
         first = await ahead.poll()
         assert first.backlog, "the log is longer than one poll reads"
         handed_on = ahead.positions[0]["conn"].offset

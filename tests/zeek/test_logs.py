@@ -226,12 +226,12 @@ def test_a_ten_megabyte_line_is_skipped_without_losing_its_neighbours(tmp_path: 
 def test_binary_junk_file_is_a_clear_error_with_non_zero_exit(tmp_path: Path) -> None:
     junk = tmp_path / "conn.log"
     junk.write_bytes(bytes(range(256)) * 64)
-    with pytest.raises(LogReadError, match="not a Zeek log"):
+    with pytest.raises(LogReadError, match=r"neither a Zeek log .* nor a flow log"):
         replay([junk], default_config(), io.BytesIO())
     result = subprocess.run([sys.executable, "-m", "sensor", "replay", str(junk)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
-    assert "not a Zeek log" in result.stderr and result.stdout == ""
+    assert "neither a Zeek log" in result.stderr and result.stdout == ""
 
 
 def test_missing_and_unreadable_inputs_exit_non_zero(tmp_path: Path) -> None:
