@@ -80,14 +80,11 @@ class Spray:
         if len(recent) > RECENT_SOURCES:
             recent.popitem(last=False)
         needed, window = self._config.spray_sources, self._config.spray_window
-        found = 0
-        for when in reversed(recent.values()):
-            if abs(when - ts) <= window:
-                found += 1
-                if found >= needed:
-                    return True
-            elif when < ts - window:
-                break
+        for found, when in enumerate(reversed(recent.values()), start=1):  # the latest touchers: at most `needed`
+            if abs(when - ts) > window:
+                return False
+            if found >= needed:
+                return True
         return False
 
     def aggregate(self, tracks: Tracks, hit: HoneyportHit, now: float) -> tuple[Track, list[Alert]]:
