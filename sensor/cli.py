@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = _daemon_config(args.config)
             return run_daemon(config, config_path=args.config)
         if args.command == "honeyports":
-            from honeyports.command import run_honeyports
+            from sensor.daemon.honeyports import run_honeyports
 
             config = _daemon_config(args.config)
             honey = dataclasses.replace(
@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return run_honeyports(dataclasses.replace(config, honeyports=honey))
         if args.command == "mdns":
-            from sensor.mdns.command import run_mdns
+            from sensor.daemon.mdns import run_mdns
 
             config = _daemon_config(args.config)
             interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces

@@ -31,7 +31,8 @@ from sensor.errors import LogReadError
 from sensor.flows.discover import flow_config, group, in_directory
 from sensor.flows.read import FlowReader
 from sensor.observations import ConnRows, Intake
-from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind, open_log
+from sensor.zeek.logs import ZeekLog, discover, log_kind, open_log
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.readahead import read_ahead
 from sensor.zeek.records import observations, wanted_fields
 

@@ -27,8 +27,6 @@ LAYERS: dict[str, set[str]] = {
     "sensor.nodes": SHARED | {"sensor.outputs"},
 }
 """For each layer (a package or module), the other layers it may import."""
-WIRING = {"sensor.mdns.command", "honeyports.command"}
-"""Commands that wire sources, the pipeline and outputs together, as the daemon and the CLI do."""
 NO_IO = {"socket", "asyncio", "ssl", "select", "selectors", "time", "datetime", "os", "subprocess", "threading",
          "signal", "random", "urllib", "http", "pathlib", "io", "shutil", "twisted", "zeroconf", "ifaddr"}
 """Modules a pure layer must not import: clocks, sockets, files, processes, randomness."""
@@ -43,6 +41,7 @@ def _modules() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 imports.add(node.module)
+                imports.update(f"{node.module}.{alias.name}" for alias in node.names)  # a module, maybe
             elif isinstance(node, ast.Import):
                 imports.update(alias.name for alias in node.names)
         found[name] = imports
@@ -53,10 +52,52 @@ MODULES = _modules()
 
 
 def _layer(module: str) -> str | None:
-    if module in WIRING:
-        return None
     matches = [layer for layer in LAYERS if module == layer or module.startswith(layer + ".")]
     return max(matches, key=len) if matches else None
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The circles of ``graph`` (modules that import one another, directly or round about), each sorted
+    (Tarjan's strongly connected components of more than one module)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in sorted(graph[module]):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def test_no_modules_import_one_another() -> None:
+    """Not even for type checking only: a circle means two rooms that are one, or one reaching back."""
+    graph = {module: {m for m in imports if m in MODULES and m != module} for module, imports in MODULES.items()}
+    assert _circles(graph) == []
+
+
+def test_the_circle_finder_finds_a_circle_round_about() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert _circles(graph) == [["a", "b", "c"]]
 
 
 def _within(imported: str, allowed: set[str]) -> bool:

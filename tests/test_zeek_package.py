@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import zeekscript
 
-from sensor.zeek.logs import MalformedLog, ZeekLog
+from sensor.zeek.logs import ZeekLog
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.records import FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from sensor.daemon.pipeline import Pipeline
 from sensor.metrics import Metrics
 from sensor.outputs.sink import SpooledSink
 from sensor.outputs.spool import write_atomically
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 
 log = logging.getLogger(__name__)
 

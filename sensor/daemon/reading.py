@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sensor.config import SensorConfig
 from sensor.flows.follow import FlowFollower
 from sensor.zeek.follow import FollowBatch, LogFollower
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.position import StreamPosition
 
 Positions = tuple[dict[str, StreamPosition], frozenset[str]]

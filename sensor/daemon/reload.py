@@ -6,21 +6,40 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from sensor.config import SensorConfig, load_config
+from sensor.daemon.sources import LocalSources
 from sensor.errors import ConfigError
+from sensor.metrics import Metrics
 from sensor.outputs.build import build_sinks, check_outputs
 from sensor.outputs.settings import SinkConfigError
-from sensor.outputs.sink import drain_all
-
-if TYPE_CHECKING:
-    from sensor.daemon.run import Daemon
+from sensor.outputs.sink import SpooledSink, drain_all
 
 log = logging.getLogger(__name__)
 
 
-async def apply_reload(daemon: Daemon) -> None:
+class Reloadable(Protocol):
+    """What a reload changes of the running daemon (:class:`sensor.daemon.run.Daemon`)."""
+
+    config: SensorConfig
+    config_path: Path | None
+    metrics: Metrics
+    sinks: list[SpooledSink]
+    sources: LocalSources
+
+    def start_sources(self, config: SensorConfig) -> LocalSources:
+        """Start the honeyports and the mDNS watcher ``config`` asks for."""
+
+    async def commit_wait(self) -> None:
+        """Commit what there is now and wait until it is durable."""
+
+    def seq_past_spools(self) -> None:
+        """Number the next commits past anything the (new) sinks' spools took."""
+
+
+async def apply_reload(daemon: Reloadable) -> None:
     """SIGHUP: reopen file sinks; with a configuration file, reload it when it is valid (outputs, honeyports
     and mDNS take effect now, the rest at the next start), keeping the running configuration when it is not."""
     for sink in daemon.sinks:
@@ -47,7 +66,7 @@ async def apply_reload(daemon: Daemon) -> None:
     log.info("SIGHUP: configuration %s reloaded", daemon.config_path)
 
 
-async def replace_sinks(daemon: Daemon, new: SensorConfig) -> bool:
+async def replace_sinks(daemon: Reloadable, new: SensorConfig) -> bool:
     """Drain the running sinks (what they keep stays spooled) and build the new ones; False, with the
     running sinks untouched, when the new outputs are invalid."""
     try:

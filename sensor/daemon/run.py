@@ -54,7 +54,7 @@ from sensor.nodes.listener import NodeListener, start_listener
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery, Observation
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 
 log = logging.getLogger(__name__)
 

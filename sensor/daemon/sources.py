@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from honeyports.service import HoneyportService
 from sensor.config import SensorConfig
 from sensor.errors import SensorError
-from sensor.mdns.command import MdnsSensor
+from sensor.mdns.sensor import MdnsSensor
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery
 
 log = logging.getLogger(__name__)

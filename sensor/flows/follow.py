@@ -22,7 +22,8 @@ from sensor.config import FlowConfig
 from sensor.flows.read import FlowParser, make_join
 from sensor.observations import ConnAttempt, ConnRows
 from sensor.zeek.follow import FollowBatch, LogFollower
-from sensor.zeek.logs import MalformedLog, age_order
+from sensor.zeek.logs import age_order
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.position import StreamPosition
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from sensor.flows import aws, azure, gcp, netfilter, ulogd
 from sensor.flows.join import FlowJoin, PacketJoin
 from sensor.flows.records import FlowRecord
 from sensor.observations import ConnAttempt, ConnRows
-from sensor.zeek.logs import MalformedLog, open_log
+from sensor.zeek.logs import open_log
+from sensor.zeek.malformed import MalformedLog
 
 VIA = {"netfilter": "firewall", "ulogd": "firewall", "aws": "aws_vpc_flow", "gcp": "gcp_vpc_flow",
        "azure": "azure_flow"}

@@ -19,7 +19,8 @@ import numpy.typing as npt
 
 from sensor.observations import ConnAttempt, IPAddress, Outcome
 from sensor.report.incidents import Incident
-from sensor.zeek.logs import MalformedLog, ZeekLog, discover
+from sensor.zeek.logs import ZeekLog, discover
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.records import observations, wanted_fields
 
 PIVOTS = 40

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 
 MAX_LINE = 1 << 20
 """Longest line read, in bytes; a longer one is skipped as malformed without being held in memory."""

@@ -6,9 +6,9 @@ without the interpreter (and without holding Python's lock, so a reader thread r
 
 * the addresses' keys (:func:`~sensor.observations.address_key`) from the dotted quads themselves, checked as
   strictly as ``inet_pton`` reads them (four decimal octets up to 255, no leading zero); a block with any
-  other text (IPv6) keys those through :func:`~sensor.zeek.records.address`, once per distinct text;
+  other text (IPv6) keys those through :func:`~sensor.zeek.fields.address`, once per distinct text;
 * (transport, outcome) judged once per distinct (proto, conn_state, history, answered)
-  (:func:`~sensor.zeek.records.verdict`, whose memo both ways share);
+  (:func:`~sensor.zeek.fields.verdict`, whose memo both ways share);
 * the addresses, the source port, uid and service only for the records the correlator reads in full, one
   value at a time (:class:`_Cold`): most records are judged by their keys, ports and outcome alone.
 
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from sensor.observations import PORT_KEYS, ConnRows, IPAddress, Outcome, Transport, service_key
 from sensor.zeek.columns import Columns
-from sensor.zeek.records import ICMP_ECHO_REQUESTS, NEEDED, NO_TAGS, address, conn_outcome, verdict
+from sensor.zeek.fields import ICMP_ECHO_REQUESTS, NEEDED, NO_TAGS, address, conn_outcome, verdict
 
 T = TypeVar("T")
 
@@ -106,7 +106,7 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
 
 def _keys(columns: Columns, name: str) -> np.ndarray:
     """The key of each row's address, computed once per distinct text: from the text itself where every one
-    is a plain dotted quad (:func:`_quad_keys`), else through :func:`~sensor.zeek.records.address` (which
+    is a plain dotted quad (:func:`_quad_keys`), else through :func:`~sensor.zeek.fields.address` (which
     raises ``ValueError`` for a bad one)."""
     encoded = pc.dictionary_encode(columns.column(name))
     distinct = _quad_keys(encoded.dictionary)

@@ -35,7 +35,8 @@ from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import ConnRows, Intake
 from sensor.zeek import KINDS
 from sensor.zeek.blocks import MAX_LINE, complete_lines
-from sensor.zeek.logs import MalformedLog, ZeekLog, age_order, log_kind, open_log
+from sensor.zeek.logs import ZeekLog, age_order, log_kind, open_log
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.position import StreamPosition
 from sensor.zeek.records import observations, wanted_fields
 

@@ -28,6 +28,7 @@ import orjson
 from sensor.errors import LogReadError
 from sensor.zeek import KINDS
 from sensor.zeek.blocks import complete_lines, joined, next_directive
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.tsv import Header, RowDecoder, directive_value, unescape
 
 if TYPE_CHECKING:
@@ -111,29 +112,6 @@ def age_order(path: Path) -> tuple[int, str, int, float, str]:
     except OSError:
         mtime = 0.0
     return (0 if stamp else 1, stamp, -int(numbered.group(1)) if numbered else 0, mtime, name)
-
-
-class MalformedLog:
-    """Counts unreadable lines and warns about the first few per file, then only summarises."""
-
-    def __init__(self, warn_first: int = 3) -> None:
-        self.total = 0
-        self._warn_first = warn_first
-        self._per_file: dict[str, int] = {}
-
-    def report(self, source: str, line_number: int, reason: str) -> None:
-        """Count one bad line of ``source``; log it if it is among the first few of that file."""
-        self.total += 1
-        seen = self._per_file.get(source, 0) + 1
-        self._per_file[source] = seen
-        if seen <= self._warn_first:
-            log.warning("%s:%d: skipped malformed line: %s", source, line_number, reason)
-
-    def summarise(self) -> None:
-        """Log one line per file whose bad lines were not all shown."""
-        for source, count in self._per_file.items():
-            if count > self._warn_first:
-                log.warning("%s: %d malformed lines skipped in all", source, count)
 
 
 def open_log(path: Path) -> io.BufferedIOBase:

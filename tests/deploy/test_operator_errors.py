@@ -37,7 +37,7 @@ FOLLOW = f"""
 import logging, sys
 from pathlib import Path
 from sensor.zeek.follow import LogFollower
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stdout)
 follower = LogFollower(Path(sys.argv[1]), MalformedLog())
 for _ in range({POLLS}):

@@ -17,7 +17,7 @@ from sensor.flows.join import FlowJoin, PacketJoin
 from sensor.flows.read import FlowParser, FlowReader, sniff
 from sensor.flows.records import RST, SYN, FlowRecord, Verdict
 from sensor.observations import ConnAttempt, Outcome, Transport
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "flows"
 

@@ -25,8 +25,9 @@ from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import Action
 from sensor.alerts.render import to_ecs
 from sensor.config import parse_config
+from sensor.daemon.mdns import serve
 from sensor.daemon.pipeline import Pipeline
-from sensor.mdns.command import MdnsSensor, serve
+from sensor.mdns.sensor import MdnsSensor
 from sensor.observations import HoneyportHit, Transport
 from tests.alertcheck import parse_alerts, validate_alert
 from tests.mdns.netlab import Host, Lab, missing_tools

@@ -20,7 +20,7 @@ from sensor.observations import address_key
 from sensor.zeek.blocks import DECODE_BYTES, joined, next_directive
 from sensor.zeek.conncolumns import _quad_keys
 from sensor.zeek.follow import LogFollower
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.readahead import read_ahead
 from sensor.zeek.records import address
 

@@ -13,7 +13,7 @@ import pytest
 
 from sensor.observations import ConnAttempt, ConnRows
 from sensor.zeek.follow import LogFollower
-from sensor.zeek.logs import MalformedLog
+from sensor.zeek.malformed import MalformedLog
 from tests.fixtures import conn_log
 
 PACKAGE_LOGS = Path(__file__).resolve().parents[1] / "data" / "package-logs"

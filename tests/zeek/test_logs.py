@@ -25,7 +25,8 @@ from sensor.errors import LogReadError
 from sensor.observations import ConnAttempt, Outcome, Transport
 from sensor.replay import replay
 from sensor.zeek import records as zeek_records
-from sensor.zeek.logs import MalformedLog, ZeekLog, discover, log_kind
+from sensor.zeek.logs import ZeekLog, discover, log_kind
+from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.records import address, to_observation, wanted_fields
 from tests.alertcheck import parse_alerts
 from tests.conftest import CAPTURES

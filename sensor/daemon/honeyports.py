@@ -1,4 +1,4 @@
-"""``t1046-sensor honeyports``: run only the honeyports, with their own pipeline and sinks.
+"""``t1046-sensor honeyports``: run only the honeyports (:mod:`honeyports`), with their own pipeline and sinks.
 
 Twisted runs on the asyncio event loop (``asyncioreactor``), installed before anything imports
 ``twisted.internet.reactor``, so the mDNS watcher can share the loop. SIGTERM and SIGINT stop the node

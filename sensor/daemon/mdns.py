@@ -1,10 +1,6 @@
-"""``t1046-sensor mdns``: the mDNS watcher (and decoys) feeding the pipeline, on an asyncio loop.
-
-Everything here runs on the asyncio event loop that zeroconf needs. :class:`MdnsSensor` only needs a
-running loop, so the daemon can run it beside the Twisted honeyports on one loop: install Twisted's
-``asyncioreactor`` on that loop before anything imports ``twisted.internet.reactor``, then await
-:meth:`MdnsSensor.start` from a task on the same loop (see docs/mdns.md).
-"""
+"""``t1046-sensor mdns``: the mDNS watcher (and decoys, :class:`~sensor.mdns.sensor.MdnsSensor`) feeding a
+pipeline of its own, on a plain asyncio loop (zeroconf's); ``run`` starts the same sensor beside the
+honeyports instead (:mod:`sensor.daemon.sources`)."""
 
 from __future__ import annotations
 
@@ -13,54 +9,16 @@ import contextlib
 import logging
 import signal
 
-from sensor.config import MdnsConfig, SensorConfig
+from sensor.config import SensorConfig
 from sensor.daemon.pipeline import Pipeline
 from sensor.daemon.startup import log_start
-from sensor.mdns.decoy import DecoyAdvertiser
-from sensor.mdns.watch import MdnsWatcher, QueryEmitter, WatcherError
-from sensor.observations import MdnsHost, MdnsQuery
+from sensor.mdns.sensor import TICK_SECONDS, MdnsSensor
+from sensor.mdns.watch import WatcherError
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, drain_all
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 5.0
-"""How often the correlator expires idle state and the watcher re-reads this host's addresses."""
-
-
-class MdnsSensor:
-    """The watcher on the configured interfaces and the configured decoys, handing every question to
-    ``observe`` (a pipeline's, or a node's forwarder)."""
-
-    def __init__(self, config: MdnsConfig, observe: QueryEmitter) -> None:
-        self.config = config
-        self.observe = observe
-        self.decoys = DecoyAdvertiser(config.decoys, config.interfaces)
-        self.watcher = MdnsWatcher(config.interfaces, self._observe)
-
-    async def start(self) -> tuple[str, ...]:
-        """Start watching, then advertise the decoys; return the interfaces watched.
-
-        Raise :class:`~sensor.mdns.watch.WatcherError` when no interface can be watched.
-        """
-        watched = self.watcher.start(asyncio.get_running_loop())
-        if self.config.decoys:
-            await self.decoys.start()
-        return watched
-
-    def _observe(self, observation: MdnsQuery | MdnsHost) -> None:
-        self.observe(observation)
-        if isinstance(observation, MdnsQuery):
-            self.decoys.answer(observation)
-
-    def tick(self) -> None:
-        """Periodic housekeeping (call it every :data:`TICK_SECONDS`): re-read this host's addresses."""
-        self.watcher.refresh()
-
-    async def stop(self) -> None:
-        """Withdraw the decoys and stop watching."""
-        await self.decoys.stop()
-        self.watcher.close()
 
 
 async def serve(sensor: MdnsSensor, pipeline: Pipeline, stop: asyncio.Event,

@@ -1,0 +1,155 @@
+"""What the fields of a Zeek record say, shared by the readers of records one by one (:mod:`.records`) and
+a block of conn records at a time (:mod:`.conncolumns`): an address (parsed once, cached, carrying the
+correlator's integer key), a Zeek time, and a conn record's transport and outcome (:func:`conn_outcome`,
+memoised by :func:`verdict`). It reads no log and imports neither reader.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from datetime import datetime
+from typing import Any
+
+from sensor.observations import Outcome, Transport, address_key
+
+ICMP_ECHO_REQUESTS = frozenset({8, 128})
+_STEALTH_HISTORY = frozenset("FAIQr^")
+"""History letters of a probe without a handshake: the originator's FIN (F), ACK (A) or odd flag mixes
+(I, Q) -- a NULL probe leaves no letter --, at most a reset (r) in answer, and Zeek's direction flip (^).
+Real traffic picked up mid-stream carries data or the responder's ACK (D, d, a) and stays OTHER."""
+ADDRESS_CACHE: dict[str, _Address] = {}
+"""Addresses parsed so far, by their text (cleared when it holds :data:`_ADDRESS_CACHE_SIZE`)."""
+_ADDRESS_CACHE_SIZE = 1 << 18
+
+
+class _Prepared:
+    """Mixin for address classes: the hash and the correlator's integer key
+    (:func:`~sensor.observations.address_key`) are computed once, when the address is made (parsed or
+    unpickled). The stock hash formats a hex string on every call."""
+
+    __slots__ = ()
+    _hash: int
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+class _PreparedIPv4(_Prepared, ipaddress.IPv4Address):
+    __slots__ = ("_hash", "key")
+
+    def __init__(self, address: int | str | bytes) -> None:
+        super().__init__(address)
+        self._hash = ipaddress.IPv4Address.__hash__(self)
+        self.key = address_key(self)
+
+
+class _PreparedIPv6(_Prepared, ipaddress.IPv6Address):
+    __slots__ = ("_hash", "key")
+
+    def __init__(self, address: int | str | bytes) -> None:
+        super().__init__(address)
+        self._hash = ipaddress.IPv6Address.__hash__(self)
+        self.key = address_key(self)
+
+
+_Address = _PreparedIPv4 | _PreparedIPv6
+
+
+def _parse_address(text: str) -> _Address:
+    try:
+        return _PreparedIPv4(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        pass
+    try:
+        return _PreparedIPv6(socket.inet_pton(socket.AF_INET6, text))
+    except OSError:
+        parsed = ipaddress.ip_address(text)  # a scoped IPv6 address, or the ValueError for a bad one
+        return _PreparedIPv4(text) if parsed.version == 4 else _PreparedIPv6(text)
+
+
+def address(text: str) -> _Address:
+    """Parse an address (equal to, and hashing like, :func:`ipaddress.ip_address`'s), caching those that
+    recur in a log."""
+    found = ADDRESS_CACHE.get(text)
+    if found is None:
+        if len(ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
+            ADDRESS_CACHE.clear()
+        found = ADDRESS_CACHE[text] = _parse_address(text)
+    return found
+
+
+def timestamp(value: Any) -> float:
+    """A Zeek time: epoch seconds (TSV, default JSON) or ISO 8601 (``JSON::TS_ISO8601``)."""
+    if type(value) is float:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    raise ValueError(f"{value!r} is not a time")
+
+
+def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, tags: frozenset[str]) -> Outcome:
+    """Judge a conn.log record as a first contact, from its ``conn_state`` and ``history``.
+
+    ``history`` letters are upper case for the originator, lower case for the responder: ``S`` SYN,
+    ``h`` SYN-ACK, ``A`` ACK, ``D`` data, ``R``/``r`` reset, ``F``/``f`` FIN.
+    """
+    if "icmp_unreachable" in tags or "rejected" in tags:
+        return Outcome.REJECTED
+    if "half_open" in tags:
+        return Outcome.HALF_OPEN
+    if "stealth" in tags:
+        return Outcome.STEALTH
+    if proto == "tcp":
+        if state == "REJ":
+            return Outcome.REJECTED
+        if state in ("S0", "RSTOS0", "SH") and "S" in history:
+            return Outcome.UNANSWERED
+        if "S" not in history:
+            return Outcome.STEALTH if history and _STEALTH_HISTORY.issuperset(history) else Outcome.OTHER
+        if state in ("OTH", "RSTRH", "SHR"):
+            return Outcome.OTHER
+        if "h" in history and "A" not in history and "D" not in history:
+            return Outcome.HALF_OPEN
+        return Outcome.ESTABLISHED
+    if proto == "udp":
+        if "unanswered" in tags or (state == "S0" and not resp_pkts):
+            return Outcome.UNANSWERED
+        if "d" in history or (resp_pkts or 0) > 0:
+            return Outcome.ESTABLISHED
+        return Outcome.OTHER
+    return Outcome.OTHER
+
+
+NO_TAGS: frozenset[str] = frozenset()
+TRANSPORTS = {"tcp": Transport.TCP, "udp": Transport.UDP}
+
+_Verdict = tuple[Transport | None, Outcome | None]
+NEEDED = frozenset({"ts", "proto", "id.orig_h", "id.resp_h"})
+"""The fields a conn record cannot be mapped without."""
+def verdict(key: tuple[str, str, str, bool]) -> _Verdict:
+    """(transport, outcome) of an untagged conn record by (proto, conn_state, history, answered), memoised;
+    ICMP's outcome is judged by its type (the source port), and (None, None) means no evidence."""
+    found = _VERDICTS.get(key)
+    if found is not None:
+        return found
+    proto = key[0]
+    transport = TRANSPORTS.get(proto)
+    if transport is not None:
+        found = (transport, conn_outcome(proto, key[1], key[2], int(key[3]), NO_TAGS))
+    else:
+        found = (Transport.ICMP, None) if proto == "icmp" else (None, None)
+    if len(_VERDICTS) >= 4096:
+        _VERDICTS.clear()
+    _VERDICTS[key] = found
+    return found
+
+
+_VERDICTS: dict[tuple[str, str, str, bool], _Verdict] = {}
+"""Memo of :func:`verdict`, for records read row by row and column by column alike: a log holds only a
+few hundred distinct (proto, state, history, answered) combinations."""
