@@ -1,7 +1,9 @@
 """A booted Debian 12 machine for deployment tests: ``debootstrap`` root, ``systemd-nspawn --boot``.
 
-The root (``debootstrap --variant=minbase`` plus :data:`PACKAGES`) is built once and cached as a tarball
-under :data:`CACHE`, keyed by the suite and the package list; the Python dependencies of this checkout
+The root (``debootstrap --variant=minbase`` plus :data:`PACKAGES`, from the Debian mirror this host's own
+apt sources name) is built once and cached as a tarball under :data:`CACHE`, keyed by the suite and the
+package list; a root that cannot be built (no mirror in the sources, no network) skips the test with the
+reason. The Python dependencies of this checkout
 are cached beside it as a wheelhouse built by the root's own Python (nspawn, not booted, with the host's
 network), keyed by the root and ``pyproject.toml``'s requirements.
 Each test gets a fresh copy of the root, boots it with a private network (only its own loopback, so a
@@ -17,6 +19,7 @@ import fcntl
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -31,10 +34,10 @@ import pytest
 CHECKOUT = Path(__file__).resolve().parents[2]
 CACHE = Path("/var/cache/t1046-sensor-tests")
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "procps", "python3", "python3-venv")
-"""What a fresh Debian 12 host has (systemd, procps' kill for ExecReload=) plus what the installer needs
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv")
+"""What a minimal Debian 12 host has (systemd; no procps, so no ``/bin/kill``) plus what the installer needs
 (python3 -m venv)."""
+APT_SOURCES = Path("/etc/apt")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _names = itertools.count()
 
@@ -56,17 +59,53 @@ def _locked(name: str) -> Iterator[None]:
         yield
 
 
+def _deb_entries(apt: Path) -> Iterator[tuple[list[str], list[str], list[str]]]:
+    """(URIs, suites, components) of each ``deb`` entry in ``apt``'s sources: ``sources.list`` and
+    ``sources.list.d/*.list`` (one-line format), ``sources.list.d/*.sources`` (deb822)."""
+    for path in [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                words = re.sub(r"\[[^]]*\]", " ", line.partition("#")[0]).split()
+                if len(words) >= 3 and words[0] == "deb":
+                    yield [words[1]], [words[2]], words[3:]
+    for path in sorted((apt / "sources.list.d").glob("*.sources")):
+        with contextlib.suppress(OSError):
+            for stanza in re.split(r"\n\s*\n", path.read_text()):
+                fields: dict[str, list[str]] = {}
+                for line in stanza.splitlines():
+                    name, colon, value = line.partition(":")
+                    if colon and not line.startswith(("#", " ", "\t")):
+                        fields[name.strip().lower()] = value.split()
+                if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"]) != ["no"]:
+                    yield fields.get("uris", []), fields.get("suites", []), fields.get("components", [])
+
+
+def debian_mirror(apt: Path = APT_SOURCES, suite: str = SUITE) -> str | None:
+    """The first mirror ``apt``'s sources take ``suite``'s main component from (http, https or file), or
+    None when they name none."""
+    for uris, suites, components in _deb_entries(apt):
+        if suite in suites and "main" in components:
+            for uri in uris:
+                if uri.split(":", 1)[0] in ("http", "https", "file"):
+                    return uri
+    return None
+
+
 def root_tarball() -> Path:
-    """The cached root, built with debootstrap when it is not there yet."""
-    key = hashlib.sha256(f"{SUITE} minbase {MIRROR} {','.join(PACKAGES)}".encode()).hexdigest()[:16]
+    """The cached root, built with debootstrap from the host's own Debian mirror when it is not there yet;
+    skips, with the reason, when it cannot be built."""
+    key = hashlib.sha256(f"{SUITE} minbase {','.join(PACKAGES)}".encode()).hexdigest()[:16]
     tarball = CACHE / f"debian-{SUITE}-{key}.tar"
     with _locked("root"):
         if not tarball.exists():
+            mirror = debian_mirror()
+            if mirror is None:
+                pytest.skip(f"cannot build the Debian root: no {SUITE} main mirror in {APT_SOURCES}/sources.list*")
             building = CACHE / f"building-{os.getpid()}"
             shutil.rmtree(building, ignore_errors=True)
             try:
-                _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
-                      str(building), MIRROR], timeout=1800)
+                _build(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+                        str(building), mirror], "the Debian root")
                 _run(["tar", "-C", str(building), "--numeric-owner", "-cf", f"{tarball}.part", "."], timeout=600)
                 Path(f"{tarball}.part").rename(tarball)
             finally:
@@ -93,8 +132,8 @@ def wheelhouse() -> Path:
             try:
                 _run(["tar", "-C", str(root), "--numeric-owner", "-xf", str(tarball)], timeout=600)
                 pip = "python3 -m venv /tmp/venv && /tmp/venv/bin/pip wheel --quiet --wheel-dir /wheels \"$@\""
-                _run([*_nspawn(root, f"t1046-{os.getpid()}-wheels"), f"--bind={part}:/wheels", *_host_trust(),
-                      "sh", "-c", pip, "pip", *requirements], timeout=1800)
+                _build([*_nspawn(root, f"t1046-{os.getpid()}-wheels"), f"--bind={part}:/wheels", *_host_trust(),
+                        "sh", "-c", pip, "pip", *requirements], "the wheelhouse")
                 part.rename(wheels)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
@@ -119,6 +158,16 @@ def _nspawn(root: Path, name: str) -> list[str]:
     if not Path("/run/systemd/system").is_dir():  # no systemd on the host: no machined, no scope to ask for
         command += ["--register=no", "--keep-unit"]
     return command
+
+
+def _build(command: Sequence[str], what: str) -> None:
+    """Run a step that fetches from the network; skip, with its last words, when it fails (no network, a
+    mirror that does not answer): the machine cannot be made here, which is not the product's failure."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        pytest.skip(f"cannot build {what}: {command[0]} exited {result.returncode}: "
+                    f"{' / '.join(said[-3:]) or 'no output'}")
 
 
 def _run(command: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:

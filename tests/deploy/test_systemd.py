@@ -110,6 +110,8 @@ def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) 
         assert machine.run(["readlink", "/usr/local/bin/t1046-sensor"]).stdout.strip() == \
             "/opt/t1046-sensor/bin/t1046-sensor"
         assert machine.run(["test", "-f", "/usr/share/doc/t1046-sensor/deployment.md"], check=False).returncode == 0
+        assert machine.run(["sh", "-c", "test -e /bin/kill || test -e /usr/bin/kill"], check=False).returncode == 1, \
+            "a minimal root: no kill but the shell's (no procps), as on a minbase Debian"
 
         # As installed, before any edit, the service runs (there is no Zeek at /opt/zeek/logs/current).
         machine.run(["systemctl", "start", "t1046-sensor"])
