@@ -13,12 +13,16 @@ from importlib import metadata
 from pathlib import Path
 
 from sensor.config import FORMATS, SensorConfig, default_config, load_config, parse_ports
-from sensor.errors import ConfigError, SensorError
+from sensor.errors import ConfigError, SensorError, UsageError
 from sensor.replay import replay
 
 log = logging.getLogger("sensor")
 DAEMONS = ("run", "honeyports", "mdns")
 """Commands that log what they watch and where alerts go at start (INFO, shown unless ``-q``)."""
+OK, UNREADABLE, BAD_CONFIGURATION, INTERRUPTED = 0, 1, 2, 130
+"""The exit statuses (README, "Exit status"): done; an input could not be read or an output written (or a
+sink did not take the test event, or nothing could listen); a bad configuration, usage or installation;
+interrupted (Ctrl-C) before the command was done."""
 GC_THRESHOLDS = (50_000, 20, 100)
 """Cyclic garbage collection for the commands that judge logs: the correlator makes many small objects and
 few cycles, and Python's default first threshold (700) spent 0.5-0.9 us per record collecting them
@@ -133,11 +137,11 @@ def _test_alert(path: Path | None, timeout: float) -> int:
 
     from sensor.outputs.testalert import send_test_event
 
-    reports = asyncio.run(send_test_event(_config(path), timeout))
+    reports = asyncio.run(send_test_event(_startup_config(path, "test-alert"), timeout))
     sys.stdout.flush()
     for report in reports:
         print(f"{report.sink}: {'OK' if report.delivered else 'FAILED'}: {report.detail}")  # noqa: T201
-    return 0 if all(report.delivered for report in reports) else 1
+    return OK if all(report.delivered for report in reports) else UNREADABLE
 
 
 def _check_config(path: Path, env_file: Path | None, content_only: bool, user: str | None) -> int:
@@ -148,8 +152,8 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool, user: s
         try:
             become(user)
         except SensorError as error:
-            print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
-            return 2
+            _say(f"error: {error}")
+            return BAD_CONFIGURATION
     config = load_config(path)
     if content_only:
         print(f"{path}: OK (content)")  # noqa: T201
@@ -165,9 +169,9 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool, user: s
         print(f"{path}: note: checked as root, who may read what the service cannot; give --user with the "  # noqa: T201
               "service's user (e.g. --user t1046)", file=sys.stderr)
     if any(finding.fatal for finding in findings):
-        return 2
+        return BAD_CONFIGURATION
     print(f"{path}: OK")  # noqa: T201
-    return 0
+    return OK
 
 
 def _port_list(text: str) -> tuple[int, ...]:
@@ -181,15 +185,24 @@ def _config(path: Path | None) -> SensorConfig:
     return load_config(path) if path is not None else default_config()
 
 
-def _daemon_config(path: Path | None) -> SensorConfig:
-    """The configuration of a daemon command; ``ConfigError`` naming each TLS file it cannot read."""
-    from sensor.preflight import unreadable_tls_files
+def _startup_config(path: Path | None, command: str, config: SensorConfig | None = None) -> SensorConfig:
+    """The configuration of a command that starts sources or sinks (``config``, else read from ``path``);
+    ``ConfigError`` with what it points to that the command would stop on, as ``check-config`` says it."""
+    from sensor.preflight import startup_problems
 
-    config = _config(path)
-    unreadable = unreadable_tls_files(config)
-    if unreadable:
-        raise ConfigError([finding.text for finding in unreadable])
+    config = config if config is not None else _config(path)
+    problems = startup_problems(config, command)
+    if problems and path is None:
+        raise ConfigError([f"the embedded default: {problem} (give --config FILE with a sensor.state_dir, "
+                           "docs/configuration.md)" for problem in problems])
+    if problems:
+        raise ConfigError([f"{path}: {problem}" for problem in problems])
     return config
+
+
+def _say(text: str) -> None:
+    """One line to stderr, as every failure is told."""
+    print(f"t1046-sensor: {text}", file=sys.stderr)  # noqa: T201
 
 
 class _Levels(logging.Filter):
@@ -222,74 +235,99 @@ def _logging(verbosity: str, daemon: bool) -> None:
     root.setLevel(min(own, libraries))
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace, quiet: bool) -> int:
     from sensor.report import INSTALL_HINT, missing_dependency
 
     missing = missing_dependency()
     if missing is not None:
-        print(f"t1046-sensor: error: the report command needs {missing}, which is not installed: "  # noqa: T201
-              f"{INSTALL_HINT}", file=sys.stderr)
-        return 1
+        raise UsageError(f"the report command needs {missing}, which is not installed: {INSTALL_HINT}")
     from sensor.report.command import scanner_address, write_report
 
     try:
         scanners = [scanner_address(text) for text in args.scanner or ()]
     except ValueError as error:
-        print(f"t1046-sensor: error: --scanner: {error}", file=sys.stderr)  # noqa: T201
-        return 2
+        raise UsageError(f"--scanner: {error}") from None
     summary = write_report(args.paths, _config(args.config), args.out, args.png, scanners)
-    print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
-    return 0
+    return _summarised(summary.line(), summary.unusable, quiet)
+
+
+def _summarised(line: str, unusable: tuple[str, ...], quiet: bool) -> int:
+    """Print a reading command's summary (unless ``quiet``) and an error line for each input it could not
+    use at all; the exit status."""
+    if not quiet:
+        print(line, file=sys.stderr)  # noqa: T201 - the summary is this command's output
+    for problem in unusable:
+        _say(f"error: {problem}")
+    return UNREADABLE if unusable else OK
+
+
+def _honeyports(args: argparse.Namespace) -> int:
+    from sensor.daemon.honeyports import run_honeyports
+
+    config = _config(args.config)
+    honey = dataclasses.replace(
+        config.honeyports,
+        listen=tuple(args.listen) if args.listen else config.honeyports.listen or ("127.0.0.1",),
+        tcp=args.tcp if args.tcp is not None else config.honeyports.tcp,
+        udp=args.udp if args.udp is not None else config.honeyports.udp,
+    )
+    return run_honeyports(_startup_config(args.config, "honeyports", dataclasses.replace(config, honeyports=honey)))
+
+
+def _mdns(args: argparse.Namespace) -> int:
+    from sensor.daemon.mdns import run_mdns
+
+    config = _config(args.config)
+    interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
+    if not interfaces:
+        raise UsageError("mdns: no interface to watch (give --interface NAME, or mdns.interfaces in --config)")
+    config = dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces))
+    return run_mdns(_startup_config(args.config, "mdns", config))
+
+
+def _command(args: argparse.Namespace) -> int:
+    quiet = args.verbosity == "quiet"
+    if args.command == "replay":
+        config = _config(args.config)
+        summary = replay(args.paths, config, sys.stdout.buffer, args.format,
+                         progress=sys.stderr if sys.stderr.isatty() and not quiet else None)
+        sys.stdout.flush()
+        return _summarised(summary.line(), summary.unusable, quiet)
+    if args.command == "run":
+        from sensor.daemon.process import run_daemon
+
+        return run_daemon(_startup_config(args.config, "run"), config_path=args.config)
+    if args.command == "honeyports":
+        return _honeyports(args)
+    if args.command == "mdns":
+        return _mdns(args)
+    if args.command == "check-config":
+        return _check_config(args.file, args.env_file, args.content_only, args.user)
+    if args.command == "report":
+        return _report(args, quiet)
+    return _test_alert(args.config, args.timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``t1046-sensor`` console script."""
+    """Entry point of the ``t1046-sensor`` console script: every failure the commands expect is one line on
+    stderr and its exit status (:data:`OK`, :data:`UNREADABLE`, :data:`BAD_CONFIGURATION`, :data:`INTERRUPTED`)."""
     args = _parser().parse_args(argv)
     _logging(args.verbosity, args.command in DAEMONS)
     if args.command in ("replay", "run", "report"):
         gc.set_threshold(*GC_THRESHOLDS)
     try:
-        if args.command == "replay":
-            config = _config(args.config)
-            summary = replay(args.paths, config, sys.stdout.buffer, args.format,
-                             progress=sys.stderr if sys.stderr.isatty() else None)
-            sys.stdout.flush()
-            print(summary.line(), file=sys.stderr)  # noqa: T201 - the summary is this command's output
-            return 0
-        if args.command == "run":
-            from sensor.daemon.process import run_daemon
-
-            config = _daemon_config(args.config)
-            return run_daemon(config, config_path=args.config)
-        if args.command == "honeyports":
-            from sensor.daemon.honeyports import run_honeyports
-
-            config = _daemon_config(args.config)
-            honey = dataclasses.replace(
-                config.honeyports,
-                listen=tuple(args.listen) if args.listen else config.honeyports.listen or ("127.0.0.1",),
-                tcp=args.tcp if args.tcp is not None else config.honeyports.tcp,
-                udp=args.udp if args.udp is not None else config.honeyports.udp,
-            )
-            return run_honeyports(dataclasses.replace(config, honeyports=honey))
-        if args.command == "mdns":
-            from sensor.daemon.mdns import run_mdns
-
-            config = _daemon_config(args.config)
-            interfaces = tuple(args.interface) if args.interface else config.mdns.interfaces
-            return run_mdns(dataclasses.replace(config, mdns=dataclasses.replace(config.mdns, interfaces=interfaces)))
-        if args.command == "check-config":
-            return _check_config(args.file, args.env_file, args.content_only, args.user)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "test-alert":
-            return _test_alert(args.config, args.timeout)
+        return _command(args)
     except ConfigError as error:
-        print(f"t1046-sensor: {error}", file=sys.stderr)  # noqa: T201
-        return 2
+        _say(str(error))
+        return BAD_CONFIGURATION
+    except UsageError as error:
+        _say(f"error: {error}")
+        return BAD_CONFIGURATION
     except SensorError as error:
-        print(f"t1046-sensor: error: {error}", file=sys.stderr)  # noqa: T201
-        return 1
+        _say(f"error: {error}")
+        return UNREADABLE
+    except KeyboardInterrupt:
+        _say(f"{args.command}: interrupted")
+        return INTERRUPTED
     except BrokenPipeError:
-        return 0
-    return 2
+        return OK

@@ -22,11 +22,19 @@ class SensorError(Exception):
 
 
 class ConfigError(SensorError):
-    """The configuration is invalid; ``problems`` lists every error with its path in the file."""
+    """The configuration is invalid; ``problems`` lists every error with its path in the file (one line when
+    there is one, one line each after a heading when there are more)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        if len(problems) == 1:
+            super().__init__(f"invalid configuration: {problems[0]}")
+        else:
+            super().__init__(f"invalid configuration ({len(problems)} problems):\n  " + "\n  ".join(problems))
+
+
+class UsageError(SensorError):
+    """A command cannot be used as it was given: a needed option missing, an optional extra not installed."""
 
 
 class LogReadError(SensorError):

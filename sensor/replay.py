@@ -14,7 +14,9 @@ logs) and counts the scanners and incidents behind the alerts.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import os
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -31,7 +33,7 @@ from sensor.errors import LogReadError
 from sensor.flows.discover import flow_config, group, in_directory
 from sensor.flows.read import FlowReader
 from sensor.observations import ConnRows, Intake
-from sensor.zeek.logs import ZeekLog, discover, log_kind, open_log
+from sensor.zeek.logs import ZeekLog, discover, listing, log_kind, open_log
 from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.readahead import read_ahead
 from sensor.zeek.records import observations, wanted_fields
@@ -61,11 +63,15 @@ class ReplaySummary:
     """Zeek logs not read because of their type (``http.log``, or one ``zeek.logs`` leaves out), each once."""
     skipped: tuple[tuple[Path, str], ...] = ()
     """Files of a given directory that are not Zeek logs, or empty, with the reason, each once."""
+    unusable: tuple[str, ...] = ()
+    """One line for each log without a single usable record (every line malformed): an input that could
+    not be read, so the command's exit status is 1."""
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
-        line = (f"replay: {self.records} records from {self.files} files, {self.malformed} malformed, "
-                f"{self.observations} observations, {self.alerts} alerts about {_count(self.scanners, 'scanner')} "
+        line = (f"replay: {_count(self.records, 'record')} from {_count(self.files, 'file')}, "
+                f"{self.malformed} malformed, {_count(self.observations, 'observation')}, "
+                f"{_count(self.alerts, 'alert')} about {_count(self.scanners, 'scanner')} "
                 f"in {_count(self.incidents, 'incident')} ({self.suppressed} suppressed as authorized) in "
                 f"{self.seconds:.1f}s")
         if self.ignored:
@@ -121,7 +127,7 @@ def _inputs(paths: list[Path], kinds: tuple[str, ...], flows: tuple[FlowConfig, 
                 flow_files.append((flow, path))
             elif reason is None:
                 unique.append(path)
-            elif path.resolve() in named:
+            elif path.resolve() in named and reason != "empty":
                 raise LogReadError(f"{path}: neither a Zeek log (no #fields header and no JSON records) nor a flow "
                                    "log (firewall, AWS, Google Cloud, Azure)")
             else:
@@ -137,9 +143,23 @@ def _inputs(paths: list[Path], kinds: tuple[str, ...], flows: tuple[FlowConfig, 
             flow_files.append((flow, path))
         for folder in (directory, directory / "log-queue"):
             if folder.is_dir():
-                ignored += sorted(path for path in folder.iterdir() if path.is_file()
-                                  and log_kind(path.name) not in (None, *kinds) and path.resolve() not in seen)
+                ignored += [path for path in listing(folder) if path.is_file()
+                            and log_kind(path.name) not in (None, *kinds) and path.resolve() not in seen]
     return streams, ignored, skipped, group(flow_files)
+
+
+def _deeper(paths: list[Path], kinds: tuple[str, ...]) -> str:
+    """A hint naming the subdirectories of the given directories that hold logs of ``kinds``, if any."""
+    below = []
+    for directory in (path for path in paths if path.is_dir()):
+        with contextlib.suppress(OSError):
+            below += [folder for folder in sorted(directory.iterdir()) if folder.is_dir() and any(
+                log_kind(name) in kinds for name in os.listdir(folder))]
+    if not below:
+        return ""
+    if len(below) == 1:
+        return f"; but {below[0]}/ holds some (give that directory)"
+    return f"; but {', '.join(f'{folder}/' for folder in below)} hold some (give one of them)"
 
 
 class _Tally:
@@ -157,9 +177,10 @@ class _Tally:
             self._then(alert)
 
 
-def _stream(logs: list[ZeekLog]) -> Iterator[Intake]:
+def _stream(logs: list[ZeekLog], malformed: MalformedLog) -> Iterator[Intake]:
     """Observations of one log kind, file after file, mapped a batch of records at a time (conn records
-    decoded as columns stay a :class:`ConnRows`); records without evidence are dropped."""
+    decoded as columns stay a :class:`ConnRows`); records without evidence are dropped. Each file's held
+    warnings about malformed lines are given once it is read (none for a file with no usable record)."""
     for log in logs:
         for batch in log.batches(wanted_fields):
             found = observations(log, batch)
@@ -167,6 +188,19 @@ def _stream(logs: list[ZeekLog]) -> Iterator[Intake]:
                 yield found
             else:
                 yield from found
+        malformed.finish(str(log.path), usable=log.records_usable > 0)
+
+
+def unusable_logs(logs: list[ZeekLog], malformed: MalformedLog) -> tuple[str, ...]:
+    """A line for each log of which not one record could be used, all its lines being malformed."""
+    found = []
+    for log in logs:
+        count = malformed.count(str(log.path))
+        if count and not log.records_usable:
+            first = malformed.first(str(log.path))
+            example = f" (line {first[0]}: {first[1]})" if first is not None else ""
+            found.append(f"{log.path}: no usable record: {_count(count, 'malformed line')}{example}")
+    return tuple(found)
 
 
 def _merged(streams: list[Iterator[Intake]]) -> Iterator[Intake]:
@@ -243,7 +277,9 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     :class:`LogReadError` when an input cannot be read at all.
     """
     started = time.monotonic()
-    malformed = MalformedLog()
+    malformed = MalformedLog(hold=True)
+    flow_malformed = MalformedLog()
+    """Flow logs' bad lines, warned about as they are read (their readers read several files as one)."""
     streams, ignored, skipped, flow_streams = _inputs(paths, config.zeek.logs, config.flows)
     tally = _Tally(on_alert)
     on_alert = tally
@@ -252,14 +288,16 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     for _kind, files in streams:
         logs = [ZeekLog(path, malformed) for path in files]
         all_logs.extend(logs)
-        merged_inputs.append(read_ahead(_stream(logs)))
-    flow_readers = [FlowReader(flow, files, malformed) for flow, files in flow_streams]
+        merged_inputs.append(read_ahead(_stream(logs, malformed)))
+    flow_readers = [FlowReader(flow, files, flow_malformed) for flow, files in flow_streams]
     merged_inputs += [read_ahead(reader.blocks()) for reader in flow_readers]
     if not all_logs and not flow_readers:
         *others, last = config.zeek.logs
         kinds = f"{', '.join(others)} or {last}" if others else last
         found = f" (only {', '.join(sorted({path.name for path in ignored}))})" if ignored else ""
-        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}{found}")
+        empty = [str(path) for path, reason in skipped if reason == "empty"]
+        found += f" ({', '.join(empty)}: empty)" if empty and not ignored else ""
+        raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}{found}{_deeper(paths, config.zeek.logs)}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
     correlator = Correlator(config.detection)
@@ -280,11 +318,11 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
     if correlator.stats.observations:
         emit(correlator.flush(watermark.now))
     show_progress.done()
-    malformed.summarise()
+    flow_malformed.summarise()
     return ReplaySummary(
         files=len(all_logs) + sum(len(reader.files) for reader in flow_readers),
-        records=sum(log.records_read for log in all_logs) + sum(reader.records_read for reader in flow_readers),
-        malformed=malformed.total,
+        records=sum(log.records_usable for log in all_logs) + sum(reader.records_read for reader in flow_readers),
+        malformed=malformed.total + flow_malformed.total,
         observations=correlator.stats.observations,
         alerts=correlator.stats.alerts,
         suppressed=correlator.stats.suppressed,
@@ -293,4 +331,5 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         incidents=len(tally.incidents),
         ignored=(*ignored, *(log.path for log in all_logs if log.kind not in config.zeek.logs)),
         skipped=tuple(skipped),
+        unusable=unusable_logs(all_logs, malformed),
     )

@@ -28,7 +28,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return config
 
 
-def test_what_run_would_stop_on_is_named_and_a_missing_interface_is_a_note(tmp_path: Path) -> None:
+def test_what_run_would_stop_on_is_an_error_and_what_it_goes_on_with_a_warning(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     tokens = tmp_path / "node-tokens"
     tokens.write_text("edge-a short\n")
@@ -50,11 +50,17 @@ outputs:
                      f"outputs[1].ca_file: {tmp_path / 'missing-ca.pem'}: cannot read: No such file or directory",
                      f"nodes: cannot load cert_file {tmp_path / 'missing.pem'}",
                      ":1: the token of edge-a is shorter than 16 characters",
-                     f"zeek.log_dir: {tmp_path / 'no-zeek-yet'}: no such directory: install Zeek",
-                     "note: mdns.interfaces: there is no interface t1046-no-such-if",
+                     f"warning: zeek.log_dir: {tmp_path / 'no-zeek-yet'}: no such directory; run goes on and "
+                     "follows it once it appears (install Zeek",
+                     "warning: mdns.interfaces: there is no interface t1046-no-such-if",
                      "note: secrets were looked up in this shell's environment"):
         assert any(expected in line for line in lines), (expected, lines)
     assert "OK" not in checked.stdout
+    config.write_text(f"sensor: {{state_dir: {tmp_path / 'state'}}}\nzeek: {{log_dir: {tmp_path / 'no-zeek-yet'}}}\n"
+                      "mdns: {interfaces: [t1046-no-such-if]}\n")
+    warned = _check(config)
+    assert (warned.returncode, warned.stdout.strip()) == (0, f"{config}: OK"), "run would start: warnings only"
+    assert sum("warning: " in line for line in warned.stderr.splitlines()) == 2, warned.stderr
     content = _check(config, "--content-only")
     assert (content.returncode, content.stdout.strip()) == (0, f"{config}: OK (content)")
 

@@ -64,8 +64,6 @@ async def _main(config: SensorConfig) -> int:
 
 
 def run_mdns(config: SensorConfig) -> int:
-    """Run only the mDNS watcher (and decoys) until SIGTERM or SIGINT; return the exit status."""
-    if not config.mdns.interfaces:
-        log.error("mDNS watcher: no interface to watch (use --interface NAME or mdns.interfaces)")
-        return 1
+    """Run only the mDNS watcher (and decoys) on ``config.mdns.interfaces`` until SIGTERM or SIGINT; return the
+    exit status (1 when no interface can be watched)."""
     return asyncio.run(_main(config))

@@ -39,8 +39,8 @@ def run_daemon(config: SensorConfig, config_path: Path | None = None) -> int:
     try:
         lock = _lock_state_dir(config.state_dir)
     except OSError as error:
-        log.error("cannot use state_dir %s: %s", config.state_dir, error)
-        return 1
+        log.error("sensor.state_dir: %s: cannot use it: %s", config.state_dir, error.strerror or error)
+        return 2
     if lock is None:
         log.error("another t1046-sensor daemon is using %s", config.state_dir)
         return 1

@@ -2,11 +2,13 @@
 
 The incidents come from an alerts JSONL file (``run``'s file sink, ECS) when one is given, else from
 running the Zeek logs through :func:`sensor.replay.replay`, exactly as ``replay`` does; the probes drawn
-come from the conn logs among the inputs either way. Files are written whole (a temporary file renamed).
+come from the conn logs among the inputs either way. Files are written whole (a temporary file renamed), into
+directories that exist (``--png``'s own is made when only it is missing), checked before any work.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import tempfile
@@ -24,6 +26,7 @@ from sensor.report.figures import incident_png
 from sensor.report.incidents import Incident, Update, fold, is_alerts_file, read_alerts, update_of
 from sensor.report.page import Section, page
 from sensor.report.probes import collect, no_probes
+from sensor.zeek.logs import is_directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,8 @@ class ReportSummary:
     out: Path
     size: int
     pngs: tuple[Path, ...]
+    unusable: tuple[str, ...] = ()
+    """One line for each log without a single usable record (the command's exit status is then 1)."""
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
@@ -61,7 +66,9 @@ def scanner_address(text: str) -> IPAddress:
 
 
 def _updates(alerts_files: Sequence[Path], log_paths: Sequence[Path],
-             config: SensorConfig) -> tuple[list[Update], int]:
+             config: SensorConfig) -> tuple[list[Update], int, tuple[str, ...]]:
+    """The incident updates (from the alerts files, else from replaying the logs), the alerts files' lines
+    that are no alert, and the logs without a usable record."""
     if alerts_files:
         updates: list[Update] = []
         skipped = 0
@@ -69,11 +76,11 @@ def _updates(alerts_files: Sequence[Path], log_paths: Sequence[Path],
             found, bad = read_alerts(path)
             updates += found
             skipped += bad
-        return updates, skipped
+        return updates, skipped, ()
     alerts: list[Alert] = []
     with open(os.devnull, "wb") as discard:
-        replay(list(log_paths), config, discard, on_alert=alerts.append)
-    return [update_of(to_ecs(alert, config.name)) for alert in alerts], 0
+        replayed = replay(list(log_paths), config, discard, on_alert=alerts.append)
+    return [update_of(to_ecs(alert, config.name)) for alert in alerts], 0, replayed.unusable
 
 
 def _umask() -> int:
@@ -82,8 +89,35 @@ def _umask() -> int:
     return mask
 
 
+def _writable(directory: Path, what: str) -> str | None:
+    """Why the report cannot write into ``directory`` (``what`` names the option), or None."""
+    try:
+        if not directory.is_dir():
+            return f"{what}: {directory} is not a directory" if directory.exists() else \
+                f"{what}: {directory}: no such directory"
+    except OSError as error:
+        return f"{what}: {directory}: {error.strerror or error}"
+    return None if os.access(directory, os.W_OK | os.X_OK) else f"{what}: {directory} is not writable by this user"
+
+
+def check_outputs(out: Path, png_dir: Path | None) -> None:
+    """Before any work: the directory ``--out`` names exists and is writable, and so is ``--png``'s (made
+    when only it is missing). Raises :class:`SensorError` saying which is not."""
+    problem = _writable(out.parent, f"--out {out}")
+    if problem is None and png_dir is not None:
+        try:
+            if png_dir.exists() and not png_dir.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+            png_dir.mkdir(exist_ok=True)
+        except OSError as error:
+            problem = f"--png {png_dir}: cannot make it: {error.strerror or error}"
+        else:
+            problem = _writable(png_dir, f"--png {png_dir}")
+    if problem is not None:
+        raise SensorError(f"cannot write the report: {problem}")
+
+
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -107,9 +141,12 @@ def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir
     Raises :class:`~sensor.errors.LogReadError` when an input cannot be read at all and
     :class:`~sensor.errors.SensorError` when an output cannot be written.
     """
+    check_outputs(out, png_dir)
+    for path in paths:
+        is_directory(path)  # a missing or unreadable input is named before anything else
     alerts_files = [path for path in paths if is_alerts_file(path)]
     log_paths = [path for path in paths if path not in alerts_files]
-    updates, skipped = _updates(alerts_files, log_paths, config)
+    updates, skipped, unusable = _updates(alerts_files, log_paths, config)
     incidents = fold(updates)
     if scanners:
         incidents = [incident for incident in incidents if incident.scanner in scanners]
@@ -120,6 +157,7 @@ def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir
         sections.append(Section(incident, drawn, incident_png(incident, drawn)))
     document = page(sections, [str(path) for path in paths]).encode()
     written: list[Path] = []
+    target = out
     try:
         _write(out, document)
         if png_dir is not None:
@@ -128,7 +166,7 @@ def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir
                 _write(target, section.picture)
                 written.append(target)
     except OSError as error:
-        raise SensorError(f"cannot write the report: {error}") from None
+        raise SensorError(f"cannot write the report: {target}: {error.strerror or error}") from None
     return ReportSummary(
         incidents=len(incidents),
         probes=sum(len(section.probes) for section in sections),
@@ -137,4 +175,5 @@ def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir
         out=out,
         size=len(document),
         pngs=tuple(written),
+        unusable=unusable,
     )

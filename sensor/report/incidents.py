@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sensor.errors import LogReadError
+from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import IPAddress
 from sensor.zeek.logs import open_log
 
@@ -170,7 +171,9 @@ def _first_line(path: Path) -> bytes:
                 if line.strip():
                     return line.strip()
     except OSError as error:
-        raise LogReadError(f"{path}: cannot read: {error.strerror or error}") from None
+        raise LogReadError(why_unreadable(path, error)) from None
+    except (EOFError, zlib.error):
+        return b""  # a truncated or corrupt gzip file: no alerts file; reading it as a log reports it
     return b""
 
 
@@ -202,7 +205,7 @@ def read_alerts(path: Path) -> tuple[list[Update], int]:
     try:
         stream = open_log(path)
     except OSError as error:
-        raise LogReadError(f"{path}: cannot read: {error.strerror or error}") from None
+        raise LogReadError(why_unreadable(path, error)) from None
     updates: list[Update] = []
     skipped = 0
     with stream:

@@ -23,15 +23,16 @@ def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedL
     """Blocks of complete lines (each ending in a newline) from what ``read`` returns (at most ``MAX_LINE``
     bytes a call, ``b""`` at the end), each with the number of lines before it and its own. A line longer than
     :data:`MAX_LINE` is reported and left out, never held whole; a last line without a newline is reported
-    as truncated (a ``#`` directive is kept); a read error is reported as a truncated or corrupt file."""
+    as truncated (a ``#`` directive is kept); a read error is reported as a truncated or corrupt file, the
+    part line before it with it."""
     pending = b""
-    skipping = False
+    skipping = broken = False
     while True:
         try:
             chunk = read()
         except (OSError, EOFError, zlib.error) as error:
             malformed.report(source, number + 1, f"truncated or corrupt file: {error}")
-            chunk = b""
+            chunk, broken = b"", True
         if not chunk:
             break
         data = pending + chunk if pending else chunk
@@ -48,7 +49,7 @@ def complete_lines(read: Callable[[], bytes], source: str, malformed: MalformedL
             number += lines
         if len(pending) > MAX_LINE:
             pending, skipping = b"", True
-    if pending or skipping:
+    if (pending or skipping) and not broken:  # a broken file's last part is the one line reported
         if skipping:
             malformed.report(source, number + 1, f"line longer than {MAX_LINE} bytes")
         elif pending.startswith(b"#"):

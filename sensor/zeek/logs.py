@@ -18,6 +18,7 @@ import gzip
 import io
 import logging
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sensor.errors import LogReadError
+from sensor.errors import LogReadError, why_unreadable
 from sensor.zeek import KINDS
 from sensor.zeek.blocks import complete_lines, joined, next_directive
 from sensor.zeek.malformed import MalformedLog
@@ -61,23 +62,40 @@ def discover(paths: list[Path], kinds: tuple[str, ...] = KINDS) -> list[tuple[st
     """
     streams: dict[str | None, list[Path]] = {}
     for path in paths:
-        if path.is_dir():
-            found = [p for p in sorted(path.iterdir()) if p.is_file()]
+        if is_directory(path):
+            found = [p for p in listing(path) if p.is_file()]
             queue = path / "log-queue"
             if queue.is_dir():
-                found += sorted(p for p in queue.iterdir() if p.is_file())
+                found += [p for p in listing(queue) if p.is_file()]
             for candidate in found:
                 kind = log_kind(candidate.name)
                 if kind in kinds:
                     streams.setdefault(kind, []).append(candidate)
-        elif path.exists():
-            streams.setdefault(None, []).append(path)
         else:
-            raise LogReadError(f"{path}: no such file or directory")
+            streams.setdefault(None, []).append(path)
     ordered: list[tuple[str | None, list[Path]]] = []
     for kind, files in streams.items():
         ordered.append((kind, files if kind is None else sorted(files, key=age_order)))
     return ordered
+
+
+def is_directory(path: Path) -> bool:
+    """Whether an input is a directory (else a file); :class:`LogReadError` when it is missing or cannot be
+    looked at."""
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        raise LogReadError(f"{path}: no such file or directory") from None
+    except OSError as error:
+        raise LogReadError(why_unreadable(path, error)) from None
+
+
+def listing(directory: Path) -> list[Path]:
+    """The entries of ``directory``, sorted; :class:`LogReadError` when it cannot be listed."""
+    try:
+        return sorted(directory.iterdir())
+    except OSError as error:
+        raise LogReadError(why_unreadable(directory, error)) from None
 
 
 _STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[-_T](\d{2})[-:](\d{2})[-:](\d{2})")
@@ -177,12 +195,20 @@ class ZeekLog:
         self.columnar = columnar
         self.kind: str | None = log_kind(path.name)
         self.records_read = 0
+        """Records decoded (lines that could not be are reported to ``malformed``)."""
+        self.records_unusable = 0
+        """Records decoded whose fields could not be mapped (missing or bad), reported to ``malformed`` too."""
+
+    @property
+    def records_usable(self) -> int:
+        """Records read that could be mapped."""
+        return self.records_read - self.records_unusable
 
     def _open(self) -> io.BufferedIOBase:
         try:
             return open_log(self.path)
         except OSError as error:
-            raise LogReadError(f"{self.path}: cannot read: {error.strerror or error}") from None
+            raise LogReadError(why_unreadable(self.path, error)) from None
 
     def _blocks(self) -> Iterator[tuple[int, bytes, int]]:
         with self._open() as stream:

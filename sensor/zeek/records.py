@@ -196,6 +196,13 @@ CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "
 
 
 
+def unusable(error: KeyError | ValueError | TypeError) -> str:
+    """Why a record could not be mapped, in words: the field it lacks, or the bad value."""
+    if isinstance(error, KeyError):
+        return f"unusable record: no {error.args[0] if error.args else 'needed'} field"
+    return f"unusable record: {error}"
+
+
 def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRows:
     """The observations in one batch of a log's records -- conn records as one :class:`ConnRows` (which
     iterates as :class:`ConnAttempt` tuples), computed a column at a time where the batch was decoded as
@@ -216,7 +223,8 @@ def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRo
         try:
             observation = mapper(record)
         except (KeyError, ValueError, TypeError) as error:
-            log.malformed.report(str(log.path), number, f"unusable record: {error!r}")
+            log.malformed.report(str(log.path), number, unusable(error))
+            log.records_unusable += 1
             continue
         if observation is not None:
             made.append(observation)

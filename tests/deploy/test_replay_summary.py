@@ -56,7 +56,7 @@ def test_a_file_that_is_no_zeek_log_is_told_once(tmp_path: Path) -> None:
                             timeout=120)
     assert (result.returncode, result.stdout) == (0, alone), "the good log is read in full"
     summary = re.sub(r" in \d+\.\ds", " in Xs", result.stderr)
-    assert summary.startswith("replay: 1000 records from 1 files, 0 malformed, "), summary
+    assert summary.startswith("replay: 1000 records from 1 file, 0 malformed, "), summary
     assert summary.endswith(f"; skipped: {logs / 'dns.log'} (not a Zeek log), {logs / 'notice.log'} (empty)\n"), \
         summary
     named = subprocess.run([sys.executable, "-m", "sensor", "replay", str(logs / "dns.log")], capture_output=True,
