@@ -1,9 +1,11 @@
 """The honeyport node: every configured listener, the shared limits and the half-open watcher.
 
 ``HoneyportService(config, emit, node, reactor).start()`` opens TCP and UDP listeners on each configured
-address (IPv4 and IPv6), and returns the problems it met (``tcp 127.0.0.1:22: address already in use``)
-instead of raising: a node with some ports taken still guards the rest. Each listener opened is logged
-(``honeyport listening on 127.0.0.1:2222/tcp``, with the port the system chose when 0 was asked for).
+address (IPv4 and IPv6), and returns the problems it met, one per address, transport and reason with the
+ports as ranges (``tcp 10.9.9.9:22,80,8000-8100: cannot assign requested address (103 ports)``), instead of
+raising: a node with some ports taken still guards the rest. What it listens on is logged the same way, one
+line per address and transport (``honeyport listening on 127.0.0.1:2222/tcp``, ``honeyports listening on
+127.0.0.1:2222-2224,8081/tcp (4 ports)``, with the port the system chose when 0 was asked for).
 ``stop()`` closes everything and returns a Deferred that fires when the ports are closed.
 """
 
@@ -36,7 +38,7 @@ from honeyports.listener import (
     host_address,
 )
 from honeyports.profiles import PROFILES, profile_name_for
-from sensor.config import HoneyportsConfig
+from sensor.config import HoneyportsConfig, port_ranges
 from sensor.errors import SensorError
 from sensor.observations import HoneyportHit, Touch, Transport
 
@@ -147,14 +149,37 @@ class HoneyportService:
         problems = [f"honeyports.profiles: port {port}: unknown profile {name!r} (known: {', '.join(PROFILES)})"
                     for port, name in sorted(self.config.profiles.items()) if name not in PROFILES]
         problems += self._check_descriptors()
+        refused: dict[tuple[str, str, str], list[int]] = {}
         for address in self.config.listen:
             for port in self.config.tcp:
-                problems += self._listen_tcp(address, port)
+                self._refused(refused, "tcp", address, port, self._listen_tcp(address, port))
             for port in self.config.udp:
-                problems += self._listen_udp(address, port)
+                self._refused(refused, "udp", address, port, self._listen_udp(address, port))
+        problems += [f"{transport} {_endpoint(address, port_ranges(ports))}: {reason}"
+                     + (f" ({len(ports)} ports)" if len(ports) > 1 else "")
+                     for (transport, address, reason), ports in refused.items()]
+        self._log_listening()
         if self.half_open_wanted and self.config.tcp:
             problems += self._watch_half_open()
         return problems
+
+    @staticmethod
+    def _refused(refused: dict[tuple[str, str, str], list[int]], transport: str, address: str, port: int,
+                 reason: str | None) -> None:
+        if reason is not None:
+            refused.setdefault((transport, address, reason), []).append(port)
+
+    def _log_listening(self) -> None:
+        """One line per address and transport, its ports as ranges (the ports the system chose for 0)."""
+        bound: dict[tuple[str, str], list[int]] = {}
+        for protocol, address, port in self.bound():
+            bound.setdefault((address, protocol.value), []).append(port)
+        for (address, transport), ports in bound.items():
+            if len(ports) == 1:
+                log.info("honeyport listening on %s/%s", _endpoint(address, ports[0]), transport)
+            else:
+                log.info("honeyports listening on %s/%s (%d ports)", _endpoint(address, port_ranges(ports)),
+                         transport, len(ports))
 
     def stop(self) -> Deferred[None]:
         """Close every listener and the half-open watcher; fires when the ports are closed."""
@@ -179,30 +204,30 @@ class HoneyportService:
         name = profile_name_for(port, self.config.profiles)
         return name if name in PROFILES else "generic"
 
-    def _listen_tcp(self, address: str, port: int) -> list[str]:
+    def _listen_tcp(self, address: str, port: int) -> str | None:
+        """Open one TCP listener; why it could not be opened, or None."""
         profile = PROFILES[self._profile(port)]
         factory = HoneyportFactory(profile, self.table, self.emit, self.node, self.clock, self.reactor,
                                    (address, port))
         try:
             listening = self.reactor.listenTCP(port, factory, backlog=LISTEN_BACKLOG, interface=address)
         except CannotListenError as error:
-            return [f"tcp {_endpoint(address, port)}: {_reason(error)}"]
+            return _reason(error)
         self.ports.append((Transport.TCP, address, listening))
-        log.info("honeyport listening on %s/tcp", _endpoint(address, int(listening.getHost().port)))
-        return []
+        return None
 
-    def _listen_udp(self, address: str, port: int) -> list[str]:
+    def _listen_udp(self, address: str, port: int) -> str | None:
+        """Open one UDP listener; why it could not be opened, or None."""
         profile = PROFILES[self._profile(port)]
         protocol = HoneyportDatagramProtocol(profile, self.emit, self.node, self.clock, self.table.stats,
                                              PAYLOAD_LIMIT)
         try:
             listening = self.reactor.listenUDP(port, protocol, interface=address)
         except CannotListenError as error:
-            return [f"udp {_endpoint(address, port)}: {_reason(error)}"]
+            return _reason(error)
         enlarge_receive_buffer(listening.getHandle())
         self.ports.append((Transport.UDP, address, listening))
-        log.info("honeyport listening on %s/udp", _endpoint(address, int(listening.getHost().port)))
-        return []
+        return None
 
     def _check_descriptors(self) -> list[str]:
         """Raise the soft open-file limit to the hard one when the listeners and connections need more; a
@@ -257,5 +282,5 @@ class HoneyportService:
                                profile=self._profile(target_port), node=self.node, touch=Touch.HALF_OPEN))
 
 
-def _endpoint(address: str, port: int) -> str:
+def _endpoint(address: str, port: int | str) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

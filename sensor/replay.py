@@ -33,6 +33,7 @@ from sensor.errors import LogReadError
 from sensor.flows.discover import flow_config, group, in_directory
 from sensor.flows.read import FlowReader
 from sensor.observations import ConnRows, Intake
+from sensor.wording import counted
 from sensor.zeek.logs import ZeekLog, discover, listing, log_kind, open_log
 from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.readahead import read_ahead
@@ -69,10 +70,10 @@ class ReplaySummary:
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
-        line = (f"replay: {_count(self.records, 'record')} from {_count(self.files, 'file')}, "
-                f"{self.malformed} malformed, {_count(self.observations, 'observation')}, "
-                f"{_count(self.alerts, 'alert')} about {_count(self.scanners, 'scanner')} "
-                f"in {_count(self.incidents, 'incident')} ({self.suppressed} suppressed as authorized) in "
+        line = (f"replay: {counted(self.records, 'record')} from {counted(self.files, 'file')}, "
+                f"{self.malformed} malformed, {counted(self.observations, 'observation')}, "
+                f"{counted(self.alerts, 'alert')} about {counted(self.scanners, 'scanner')} "
+                f"in {counted(self.incidents, 'incident')} ({self.suppressed} suppressed as authorized) in "
                 f"{self.seconds:.1f}s")
         if self.ignored:
             kinds: dict[str, int] = {}
@@ -86,9 +87,6 @@ class ReplaySummary:
             line += "; skipped: " + ", ".join(f"{path} ({reason})" for path, reason in self.skipped)
         return line
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _not_a_log(path: Path) -> str | None:
@@ -199,7 +197,7 @@ def unusable_logs(logs: list[ZeekLog], malformed: MalformedLog) -> tuple[str, ..
         if count and not log.records_usable:
             first = malformed.first(str(log.path))
             example = f" (line {first[0]}: {first[1]})" if first is not None else ""
-            found.append(f"{log.path}: no usable record: {_count(count, 'malformed line')}{example}")
+            found.append(f"{log.path}: no usable record: {counted(count, 'malformed line')}{example}")
     return tuple(found)
 
 

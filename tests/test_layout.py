@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = {"sensor.observations", "sensor.errors", "sensor.config", "sensor.metrics"}
+SHARED = {"sensor.observations", "sensor.errors", "sensor.config", "sensor.metrics", "sensor.wording"}
 """The vocabulary and infrastructure every layer may use."""
 LAYERS: dict[str, set[str]] = {
     "sensor.alerts": SHARED,

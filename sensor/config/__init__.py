@@ -34,7 +34,7 @@ from sensor.config.model import (
     SensorConfig,
     ZeekConfig,
 )
-from sensor.config.values import parse_ports
+from sensor.config.values import parse_ports, port_ranges
 
 __all__ = [
     "DEFAULT_LOCAL_NETS",
@@ -63,4 +63,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_ports",
+    "port_ranges",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +44,19 @@ def parse_ports(text: str, lowest: int = 1) -> tuple[int, ...]:
             raise ValueError(f"{item!r} is an empty range")
         ports.update(range(low, high + 1))
     return tuple(sorted(ports))
+
+
+def port_ranges(ports: Iterable[int]) -> str:
+    """Ports written as :func:`parse_ports` reads them, runs as ranges: ``22,80,8000-8100``."""
+    ordered = sorted(set(ports))
+    runs: list[str] = []
+    start = 0
+    for index, port in enumerate(ordered):
+        if index + 1 == len(ordered) or ordered[index + 1] != port + 1:
+            first = ordered[start]
+            runs.append(str(port) if first == port else f"{first}-{port}")
+            start = index + 1
+    return ",".join(runs)
 
 
 class _Reader:

@@ -14,6 +14,7 @@ from sensor.daemon.pipeline import Pipeline
 from sensor.metrics import Metrics
 from sensor.outputs.sink import SpooledSink
 from sensor.outputs.spool import write_atomically
+from sensor.wording import counted
 from sensor.zeek.malformed import MalformedLog
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def report_health(pipeline: Pipeline, sinks: Sequence[SpooledSink], metrics: Met
         write_atomically(state_dir / "health.json", orjson.dumps(health))
     except OSError as error:
         log.warning("cannot write %s: %s", state_dir / "health.json", error)
-    log.info("heartbeat: %d observations, %d alerts, %d open incidents, checkpoint %d, spooled %s",
-             pipeline.observations, pipeline.alerts_emitted, correlator.open_incidents, checkpoint,
-             {sink.name: sink.spool.pending_bytes for sink in sinks})
+    spooled = [f"{sink.name} {sink.spool.pending_bytes} bytes" for sink in sinks if sink.spool.pending_bytes]
+    log.info("heartbeat: %s, %s, %s, checkpoint %d, %s", counted(pipeline.observations, "observation"),
+             counted(pipeline.alerts_emitted, "alert"), counted(correlator.open_incidents, "open incident"),
+             checkpoint, f"spooled: {', '.join(spooled)}" if spooled else "nothing spooled")

@@ -28,6 +28,7 @@ from sensor.metrics import Metrics
 from sensor.nodes.forwarder import build_forwarder
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, SpooledSink, drain_all
+from sensor.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,12 @@ def _started(service: HoneyportService, spooled: list[SpooledSink], config: Sens
     for problem in problems:
         log.warning("honeyports: %s", problem)
     if not service.ports:
-        log.error("honeyports: nothing to listen on (%d problems); stopping", len(problems))
+        log.error("honeyports: nothing to listen on (%s); stopping", counted(len(problems), "problem"))
         service.stop()
         for sink in spooled:
             sink.close()
         return False
-    lines = [f"honeyports: {service.node} listening on {len(service.ports)} ports"]  # each logged by the service
+    lines = [f"honeyports: {service.node} listening on {counted(len(service.ports), 'port')}"]
     if config.node is not None:
         lines.append("node: honeyport hits forwarded to {}:{}, correlated there".format(*config.node.central))
     log_start(config, lines, True, "honeyports", alerts=config.node is None)

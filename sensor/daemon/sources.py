@@ -17,6 +17,7 @@ from sensor.config import SensorConfig
 from sensor.errors import SensorError
 from sensor.mdns.sensor import MdnsSensor
 from sensor.observations import HoneyportHit, MdnsHost, MdnsQuery
+from sensor.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,6 @@ def start_sources(config: SensorConfig, observe: Callable[[LocalObservation], No
         honeyports = HoneyportService(honey, observe, config.name, reactor)
         for problem in honeyports.start():
             log.warning("honeyports: %s", problem)
-        log.info("honeyports: listening on %d ports", len(honeyports.ports))  # each one is logged by the service
+        log.info("honeyports: listening on %s", counted(len(honeyports.ports), "port"))
     mdns = MdnsSensor(config.mdns, observe) if config.mdns.interfaces else None
     return LocalSources(honeyports, mdns)

@@ -62,18 +62,18 @@ def zeek_line(log_dir: Path, kinds: tuple[str, ...]) -> str:
     return f"{line} (and {', '.join(absent)} when they appear)" if absent else line
 
 
-def log_start(config: SensorConfig, sources: Sequence[str], watching: bool, command: str = "t1046-sensor",
+def log_start(config: SensorConfig, sources: Sequence[str], watching: bool, command: str = "run",
               alerts: bool = True) -> None:
     """Log the lines describing a daemon's sources, where its alerts go (unless ``alerts`` is false: a node
     that forwards its observations makes none) and its state directory, a warning when it watches nothing
-    at all, then ``… running``, the sign that it has started."""
+    at all, then ``COMMAND: NAME running`` (``run: sensor-1 running``), the sign that it has started."""
     destinations = output_lines(config) if alerts else []
     for line in [*sources, *destinations, f"state: {config.state_dir} (checkpoint, spools)"]:
         log.info("%s", line)
     if not watching:
         log.warning("watching nothing: no honeyport is listening, no zeek.log_dir is set, no mDNS interface is "
                     "watched and no honeyport node can connect; no alert can come")
-    log.info("%s %s running", command, config.name)
+    log.info("%s: %s running", command, config.name)
 
 
 def describe(config: SensorConfig, sources: LocalSources) -> None:

@@ -294,10 +294,8 @@ class SpooledSink:
 
 
 async def drain_all(sinks: Sequence[SpooledSink], timeout: float) -> bool:
-    """Drain every sink at once (each for up to ``timeout`` seconds); True when all delivered everything."""
+    """Drain every sink at once (each for up to ``timeout`` seconds); True when all delivered everything (each
+    sink says itself what it keeps spooled or lost)."""
     results = await asyncio.gather(*(sink.drain(timeout) for sink in sinks))
-    for sink, delivered in zip(sinks, results, strict=True):
-        if not delivered:
-            log.warning("sink %s stopped before it delivered everything; the rest stays spooled", sink.name)
     return all(results)
 

@@ -26,6 +26,7 @@ from sensor.report.figures import incident_png
 from sensor.report.incidents import Incident, Update, fold, is_alerts_file, read_alerts, update_of
 from sensor.report.page import Section, page
 from sensor.report.probes import collect, no_probes
+from sensor.wording import counted
 from sensor.zeek.logs import is_directory
 
 
@@ -47,14 +48,11 @@ class ReportSummary:
 
     def line(self) -> str:
         """The one-line summary printed on stderr."""
-        skipped = f", {_count(self.skipped, 'line')} skipped" if self.skipped else ""
-        pngs = f" and {_count(len(self.pngs), 'PNG')}" if self.pngs else ""
-        return (f"report: {_count(self.incidents, 'incident')} from {_count(self.alerts, 'alert')}{skipped},"
-                f" {_count(self.probes, 'probe')} drawn; wrote {self.out} ({self.size} bytes){pngs}")
+        skipped = f", {counted(self.skipped, 'line')} skipped" if self.skipped else ""
+        pngs = f" and {counted(len(self.pngs), 'PNG')}" if self.pngs else ""
+        return (f"report: {counted(self.incidents, 'incident')} from {counted(self.alerts, 'alert')}{skipped},"
+                f" {counted(self.probes, 'probe')} drawn; wrote {self.out} ({self.size} bytes){pngs}")
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def scanner_address(text: str) -> IPAddress:

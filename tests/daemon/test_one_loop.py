@@ -33,7 +33,7 @@ def test_mdns_browse_and_honeyport_touch_meet_in_one_incident(tmp_path: Path) ->
             wait_for(lambda: daemon.logged("mdns: watching") or daemon.process.poll() is not None, 30,
                      "the daemon to watch mDNS")
             assert daemon.process.poll() is None, "\n".join(daemon.log)
-            assert daemon.logged("honeyports: listening on 1 ports"), "\n".join(daemon.log)
+            assert daemon.logged("honeyports: listening on 1 port"), "\n".join(daemon.log)
             run_in(scanner.name, ["dig", "-p", "5353", "@224.0.0.251", "_ssh._tcp.local", "PTR", "+time=1",
                                   "+tries=1"], timeout=20)
             wait_for(lambda: any(a["source"]["ip"] == scanner.ipv4 for a in daemon.alerts), 20,

@@ -74,7 +74,7 @@ outputs:
         f"t1046-sensor: INFO: alerts to file {tmp_path / 'state' / 'alerts.jsonl'} (ecs)",
         f"t1046-sensor: INFO: alerts to http hec https://127.0.0.1:{hec}/?…, token_env T1046_TEST_HEC (ecs)",
         f"t1046-sensor: INFO: state: {tmp_path / 'state'} (checkpoint, spools)",
-        "t1046-sensor: INFO: t1046-sensor first-minute running",
+        "t1046-sensor: INFO: run: first-minute running",
     ]
     assert "token-not-shown" not in stderr.read_text()
 
@@ -109,11 +109,11 @@ def test_honeyports_says_what_it_listens_on(tmp_path: Path) -> None:
     state = tmp_path / ".local" / "state" / "t1046-sensor"
     assert lines == [
         f"t1046-sensor: INFO: honeyport listening on 127.0.0.1:{tcp}/tcp",
-        "t1046-sensor: INFO: honeyports: t1046-sensor listening on 1 ports",
+        "t1046-sensor: INFO: honeyports: t1046-sensor listening on 1 port",
         "t1046-sensor: INFO: alerts to stdout (ecs)",
         "t1046-sensor: INFO: alerts to file " + str(state / "alerts.jsonl") + " (ecs)",
         f"t1046-sensor: INFO: state: {state} (checkpoint, spools)",
-        "t1046-sensor: INFO: honeyports t1046-sensor running",
+        "t1046-sensor: INFO: honeyports: t1046-sensor running",
     ]
 
 
@@ -160,5 +160,5 @@ def test_mdns_says_what_it_watches_and_advertises(tmp_path: Path) -> None:
         "t1046-sensor: INFO: mdns: decoy backup-nas._smb._tcp.local. advertised on port 4445",
         "t1046-sensor: INFO: alerts to stdout (ecs)",
         f"t1046-sensor: INFO: state: {tmp_path / 'state'} (checkpoint, spools)",
-        "t1046-sensor: INFO: mdns first-minute running",
+        "t1046-sensor: INFO: mdns: first-minute running",
     ], watcher.log

@@ -115,7 +115,7 @@ def test_install_start_alert_reload_and_stop_in_a_booted_debian(tmp_path: Path) 
 
         # As installed, before any edit, the service runs (there is no Zeek at /opt/zeek/logs/current).
         machine.run(["systemctl", "start", "t1046-sensor"])
-        _wait_journal(machine, "t1046-sensor sensor-1 running", "the installed configuration running")
+        _wait_journal(machine, "run: sensor-1 running", "the installed configuration running")
         assert machine.run(["systemctl", "is-active", "t1046-sensor"]).stdout.strip() == "active"
         assert ("/opt/zeek/logs/current: cannot read: No such file or directory; retrying"
                 in machine.journal("t1046-sensor"))

@@ -63,7 +63,7 @@ def test_without_it_the_low_port_is_reported_not_fatal(host: Host, tmp_path: Pat
     try:
         assert node.process.poll() is None, node.log
         assert node.logged("23: permission denied"), node.log
-        assert node.logged("listening on 1 ports"), node.log
+        assert node.logged("listening on 1 port"), node.log
         assert _touch(host, 2323)
         assert not _touch(host, 23), "nothing listens on the port it could not bind"
     finally:

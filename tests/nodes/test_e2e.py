@@ -150,7 +150,7 @@ def test_node_forwards_to_the_centre_through_an_outage_exactly_once(tmp_path: Pa
     processes: list[Process] = []
     try:
         centre = _started(processes, tmp_path / "run1", "run", centre_config, "running")
-        node = _started(processes, tmp_path / "node-run", "honeyports", node_config, "listening on 1 ports")
+        node = _started(processes, tmp_path / "node-run", "honeyports", node_config, "listening on 1 port")
 
         _touch(honeyport, "127.0.0.1")
         wait_for(lambda: any(a["source"]["ip"] == "127.0.0.1" for a in _alerts(centre.stdout)), 20,
@@ -198,7 +198,7 @@ def test_a_centre_killed_with_9_knows_what_it_committed_and_counts_each_hit_once
     processes: list[Process] = []
     try:
         centre = _started(processes, tmp_path / "run1", "run", centre_config, "running")
-        _started(processes, tmp_path / "node-run", "honeyports", node_config, "listening on 1 ports")
+        _started(processes, tmp_path / "node-run", "honeyports", node_config, "listening on 1 port")
         for source in ("127.0.0.1", "127.0.0.2"):
             _touch(honeyport, source)
         wait_for(lambda: {a["source"]["ip"] for a in _alerts(alerts)} == {"127.0.0.1", "127.0.0.2"}, 20,
@@ -228,7 +228,7 @@ def test_a_node_restarted_with_a_full_spool_delivers_it_without_a_new_hit(tmp_pa
                                                          link.node_spool)
     processes: list[Process] = []
     try:
-        node = _started(processes, tmp_path / "node-run1", "honeyports", node_config, "listening on 1 ports")
+        node = _started(processes, tmp_path / "node-run1", "honeyports", node_config, "listening on 1 port")
         for source in ("127.0.0.4", "127.0.0.5"):
             _touch(honeyport, source)
         wait_for(lambda: node_spool.exists() and len(node_spool.read_bytes().splitlines()) >= 2, 20,
