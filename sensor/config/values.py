@@ -1,8 +1,8 @@
 """Converters from YAML values to typed ones, and the reader that collects every problem with its path.
 
 Each converter takes one YAML value and returns the typed value or raises ``ValueError`` with a message
-that names the bad value (``70000 is not a port (1-65535)``); :class:`_Reader` puts the path in front
-(``honeyports.tcp: …``) and keeps going, so every problem of a file is reported at once.
+that names the bad value (``70000 is not a port (0-65535)`` for a honeyport, which may ask for 0);
+:class:`_Reader` puts the path in front (``honeyports.tcp: …``) and keeps going, so every problem of a file is reported at once.
 """
 
 from __future__ import annotations
