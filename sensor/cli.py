@@ -236,11 +236,12 @@ def _logging(verbosity: str, daemon: bool) -> None:
 
 
 def _report(args: argparse.Namespace, quiet: bool) -> int:
-    from sensor.report import INSTALL_HINT, missing_dependency
+    from sensor.report import INSTALL_HINT, matplotlib_cache, missing_dependency
 
     missing = missing_dependency()
     if missing is not None:
         raise UsageError(f"the report command needs {missing}, which is not installed: {INSTALL_HINT}")
+    matplotlib_cache()
     from sensor.report.command import scanner_address, write_report
 
     try:

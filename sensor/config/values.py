@@ -2,7 +2,8 @@
 
 Each converter takes one YAML value and returns the typed value or raises ``ValueError`` with a message
 that names the bad value (``70000 is not a port (0-65535)`` for a honeyport, which may ask for 0);
-:class:`_Reader` puts the path in front (``honeyports.tcp: …``) and keeps going, so every problem of a file is reported at once.
+:class:`_Reader` puts the path in front (``honeyports.tcp: …``) and keeps going, so every problem of a file
+is reported at once.
 """
 
 from __future__ import annotations

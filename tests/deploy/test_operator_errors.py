@@ -3,35 +3,20 @@ traceback; each case runs as the unprivileged user ``nobody`` (``setpriv``), as 
 
 The Zeek log directory belongs to a group the test creates (``t1046-<pid>``, deleted in teardown), so the
 hint names a group ``nobody`` is not in, as on a sensor whose ``t1046`` user is not in group ``zeek``.
-``nobody`` imports the project, and every distribution it needs, from a copy in a world-readable directory
-(hard links where the file system allows): the clone, the virtual environment or the interpreter's own
-site-packages may lie where ``nobody`` cannot enter (a CI runner's ``/root``, a ``mkdtemp`` directory).
+``nobody`` imports the project from a world-readable copy (:mod:`tests.deploy.nobody`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
-import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from packaging.requirements import Requirement
-
+from tests.deploy.nobody import NOBODY, World, as_nobody
 from tests.fixtures import stop_process
 from tests.waiting import wait_for
 
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-PROJECT = Path(__file__).resolve().parents[2]
-SCAN_LOG = PROJECT / "tests" / "data" / "captures" / "s1_vertical_syn" / "zeek" / "conn.log"
-"""A vertical scan; its first 10 lines are the header and 2 records."""
 POLLS = 10
 FOLLOW = f"""
 import logging, sys
@@ -47,126 +32,6 @@ sys.stdin.readline()
 print("records:", sum(follower.poll().records.values()), flush=True)
 """
 """The follower as nobody: polled while the log cannot be read, then once more after the fix."""
-
-
-@dataclass(frozen=True)
-class World:
-    """A directory everyone may enter, and a group ``nobody`` is not in."""
-
-    root: Path
-    group: str
-    code: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The environment in which ``nobody`` imports the copy of the project and its dependencies."""
-        return {**os.environ, "PYTHONPATH": str(self.code)}
-
-    def config(self, name: str, text: str) -> Path:
-        path = self.root / name
-        path.write_text(text)
-        path.chmod(0o644)
-        return path
-
-    def state(self, name: str) -> Path:
-        state = self.root / name
-        state.mkdir()
-        shutil.chown(state, "nobody", "nogroup")
-        return state
-
-    def logs(self, mode: int, conn_mode: int | None = None, lines: int = 10) -> Path:
-        """A Zeek log directory of root and this group, optionally with a conn.log (the scan log's first
-        ``lines``)."""
-        logs = self.root / "zeek-logs"
-        logs.mkdir()
-        shutil.chown(logs, "root", self.group)
-        logs.chmod(mode)
-        if conn_mode is not None:
-            conn = logs / "conn.log"
-            conn.write_text("".join(SCAN_LOG.read_text().splitlines(keepends=True)[:lines]))
-            shutil.chown(conn, "root", self.group)
-            conn.chmod(conn_mode)
-        return logs
-
-
-def _distributions(name: str) -> list[importlib.metadata.Distribution]:
-    """The installed distributions ``name`` needs at run time, itself excluded, found through their
-    requirements."""
-    seen = {name}
-    found: list[importlib.metadata.Distribution] = []
-    todo = [name]
-    while todo:
-        for line in importlib.metadata.distribution(todo.pop()).requires or []:
-            requirement = Requirement(line)
-            key = re.sub(r"[-_.]+", "-", requirement.name).lower()
-            if key in seen or (requirement.marker is not None and not requirement.marker.evaluate({"extra": ""})):
-                continue
-            seen.add(key)
-            found.append(importlib.metadata.distribution(requirement.name))
-            todo.append(requirement.name)
-    return found
-
-
-def _readable_copy(source: Path, target: Path) -> None:
-    """``source`` at ``target``, readable by everyone: a hard link where the file already is (and the file
-    system allows), else a copy made readable."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if source.stat().st_mode & 0o004:
-        with contextlib.suppress(OSError):
-            os.link(source, target)
-            return
-    shutil.copy2(source, target)
-    target.chmod(target.stat().st_mode | 0o444)
-
-
-@pytest.fixture(scope="module")
-def code() -> Iterator[Path]:
-    """A world-readable directory holding the project's packages, its metadata (``--version``) and the
-    files of every distribution it needs, to be put on ``PYTHONPATH``."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (to make files nobody cannot read, and to become nobody)")
-    missing = [tool for tool in ("setpriv", "groupadd", "groupdel") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian packages util-linux, passwd)")
-    code = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-code-"))
-    try:
-        code.chmod(0o755)
-        for package in ("sensor", "honeyports"):
-            shutil.copytree(PROJECT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
-        version = importlib.metadata.version("t1046-sensor")
-        (code / f"t1046_sensor-{version}.dist-info").mkdir()
-        (code / f"t1046_sensor-{version}.dist-info" / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: t1046-sensor\nVersion: {version}\n")
-        for distribution in _distributions("t1046-sensor"):
-            site = Path(os.path.normpath(str(distribution.locate_file(""))))
-            for file in distribution.files or []:
-                source = Path(os.path.normpath(str(distribution.locate_file(file))))
-                if source.is_file() and source.is_relative_to(site) and "__pycache__" not in source.parts:
-                    _readable_copy(source, code / source.relative_to(site))
-        for directory in code.rglob("*"):
-            if directory.is_dir():
-                directory.chmod(0o755)
-        yield code
-    finally:
-        shutil.rmtree(code, ignore_errors=True)
-
-
-@pytest.fixture
-def world(code: Path) -> Iterator[World]:
-    group = f"t1046-{os.getpid()}"
-    subprocess.run(["groupadd", "--system", group], check=True, timeout=30)
-    root = Path(tempfile.mkdtemp(prefix=f"t1046-{os.getpid()}-"))
-    root.chmod(0o755)
-    try:
-        yield World(root, group, code)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        subprocess.run(["groupdel", group], check=True, timeout=30)
-
-
-def _as_nobody(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NOBODY, sys.executable, "-m", "sensor", *args], cwd=world.root, env=world.env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def _not_in_group(world: World, where: str, mode: str) -> str:
@@ -186,7 +51,7 @@ RETRIED = "; run goes on and follows it once it can read it"
 def test_check_config_warns_of_an_unreadable_log_directory_and_names_the_group(world: World) -> None:
     logs = world.logs(0o750)
     config = _zeek_config(world, logs)
-    checked = _as_nobody(world, "check-config", str(config))
+    checked = as_nobody(world, "check-config", str(config))
     assert (checked.returncode, checked.stdout, checked.stderr) == (
         0, f"{config}: OK\n", f"{config}: warning: zeek.log_dir: {logs}: cannot read: Permission denied "
                               f"{_not_in_group(world, 'it', '750')}{RETRIED}\n"), "run starts and retries: a warning"
@@ -195,7 +60,7 @@ def test_check_config_warns_of_an_unreadable_log_directory_and_names_the_group(w
 def test_check_config_warns_of_an_unreadable_conn_log(world: World) -> None:
     logs = world.logs(0o755, conn_mode=0o640)
     config = _zeek_config(world, logs)
-    checked = _as_nobody(world, "check-config", str(config))
+    checked = as_nobody(world, "check-config", str(config))
     assert (checked.returncode, checked.stdout, checked.stderr) == (
         0, f"{config}: OK\n", f"{config}: warning: zeek.log_dir: {logs / 'conn.log'}: cannot read: Permission denied "
                               f"{_not_in_group(world, 'it', '640')}{RETRIED}\n")
@@ -203,7 +68,7 @@ def test_check_config_warns_of_an_unreadable_conn_log(world: World) -> None:
 
 def test_check_config_warns_of_a_missing_log_directory(world: World) -> None:
     config = _zeek_config(world, world.root / "no-zeek")
-    checked = _as_nobody(world, "check-config", str(config))
+    checked = as_nobody(world, "check-config", str(config))
     assert (checked.returncode, checked.stdout, checked.stderr) == (
         0, f"{config}: OK\n", f"{config}: warning: zeek.log_dir: {world.root / 'no-zeek'}: no such directory; run goes "
                               "on and follows it once it appears (install Zeek, or set zeek.log_dir to where its logs "
@@ -219,7 +84,7 @@ def test_a_configuration_the_service_user_cannot_read_is_one_line_with_the_fix(w
     expected = (f"t1046-sensor: invalid configuration: {config}: cannot read: Permission denied ({etc} is "
                 f"root:root 750: let group nogroup read it, e.g. chgrp nogroup {etc} && chmod g+rX {etc})\n")
     for command in (["check-config", str(config)], ["run", "--config", str(config)]):
-        result = _as_nobody(world, *command)
+        result = as_nobody(world, *command)
         assert (result.returncode, result.stdout, result.stderr) == (2, "", expected), command
     as_root = subprocess.run([sys.executable, "-m", "sensor", "check-config", str(config), "--user", "nobody"],
                              capture_output=True, text=True, timeout=60)
@@ -229,7 +94,7 @@ def test_a_configuration_the_service_user_cannot_read_is_one_line_with_the_fix(w
 def test_duplicate_keys_are_rejected_with_their_lines(world: World) -> None:
     config = world.config("sensor.yaml", "outputs: [{type: stdout}]\nhoneyports:\n  tcp: '2222'\n  tcp: '2223'\n"
                                          "outputs: [{type: syslog, host: siem.example}]\n")
-    checked = _as_nobody(world, "check-config", str(config), "--content-only")
+    checked = as_nobody(world, "check-config", str(config), "--content-only")
     last = "YAML would keep only the last one"
     assert (checked.returncode, checked.stdout, checked.stderr) == (
         2, "", "t1046-sensor: invalid configuration (2 problems):\n"
@@ -243,10 +108,10 @@ def test_a_missing_tls_file_is_named(world: World) -> None:
                                          "  - {type: syslog, host: siem.example, protocol: tls, "
                                          f"ca_file: {world.root / 'ca.pem'}}}\n")
     problem = f"outputs[0].ca_file: {world.root / 'ca.pem'}: cannot read: No such file or directory"
-    checked = _as_nobody(world, "check-config", str(config))
+    checked = as_nobody(world, "check-config", str(config))
     assert (checked.returncode, checked.stdout, checked.stderr) == (2, "", f"{config}: {problem}\n")
     for command in ("run", "honeyports"):
-        started = _as_nobody(world, command, "--config", str(config))
+        started = as_nobody(world, command, "--config", str(config))
         assert (started.returncode, started.stdout, started.stderr) == (
             2, "", f"t1046-sensor: invalid configuration: {config}: {problem}\n"), command
 
