@@ -69,17 +69,30 @@ def _firing_groups(firings: Sequence[RuleFiring], start: float, extent: float) -
     return [(at, ", ".join(rules)) for at, rules in groups]
 
 
-def _mark_firings(axes: Axes, groups: list[tuple[float, str]], unit: float, extent: float,
-                  labelled: bool) -> None:
-    """Rule firings as dashed lines; labelled ones staggered in four rows so neighbours do not overlap."""
-    over = blended_transform_factory(axes.transData, axes.transAxes)
-    for number, (at, rules) in enumerate(groups):
+RULE_ROWS = 3
+"""Rows of the lane above the probe rate in which the rules' names stand, staggered so neighbours do not
+overlap."""
+
+
+def _mark_firings(axes: Axes, groups: list[tuple[float, str]], unit: float) -> None:
+    """Rule firings as dashed lines across ``axes``."""
+    for at, _rules in groups:
         axes.axvline(at / unit, color="#333333", linestyle="--", linewidth=0.8)
-        if labelled:
-            right = at > 0.6 * extent
-            axes.text(at / unit, 0.93 - 0.2 * (number % 4), f" {rules} " if right else f" {rules}",
-                      transform=over, va="top", ha="right" if right else "left", fontsize=7, color="#333333",
-                      bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1})
+
+
+def _name_firings(lane: Axes, groups: list[tuple[float, str]], unit: float, extent: float) -> None:
+    """The rules' names in a lane of their own above the probe rate (never over its bars or the y-axis),
+    each at its firing's time, staggered in :data:`RULE_ROWS` rows; a tick joins each to its line."""
+    lane.set_axis_off()
+    lane.set_ylim(0.0, 1.0)
+    over = blended_transform_factory(lane.transData, lane.transAxes)
+    for number, (at, rules) in enumerate(groups):
+        right = at > 0.6 * extent
+        height = 1.0 - (number % RULE_ROWS) / RULE_ROWS
+        lane.plot([at / unit, at / unit], [0.0, height - 0.3 / RULE_ROWS], transform=over, color="#333333",
+                  linestyle="--", linewidth=0.8)
+        lane.text(at / unit, height, f" {rules} ", transform=over, va="top", ha="right" if right else "left",
+                  fontsize=7, color="#333333")
 
 
 def _empty(axes: Axes, text: str) -> None:
@@ -139,6 +152,9 @@ def _heat_map(figure: Figure, axes: Axes, colour_axes: Axes, probes: Probes) -> 
     axes.set_title(f"Targets x ports: {distinct_ports} distinct port{'s' if distinct_ports != 1 else ''}"
                    " (colour: probes per cell)", loc="left")
     bar = figure.colorbar(image, cax=colour_axes, label="probes")
+    most = max(int(totals.max()), 2)
+    if most < 100:  # decades alone would leave one tick (1) below 10 and two below 100
+        bar.set_ticks([tick for tick in (1, 2, 5, 10, 20, 50) if tick <= most])
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -178,16 +194,17 @@ def incident_figure(incident: Incident, probes: Probes) -> Figure:
         figure.suptitle(f"{headline(incident)}\n{latest.message[:160]}", x=0.01, ha="left", fontsize=10)
         rows = len(target_axis(probes).labels) if len(probes) else 1
         band = min(2.6, 0.7 + 0.08 * rows)
-        grid = figure.add_gridspec(3, 2, height_ratios=(1.4, band, band), width_ratios=(60, 1))
-        rate_axes = figure.add_subplot(grid[0, 0])
-        timeline_axes = figure.add_subplot(grid[1, 0], sharex=rate_axes)
-        heat_axes = figure.add_subplot(grid[2, 0])
-        colour_axes = figure.add_subplot(grid[2, 1])
+        grid = figure.add_gridspec(4, 2, height_ratios=(0.3, 1.4, band, band), width_ratios=(60, 1))
+        lane = figure.add_subplot(grid[0, 0])
+        rate_axes = figure.add_subplot(grid[1, 0], sharex=lane)
+        timeline_axes = figure.add_subplot(grid[2, 0], sharex=rate_axes)
+        heat_axes = figure.add_subplot(grid[3, 0])
+        colour_axes = figure.add_subplot(grid[3, 1])
         start, end = _time_range(incident, probes)
         unit_name, unit = unit_of(end - start)
         drawn, note = _on_axis(incident.firings, start, end)
         groups = _firing_groups(drawn, start, max(end - start, 1e-3))
-        rate_axes.set_title(f"Probe rate, by outcome{note}", loc="left")
+        lane.set_title(f"Probe rate, by outcome, and the rules as they fired{note}", loc="left")
         if len(probes):
             bins = time_bins(probes.ts, start, end, unit=unit)
             _rate(rate_axes, probes, bins, unit_name, unit)
@@ -199,8 +216,9 @@ def incident_figure(incident: Incident, probes: Probes) -> Figure:
             for axes in (rate_axes, timeline_axes, heat_axes):
                 _empty(axes, "no conn.log probes of this incident in the input: give the Zeek logs to draw them")
             colour_axes.set_axis_off()
-        _mark_firings(rate_axes, groups, unit, end - start, labelled=True)
-        _mark_firings(timeline_axes, groups, unit, end - start, labelled=False)
+        _name_firings(lane, groups, unit, end - start)
+        _mark_firings(rate_axes, groups, unit)
+        _mark_firings(timeline_axes, groups, unit)
         timeline_axes.set_xlabel(f"{unit_name} since {utc(start)}")
         rate_axes.tick_params(labelbottom=False)
         return figure

@@ -27,7 +27,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}td.n,th.n{text-align:ri
 #summary th{cursor:pointer;user-select:none}#summary th[aria-sort=ascending]::after{content:" \\25B2"}
 #summary th[aria-sort=descending]::after{content:" \\25BC"}
 section.incident{border-top:3px solid #444;margin-top:28px;padding-top:10px}
-img.picture{max-width:100%;height:auto;border:1px solid #ddd}code{font-size:12px;word-break:break-all}
+img.picture{max-width:100%;height:auto;border:1px solid #ddd}code{font-size:12px;overflow-wrap:anywhere}
 .muted{color:#666}.open{color:#b00020;font-weight:600}dl{display:grid;grid-template-columns:max-content auto;
 gap:2px 12px;margin:6px 0}dt{font-weight:600}dd{margin:0}
 """
