@@ -105,3 +105,18 @@ def test_env_files_are_read_as_systemd_reads_them(tmp_path: Path) -> None:
     env.write_text("A=1\nnot a pair\n")
     with pytest.raises(SensorError, match=":2: expected NAME=VALUE"):
         read_env_file(env)
+
+
+def test_the_shipped_example_passes_on_a_host_without_zeek(tmp_path: Path) -> None:
+    """packaging/sensor.example.yaml as installed, its two paths moved into the test's directory: the state
+    directory (the unit's), and Zeek's log directory, which is not there."""
+    example = (Path(__file__).resolve().parents[1] / "packaging" / "sensor.example.yaml").read_text()
+    assert "state_dir: /var/lib/t1046-sensor " in example and "log_dir: /opt/zeek/logs/current " in example
+    config = _write(tmp_path, example.replace("/var/lib/t1046-sensor ", f"{tmp_path / 'state'} ")
+                    .replace("/opt/zeek/logs/current ", f"{tmp_path / 'no-zeek'} "))
+    checked = _check(config)
+    warnings = [line for line in checked.stderr.splitlines() if "note: checked as root" not in line]
+    assert (checked.returncode, checked.stdout.strip()) == (0, f"{config}: OK"), checked.stderr
+    assert warnings == [f"{config}: warning: zeek.log_dir: {tmp_path / 'no-zeek'}: no such directory; run goes on "
+                        "and follows it once it appears (install Zeek, or set zeek.log_dir to where its logs are "
+                        "written, or remove zeek.log_dir to run without Zeek)"]
