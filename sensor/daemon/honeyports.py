@@ -44,7 +44,7 @@ def run_honeyports(config: SensorConfig) -> int:
     sinks = build_sinks(config)
     pipeline = Pipeline(config, sinks)
     service = HoneyportService(config.honeyports, pipeline.observe, config.name, reactor)
-    if not _started(service, sinks, config):
+    if not _started(service, sinks, config, reactor):
         return 1
     _start_when_running(reactor, sinks)
     ticker = LoopingCall(pipeline.tick)
@@ -74,8 +74,9 @@ def _start_when_running(reactor: Any, spooled: Sequence[SpooledSink]) -> None:
     reactor.callLater(0, start)
 
 
-def _started(service: HoneyportService, spooled: list[SpooledSink], config: SensorConfig) -> bool:
-    """Open the listeners and log what they watch; False (everything closed) when not one could listen."""
+def _started(service: HoneyportService, spooled: list[SpooledSink], config: SensorConfig, reactor: Any) -> bool:
+    """Open the listeners and log what they watch once the reactor runs (and so handles SIGTERM: ``running``
+    is the sign a supervisor may stop it by); False (everything closed) when not one could listen."""
     problems = service.start()
     for problem in problems:
         log.warning("honeyports: %s", problem)
@@ -88,7 +89,7 @@ def _started(service: HoneyportService, spooled: list[SpooledSink], config: Sens
     lines = [f"honeyports: {service.node} listening on {counted(len(service.ports), 'port')}"]
     if config.node is not None:
         lines.append("node: honeyport hits forwarded to {}:{}, correlated there".format(*config.node.central))
-    log_start(config, lines, True, "honeyports", alerts=config.node is None)
+    reactor.callWhenRunning(log_start, config, lines, True, "honeyports", alerts=config.node is None)
     return True
 
 
@@ -96,7 +97,7 @@ def _run_forwarding(config: SensorConfig, reactor: Any) -> int:
     """The node mode: hits spooled and forwarded to the central daemon, no local correlation."""
     forwarder = build_forwarder(config, Metrics())
     service = HoneyportService(config.honeyports, forwarder.forward, config.name, reactor)
-    if not _started(service, [forwarder], config):
+    if not _started(service, [forwarder], config, reactor):
         return 1
     _start_when_running(reactor, [forwarder])
 
