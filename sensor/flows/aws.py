@@ -16,7 +16,7 @@ import re
 
 from sensor.flows.records import PROTOCOLS, FlowRecord, Verdict
 from sensor.observations import CloudIdentity, Transport
-from sensor.zeek.records import address
+from sensor.zeek.fields import address
 
 DEFAULT_FIELDS = ("version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
                   "packets", "bytes", "start", "end", "action", "log-status")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sensor.flows.records import PROTOCOLS, FlowRecord, Verdict
 from sensor.observations import CloudIdentity, Transport
-from sensor.zeek.records import address
+from sensor.zeek.fields import address
 
 _LETTERS = {"T": 6, "U": 17}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sensor.flows.records import PROTOCOLS, FlowRecord, Verdict
 from sensor.observations import CloudIdentity, Transport
-from sensor.zeek.records import address
+from sensor.zeek.fields import address
 
 
 def looks_like(record: Mapping[str, Any]) -> bool:

@@ -19,7 +19,7 @@ import orjson
 
 from sensor.flows.records import ACK, FIN, PSH, RST, SYN, URG, FlowRecord, Verdict
 from sensor.observations import IPAddress, Transport
-from sensor.zeek.records import address
+from sensor.zeek.fields import address
 
 _VERDICTS = re.compile(r"(drop|deny|denied|block|reject|accept|allow|pass|answer|reply)", re.IGNORECASE)
 _WORDS = {"drop": Verdict.DROP, "deny": Verdict.DROP, "denied": Verdict.DROP, "block": Verdict.DROP,

@@ -16,7 +16,7 @@ from typing import Any
 from sensor.flows.netfilter import verdict_of
 from sensor.flows.records import ACK, FIN, PROTOCOLS, PSH, RST, SYN, URG, FlowRecord
 from sensor.observations import Transport
-from sensor.zeek.records import address
+from sensor.zeek.fields import address
 
 _FLAGS = {"tcp.fin": FIN, "tcp.syn": SYN, "tcp.rst": RST, "tcp.psh": PSH, "tcp.ack": ACK, "tcp.urg": URG}
 
