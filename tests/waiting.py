@@ -35,9 +35,10 @@ async def wait_for_async(condition: Callable[[], object], timeout: float, what: 
 def reported_port(log: Path, timeout: float, transport: str = "tcp", address: str = "127.0.0.1",
                   skip: int = 0) -> int:
     """The port a honeyport listener asked for port 0 got, as the process logged it
-    (``honeyport listening on 127.0.0.1:40123/tcp``); ``skip`` passes over that many earlier reports of the
+    (``honeyport listening on 127.0.0.1:40123/tcp``; of several, ``honeyports listening on
+    127.0.0.1:2222,2323/tcp (2 ports)``, the first); ``skip`` passes over that many earlier reports of the
     same address and transport (listeners opened again on a reload)."""
-    pattern = re.compile(rf"honeyport listening on {re.escape(address)}:(\d+)/{transport}\b")
+    pattern = re.compile(rf"honeyports? listening on {re.escape(address)}:(\d+)[\d,-]*/{transport}\b")
 
     def ports() -> list[int]:
         return [int(port) for port in pattern.findall(log.read_text(errors="replace"))] if log.exists() else []
