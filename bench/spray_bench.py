@@ -3,9 +3,9 @@
 One sender can put any source address on a UDP datagram. The correlator is fed such touches, one per source,
 ten thousand a second of event time, twice: as it runs (``spray_sources: 4``: from the fourth unproven
 source on they fold into one aggregate incident) and with the aggregate turned off (one incident per
-source, as before it: ``spray_window: 0``). For each it prints the alerts, how many have ``confidence: high`` (none may), the
-sources the correlator keeps state for, and the memory the run's state took (tracemalloc's peak and the
-process's RSS growth).
+source, as before it: ``spray_window: 0``). For each it prints the alerts, how many have
+``confidence: high`` (none may), the sources the correlator keeps state for, and the memory the run's
+state took (tracemalloc's peak and the process's RSS growth).
 
     python bench/spray_bench.py [--sources 100000] [--rate 10000]
 """
