@@ -104,6 +104,8 @@ class Alert:
     """Distinct honeyports (target, transport, port) touched."""
     touches: tuple[Touched, ...] = ()
     """A sample of them, first touch first."""
+    touch_kinds: tuple[Touch, ...] = ()
+    """Every kind of honeyport touch seen (a SYN scan, then nmap -sV's connections: half_open, connect)."""
     arp_asked: int = 0
     """Addresses Zeek saw the scanner ask for by ARP."""
     sources: int = 0

@@ -28,7 +28,7 @@ def _touched(alert: Alert, who: str) -> str:
     """The words of an incident named by its honeyport touches: touches of named decoys."""
     touched = alert.honeyports_touched or alert.honeyport_hits
     profiles = ", ".join(alert.honeyport_profiles[:8])
-    kinds = ", ".join(dict.fromkeys(_TOUCH_WORDS[touch.touch] for touch in alert.touches))
+    kinds = ", ".join(_TOUCH_WORDS[touch] for touch in alert.touch_kinds)
     what = f"{who} touched {_count(touched, 'honeyport')} on {_where(alert)}"
     if profiles:
         what += f": {profiles}"

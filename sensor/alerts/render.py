@@ -185,6 +185,7 @@ def evidence(alert: Alert) -> dict[str, Any]:
                                    "transport": touch.transport.value, "profile": touch.profile,
                                    "touch": touch.touch.value, "payload": printable(touch.payload)}
                                   for touch in alert.touches],
+            "honeyport_touch_kinds": [touch.value for touch in alert.touch_kinds],
         },
         "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
     }

@@ -115,6 +115,7 @@ class ConnJudge:
             if key not in detail.touched and len(detail.touched) < SERVICES_CAP:
                 touch = _TOUCH_OF.get((transport, outcome), Touch.SYN if transport is Transport.TCP else Touch.DATAGRAM)
                 detail.touched[key] = (conn.ts, conn.service, touch, b"")
+                detail.touch_kinds.setdefault(touch)
         if "scan" in tags:
             fired.append("T1046-ZEEK-DETECTION")
             detail.zeek_notes.setdefault("conn.log:t1046_tags=scan")

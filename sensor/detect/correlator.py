@@ -206,8 +206,15 @@ class Correlator:
         if hit.node and len(detail.nodes) < sample:
             detail.nodes.setdefault(hit.node)
         service = (hit.target, hit.transport, hit.target_port)
-        if service not in detail.touched and len(detail.touched) < SERVICES_CAP:
-            detail.touched[service] = (hit.ts, hit.profile, hit.touch, hit.payload)
+        touched = detail.touched.get(service)
+        if touched is None:
+            if len(detail.touched) < SERVICES_CAP:
+                detail.touched[service] = (hit.ts, hit.profile, hit.touch, hit.payload)
+        elif (hit.touch is _CONNECT and touched[2] is not _CONNECT) or (hit.payload and not touched[3]):
+            first, profile, touch, payload = touched  # a SYN scan's half-open touch, then -sV's connection
+            detail.touched[service] = (first, profile, _CONNECT if hit.touch is _CONNECT else touch,
+                                       payload or hit.payload)
+        detail.touch_kinds.setdefault(hit.touch)
         if hit.touch is _CONNECT:
             detail.proof.setdefault("tcp_handshake")
         else:

@@ -30,8 +30,8 @@ class Evidence:
         "alerted", "alerted_at", "alerted_extent", "answered", "arp", "cloud", "doubt", "failed", "failed_by_port",
         "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open", "half_open_pairs",
         "honeyport_hits", "honeyport_pairs", "incident_id", "lockstep", "mdns_names", "nodes", "payloads", "ports",
-        "profiles", "proof", "reported", "rules", "settled", "sources", "stealth_pairs", "targets", "touched",
-        "transports", "uids", "update", "zeek_action", "zeek_notes",
+        "profiles", "proof", "reported", "rules", "settled", "sources", "stealth_pairs", "targets", "touch_kinds",
+        "touched", "transports", "uids", "update", "zeek_action", "zeek_notes",
     )
 
     def __init__(self) -> None:
@@ -51,7 +51,10 @@ class Evidence:
         self.honeyport_pairs: dict[tuple[IPAddress, int], float] = {}
         """Distinct honeyports touched, by (target, port), at their latest touch (for the short window)."""
         self.touched: dict[Service, tuple[float, str, Touch, bytes]] = {}
-        """Each honeyport service touched: its first touch's time, profile, kind and first bytes."""
+        """Each honeyport service touched: its first touch's time, its profile, how it was touched (``connect``
+        once any touch completed a handshake) and the first bytes any touch sent."""
+        self.touch_kinds: dict[Touch, None] = {}
+        """Every kind of honeyport touch seen, in the order first seen."""
         self.answered: dict[Service, str] = {}
         """Services that answered the scanner (a handshake, a SYN-ACK, a UDP reply), with the name Zeek gave."""
         self.proof: dict[str, None] = {}

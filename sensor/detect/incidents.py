@@ -170,6 +170,7 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         services=tuple(Answered(target, transport, port, name)
                        for (target, transport, port), name in answered[:sample]),
         honeyports_touched=len(detail.touched),
+        touch_kinds=tuple(detail.touch_kinds),
         touches=tuple(Touched(ts, target, transport, port, profile, touch, payload)
                       for (target, transport, port), (ts, profile, touch, payload) in touched[:sample]),
         arp_asked=detail.arp,

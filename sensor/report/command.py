@@ -129,7 +129,8 @@ def _write(path: Path, data: bytes) -> None:
 
 def png_name(number: int, incident: Incident) -> str:
     """The file name of an incident's PNG: its place in the report, scanner and incident id."""
-    return f"{number:02d}-{str(incident.scanner).replace(':', '_')}-{incident.incident_id}.png"
+    who = "many-sources" if incident.scanner is None else str(incident.scanner).replace(":", "_")
+    return f"{number:02d}-{who}-{incident.incident_id}.png"
 
 
 def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir: Path | None = None,

@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 from matplotlib.typing import RcKeyType
 
+from sensor.report import evidence
 from sensor.report.aggregate import (
     Bins,
     cell_outcomes,
@@ -94,10 +95,6 @@ def _name_firings(lane: Axes, groups: list[tuple[float, str]], unit: float, exte
         lane.text(at / unit, height, f" {rules} ", transform=over, va="top", ha="right" if right else "left",
                   fontsize=7, color="#333333")
 
-
-def _empty(axes: Axes, text: str) -> None:
-    axes.text(0.5, 0.5, text, transform=axes.transAxes, ha="center", va="center", color="#666666")
-    axes.set_yticks([])
 
 
 def _rate(axes: Axes, probes: Probes, bins: Bins, unit_name: str, unit: float) -> None:
@@ -204,24 +201,46 @@ def incident_figure(incident: Incident, probes: Probes) -> Figure:
         unit_name, unit = unit_of(end - start)
         drawn, note = _on_axis(incident.firings, start, end)
         groups = _firing_groups(drawn, start, max(end - start, 1e-3))
-        lane.set_title(f"Probe rate, by outcome, and the rules as they fired{note}", loc="left")
+        lane.set_title(("Probe rate, by outcome, and the rules as they fired" if len(probes) else
+                        "The rules as they fired") + note, loc="left")
+        timed = True
         if len(probes):
             bins = time_bins(probes.ts, start, end, unit=unit)
             _rate(rate_axes, probes, bins, unit_name, unit)
             _timeline(timeline_axes, probes, bins, unit)
             _heat_map(figure, heat_axes, colour_axes, probes)
             _legend(figure, probes)
+            rate_axes.tick_params(labelbottom=False)
         else:
-            rate_axes.set_xlim(0.0, max(end - start, 1e-3) / unit)
-            for axes in (rate_axes, timeline_axes, heat_axes):
-                _empty(axes, "no conn.log probes of this incident in the input: give the Zeek logs to draw them")
+            timed = _from_alerts(incident, (rate_axes, timeline_axes, heat_axes), start, unit, unit_name)
             colour_axes.set_axis_off()
         _name_firings(lane, groups, unit, end - start)
         _mark_firings(rate_axes, groups, unit)
-        _mark_firings(timeline_axes, groups, unit)
-        timeline_axes.set_xlabel(f"{unit_name} since {utc(start)}")
-        rate_axes.tick_params(labelbottom=False)
+        if timed:
+            _mark_firings(timeline_axes, groups, unit)
+            timeline_axes.set_xlabel(f"{unit_name} since {utc(start)}")
         return figure
+
+
+def _from_alerts(incident: Incident, panels: tuple[Axes, Axes, Axes], start: float, unit: float,
+                 unit_name: str) -> bool:
+    """The three panels of an incident without conn.log probes, from what its alerts carry
+    (:mod:`sensor.report.evidence`): its extent update by update, then its honeyport touches and their
+    first bytes, or the mDNS names it asked for, or the targets and ports the alerts sampled. True when
+    the middle panel has a time axis."""
+    grown, middle, bottom = panels
+    evidence.extent(grown, incident, start, unit, unit_name)
+    if incident.touches:
+        evidence.touches(middle, incident, start, unit, unit_name)
+        evidence.payloads(bottom, incident)
+        return True
+    if incident.names:
+        evidence.names(middle, incident, start, unit, unit_name)
+        evidence.sample(bottom, incident)
+        return True
+    evidence.sample(middle, incident)
+    bottom.set_axis_off()
+    return False
 
 
 def png(figure: Figure) -> bytes:

@@ -35,6 +35,20 @@ class RuleFiring:
 
 
 @dataclass(frozen=True, slots=True)
+class TouchSeen:
+    """A honeyport touch an alert sampled (``t1046.sample.honeyport_touches``)."""
+
+    ts: float
+    target: str
+    port: int
+    transport: str
+    profile: str
+    touch: str
+    payload: str
+    """As the alert carries it: printable ASCII, other bytes as ``\\xNN`` (still attacker text: escape it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Update:
     """One alert (one incident update), read from its ECS document."""
 
@@ -45,7 +59,8 @@ class Update:
     rule: str
     rule_name: str
     rules: tuple[str, ...]
-    scanner: IPAddress
+    scanner: IPAddress | None
+    """``source.ip``; ``None`` for the aggregate of many unproven sources (:attr:`sources` of them)."""
     first_seen: float
     last_seen: float
     counts: tuple[tuple[str, int], ...]
@@ -67,6 +82,14 @@ class Update:
     closed: bool
     message: str
     observer: str
+    touches: tuple[TouchSeen, ...] = ()
+    sources: int = 0
+    """How many sources an aggregate alert stands for (``t1046.aggregate.sources``)."""
+
+    @property
+    def who(self) -> str:
+        """The scanner, or ``N sources`` for an aggregate."""
+        return str(self.scanner) if self.scanner is not None else f"{self.sources} unproven sources"
 
     def count(self, name: str) -> int:
         """One of ``t1046.counts`` (0 when the alert does not carry it)."""
@@ -75,11 +98,33 @@ class Update:
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """An incident: its newest update, and when each of its rules fired."""
+    """An incident: its newest update, when each of its rules fired, and its updates, oldest first."""
 
     latest: Update
     firings: tuple[RuleFiring, ...]
     updates: int
+    history: tuple[Update, ...] = ()
+
+    @property
+    def touches(self) -> tuple[TouchSeen, ...]:
+        """Every honeyport its updates sampled, as the newest update that sampled it tells it (how it was
+        touched, what it was sent), first touched first."""
+        first: dict[tuple[str, int, str], TouchSeen] = {}
+        for update in self.history:
+            for touch in update.touches:
+                key = (touch.target, touch.port, touch.transport)
+                if key not in first or touch.ts <= first[key].ts:
+                    first[key] = touch
+        return tuple(sorted(first.values(), key=lambda touch: (touch.ts, touch.port)))
+
+    @property
+    def names(self) -> tuple[tuple[float, str], ...]:
+        """Each mDNS name its updates sampled, with the time of the first update that named it."""
+        first: dict[str, float] = {}
+        for update in self.history:
+            for name in update.mdns_names:
+                first.setdefault(name, update.ts)
+        return tuple((ts, name) for name, ts in first.items())
 
     @property
     def incident_id(self) -> str:
@@ -87,8 +132,8 @@ class Incident:
         return self.latest.incident_id
 
     @property
-    def scanner(self) -> IPAddress:
-        """The scanner (``source.ip``)."""
+    def scanner(self) -> IPAddress | None:
+        """The scanner (``source.ip``; ``None`` for an aggregate of many sources)."""
         return self.latest.scanner
 
 
@@ -110,6 +155,7 @@ def update_of(document: dict[str, Any]) -> Update:
     event, t1046, rule = document["event"], document["t1046"], document["rule"]
     sample, zeek = t1046.get("sample", {}), t1046.get("zeek", {})
     authorized = t1046.get("authorized")
+    aggregate = t1046.get("aggregate")
     return Update(
         incident_id=str(t1046["incident_id"]),
         update=int(t1046["update"]),
@@ -118,7 +164,7 @@ def update_of(document: dict[str, Any]) -> Update:
         rule=str(rule["id"]),
         rule_name=str(rule.get("name", rule["id"])),
         rules=_strings(t1046.get("rules", [rule["id"]])),
-        scanner=ipaddress.ip_address(document["source"]["ip"]),
+        scanner=None if isinstance(aggregate, dict) else ipaddress.ip_address(document["source"]["ip"]),
         first_seen=_time(event["start"]),
         last_seen=_time(event["end"]),
         counts=tuple((str(name), int(value)) for name, value in t1046.get("counts", {}).items()),
@@ -138,6 +184,10 @@ def update_of(document: dict[str, Any]) -> Update:
         closed=bool(t1046.get("closed", False)),
         message=str(document.get("message", "")),
         observer=str(document.get("observer", {}).get("name", "")),
+        touches=tuple(TouchSeen(_time(touch["time"]), str(touch["ip"]), int(touch["port"]), str(touch["transport"]),
+                                str(touch["profile"]), str(touch["touch"]), str(touch["payload"]))
+                      for touch in sample.get("honeyport_touches", [])),
+        sources=int(aggregate["sources"]) if isinstance(aggregate, dict) else 0,
     )
 
 
@@ -159,7 +209,7 @@ def fold(updates: Iterable[Update]) -> list[Incident]:
                     seen[rule] = RuleFiring(rule, update.ts, update.update)
         latest = group[-1]
         incidents.append(Incident(latest, tuple(sorted(seen.values(), key=lambda f: (f.ts, f.update))),
-                                  len(group)))
+                                  len(group), tuple(group)))
     incidents.sort(key=lambda i: (i.latest.first_seen, i.incident_id))
     return incidents
 
@@ -245,5 +295,5 @@ def headline(incident: Incident) -> str:
     latest = incident.latest
     same_day = utc(latest.first_seen)[:10] == utc(latest.last_seen)[:10]
     until = utc(latest.last_seen, with_date=not same_day)
-    return (f"{latest.scanner} {latest.action}, {utc(latest.first_seen)} to {until}"
+    return (f"{latest.who} {latest.action}, {utc(latest.first_seen)} to {until}"
             f" ({duration(latest.last_seen - latest.first_seen)})")

@@ -86,10 +86,10 @@ def _summary(sections: Sequence[Section]) -> str:
         latest = section.incident.latest
         span = latest.last_seen - latest.first_seen
         scanner = latest.scanner
+        order = "9" if scanner is None else f"{scanner.version}-{int(scanner):040d}"
         cells = [
             f'<td class="n">{number}</td>',
-            f'<td data-sort="{scanner.version}-{int(scanner):040d}"><a href="#{_anchor(section.incident)}">'
-            f"{_e(scanner)}</a></td>",
+            f'<td data-sort="{order}"><a href="#{_anchor(section.incident)}">{_e(latest.who)}</a></td>',
             f"<td>{_e(latest.action)}</td>",
             f'<td data-sort="{latest.first_seen:.6f}">{_e(utc(latest.first_seen))}</td>',
             f'<td class="n" data-sort="{span:.6f}">{_e(duration(span))}</td>',
@@ -110,7 +110,7 @@ def _facts(section: Section) -> str:
     latest = section.incident.latest
     state = ('<span class="muted">closed: the scanner went quiet</span>' if latest.closed else
              '<span class="open">open at the end of the input: it may still be going</span>')
-    who = _e(latest.scanner) + (f" (authorized: {_e(latest.authorized)})" if latest.authorized else "")
+    who = _e(latest.who) + (f" (authorized: {_e(latest.authorized)})" if latest.authorized else "")
     items = [
         ("who", who),
         ("what", f"{_e(latest.action)}: {_e(latest.rule_name)} ({_e(latest.rule)})"),
@@ -180,10 +180,10 @@ def _pivots(section: Section) -> str:
 def _section(number: int, section: Section) -> str:
     incident = section.incident
     picture = base64.b64encode(section.picture).decode()
-    return (f'<section class="incident" id="{_anchor(incident)}" data-scanner="{_e(incident.scanner)}">'
+    return (f'<section class="incident" id="{_anchor(incident)}" data-scanner="{_e(incident.latest.who)}">'
             f"<h2>{number}. {_e(headline(incident))}</h2><p>{_e(incident.latest.message)}</p>"
             f"{_facts(section)}"
-            f'<img class="picture" alt="probes of {_e(incident.scanner)}: rate, timeline, targets x ports" '
+            f'<img class="picture" alt="what {_e(incident.latest.who)} did: rate, timeline, targets x ports" '
             f'src="data:image/png;base64,{picture}">'
             f"<h3>Rules that fired</h3>{_rules(incident)}"
             f"<h3>Evidence</h3>{_evidence(incident)}"

@@ -158,6 +158,8 @@ def collect(paths: Sequence[Path], incidents: Sequence[Incident]) -> dict[str, P
     collectors: dict[str, _Collector] = {}
     for incident in incidents:
         collector = collectors[incident.incident_id] = _Collector()
+        if incident.scanner is None:  # an aggregate of many sources: its touches are in its alerts
+            continue
         windows.setdefault(incident.scanner, []).append(
             (incident.latest.first_seen - WINDOW_SLACK, incident.latest.last_seen + WINDOW_SLACK, collector))
     malformed = MalformedLog()

@@ -18,7 +18,7 @@ TOUCH = Alert(
     honeyport_hits=1, honeyport_profiles=("http",), honeyport_nodes=("sensor-1",),
     honeyport_payloads=(b"GET / HTTP/1.0\r\n\r\n",), mdns_names=(), zeek_notes=(), risk_score=75,
     confidence="high", authorized=None, transports=(Transport.TCP,), source_port=34855,
-    proven_by=("tcp_handshake",), honeyports_touched=1,
+    proven_by=("tcp_handshake",), honeyports_touched=1, touch_kinds=(Touch.CONNECT,),
     touches=(Touched(T0, ip_address("66.35.250.204"), Transport.TCP, 80, "http", Touch.CONNECT,
                      b"GET / HTTP/1.0\r\n\r\n"),),
 )

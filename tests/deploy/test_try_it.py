@@ -27,10 +27,12 @@ DEFAULT_SERVICES = {2222: "ssh", 2323: "telnet", 8081: "http", 13306: "mysql", 3
 
 
 def _readme_scan() -> list[str]:
-    """The nmap line of the README's first shell block, without its comment."""
-    block = README.read_text().split("```sh\n", 1)[1].split("```", 1)[0]
-    lines = [line for line in block.splitlines() if line.startswith("nmap ")]
-    assert len(lines) == 1, block
+    """The nmap line of the README's "Try it" shell block (the second: the first is the install and test
+    commands), without its comment."""
+    blocks = [part.split("```", 1)[0] for part in README.read_text().split("```sh\n")[1:]]
+    assert not [line for line in blocks[0].splitlines() if line.startswith("nmap ")], "the first block is two commands"
+    lines = [line for line in blocks[1].splitlines() if line.startswith("nmap ")]
+    assert len(lines) == 1, blocks[1]
     return shlex.split(lines[0].partition("#")[0])
 
 
