@@ -14,6 +14,7 @@ import communityid
 import orjson
 
 from sensor.alerts.alert import Alert
+from sensor.alerts.identity import ecs_mac, history_block, identity_block, related_fields, source_fields
 from sensor.alerts.catalogue import RULES
 from sensor.alerts.headline import message
 from sensor.observations import CloudIdentity, IPAddress, Transport
@@ -111,12 +112,6 @@ def _identity(origin: CloudIdentity) -> dict[str, str]:
         ("instance", origin.instance), ("interface", origin.interface), ("network", origin.network)) if value}
 
 
-def _mac(text: str) -> str | None:
-    """A MAC address as ECS writes it (``00-0D-3A-F9-DC-A6``), or None when ``text`` is none."""
-    digits = "".join(character for character in text.upper() if character in "0123456789ABCDEF")
-    return "-".join(digits[at:at + 2] for at in range(0, 12, 2)) if len(digits) == 12 else None
-
-
 def cloud_fields(alert: Alert) -> dict[str, Any]:
     """ECS ``cloud.*`` and ``host.*`` of the scanner's interface or instance, from the first cloud identity a flow
     record named (the others are in ``t1046.cloud``); empty without one."""
@@ -134,7 +129,7 @@ def cloud_fields(alert: Alert) -> dict[str, Any]:
         cloud["instance"] = {"name" if origin.provider == "gcp" else "id": origin.instance}
     fields: dict[str, Any] = {"cloud": cloud}
     host: dict[str, Any] = {}
-    mac = _mac(origin.interface) if origin.provider == "azure" else None
+    mac = ecs_mac(origin.interface) if origin.provider == "azure" else None
     if origin.instance or (origin.interface and mac is None):
         host["id"] = origin.instance or origin.interface
     if mac is not None:
@@ -194,6 +189,10 @@ def evidence(alert: Alert) -> dict[str, Any]:
         block["aggregate"] = {"sources": alert.sources, "sample": [str(source) for source in alert.source_sample]}
     if alert.cloud:
         block["cloud"] = [_identity(origin) for origin in alert.cloud]
+    if alert.identity:
+        block["identity"] = identity_block(alert)
+    if (history := history_block(alert)) is not None:
+        block["history"] = history
     if alert.authorized is not None:
         block["authorized"] = {"reason": alert.authorized}
     return block
@@ -216,6 +215,8 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
     source: dict[str, Any] = {} if alert.scanner is None else {"source": {"ip": str(alert.scanner)}}
     if alert.scanner is not None and alert.source_port is not None:
         source["source"]["port"] = alert.source_port
+    if alert.scanner is not None:
+        source["source"].update(source_fields(alert))
     network: dict[str, Any] = {"type": f"ipv{family(alert)}"}
     if (protocol := transport(alert)) is not None:
         network["transport"] = protocol
@@ -251,7 +252,7 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
         },
         **source,
         "network": network,
-        "related": {"ip": related_ips(alert)},
+        "related": {"ip": related_ips(alert), **related_fields(alert)},
         "observer": {"name": observer, "product": PRODUCT, "vendor": VENDOR, "type": "ids", "version": VERSION},
         "t1046": evidence(alert),
         **cloud_fields(alert),
