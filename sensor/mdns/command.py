@@ -18,6 +18,7 @@ from sensor.daemon.pipeline import Pipeline
 from sensor.daemon.startup import log_start
 from sensor.mdns.decoy import DecoyAdvertiser
 from sensor.mdns.watch import MdnsWatcher, QueryEmitter, WatcherError
+from sensor.neighbours import Neighbours
 from sensor.observations import MdnsHost, MdnsQuery
 from sensor.outputs.build import build_sinks
 from sensor.outputs.sink import DRAIN_SECONDS, drain_all
@@ -35,6 +36,8 @@ class MdnsSensor:
     def __init__(self, config: MdnsConfig, observe: QueryEmitter) -> None:
         self.config = config
         self.observe = observe
+        self._neighbours = Neighbours()
+        """Stamps each question with the MAC this host's neighbour table has for the asker."""
         self.decoys = DecoyAdvertiser(config.decoys, config.interfaces)
         self.watcher = MdnsWatcher(config.interfaces, self._observe)
 
@@ -49,7 +52,7 @@ class MdnsSensor:
         return watched
 
     def _observe(self, observation: MdnsQuery | MdnsHost) -> None:
-        self.observe(observation)
+        self.observe(self._neighbours.stamped(observation))
         if isinstance(observation, MdnsQuery):
             self.decoys.answer(observation)
 
