@@ -12,12 +12,12 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.evidence import SERVICES_CAP, Track
+from sensor.detect.history import USUAL_CAP
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
-from sensor.detect.history import USUAL_CAP
 from sensor.observations import (
     FAILED_OUTCOMES,
     ConnAttempt,

@@ -28,11 +28,11 @@ class Evidence:
     sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "began", "cloud", "doubt", "failed", "failed_by_port",
-        "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open", "half_open_pairs",
-        "honeyport_hits", "honeyport_pairs", "identity", "incident_id", "lockstep", "mdns_names", "nodes", "payloads", "ports",
-        "profiles", "proof", "reported", "rules", "settled", "sources", "stealth_pairs", "targets", "touched",
-        "transports", "uids", "update", "zeek_action", "zeek_notes",
+        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "began", "cloud", "doubt", "failed",
+        "failed_by_port", "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open",
+        "half_open_pairs", "honeyport_hits", "honeyport_pairs", "identity", "incident_id", "lockstep", "mdns_names",
+        "nodes", "payloads", "ports", "profiles", "proof", "reported", "rules", "settled", "sources",
+        "stealth_pairs", "targets", "touched", "transports", "uids", "update", "zeek_action", "zeek_notes",
     )
 
     def __init__(self, began: float = 0.0) -> None:

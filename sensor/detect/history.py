@@ -18,7 +18,7 @@ from sensor.config import DetectionConfig
 from sensor.detect.evidence import Track
 from sensor.observations import service_of
 
-USUAL_CAP = 8
+USUAL_CAP = 4
 """Services of a source's first working connections kept in its profile."""
 SEEN_BEFORE = 60.0
 """Seconds a source must have been seen working before its first evidence to count as known (a connect scan's
@@ -66,5 +66,5 @@ def profile(track: Track) -> Profile:
     if track.known is not None:
         first, before = min(first, track.known[0]), before + track.known[1]
         usual = (*track.known[2], *(service for service in usual if service not in track.known[2]))[:USUAL_CAP]
-    seen_before = track.known is not None or bool(track.usual) and detail.began - track.first_seen >= SEEN_BEFORE
+    seen_before = track.known is not None or (bool(track.usual) and detail.began - track.first_seen >= SEEN_BEFORE)
     return Profile(first, detail.began, seen_before, before, tuple(service_of(service) for service in usual))

@@ -127,7 +127,8 @@ class Identities:
         holder.latest = max(holder.latest, until)
         fact = holder.facts.get((kind, value, seen.via))
         if fact is not None:
-            fact.first, fact.last, fact.until = min(fact.first, seen.ts), max(fact.last, seen.ts), max(fact.until, until)
+            fact.first, fact.last = min(fact.first, seen.ts), max(fact.last, seen.ts)
+            fact.until = max(fact.until, until)
             return False
         same = [entry for entry in holder.facts if entry[0] == kind]
         if len(same) >= PER_KIND:
@@ -158,10 +159,10 @@ class Identities:
         found.sort(key=lambda entry: entry[:3])
         kept: list[IdentityFact] = []
         counts = dict.fromkeys(KINDS, 0)
-        for *_, fact in found:
-            if counts[fact.kind] < limit and fact not in kept:
-                counts[fact.kind] += 1
-                kept.append(fact)
+        for *_, named in found:
+            if counts[named.kind] < limit and named not in kept:
+                counts[named.kind] += 1
+                kept.append(named)
         return tuple(kept)
 
     def expire(self, now: float) -> None:

@@ -9,8 +9,8 @@ without the interpreter (and without holding Python's lock, so a reader thread r
   other text (IPv6) keys those through :func:`~sensor.zeek.records.address`, once per distinct text;
 * (transport, outcome) judged once per distinct (proto, conn_state, history, answered)
   (:func:`~sensor.zeek.records.verdict`, whose memo both ways share);
-* the addresses, the source port, uid, service and MAC (``orig_l2_addr``) only for the records the correlator reads in full, one
-  value at a time (:class:`_Cold`): most records are judged by their keys, ports and outcome alone.
+* the addresses, the source port, uid, service and MAC (``orig_l2_addr``) only for the records the correlator
+  reads in full, one value at a time (:class:`_Cold`): most records are judged by their keys, ports and outcome alone.
 
 Only the rare rows that need a look of their own -- ICMP, and records the Zeek package tagged -- are mapped
 one by one. Loaded with pyarrow, by the readers of TSV logs only.
