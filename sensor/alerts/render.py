@@ -14,9 +14,9 @@ import communityid
 import orjson
 
 from sensor.alerts.alert import Alert
-from sensor.alerts.identity import ecs_mac, history_block, identity_block, related_fields, source_fields
 from sensor.alerts.catalogue import RULES
 from sensor.alerts.headline import message
+from sensor.alerts.identity import ecs_mac, history_block, identity_block, related_fields, source_fields
 from sensor.observations import CloudIdentity, IPAddress, Transport
 
 PRODUCT = "t1046-sensor"

@@ -66,6 +66,10 @@ class Update:
     closed: bool
     message: str
     observer: str
+    identity: tuple[tuple[str, str, str], ...] = ()
+    """``t1046.identity``'s facts as (kind, value, source), best first (attacker-influenced text: escape it)."""
+    history: dict[str, Any] | None = None
+    """``t1046.history`` as the alert carries it."""
 
     def count(self, name: str) -> int:
         """One of ``t1046.counts`` (0 when the alert does not carry it)."""
@@ -137,6 +141,9 @@ def update_of(document: dict[str, Any]) -> Update:
         closed=bool(t1046.get("closed", False)),
         message=str(document.get("message", "")),
         observer=str(document.get("observer", {}).get("name", "")),
+        identity=tuple((str(fact["kind"]), str(fact["value"]), str(fact["source"]))
+                       for fact in t1046.get("identity", {}).get("facts", [])),
+        history=t1046.get("history") if isinstance(t1046.get("history"), dict) else None,
     )
 
 
