@@ -1,18 +1,13 @@
 """Who the scanner is, in the alert: ECS ``source.mac``, ``source.domain``, ``related.hosts`` and ``related.user``
 from the identity valid at the evidence's time, the ``t1046.identity`` block with every fact's source and
-span, the ``t1046.history`` block, and the name a headline calls the scanner by (docs/alerts.md, "Identity").
-It renders only what the Alert says."""
+span (:func:`sensor.alerts.render.identity_block`), and the name a headline calls the scanner by (docs/alerts.md,
+"Identity"). It renders only what the Alert says."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sensor.alerts.alert import Alert, IdentityFact
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def ecs_mac(text: str) -> str | None:
@@ -53,29 +48,6 @@ def related_fields(alert: Alert) -> dict[str, list[str]]:
     if users:
         fields["user"] = users
     return fields
-
-
-def identity_block(alert: Alert) -> dict[str, Any]:
-    """``t1046.identity``: the time the identity is of (the newest evidence) and each fact with its source,
-    sightings and the span it was taken to hold."""
-    return {"at": _rfc3339(alert.last_seen),
-            "facts": [{"kind": fact.kind, "value": fact.value, "source": fact.source,
-                       "first_seen": _rfc3339(fact.first_seen), "last_seen": _rfc3339(fact.last_seen),
-                       "valid_from": _rfc3339(fact.valid_from), "valid_until": _rfc3339(fact.valid_until)}
-                      for fact in alert.identity]}
-
-
-def history_block(alert: Alert) -> dict[str, Any] | None:
-    """``t1046.history``: whether the sensor knew the scanner before its evidence, since when, and its usual
-    peers and ports; None for an aggregate of many sources."""
-    history = alert.history
-    if history is None:
-        return None
-    return {"seen_before": history.seen_before, "first_seen": _rfc3339(history.first_seen),
-            "seconds_before": round(max(0.0, history.evidence_began - history.first_seen), 3),
-            "incidents_before": history.incidents_before,
-            "usual_peers": [{"ip": str(target), "transport": transport.value, "port": port}
-                            for target, transport, port in history.peers]}
 
 
 def named(alert: Alert) -> str:

@@ -16,7 +16,7 @@ import orjson
 from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import RULES
 from sensor.alerts.headline import message
-from sensor.alerts.identity import ecs_mac, history_block, identity_block, related_fields, source_fields
+from sensor.alerts.identity import ecs_mac, related_fields, source_fields
 from sensor.observations import CloudIdentity, IPAddress, Transport
 
 PRODUCT = "t1046-sensor"
@@ -137,6 +137,29 @@ def cloud_fields(alert: Alert) -> dict[str, Any]:
     if host:
         fields["host"] = host
     return fields
+
+
+def identity_block(alert: Alert) -> dict[str, Any]:
+    """``t1046.identity``: the time the identity is of (the newest evidence) and each fact with its source,
+    sightings and the span it was taken to hold."""
+    return {"at": rfc3339(alert.last_seen),
+            "facts": [{"kind": fact.kind, "value": fact.value, "source": fact.source,
+                       "first_seen": rfc3339(fact.first_seen), "last_seen": rfc3339(fact.last_seen),
+                       "valid_from": rfc3339(fact.valid_from), "valid_until": rfc3339(fact.valid_until)}
+                      for fact in alert.identity]}
+
+
+def history_block(alert: Alert) -> dict[str, Any] | None:
+    """``t1046.history``: whether the sensor knew the scanner before its evidence, since when, and its usual
+    peers and ports; None for an aggregate of many sources."""
+    history = alert.history
+    if history is None:
+        return None
+    return {"seen_before": history.seen_before, "first_seen": rfc3339(history.first_seen),
+            "seconds_before": round(max(0.0, history.evidence_began - history.first_seen), 3),
+            "incidents_before": history.incidents_before,
+            "usual_peers": [{"ip": str(target), "transport": transport.value, "port": port}
+                            for target, transport, port in history.peers]}
 
 
 def evidence(alert: Alert) -> dict[str, Any]:
