@@ -40,6 +40,7 @@ from honeyports.listener import (
 from honeyports.profiles import PROFILES, profile_name_for
 from sensor.config import HoneyportsConfig, port_ranges
 from sensor.errors import SensorError
+from sensor.neighbours import Neighbours
 from sensor.observations import HoneyportHit, Touch, Transport
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,9 @@ class HoneyportService:
     def __init__(self, config: HoneyportsConfig, emit: Emit, node: str, reactor: Any, *,
                  clock: Callable[[], float] = time.time, half_open: bool = True) -> None:
         self.config = config
-        self.emit = emit
+        neighbours = Neighbours()
+        self.emit: Emit = lambda hit: emit(neighbours.stamped(hit))
+        """Hands each hit on, stamped with the MAC this host's neighbour table has for its source."""
         self.node = node
         self._any_reactor = reactor
         self.reactor = cast(HoneyportReactor, reactor)

@@ -96,6 +96,8 @@ class ConnAttempt(NamedTuple):
     adds to the incident's evidence sources."""
     origin: CloudIdentity | None = None
     """The cloud identity of the scanner's interface or instance, when the flow record names it."""
+    source_mac: str = ""
+    """The MAC of the first frame's sender (conn.log ``orig_l2_addr``, Zeek's ``mac-logging``), or empty."""
 
 
 FLOW_SOURCES = ("firewall", "aws_vpc_flow", "gcp_vpc_flow", "azure_flow")
@@ -178,6 +180,8 @@ class HoneyportHit:
     """True for a later report of a TCP connection carrying what the client sent after the touch was
     reported (the listener waits up to a second for the first bytes before it reports the touch; a client
     that speaks later is reported again when it does): the touch itself was counted already."""
+    mac: str = ""
+    """The MAC the listener's host has for the toucher in its neighbour table (lower case, colons), or empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +202,8 @@ class MdnsQuery:
     via: str = "watcher"
     """Which sensor saw it: ``watcher`` (our multicast listener) or ``zeek``."""
     uid: str = ""
+    mac: str = ""
+    """The MAC the watcher's host has for the asker in its neighbour table (lower case, colons), or empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +218,41 @@ class MdnsHost:
     addresses: tuple[IPAddress, ...]
 
 
-Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery | MdnsHost
+@dataclass(frozen=True, slots=True)
+class IdentitySeen:
+    """Who holds an address, as one record says at its own time: a DHCP lease's MAC and host names, a DNS
+    answer's name, the user a Windows or Kerberos logon names, a client's software, the MAC a frame or the
+    neighbour table showed. Every value is what the network said (most of it the client's own claim), capped
+    and stripped of control characters where it is read; it names the scanner, never proves anything of it."""
+
+    ts: float
+    addresses: tuple[IPAddress, ...]
+    """The addresses the record speaks of (several for a DNS answer naming many)."""
+    via: str
+    """Where it was read: one of :data:`IDENTITY_SOURCES`."""
+    mac: str = ""
+    """A MAC address, lower case with colons (``02:77:00:00:00:17``)."""
+    host_name: str = ""
+    """A short host name (DHCP option 12, NTLM's workstation, an mDNS host's name)."""
+    domain: str = ""
+    """A fully qualified name (DHCP's client FQDN, a DNS answer)."""
+    user: str = ""
+    """A user name as the record gives it (``CORP\\alice`` for NTLM, ``alice@CORP.TEST`` for Kerberos)."""
+    software: str = ""
+    """Client software and its version as the client announced it (``curl/7.88.1``)."""
+    valid_for: float | None = None
+    """Seconds from :attr:`ts` the record vouches for (a DHCP lease's time, a DNS answer's TTL); ``None`` when
+    it says nothing of how long (the table's default span applies)."""
+    lease: str = ""
+    """``ack`` for a DHCP lease granted, ``release`` for one given back: where an address changes hands."""
+
+
+IDENTITY_SOURCES = ("dhcp", "dns_ptr", "dns_a", "ntlm", "kerberos", "software", "conn", "neighbour", "mdns")
+"""The :attr:`IdentitySeen.via` values: dhcp.log, a DNS PTR answer, an A/AAAA answer, ntlm.log, kerberos.log,
+software.log, conn.log's ``orig_l2_addr`` (Zeek's ``mac-logging``), the neighbour table of a host with a
+honeyport or mDNS listener, an mDNS host's own announcement."""
+
+Observation = ConnAttempt | ZeekNotice | ZeekDetection | HoneyportHit | MdnsQuery | MdnsHost | IdentitySeen
 
 def address_key(address: IPAddress) -> int:
     """One integer per address, IPv4 and IPv6 apart: what the correlator keys its per-address state by (an
@@ -229,6 +269,15 @@ PORT_KEYS = 1 << 18
 def service_key(target_key: int, transport: Transport, port: int) -> int:
     """One integer per service -- an address's :func:`address_key`, a transport and a port (an ICMP type)."""
     return target_key * PORT_KEYS + _PORT_SPACES[transport] + port
+
+
+_SPACE_TRANSPORTS = {space: transport for transport, space in _PORT_SPACES.items()}
+
+
+def service_of(key: int) -> tuple[IPAddress, Transport, int]:
+    """The (address, transport, port) whose :func:`service_key` is ``key``."""
+    target, rest = divmod(key, PORT_KEYS)
+    return key_address(target), _SPACE_TRANSPORTS[rest & ~0xFFFF], rest & 0xFFFF
 
 
 def key_address(key: int) -> IPAddress:
@@ -270,6 +319,8 @@ class ConnRows:
     """The :attr:`ConnAttempt.via` of every record of the block (a block comes from one source)."""
     origin: Sequence[CloudIdentity | None] = ()
     """Each record's :attr:`ConnAttempt.origin`; empty where no record names one (every Zeek block)."""
+    source_mac: Sequence[str] = ()
+    """Each record's :attr:`ConnAttempt.source_mac`; empty where the log has none (Zeek without ``mac-logging``)."""
 
     @classmethod
     def of(cls, attempts: Iterable[ConnAttempt]) -> ConnRows:
@@ -278,13 +329,14 @@ class ConnRows:
         via = rows[0].via if rows else "zeek"
         targets = [address_key(row.target) for row in rows]
         origin = [row.origin for row in rows]
+        macs = [row.source_mac for row in rows]
         return cls([row.ts for row in rows], [row.source for row in rows], [row.source_port for row in rows],
                    [row.target for row in rows], [row.target_port for row in rows], [row.transport for row in rows],
                    [row.outcome for row in rows], [row.uid for row in rows], [row.service for row in rows],
                    [row.zeek_tags for row in rows], [address_key(row.source) for row in rows], targets,
                    [service_key(target, row.transport, row.target_port) for target, row in zip(targets, rows,
                                                                                                 strict=True)],
-                   via, origin if any(found is not None for found in origin) else ())
+                   via, origin if any(found is not None for found in origin) else (), macs if any(macs) else ())
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -297,7 +349,8 @@ class ConnRows:
         return _NEW_CONN((self.ts[index], self.source[index], self.source_port[index], self.target[index],
                           self.target_port[index], self.transport[index], self.outcome[index], self.uid[index],
                           self.service[index], self.zeek_tags[index], self.via,
-                          self.origin[index] if self.origin else None))
+                          self.origin[index] if self.origin else None,
+                          self.source_mac[index] if self.source_mac else ""))
 
     def part(self, start: int, stop: int) -> ConnRows:
         """The records from ``start`` up to ``stop``."""
@@ -307,7 +360,8 @@ class ConnRows:
                         self.target_port[start:stop], self.transport[start:stop], self.outcome[start:stop],
                         [self.uid[row] for row in span], [self.service[row] for row in span],
                         self.zeek_tags[start:stop], self.source_key[start:stop], self.target_key[start:stop],
-                        self.service_key[start:stop], self.via, self.origin[start:stop] if self.origin else ())
+                        self.service_key[start:stop], self.via, self.origin[start:stop] if self.origin else (),
+                        [self.source_mac[row] for row in span] if self.source_mac else ())
 
 
 Intake = Observation | ConnRows

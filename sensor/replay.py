@@ -8,8 +8,8 @@ Flow logs (a firewall's, a cloud's: :mod:`sensor.flows`) among the inputs are to
 configuration's ``flows[]`` and read beside the Zeek logs, their records merged by time with Zeek's.
 
 Each input file is read once, however it was named (a directory and a file in it); the summary names the
-Zeek logs that were not read because of their type (``http.log``: replay reads conn, notice, dns and t1046
-logs) and counts the scanners and incidents behind the alerts.
+Zeek logs that were not read because of their type (``http.log``: replay reads conn, notice, dns, t1046,
+dhcp, ntlm, kerberos and software logs) and counts the scanners and incidents behind the alerts.
 """
 
 from __future__ import annotations

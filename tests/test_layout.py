@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = {"sensor.observations", "sensor.errors", "sensor.config", "sensor.metrics", "sensor.wording"}
-"""The vocabulary and infrastructure every layer may use."""
+SHARED = {"sensor.observations", "sensor.errors", "sensor.config", "sensor.metrics", "sensor.wording",
+          "sensor.neighbours"}
+"""The vocabulary and infrastructure every layer may use (the neighbour table is read at the sources' edge)."""
 LAYERS: dict[str, set[str]] = {
     "sensor.alerts": SHARED,
     "sensor.detect": SHARED | {"sensor.alerts"},

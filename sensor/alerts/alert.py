@@ -33,6 +33,38 @@ class Touched(NamedTuple):
     """What the client sent first (attacker-controlled bytes: escape before showing)."""
 
 
+class IdentityFact(NamedTuple):
+    """One thing known of who held the scanner's address at the time of the evidence (``t1046.identity``)."""
+
+    kind: str
+    """``mac``, ``host_name``, ``domain``, ``user`` or ``software``."""
+    value: str
+    """As the network gave it (attacker-influenced text: escape before showing)."""
+    source: str
+    """Where it was read (:data:`~sensor.observations.IDENTITY_SOURCES`)."""
+    first_seen: float
+    last_seen: float
+    """Its first and last sighting."""
+    valid_from: float
+    valid_until: float
+    """The span it is taken to hold (docs/detection.md, "Identity")."""
+
+
+class Profile(NamedTuple):
+    """What the sensor's state knew of the scanner before its evidence (``t1046.history``)."""
+
+    first_seen: float
+    """The source's first sighting the sensor remembers."""
+    evidence_began: float
+    """The time of the source's first evidence in its current track."""
+    seen_before: bool
+    """True when it worked normally before it left evidence (or had an earlier incident)."""
+    incidents_before: int
+    """Incidents of this source that closed before this one."""
+    peers: tuple[tuple[IPAddress, Transport, int], ...]
+    """The services its first working connections went to (its usual peers and ports), a few."""
+
+
 def severity(risk_score: int) -> int:
     """``event.severity`` of a risk score: 1 low, 2 medium (≥ 40), 3 high (≥ 70), 4 critical (≥ 90)."""
     return 1 + sum(risk_score >= cut for cut in (40, 70, 90))
@@ -114,6 +146,10 @@ class Alert:
     """For the aggregate: a sample of its sources."""
     cloud: tuple[CloudIdentity, ...] = ()
     """The scanner's cloud interfaces or instances named by flow records (ECS ``cloud.*``, ``host.id``)."""
+    identity: tuple[IdentityFact, ...] = ()
+    """Who held the scanner's address at the time of the evidence (:mod:`sensor.detect.identity`)."""
+    history: Profile | None = None
+    """What the sensor knew of the scanner before (``None`` for an aggregate of many sources)."""
     created: float | None = None
     """Wall-clock time the sensor emitted the update (``event.created``), set by the live pipeline; ``None``
     in ``replay``, whose ``event.created`` is :attr:`ts`."""

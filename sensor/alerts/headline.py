@@ -6,6 +6,7 @@ what the Alert says (docs/alerts.md)."""
 from __future__ import annotations
 
 from sensor.alerts.alert import Alert
+from sensor.alerts.identity import named
 from sensor.observations import Touch
 
 
@@ -77,7 +78,7 @@ def _scanned(alert: Alert, who: str) -> str:
 
 def message(alert: Alert) -> str:
     """One human sentence about the incident, in the words of its main finding (``rule``)."""
-    who = str(alert.scanner) if alert.scanner is not None else _count(alert.sources, "source")
+    who = named(alert) if alert.scanner is not None else _count(alert.sources, "source")
     rule = alert.rule.id
     if rule in _HONEYPORT_RULES:
         what = _touched(alert, who)

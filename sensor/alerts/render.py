@@ -16,6 +16,7 @@ import orjson
 from sensor.alerts.alert import Alert
 from sensor.alerts.catalogue import RULES
 from sensor.alerts.headline import message
+from sensor.alerts.identity import ecs_mac, related_fields, source_fields
 from sensor.observations import CloudIdentity, IPAddress, Transport
 
 PRODUCT = "t1046-sensor"
@@ -111,12 +112,6 @@ def _identity(origin: CloudIdentity) -> dict[str, str]:
         ("instance", origin.instance), ("interface", origin.interface), ("network", origin.network)) if value}
 
 
-def _mac(text: str) -> str | None:
-    """A MAC address as ECS writes it (``00-0D-3A-F9-DC-A6``), or None when ``text`` is none."""
-    digits = "".join(character for character in text.upper() if character in "0123456789ABCDEF")
-    return "-".join(digits[at:at + 2] for at in range(0, 12, 2)) if len(digits) == 12 else None
-
-
 def cloud_fields(alert: Alert) -> dict[str, Any]:
     """ECS ``cloud.*`` and ``host.*`` of the scanner's interface or instance, from the first cloud identity a flow
     record named (the others are in ``t1046.cloud``); empty without one."""
@@ -134,7 +129,7 @@ def cloud_fields(alert: Alert) -> dict[str, Any]:
         cloud["instance"] = {"name" if origin.provider == "gcp" else "id": origin.instance}
     fields: dict[str, Any] = {"cloud": cloud}
     host: dict[str, Any] = {}
-    mac = _mac(origin.interface) if origin.provider == "azure" else None
+    mac = ecs_mac(origin.interface) if origin.provider == "azure" else None
     if origin.instance or (origin.interface and mac is None):
         host["id"] = origin.instance or origin.interface
     if mac is not None:
@@ -142,6 +137,29 @@ def cloud_fields(alert: Alert) -> dict[str, Any]:
     if host:
         fields["host"] = host
     return fields
+
+
+def identity_block(alert: Alert) -> dict[str, Any]:
+    """``t1046.identity``: the time the identity is of (the newest evidence) and each fact with its source,
+    sightings and the span it was taken to hold."""
+    return {"at": rfc3339(alert.last_seen),
+            "facts": [{"kind": fact.kind, "value": fact.value, "source": fact.source,
+                       "first_seen": rfc3339(fact.first_seen), "last_seen": rfc3339(fact.last_seen),
+                       "valid_from": rfc3339(fact.valid_from), "valid_until": rfc3339(fact.valid_until)}
+                      for fact in alert.identity]}
+
+
+def history_block(alert: Alert) -> dict[str, Any] | None:
+    """``t1046.history``: whether the sensor knew the scanner before its evidence, since when, and its usual
+    peers and ports; None for an aggregate of many sources."""
+    history = alert.history
+    if history is None:
+        return None
+    return {"seen_before": history.seen_before, "first_seen": rfc3339(history.first_seen),
+            "seconds_before": round(max(0.0, history.evidence_began - history.first_seen), 3),
+            "incidents_before": history.incidents_before,
+            "usual_peers": [{"ip": str(target), "transport": transport.value, "port": port}
+                            for target, transport, port in history.peers]}
 
 
 def evidence(alert: Alert) -> dict[str, Any]:
@@ -195,6 +213,10 @@ def evidence(alert: Alert) -> dict[str, Any]:
         block["aggregate"] = {"sources": alert.sources, "sample": [str(source) for source in alert.source_sample]}
     if alert.cloud:
         block["cloud"] = [_identity(origin) for origin in alert.cloud]
+    if alert.identity:
+        block["identity"] = identity_block(alert)
+    if (history := history_block(alert)) is not None:
+        block["history"] = history
     if alert.authorized is not None:
         block["authorized"] = {"reason": alert.authorized}
     return block
@@ -217,6 +239,8 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
     source: dict[str, Any] = {} if alert.scanner is None else {"source": {"ip": str(alert.scanner)}}
     if alert.scanner is not None and alert.source_port is not None:
         source["source"]["port"] = alert.source_port
+    if alert.scanner is not None:
+        source["source"].update(source_fields(alert))
     network: dict[str, Any] = {"type": f"ipv{family(alert)}"}
     if (protocol := transport(alert)) is not None:
         network["transport"] = protocol
@@ -252,7 +276,7 @@ def to_ecs(alert: Alert, observer: str) -> dict[str, Any]:
         },
         **source,
         "network": network,
-        "related": {"ip": related_ips(alert)},
+        "related": {"ip": related_ips(alert), **related_fields(alert)},
         "observer": {"name": observer, "product": PRODUCT, "vendor": VENDOR, "type": "ids", "version": VERSION},
         "t1046": evidence(alert),
         **cloud_fields(alert),

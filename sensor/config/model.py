@@ -129,6 +129,14 @@ class DetectionConfig:
     """Hard cap on sources under observation; the least recently active is evicted first."""
     max_incidents: int = 20_000
     """Hard cap on open incidents; the least recently active is closed first."""
+    identity_hold: float = 3600.0
+    """Seconds either side of its sighting that a host name, user, client software or MAC is taken to hold for
+    its address (a DNS answer at least its TTL on; a DHCP lease from its grant to its end), unless the address
+    changed hands in between (a lease released, or granted to another MAC): docs/detection.md, "Identity"."""
+    max_identities: int = 65_536
+    """Hard cap on addresses whose identity is kept; the least recently learned is forgotten first."""
+    max_profiles: int = 200_000
+    """Hard cap on the history profiles of sources whose track was forgotten; the oldest is forgotten first."""
     max_pairs_per_source: int = 8192
     """Hard cap on remembered (target, port) pairs per source."""
     sample_size: int = 10

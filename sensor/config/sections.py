@@ -215,6 +215,7 @@ _DETECTION_NUMBERS = (
     "escalation_every",
     "served_memory",
     "spray_window",
+    "identity_hold",
 )
 _DETECTION_COUNTS = (
     "port_scan_ports",
@@ -230,6 +231,8 @@ _DETECTION_COUNTS = (
     "mdns_distinct_types",
     "max_sources",
     "max_incidents",
+    "max_identities",
+    "max_profiles",
     "max_pairs_per_source",
     "sample_size",
 )

@@ -12,12 +12,22 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.evidence import SERVICES_CAP, Track
+from sensor.detect.history import USUAL_CAP
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
-from sensor.observations import FAILED_OUTCOMES, ConnAttempt, ConnRows, IPAddress, Outcome, Touch, Transport
+from sensor.observations import (
+    FAILED_OUTCOMES,
+    ConnAttempt,
+    ConnRows,
+    IdentitySeen,
+    IPAddress,
+    Outcome,
+    Touch,
+    Transport,
+)
 
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
 """Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
@@ -48,7 +58,7 @@ class ConnJudge:
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, scope: Scope, served: ServedPorts,
                  walk: scans.RandomWalk, sources: Tracks, incidents: Incidents, track: TrackOf,
                  linked: dict[IPAddress, IPAddress], lockstep: Lockstep,
-                 in_lockstep: Callable[[Track, Key], None]) -> None:
+                 in_lockstep: Callable[[Track, Key], None], identified: Callable[[IdentitySeen], None]) -> None:
         self._config = config
         self._stats = stats
         self._scope = scope
@@ -61,6 +71,8 @@ class ConnJudge:
         """The host links' address-to-canonical map: while it holds anything, keys are the links' to decide."""
         self._lockstep = lockstep
         self._in_lockstep = in_lockstep
+        self._identified = identified
+        """Where the MAC a record's frame showed goes (the correlator's identity table)."""
 
     def one(self, conn: ConnAttempt, now: float, source_key: int, target_key: int, service: int) -> list[Alert]:
         """Judge one record; ``source_key`` and ``target_key`` are its addresses' keys, ``service`` its target
@@ -82,6 +94,8 @@ class ConnJudge:
         track.probes += 1
         tags = conn.zeek_tags
         if outcome is _ESTABLISHED and track.detail is None and not tags:
+            if target_key not in track.contacted and len(track.usual) < USUAL_CAP:
+                track.usual += (service,)
             fired = self._walk.step(track, target_key, outcome)
             return alerts + self._incidents.update(track, fired, now) if fired else alerts
         config = self._config
@@ -90,6 +104,8 @@ class ConnJudge:
         detail.probed(conn.transport, conn.source_port)
         detail.sample_uids((conn.uid,), config.sample_size)
         detail.sources.setdefault(conn.via)
+        if conn.source_mac:
+            self._identified(IdentitySeen(conn.ts, (conn.source,), "conn", mac=conn.source_mac))
         if conn.origin is not None and len(detail.cloud) < config.sample_size:
             detail.cloud.setdefault(conn.origin)
         transport = conn.transport
@@ -168,6 +184,7 @@ class ConnJudge:
                     if found:
                         alerts += found
                     track.probes += 1
+                    track.usual = (service,)
                     fired = step(track, target, outcome)
                     if fired:
                         alerts += self._incidents.update(track, fired, now)
@@ -190,6 +207,8 @@ class ConnJudge:
                         contacted[target] = None
                         if known >= cap:
                             del contacted[next(iter(contacted))]
+                        if len(track.usual) < USUAL_CAP:
+                            track.usual += (service,)
                         llr = track.llr + success
                         if llr >= upper:
                             track.llr = llr

@@ -35,7 +35,9 @@ from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.conns import ConnJudge
 from sensor.detect.evidence import SERVICES_CAP, Track
+from sensor.detect.history import Profiles
 from sensor.detect.hosts import HostLinks
+from sensor.detect.identity import Identities
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.lockstep import LOCKSTEP_PARTNERS, Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
@@ -49,6 +51,7 @@ from sensor.observations import (
     ConnAttempt,
     ConnRows,
     HoneyportHit,
+    IdentitySeen,
     Intake,
     IPAddress,
     MdnsHost,
@@ -58,10 +61,11 @@ from sensor.observations import (
     ZeekDetection,
     ZeekNotice,
     address_key,
+    key_address,
     service_key,
 )
 
-STATE_VERSION = 6
+STATE_VERSION = 7
 """Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
 restarted daemon drops their incidents instead of failing on them."""
 HOUSEKEEPING_EVERY = 10.0
@@ -96,14 +100,19 @@ class Correlator:
         self._next_housekeeping = float("-inf")
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
-        self._incidents = Incidents(config, self.stats, self._tracks, dormant)
-        self._sources = Tracks(config, self._incidents, self._tracks, dormant)
+        self._identity = Identities(config)
+        """Who held each address when: what an alert names its scanner by."""
+        self.profiles = Profiles(config)
+        """The history of sources whose tracks were forgotten."""
+        self._incidents = Incidents(config, self.stats, self._tracks, dormant, self._identity)
+        self._sources = Tracks(config, self._incidents, self._tracks, dormant, self.profiles)
         self._spray = Spray(config)
         """Honeyport touches of many unproven sources at once: one aggregate incident."""
         self._lockstep = Lockstep()
         """Sources that probe the same services at the same moments (decoys)."""
         self._conns = ConnJudge(config, self.stats, self._scope, self._served, self._walk, self._sources,
-                                self._incidents, self._track, self._linked, self._lockstep, self._in_lockstep)
+                                self._incidents, self._track, self._linked, self._lockstep, self._in_lockstep,
+                                self.identified)
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -122,8 +131,13 @@ class Correlator:
             return alerts + self._mdns_query(observation, now)
         if isinstance(observation, ZeekDetection):
             return alerts + self._zeek_detection(observation, now)
+        if isinstance(observation, IdentitySeen):
+            self.identified(observation)
+            return alerts
         if isinstance(observation, MdnsHost):
             self._links.announced(observation)
+            self.identified(IdentitySeen(observation.ts, observation.addresses[:8], "mdns",
+                                         host_name=observation.name.lower().rstrip(".")))
             return alerts
         return alerts + self._zeek_notice(observation, now)
 
@@ -139,6 +153,19 @@ class Correlator:
         if isinstance(item, ConnRows):
             return self.observe_many(item, watermark.logged_many(item.ts, wall))
         return self.observe(item, watermark.logged(item.ts, wall))
+
+    def identified(self, seen: IdentitySeen) -> None:
+        """Learn who holds an address; an incident of that address whose evidence lies within the fact's reach
+        counts it in its extent (the next update names it, none is sent for it alone)."""
+        hold = self._config.identity_hold
+        for key in self._identity.learn(seen):
+            track = self._sources.live.get(key) or self._sources.dormant.get(key)
+            if track is None and self._linked:
+                canonical = self._linked.get(key_address(key))
+                track = None if canonical is None else self._sources.live.get(address_key(canonical))
+            if track is not None and track.detail is not None and \
+                    track.first_seen - hold <= seen.ts <= track.last_seen + hold:
+                track.detail.identity += 1
 
     def tick(self, now: float) -> list[Alert]:
         """Let time alone act at ``now``: final-extent updates of quiet incidents, closing and forgetting idle
@@ -173,6 +200,8 @@ class Correlator:
                 self._touched(aggregate, hit)
                 return alerts + self._incidents.update(aggregate, ["T1046-HONEYPORT-MANY-SOURCES"], now)
         track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
+        if hit.mac:
+            self.identified(IdentitySeen(hit.ts, (hit.source,), "neighbour", mac=hit.mac))
         if hit.follow_up:
             detail = track.evidence()
             if hit.payload and len(detail.payloads) < self._config.sample_size:
@@ -249,6 +278,8 @@ class Correlator:
             return []
         track, alerts = self._track(query.source, None, query.ts, now)
         detail = track.evidence()
+        if query.mac:
+            self.identified(IdentitySeen(query.ts, (query.source,), "neighbour", mac=query.mac))
         detail.sources.setdefault("mdns" if query.via == "watcher" else "zeek")
         detail.proof.setdefault("local_link")
         if len(detail.mdns_names) < self._config.sample_size:
@@ -302,4 +333,5 @@ class Correlator:
             self._next_prune = now + PRUNE_EVERY
             self._sources.prune(now)
             self._mdns.expire(now)
+            self._identity.expire(now)
         return alerts

@@ -17,9 +17,10 @@ NOTES_CAP = 32
 """Distinct Zeek notes kept per incident."""
 Service = tuple[IPAddress, Transport, int]
 """A service: target address, transport, port."""
-Extent = tuple[int, int, int, int, int, int, int]
-"""(probes, payloads sampled, targets, ports, services that answered, honeyports touched, mDNS names)."""
-NO_EXTENT: Extent = (0, 0, 0, 0, 0, 0, 0)
+Extent = tuple[int, int, int, int, int, int, int, int]
+"""(probes, payloads sampled, targets, ports, services that answered, honeyports touched, mDNS names, identity
+learned)."""
+NO_EXTENT: Extent = (0, 0, 0, 0, 0, 0, 0, 0)
 
 
 class Evidence:
@@ -27,14 +28,20 @@ class Evidence:
     sources that only ever make working connections cost a few bytes."""
 
     __slots__ = (
-        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "cloud", "doubt", "failed", "failed_by_port",
-        "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open", "half_open_pairs",
-        "honeyport_hits", "honeyport_pairs", "incident_id", "lockstep", "mdns_names", "nodes", "payloads", "ports",
-        "profiles", "proof", "reported", "rules", "settled", "sources", "stealth_pairs", "targets", "touch_kinds",
-        "touched", "transports", "uids", "update", "zeek_action", "zeek_notes",
+        "alerted", "alerted_at", "alerted_extent", "answered", "arp", "began", "cloud", "doubt", "failed",
+        "failed_by_port", "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open",
+        "half_open_pairs", "honeyport_hits", "honeyport_pairs", "identity", "incident_id", "lockstep", "mdns_names",
+        "nodes", "payloads", "ports", "profiles", "proof", "reported", "rules", "settled", "sources",
+        "stealth_pairs", "targets", "touch_kinds", "touched", "transports", "uids", "update", "zeek_action",
+        "zeek_notes",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, began: float = 0.0) -> None:
+        self.began = began
+        """The time of the source's first evidence (its track's latest record then)."""
+        self.identity = 0
+        """How many times something new was learned of who holds the source's address while the incident ran
+        (:mod:`sensor.detect.identity`): part of the extent, so the next update carries it."""
         self.failed = 0
         self.half_open = 0
         self.targets: set[IPAddress] = set()
@@ -159,8 +166,8 @@ class Evidence:
 class Track:
     """One source (per authorization): the random walk over its first contacts, and its evidence if any."""
 
-    __slots__ = ("_source", "aliases", "authorized", "contacted", "detail", "first_seen", "key", "last_seen", "llr",
-                 "probes")
+    __slots__ = ("_source", "aliases", "authorized", "contacted", "detail", "first_seen", "key", "known", "last_seen",
+                 "llr", "probes", "usual")
 
     def __init__(self, source: IPAddress | None, authorized: str | None, key: int | tuple[int, str],
                  ts: float) -> None:
@@ -177,6 +184,11 @@ class Track:
         self.detail: Evidence | None = None
         self.aliases: tuple[IPAddress, ...] = ()
         """Other addresses of the same host this track's evidence came from (:mod:`sensor.detect.hosts`)."""
+        self.usual: tuple[int, ...] = ()
+        """Services (:func:`~sensor.observations.service_key`) of its first working connections before it left any
+        evidence, a few (:mod:`sensor.detect.history`)."""
+        self.known: tuple[float, int, tuple[int, ...]] | None = None
+        """The profile of the source's earlier, forgotten tracks: first sighting, incidents, usual services."""
 
     @property
     def source(self) -> IPAddress:
@@ -198,7 +210,7 @@ class Track:
     def evidence(self) -> Evidence:
         """The evidence record, created on first use."""
         if self.detail is None:
-            self.detail = Evidence()
+            self.detail = Evidence(self.last_seen)
         return self.detail
 
     def also(self, address: IPAddress) -> None:
@@ -225,4 +237,4 @@ class Track:
         targets, ports, probes, _ = self.counts()
         detail = self.evidence()
         return (probes, len(detail.payloads), targets, ports, len(detail.answered), len(detail.touched),
-                len(detail.mdns_names))
+                len(detail.mdns_names), detail.identity)

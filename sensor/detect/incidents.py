@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from sensor.alerts.alert import Alert, Answered, Touched
+from sensor.alerts.alert import Alert, Answered, IdentityFact, Profile, Touched
 from sensor.alerts.catalogue import RULES, Action
 from sensor.detect.evidence import Track
 from sensor.detect.scans import SCAN_RULES
@@ -119,8 +119,10 @@ def lockstep_partners(track: Track) -> list[int]:
     return sorted(key for key, count in track.evidence().lockstep.items() if count >= LOCKSTEP_PROBES)
 
 
-def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Alert:
-    """The next update of the track's incident (its update number moves on)."""
+def incident_alert(track: Track, now: float, sample: int, *, closed: bool, identity: tuple[IdentityFact, ...] = (),
+                   history: Profile | None = None) -> Alert:
+    """The next update of the track's incident (its update number moves on), naming its scanner by ``identity``
+    and ``history``."""
     detail = track.evidence()
     detail.update += 1
     targets, ports, probes, failed = track.counts()
@@ -177,4 +179,6 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool) -> Al
         sources=0 if members is None else len(members[0]),
         source_sample=() if members is None else tuple(members[1][:sample]),
         cloud=tuple(detail.cloud),
+        identity=identity,
+        history=history,
     )

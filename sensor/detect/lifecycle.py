@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from sensor.alerts.alert import Alert, severity
 from sensor.config import DetectionConfig
 from sensor.detect.evidence import Evidence, Extent, Track
+from sensor.detect.history import profile
+from sensor.detect.identity import Identities
 from sensor.detect.incidents import ACTION_RANK, action_of, incident_alert, risk_of
+from sensor.observations import address_key
 
 Key = int | tuple[int, str]
 """A track's key: :func:`~sensor.observations.address_key` of its source, paired with its authorization if it
@@ -60,8 +63,10 @@ class Incidents:
     """The open incidents of one correlator's tracks, and the updates they are due."""
 
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, live: OrderedDict[Key, Track],
-                 dormant: OrderedDict[Key, Track]) -> None:
+                 dormant: OrderedDict[Key, Track], identities: Identities) -> None:
         self._config = config
+        self._identities = identities
+        """Who held each address when (what an alert names its scanner by)."""
         self.stats = stats
         self._live = live
         self._dormant = dormant
@@ -220,7 +225,14 @@ class Incidents:
         detail.settled = False
         if not closed:
             self._schedule(track, detail)
-        alert = incident_alert(track, now, self._config.sample_size, closed=closed)
+        sample = self._config.sample_size
+        if track.members() is None:
+            keys = (track.key if isinstance(track.key, int) else track.key[0],
+                    *(address_key(alias) for alias in track.aliases))
+            alert = incident_alert(track, now, sample, closed=closed, identity=self._identities.at(
+                keys, track.first_seen, track.last_seen, sample), history=profile(track))
+        else:
+            alert = incident_alert(track, now, sample, closed=closed)
         if track.authorized is not None and self._config.allowlist_mode == "suppress":
             self.stats.suppressed += 1
             return []

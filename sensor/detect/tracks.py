@@ -16,6 +16,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.evidence import Track
+from sensor.detect.history import Profiles
 from sensor.detect.lifecycle import Incidents, Key
 from sensor.observations import IPAddress
 
@@ -24,9 +25,11 @@ class Tracks:
     """The live and dormant tracks of one correlator."""
 
     def __init__(self, config: DetectionConfig, incidents: Incidents, live: OrderedDict[Key, Track],
-                 dormant: OrderedDict[Key, Track]) -> None:
+                 dormant: OrderedDict[Key, Track], profiles: Profiles) -> None:
         self._config = config
         self._incidents = incidents
+        self._profiles = profiles
+        """Where a forgotten track's history goes, and a new one's comes from."""
         self.live = live
         """Tracks by key, least recently active first (read directly by the correlator's batch path)."""
         self.dormant = dormant
@@ -54,6 +57,7 @@ class Tracks:
                 track.evidence().reopen()
             else:
                 del tracks[key]
+                self._profiles.forget(track)
                 track = None
         if track is None:
             track, made = self.adopt(Track(source, None if isinstance(key, int) else key[1], key, ts), now)
@@ -67,6 +71,7 @@ class Tracks:
     def adopt(self, track: Track, now: float) -> tuple[Track, list[Alert]]:
         """Keep a new track (the least recently active one evicted first when ``max_sources`` are kept)."""
         alerts = self._evict(now) if len(self.live) >= self._config.max_sources else []
+        self._profiles.recall(track)
         self.live[track.key] = track
         return track, alerts
 
@@ -96,10 +101,16 @@ class Tracks:
             if self._keeps(track):
                 alerts.extend(self._sleep(key, track, now))
             else:
-                alerts.extend(self._incidents.close(track, now))
+                alerts.extend(self._forget(track, now))
         slow_cutoff = now - self._config.slow_window
         while self.dormant and next(iter(self.dormant.values())).last_seen < slow_cutoff:
-            alerts.extend(self._incidents.close(self.dormant.popitem(last=False)[1], now))
+            alerts.extend(self._forget(self.dormant.popitem(last=False)[1], now))
+        return alerts
+
+    def _forget(self, track: Track, now: float) -> list[Alert]:
+        """Close the track's incident, if any, and keep its history."""
+        alerts = self._incidents.close(track, now)
+        self._profiles.forget(track)
         return alerts
 
     def prune(self, now: float) -> None:
@@ -124,11 +135,11 @@ class Tracks:
         tracks: the oldest dormant track is closed and forgotten first)."""
         alerts: list[Alert] = []
         if len(self.dormant) >= self._config.max_sources:
-            alerts = self._incidents.close(self.dormant.popitem(last=False)[1], now)
+            alerts = self._forget(self.dormant.popitem(last=False)[1], now)
         self.dormant[key] = track
         return alerts
 
     def _evict(self, now: float) -> list[Alert]:
         _, track = self.live.popitem(last=False)
         self._incidents.stats.evicted_sources += 1
-        return self._incidents.close(track, now)
+        return self._forget(track, now)

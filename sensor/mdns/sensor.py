@@ -13,6 +13,7 @@ import asyncio
 from sensor.config import MdnsConfig
 from sensor.mdns.decoy import DecoyAdvertiser
 from sensor.mdns.watch import MdnsWatcher, QueryEmitter
+from sensor.neighbours import Neighbours
 from sensor.observations import MdnsHost, MdnsQuery
 
 TICK_SECONDS = 5.0
@@ -27,6 +28,8 @@ class MdnsSensor:
     def __init__(self, config: MdnsConfig, observe: QueryEmitter) -> None:
         self.config = config
         self.observe = observe
+        self._neighbours = Neighbours()
+        """Stamps each question with the MAC this host's neighbour table has for the asker."""
         self.decoys = DecoyAdvertiser(config.decoys, config.interfaces)
         self.watcher = MdnsWatcher(config.interfaces, self._observe)
 
@@ -41,7 +44,7 @@ class MdnsSensor:
         return watched
 
     def _observe(self, observation: MdnsQuery | MdnsHost) -> None:
-        self.observe(observation)
+        self.observe(self._neighbours.stamped(observation))
         if isinstance(observation, MdnsQuery):
             self.decoys.answer(observation)
 

@@ -121,12 +121,20 @@ def encode_submission(seq: int, observation: Submittable) -> bytes:
                   "transport": observation.transport.value, "profile": observation.profile,
                   "payload": base64.b64encode(observation.payload[:MAX_PAYLOAD]).decode(),
                   "touch": observation.touch.value, "follow_up": observation.follow_up}
+        if observation.mac:
+            fields["mac"] = observation.mac
     else:
         fields = {"kind": "mdns", "name": observation.name, "qtype": observation.qtype,
                   "unicast_response": observation.unicast_response, "legacy_unicast": observation.legacy_unicast,
                   "target": str(observation.target) if observation.target is not None else None}
+        if observation.mac:
+            fields["mac"] = observation.mac
     return _line({"type": "obs", "seq": seq, "ts": observation.ts, "source": str(observation.source),
                   "source_port": observation.source_port, **fields}).rstrip(b"\n")
+
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+"""A MAC as a node's neighbour table gives it (``mac``, optional: older nodes send none)."""
 
 
 def _get(document: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -191,13 +199,15 @@ def _observation(document: dict[str, Any]) -> Submittable:
                             target_port=_count(document, "target_port", 65535), transport=Transport(transport),
                             profile=_text(document, "profile", _PROFILE), payload=payload[:MAX_PAYLOAD],
                             touch=_touch(document, Transport(transport)),
-                            follow_up=_get(document, "follow_up", bool) if "follow_up" in document else False)
+                            follow_up=_get(document, "follow_up", bool) if "follow_up" in document else False,
+                            mac=_text(document, "mac", _MAC) if "mac" in document else "")
     if kind == "mdns":
         target = None if document.get("target") is None else _address(document, "target")
         return MdnsQuery(ts=ts, source=source, source_port=source_port, name=_text(document, "name"),
                          qtype=_text(document, "qtype")[:16], target=target,
                          unicast_response=_get(document, "unicast_response", bool),
-                         legacy_unicast=_get(document, "legacy_unicast", bool))
+                         legacy_unicast=_get(document, "legacy_unicast", bool),
+                         mac=_text(document, "mac", _MAC) if "mac" in document else "")
     raise ProtocolError("kind: not honeyport or mdns")
 
 

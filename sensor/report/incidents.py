@@ -82,6 +82,10 @@ class Update:
     closed: bool
     message: str
     observer: str
+    identity: tuple[tuple[str, str, str], ...] = ()
+    """``t1046.identity``'s facts as (kind, value, source), best first (attacker-influenced text: escape it)."""
+    history: dict[str, Any] | None = None
+    """``t1046.history`` as the alert carries it."""
     touches: tuple[TouchSeen, ...] = ()
     sources: int = 0
     """How many sources an aggregate alert stands for (``t1046.aggregate.sources``)."""
@@ -188,6 +192,9 @@ def update_of(document: dict[str, Any]) -> Update:
                                 str(touch["profile"]), str(touch["touch"]), str(touch["payload"]))
                       for touch in sample.get("honeyport_touches", [])),
         sources=int(aggregate["sources"]) if isinstance(aggregate, dict) else 0,
+        identity=tuple((str(fact["kind"]), str(fact["value"]), str(fact["source"]))
+                       for fact in t1046.get("identity", {}).get("facts", [])),
+        history=t1046.get("history") if isinstance(t1046.get("history"), dict) else None,
     )
 
 

@@ -113,6 +113,8 @@ def _facts(section: Section) -> str:
     who = _e(latest.who) + (f" (authorized: {_e(latest.authorized)})" if latest.authorized else "")
     items = [
         ("who", who),
+        ("identity", _identity(latest.identity)),
+        ("history", _history(latest.history)),
         ("what", f"{_e(latest.action)}: {_e(latest.rule_name)} ({_e(latest.rule)})"),
         ("when", f"{_e(utc(latest.first_seen))} to {_e(utc(latest.last_seen))}"
                  f" ({_e(duration(latest.last_seen - latest.first_seen))}); {state}"),
@@ -125,6 +127,37 @@ def _facts(section: Section) -> str:
                          '<span class="muted">none: the input holds no conn.log records of this incident</span>'),
     ]
     return "<dl>" + "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items) + "</dl>"
+
+
+_KIND_WORDS = {"mac": "MAC", "host_name": "host", "domain": "FQDN", "user": "user", "software": "software"}
+
+
+def _identity(facts: Sequence[tuple[str, str, str]]) -> str:
+    """Who held the scanner's address at the time of its evidence: each value once, with where it was read."""
+    if not facts:
+        return '<span class="muted">unknown: no DHCP, DNS, logon or link record names this address then</span>'
+    sources: dict[tuple[str, str], list[str]] = {}
+    for kind, value, source in facts:
+        sources.setdefault((kind, value), []).append(source)
+    return "; ".join(f"{_KIND_WORDS.get(kind, _e(kind))} <b>{_e(value)}</b> ({_e(', '.join(where))})"
+                     for (kind, value), where in sources.items())
+
+
+def _history(history: dict[str, object] | None) -> str:
+    """Whether the sensor knew the scanner before its evidence."""
+    if history is None:
+        return '<span class="muted">not in the alerts</span>'
+    before = history.get("seconds_before")
+    seconds = float(before) if isinstance(before, int | float) else 0.0
+    if not history.get("seen_before"):
+        return f"new to the sensor: first seen {_e(duration(seconds))} before its first evidence"
+    peers = history.get("usual_peers")
+    usual = ", ".join(f"{_e(peer.get('ip'))}:{_e(peer.get('port'))}/{_e(peer.get('transport'))}"
+                      for peer in peers if isinstance(peer, dict)) if isinstance(peers, list) else ""
+    incidents = history.get("incidents_before") or 0
+    return (f"seen {_e(duration(seconds))} before its first evidence, since {_e(history.get('first_seen'))}"
+            f"{f'; usual peers {usual}' if usual else ''}; "
+            f"{f'{_e(incidents)} earlier incidents' if incidents else 'never scanned before'}")
 
 
 def _rules(incident: Incident) -> str:

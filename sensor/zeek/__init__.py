@@ -4,5 +4,6 @@
 Nothing here judges evidence or delivers alerts: it only produces typed observations.
 """
 
-KINDS = ("conn", "notice", "dns", "t1046")
-"""The logs the sensor reads; others in a directory are passed over."""
+KINDS = ("conn", "notice", "dns", "t1046", "dhcp", "ntlm", "kerberos", "software")
+"""The logs the sensor reads (the last four say who holds an address: :mod:`.identity`); others in a directory
+are passed over."""

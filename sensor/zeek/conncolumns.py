@@ -9,8 +9,9 @@ without the interpreter (and without holding Python's lock, so a reader thread r
   other text (IPv6) keys those through :func:`~sensor.zeek.fields.address`, once per distinct text;
 * (transport, outcome) judged once per distinct (proto, conn_state, history, answered)
   (:func:`~sensor.zeek.fields.verdict`, whose memo both ways share);
-* the addresses, the source port, uid and service only for the records the correlator reads in full, one
-  value at a time (:class:`_Cold`): most records are judged by their keys, ports and outcome alone.
+* the addresses, the source port, uid, service and MAC (``orig_l2_addr``) only for the records the correlator
+  reads in full, one value at a time (:class:`_Cold`): most records are judged by their keys, ports and outcome
+  alone.
 
 Only the rare rows that need a look of their own -- ICMP, and records the Zeek package tagged -- are mapped
 one by one. Loaded with pyarrow, by the readers of TSV logs only.
@@ -88,11 +89,13 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
     target_ports = _integers(columns, "id.resp_p")
     sources, targets = columns.column("id.orig_h"), columns.column("id.resp_h")
     uids, services = _texts_or_empty(columns, "uid", count), _texts_or_empty(columns, "service", count)
+    macs = columns.column("orig_l2_addr") if "orig_l2_addr" in columns else None
     if None in transports:
         kept = [transport is not None for transport in transports]
         mask = pa.array(kept)
         ts, sources, targets, uids, services = (pc.filter(values, mask) for values in (ts, sources, targets, uids,
                                                                                        services))
+        macs = None if macs is None else pc.filter(macs, mask)
         source_ports, target_ports, source_keys, target_keys, spaces = (
             values[np.asarray(kept)] for values in (source_ports, target_ports, source_keys, target_keys, spaces))
         transports, outcomes, tags = ([value for value, keep in zip(values, kept, strict=True) if keep]
@@ -101,7 +104,8 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
                     _Cold[IPAddress](targets, address), target_ports.tolist(), transports, outcomes,
                     _Cold[str](uids, _text_or_empty), _Cold[str](services, _text_or_empty), tags,
                     source_keys.tolist(), target_keys.tolist(),
-                    (target_keys * PORT_KEYS + spaces + target_ports).tolist())
+                    (target_keys * PORT_KEYS + spaces + target_ports).tolist(),
+                    source_mac=() if macs is None else _Cold[str](macs, _text_or_empty))
 
 
 def _keys(columns: Columns, name: str) -> np.ndarray:

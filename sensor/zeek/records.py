@@ -29,17 +29,19 @@ from sensor.zeek.fields import (
     timestamp,
     verdict,
 )
+from sensor.zeek.identity import IDENTITY_FIELDS, IDENTITY_MAPPERS, dns_answer
 from sensor.zeek.logs import Record, RecordBatch, ZeekLog
 
 FIELDS: dict[str | None, tuple[str, ...]] = {
     "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-             "conn_state", "history", "resp_pkts", "t1046_tags"),
+             "conn_state", "history", "resp_pkts", "t1046_tags", "orig_l2_addr"),
     "notice": ("ts", "uid", "note", "msg", "sub", "src", "dst", "p", "n", "id.orig_h", "id.resp_h", "id.resp_p"),
     "dns": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "query", "qtype_name",
-            "qclass"),
+            "qclass", "answers", "TTLs"),
     "t1046": ("ts", "scanner", "kind", "n_targets", "n_ports", "n_probes", "n_failed", "targets", "ports",
               "first_seen", "last_seen", "uids", "msg", "mdns_query", "mdns_qtype", "mdns_qu",
               "mdns_legacy_unicast"),
+    **IDENTITY_FIELDS,
 }
 SCAN_NOTE_PREFIXES = ("Scan::", "T1046::")
 
@@ -93,6 +95,7 @@ def _conn(record: Record) -> ConnAttempt | None:
         get("uid", ""),
         get("service") or "",
         tags,
+        source_mac=get("orig_l2_addr") or "",
     )
 
 
@@ -118,9 +121,12 @@ def _notice(record: Record) -> ZeekNotice | None:
     )
 
 
-def _dns(record: Record) -> MdnsQuery | None:
-    """An mDNS question from dns.log: a request to port 5353 that carries its question type."""
-    if int(record.get("id.resp_p", 0)) != MDNS_PORT or not record.get("query") or not record.get("qtype_name"):
+def _dns(record: Record) -> Observation | None:
+    """An mDNS question from dns.log: a request to port 5353 that carries its question type; elsewhere, the
+    names a DNS answer gives addresses (:func:`sensor.zeek.identity.dns_answer`)."""
+    if int(record.get("id.resp_p", 0)) != MDNS_PORT:
+        return dns_answer(record)
+    if not record.get("query") or not record.get("qtype_name"):
         return None
     source_port = int(record.get("id.orig_p", 0))
     qclass = int(record.get("qclass") or 1)
@@ -177,6 +183,7 @@ MAPPERS: dict[str, Callable[[Record], Observation | None]] = {
     "notice": _notice,
     "dns": _dns,
     "t1046": _t1046,
+    **IDENTITY_MAPPERS,
 }
 
 
@@ -191,7 +198,7 @@ def to_observation(kind: str | None, record: Record) -> Observation | None:
 
 CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "port", "id.resp_h": "addr",
               "id.resp_p": "port", "proto": "enum", "service": "string", "conn_state": "string", "history": "string",
-              "resp_pkts": "count", "t1046_tags": "set[string]"}
+              "resp_pkts": "count", "t1046_tags": "set[string]", "orig_l2_addr": "string"}
 """The types of the conn.log fields read, as Zeek writes them; a log declaring others is mapped row by row."""
 
 

@@ -25,7 +25,7 @@ from sensor.replay import replay
 from tests.alertcheck import validate_alert
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-LOGS = ("conn.log", "dns.log", "notice.log", "t1046.log")
+LOGS = ("conn.log", "dns.log", "notice.log", "t1046.log", "dhcp.log", "ntlm.log", "kerberos.log", "software.log")
 CAPTURE_DIRS = sorted({path.parent for name in LOGS for path in DATA.glob(f"**/{name}")})
 DAY = 86400.0
 
@@ -50,9 +50,10 @@ def _pieces(directory: Path, parts: int) -> dict[str, tuple[str, list[list[str]]
 
 
 def final_state(alerts: list[Alert]) -> dict[str, tuple[object, ...]]:
-    """The last update per scanner: action, rules, and the counts an analyst reads."""
+    """The last update per scanner: action, rules, the counts an analyst reads, and who the scanner is."""
     return {str(a.scanner): (a.action.value, tuple(sorted(a.rules)), a.distinct_targets, a.distinct_ports, a.probes,
-                             a.failed) for a in alerts}
+                             a.failed, tuple(sorted({(fact.kind, fact.value) for fact in a.identity})))
+            for a in alerts}
 
 
 def replayed(directory: Path, config_path: Path) -> dict[str, tuple[object, ...]]:

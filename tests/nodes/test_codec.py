@@ -68,6 +68,17 @@ def test_observations_round_trip_without_the_node_name() -> None:
     assert b"\n" not in encode_submission(7, HIT)
 
 
+def test_the_mac_a_nodes_neighbour_table_gave_travels_and_nothing_else_passes_for_one() -> None:
+    stamped = replace(HIT, node="", mac="02:77:00:00:00:17")
+    assert decode_message(encode_submission(7, stamped)) == Submission(7, stamped)
+    asked = replace(QUERY, mac="02:77:00:00:00:18")
+    assert decode_message(encode_submission(8, asked)) == Submission(8, asked)
+    forged = orjson.loads(encode_submission(7, stamped))
+    forged["mac"] = "02:77:00:00:00:17\nevil"
+    with pytest.raises(ProtocolError):
+        decode_message(orjson.dumps(forged))
+
+
 @pytest.mark.parametrize(("transport", "touch"), [(Transport.TCP, Touch.HALF_OPEN), (Transport.TCP, Touch.CONNECT),
                                                   (Transport.UDP, Touch.DATAGRAM)])
 def test_how_a_honeyport_was_touched_crosses_the_link(transport: Transport, touch: Touch) -> None:
