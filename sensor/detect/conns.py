@@ -13,7 +13,7 @@ from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.evidence import SERVICES_CAP, Track
 from sensor.detect.history import USUAL_CAP
-from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
+from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
@@ -58,7 +58,7 @@ class ConnJudge:
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, scope: Scope, served: ServedPorts,
                  walk: scans.RandomWalk, sources: Tracks, incidents: Incidents, track: TrackOf,
                  linked: dict[IPAddress, IPAddress], lockstep: Lockstep,
-                 in_lockstep: Callable[[Track, Key], None], identified: Callable[[IdentitySeen], None]) -> None:
+                 identified: Callable[[IdentitySeen], None]) -> None:
         self._config = config
         self._stats = stats
         self._scope = scope
@@ -70,7 +70,6 @@ class ConnJudge:
         self._linked = linked
         """The host links' address-to-canonical map: while it holds anything, keys are the links' to decide."""
         self._lockstep = lockstep
-        self._in_lockstep = in_lockstep
         self._identified = identified
         """Where the MAC a record's frame showed goes (the correlator's identity table)."""
 
@@ -117,9 +116,7 @@ class ConnJudge:
         else:
             detail.doubt.setdefault(_DOUBTS.get((transport, outcome), "syn_only"))
             if outcome is not _ESTABLISHED:
-                partner = self._lockstep.probed(service, track.key, conn.ts)
-                if partner is not None:
-                    self._in_lockstep(track, partner)
+                self._lockstep.probed(service, track, conn.ts)
         if _TOUCH_TAGS.isdisjoint(tags):
             fired = []
             if outcome in _ANSWERED and transport is not Transport.ICMP:

@@ -9,17 +9,18 @@ a quiet incident's final-extent update, closing it, expiry — and it does so on
 :data:`HOUSEKEEPING_EVERY` seconds of event time, so how often a caller ticks changes nothing.
 
 Rule families: :mod:`sensor.detect.scans` (TRW, vertical, horizontal, half-open, stealth, slow),
-:mod:`sensor.detect.zeekview` (Zeek's notices and t1046.log), honeyport touches, :mod:`sensor.detect.mdns`
-(mDNS browsing); :mod:`sensor.detect.incidents` says what an incident's alert reports, and
-:mod:`sensor.detect.tracks` keeps every source's track. conn.log records come one at a time
+:mod:`sensor.detect.zeekview` (Zeek's notices and t1046.log), :mod:`sensor.detect.touches` (honeyport
+touches, the aggregate of unproven touchers), :mod:`sensor.detect.mdns` (mDNS browsing);
+:mod:`sensor.detect.incidents` says what an incident's alert reports, and :mod:`sensor.detect.tracks`
+keeps every source's track. conn.log records come one at a time
 (:meth:`Correlator.observe`) or a block at a time (:meth:`Correlator.observe_many`, the same verdicts with
 the common record -- a working connection of a source with no evidence -- judged without a tuple of its own);
 their state is keyed by integers (:func:`~sensor.observations.address_key`), which hash in C.
 
-Incident lifecycle: an update when the incident opens, when a new rule fires, when its action or its
-evidence sources change, when a honeyport client's first bytes arrive, and when it grows materially (its
-targets or ports double; at most one such update per ``update_every``); the final extent once the scanner
-has been quiet for ``final_update_after``; ``closed: true`` when the source expires after ``idle_timeout``.
+Incident lifecycle (:mod:`sensor.detect.lifecycle`): one incident per scanner while its evidence counts;
+the first alert at once, then an update at once only when the incident escalates or its scanner resumes
+after its final extent, one for growth per ``update_every``, the final extent when the scanner is quiet by
+its own cadence, ``closed: true`` when its evidence no longer counts.
 
 Every piece of per-source state is bounded: idle sources expire, and hard caps evict the least recently
 active source (or close the least recently active incident) first.
@@ -34,16 +35,16 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.conns import ConnJudge
-from sensor.detect.evidence import SERVICES_CAP, Track
+from sensor.detect.evidence import Track
 from sensor.detect.history import Profiles
 from sensor.detect.hosts import HostLinks
 from sensor.detect.identity import Identities
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
-from sensor.detect.lockstep import LOCKSTEP_PARTNERS, Lockstep
+from sensor.detect.lockstep import Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
-from sensor.detect.spray import Spray
+from sensor.detect.touches import TouchJudge
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
 from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
@@ -57,7 +58,6 @@ from sensor.observations import (
     MdnsHost,
     MdnsQuery,
     Observation,
-    Touch,
     ZeekDetection,
     ZeekNotice,
     address_key,
@@ -72,10 +72,6 @@ HOUSEKEEPING_EVERY = 10.0
 """Seconds of event time between the correlator's own passes over quiet incidents and idle sources."""
 PRUNE_EVERY = 300.0
 """Seconds of event time between passes that forget failed contacts older than the long window."""
-_CONNECT = Touch.CONNECT
-_TOUCH_DOUBTS = {Touch.HALF_OPEN: "syn_only", Touch.SYN: "syn_only", Touch.DATAGRAM: "udp",
-                 Touch.UNKNOWN: "unreported_touch"}
-"""What a honeyport touch that proves nothing of its source address is, in ``t1046.certainty.unproven``."""
 
 
 class Correlator:
@@ -106,13 +102,12 @@ class Correlator:
         """The history of sources whose tracks were forgotten."""
         self._incidents = Incidents(config, self.stats, self._tracks, dormant, self._identity)
         self._sources = Tracks(config, self._incidents, self._tracks, dormant, self.profiles)
-        self._spray = Spray(config)
-        """Honeyport touches of many unproven sources at once: one aggregate incident."""
-        self._lockstep = Lockstep()
+        lockstep = Lockstep(self._sources)
         """Sources that probe the same services at the same moments (decoys)."""
         self._conns = ConnJudge(config, self.stats, self._scope, self._served, self._walk, self._sources,
-                                self._incidents, self._track, self._linked, self._lockstep, self._in_lockstep,
-                                self.identified)
+                                self._incidents, self._track, self._linked, lockstep, self.identified)
+        self._touches = TouchJudge(config, self.stats, self._sources, self._incidents, self._track, self._linked,
+                                   lockstep, self.identified)
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -126,7 +121,7 @@ class Correlator:
             return alerts + self._conns.one(observation, now, address_key(observation.source), target_key,
                                             service_key(target_key, observation.transport, observation.target_port))
         if isinstance(observation, HoneyportHit):
-            return alerts + self._honeyport(observation, now)
+            return alerts + self._touches.one(observation, now)
         if isinstance(observation, MdnsQuery):
             return alerts + self._mdns_query(observation, now)
         if isinstance(observation, ZeekDetection):
@@ -177,7 +172,6 @@ class Correlator:
         the incidents stay open)."""
         return self._incidents.flush(now)
 
-
     @property
     def open_incidents(self) -> int:
         """Number of incidents open now."""
@@ -189,87 +183,6 @@ class Correlator:
         return len(self._sources)
 
     # -- evidence intake ------------------------------------------------------------------------
-
-    def _honeyport(self, hit: HoneyportHit, now: float) -> list[Alert]:
-        touch = hit.touch
-        if touch is not _CONNECT and not hit.follow_up:
-            source_key = address_key(self._linked.get(hit.source, hit.source))
-            if self._spray.joins(source_key, hit.ts) and self._has_no_evidence(source_key):
-                aggregate, alerts = self._spray.aggregate(self._sources, hit, now)
-                self.stats.aggregated += 1
-                self._touched(aggregate, hit)
-                return alerts + self._incidents.update(aggregate, ["T1046-HONEYPORT-MANY-SOURCES"], now)
-        track, alerts = self._track(hit.source, hit.target_port, hit.ts, now)
-        if hit.mac:
-            self.identified(IdentitySeen(hit.ts, (hit.source,), "neighbour", mac=hit.mac))
-        if hit.follow_up:
-            detail = track.evidence()
-            if hit.payload and len(detail.payloads) < self._config.sample_size:
-                detail.payloads.setdefault(hit.payload)
-            touched = detail.touched.get((hit.target, hit.transport, hit.target_port))
-            if touched is not None and not touched[3]:
-                detail.touched[(hit.target, hit.transport, hit.target_port)] = (*touched[:3], hit.payload)
-            return alerts + self._incidents.update(track, [], now)
-        fired = self._touched(track, hit)
-        if touch is not _CONNECT:
-            partner = self._lockstep.probed(service_key(address_key(hit.target), hit.transport, hit.target_port),
-                                            track.key, hit.ts)
-            if partner is not None:
-                self._in_lockstep(track, partner)
-        return alerts + self._incidents.update(track, fired, now)
-
-    def _touched(self, track: Track, hit: HoneyportHit) -> list[str]:
-        """Count a honeyport touch in ``track``'s evidence; the rules it fires."""
-        config = self._config
-        sample = config.sample_size
-        detail = track.evidence()
-        track.probes += 1
-        detail.count((hit.target,), (hit.target_port,))
-        detail.probed(hit.transport, hit.source_port)
-        detail.honeyport_hits += 1
-        detail.sources.setdefault("honeyport")
-        if hit.payload and len(detail.payloads) < sample:
-            detail.payloads.setdefault(hit.payload)
-        if len(detail.profiles) < sample:
-            detail.profiles.setdefault(hit.profile)
-        if hit.node and len(detail.nodes) < sample:
-            detail.nodes.setdefault(hit.node)
-        service = (hit.target, hit.transport, hit.target_port)
-        touched = detail.touched.get(service)
-        if touched is None:
-            if len(detail.touched) < SERVICES_CAP:
-                detail.touched[service] = (hit.ts, hit.profile, hit.touch, hit.payload)
-        elif (hit.touch is _CONNECT and touched[2] is not _CONNECT) or (hit.payload and not touched[3]):
-            first, profile, touch, payload = touched  # a SYN scan's half-open touch, then -sV's connection
-            detail.touched[service] = (first, profile, _CONNECT if hit.touch is _CONNECT else touch,
-                                       payload or hit.payload)
-        detail.touch_kinds.setdefault(hit.touch)
-        if hit.touch is _CONNECT:
-            detail.proof.setdefault("tcp_handshake")
-        else:
-            detail.doubt.setdefault(_TOUCH_DOUBTS[hit.touch])
-            if hit.touch is Touch.HALF_OPEN:
-                detail.half_open += 1
-        return ["T1046-HONEYPORT", *scans.distinct_pairs(config, detail, detail.honeyport_pairs, hit.target,
-                                                        hit.target_port, hit.ts, config.honeyport_scan_ports,
-                                                        "T1046-HONEYPORTS")]
-
-    def _has_no_evidence(self, source_key: int) -> bool:
-        """True when the source (unauthorized) has left no evidence of its own yet."""
-        track = self._sources.live.get(source_key) or self._sources.dormant.get(source_key)
-        return track is None or track.detail is None
-
-    def _in_lockstep(self, track: Track, partner: Key) -> None:
-        """``track`` probed a service at the moment ``partner`` did: each counts for the other's decoys."""
-        detail = track.evidence()
-        partner_key = partner if isinstance(partner, int) else partner[0]
-        own_key = track.key if isinstance(track.key, int) else track.key[0]
-        if partner_key == own_key:
-            return
-        other = self._sources.live.get(partner) or self._sources.dormant.get(partner)
-        for evidence, key in ((detail, partner_key), (None if other is None else other.detail, own_key)):
-            if evidence is not None and (key in evidence.lockstep or len(evidence.lockstep) < LOCKSTEP_PARTNERS):
-                evidence.lockstep[key] = evidence.lockstep.get(key, 0) + 1
 
     def _mdns_query(self, query: MdnsQuery, now: float) -> list[Alert]:
         fired = self._mdns.rules_for(query, now)

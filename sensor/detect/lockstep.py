@@ -4,14 +4,17 @@ services another source probes at the same moments cannot be told from that sour
 its): both incidents say so (``lockstep`` among the reasons their source address is unproven).
 
 Pure and bounded: the latest unproven probe of each service is remembered, for :data:`MAX_SERVICES`
-services at the most, the least recently probed forgotten first.
+services at the most, the least recently probed forgotten first; each source counts
+:data:`LOCKSTEP_PARTNERS` partners at the most.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from sensor.detect.evidence import Track
 from sensor.detect.lifecycle import Key
+from sensor.detect.tracks import Tracks
 
 LOCKSTEP_SECONDS = 0.5
 """Seconds between two sources' probes of one service that make them one probe sent from two addresses."""
@@ -20,24 +23,35 @@ LOCKSTEP_PARTNERS = 8
 MAX_SERVICES = 65536
 
 
+def _address_key(key: Key) -> int:
+    return key if isinstance(key, int) else key[0]
+
+
 class Lockstep:
-    """The latest unproven probe of each service, and who sent it."""
+    """The latest unproven probe of each service, who sent it, and the partners it makes."""
 
-    __slots__ = ("_latest",)
+    __slots__ = ("_latest", "_tracks")
 
-    def __init__(self) -> None:
+    def __init__(self, tracks: Tracks) -> None:
+        self._tracks = tracks
         self._latest: OrderedDict[int, tuple[Key, float]] = OrderedDict()
         """Service key (:func:`~sensor.observations.service_key`) to (track key, time) of its latest probe."""
 
-    def probed(self, service: int, source: Key, ts: float) -> Key | None:
-        """``source`` probed ``service`` at ``ts``: the other source that probed it within
-        :data:`LOCKSTEP_SECONDS` just before, if any."""
+    def probed(self, service: int, track: Track, ts: float) -> None:
+        """``track``'s source probed ``service`` at ``ts`` (a probe that proves nothing of its address): when
+        another source probed it within :data:`LOCKSTEP_SECONDS` just before, each counts for the other."""
         latest = self._latest
         previous = latest.get(service)
-        latest[service] = (source, ts)
+        latest[service] = (track.key, ts)
         latest.move_to_end(service)
         if len(latest) > MAX_SERVICES:
             latest.popitem(last=False)
-        if previous is None or previous[0] == source or abs(ts - previous[1]) > LOCKSTEP_SECONDS:
-            return None
-        return previous[0]
+        if previous is None or abs(ts - previous[1]) > LOCKSTEP_SECONDS:
+            return
+        partner, own = _address_key(previous[0]), _address_key(track.key)
+        if partner == own:
+            return
+        other = self._tracks.live.get(previous[0]) or self._tracks.dormant.get(previous[0])
+        for detail, key in ((track.evidence(), partner), (None if other is None else other.detail, own)):
+            if detail is not None and (key in detail.lockstep or len(detail.lockstep) < LOCKSTEP_PARTNERS):
+                detail.lockstep[key] = detail.lockstep.get(key, 0) + 1

@@ -70,5 +70,5 @@ def test_the_aggregates_state_is_bounded_under_a_flood_of_forged_sources() -> No
         correlator.observe(hit, hit.ts)
     (final,) = correlator.flush(2000.0)
     assert final.sources == MAX_MEMBERS, "counted up to the cap"
-    assert len(correlator._spray._recent) == RECENT_SOURCES
+    assert len(correlator._touches._spray._recent) == RECENT_SOURCES
     assert correlator.tracked_sources == 4
