@@ -31,6 +31,7 @@ from sensor.config.model import (
     NodeConfig,
     NodesConfig,
     OutputConfig,
+    S3Prefix,
     SensorConfig,
     ZeekConfig,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "NodeConfig",
     "NodesConfig",
     "OutputConfig",
+    "S3Prefix",
     "SensorConfig",
     "ZeekConfig",
     "default_config",

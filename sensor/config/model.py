@@ -161,14 +161,38 @@ CLOUD_LATENESS = 900.0
 delivery (about 5 more)."""
 
 
+S3_POLL = 60.0
+"""Default ``flows[].poll``: seconds between two listings of an S3 prefix (AWS delivers every 5 or 10 minutes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Prefix:
+    """An S3 prefix flow logs are delivered under (``flows[].path: s3://bucket/prefix``), read with boto3, whose
+    credentials come the standard way (environment, shared configuration, instance role), never from here."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    """An S3-compatible store's URL (MinIO, Ceph, a test's server); None: AWS's endpoint for the region."""
+    region: str | None = None
+    """None: boto3's own (``AWS_REGION``, ``~/.aws/config``)."""
+    poll: float = S3_POLL
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
 @dataclass(frozen=True, slots=True)
 class FlowConfig:
-    """One flow-log source (``flows[]``): a file or directory followed like Zeek's logs."""
+    """One flow-log source (``flows[]``): a file or directory followed like Zeek's logs, or an S3 prefix."""
 
     format: str
     path: Path | None = None
     """A file followed live through rotation (a firewall's log), or a directory whose new files are read whole
     (delivered cloud flow logs, e.g. a synced bucket)."""
+    s3: S3Prefix | None = None
+    """The S3 prefix whose new objects are read whole (``path: s3://…``); then ``path`` is None."""
     name: str = ""
     """The stream's name in checkpoints and metrics (default: the format and the path's name)."""
     aws_fields: tuple[str, ...] | None = None

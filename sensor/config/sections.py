@@ -20,6 +20,7 @@ from sensor.config.model import (
     HTTP_KINDS,
     KNOWN_SETTINGS,
     OUTPUT_TYPES,
+    S3_POLL,
     SPOOL_POLICIES,
     SYSLOG_FACILITIES,
     SYSLOG_PROTOCOLS,
@@ -30,6 +31,7 @@ from sensor.config.model import (
     NodeConfig,
     NodesConfig,
     OutputConfig,
+    S3Prefix,
 )
 from sensor.config.values import (
     _NO_PORTS,
@@ -263,35 +265,75 @@ def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy
 
 
 _FLOW_KEYS = ("format", "path", "name", "aws_fields", "answer_wait", "pair_within", "lateness", "max_pending")
+_S3_KEYS = ("endpoint_url", "region", "poll")
+"""The keys of a ``flows[]`` entry whose path is an ``s3://`` prefix only."""
+_CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key", "secret_key")
+
+
+def _s3_url(value: Any) -> tuple[str, str]:
+    """``s3://bucket/prefix`` as (bucket, prefix)."""
+    bucket, _, prefix = _text(value).removeprefix("s3://").partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ValueError(f"{value!r} does not name a bucket (s3://BUCKET/PREFIX)")
+    return bucket, prefix
+
+
+def _endpoint(value: Any) -> str:
+    text = _url(value)
+    if "@" in text.split("/", 3)[2]:
+        raise ValueError("credentials are never part of this file: boto3 takes them from the environment, "
+                         "~/.aws or the instance role")
+    return text
 
 
 def _flow(reader: _Reader, item: Any, path: str) -> FlowConfig | None:
-    """One ``flows[]`` entry: a format and a path."""
+    """One ``flows[]`` entry: a format and a path (a file, a directory, or an S3 prefix)."""
     if not isinstance(item, dict):
         reader.problem(path, "must be a mapping like {format: netfilter, path: /var/log/t1046/kern.log}")
         return None
-    for extra in sorted(set(item) - set(_FLOW_KEYS)):
-        reader.problem(f"{path}.{extra}", f"unknown key (known: {', '.join(_FLOW_KEYS)})")
+    for extra in sorted(set(item) - {*_FLOW_KEYS, *_S3_KEYS}):
+        reader.problem(f"{path}.{extra}", "credentials are never part of this file: boto3 takes them from the "
+                       "environment, ~/.aws or the instance role" if extra in _CREDENTIALS else
+                       f"unknown key (known: {', '.join((*_FLOW_KEYS, *_S3_KEYS))})")
     fmt = reader.value(item, "format", path, _choice(FLOW_FORMATS), "") if "format" in item else ""
     if not fmt:
         reader.problem(f"{path}.format", f"is required (one of {', '.join(FLOW_FORMATS)})")
     if "path" not in item:
-        reader.problem(f"{path}.path", "is required: the log file, or the directory flow logs are delivered into")
+        reader.problem(f"{path}.path", "is required: the log file, the directory flow logs are delivered into, "
+                       "or an s3://bucket/prefix")
     fields = reader.value(item, "aws_fields", path, _text, "")
     names = aws_fields_of(fields) if fields else None
     if fields and names is None:
         reader.problem(f"{path}.aws_fields", "is not an AWS flow log format (${version} ${srcaddr} …)")
-    location = reader.value(item, "path", path, _path, None)
+    s3 = _s3_prefix(reader, item, path)
+    location = None if s3 is not None else reader.value(item, "path", path, _path, None)
     base = FlowConfig(format=fmt or "aws")
     cloud = fmt in ("aws", "gcp", "azure")
     if not fmt:
         return None
+    where = s3.url if s3 is not None else location.name if location else ""
     return FlowConfig(
-        format=fmt, path=location,
-        name=reader.value(item, "name", path, _text, "") or f"{fmt}:{location.name if location else ''}",
+        format=fmt, path=location, s3=s3,
+        name=reader.value(item, "name", path, _text, "") or f"{fmt}:{where}",
         aws_fields=names,
         answer_wait=reader.value(item, "answer_wait", path, _positive_number, base.answer_wait),
         pair_within=reader.value(item, "pair_within", path, _positive_number, base.pair_within),
         lateness=reader.value(item, "lateness", path, _positive_number, CLOUD_LATENESS if cloud else 0.0),
         max_pending=reader.value(item, "max_pending", path, _positive_int, base.max_pending),
     )
+
+
+def _s3_prefix(reader: _Reader, item: dict[str, Any], path: str) -> S3Prefix | None:
+    """The S3 prefix of a ``flows[]`` entry whose path is ``s3://…`` (None otherwise: then the S3 keys are
+    problems)."""
+    if not (isinstance(item.get("path"), str) and item["path"].startswith("s3://")):
+        for key in sorted(set(item) & set(_S3_KEYS)):
+            reader.problem(f"{path}.{key}", "is only for a path that is an s3://bucket/prefix")
+        return None
+    bucket, prefix = reader.value(item, "path", path, _s3_url, ("", ""))
+    if not bucket:
+        return None
+    return S3Prefix(bucket=bucket, prefix=prefix,
+                    endpoint_url=reader.value(item, "endpoint_url", path, _endpoint, None),
+                    region=reader.value(item, "region", path, _text, None),
+                    poll=reader.value(item, "poll", path, _positive_number, S3_POLL))
