@@ -84,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd = commands.add_parser(
         "check-config", help="validate a YAML configuration and what it points to",
         description="Validate a YAML configuration, listing every error with its path; then check what it points "
-                    "to as `run` would at start (state directory, secrets, TLS files, node tokens), binding and "
-                    "creating nothing. Exit status 2 when run would not start.")
+                    "to as `run` would at start (state directory, secrets, TLS files, node tokens, S3 prefixes: "
+                    "listed once), binding and creating nothing. Exit status 2 when run would not start.")
     check_cmd.add_argument("file", type=Path, metavar="FILE")
     check_cmd.add_argument("--env-file", type=Path, metavar="FILE",
                            help="NAME=VALUE lines to check secrets with, as the service gets them "
@@ -160,7 +160,7 @@ def _check_config(path: Path, env_file: Path | None, content_only: bool, user: s
         print(f"{path}: OK (content)")  # noqa: T201
         return 0
     os.environ.update(secrets)
-    findings = preflight(config)
+    findings = preflight(config, reach=True)
     for finding in findings:
         print(f"{path}: {finding.line()}", file=sys.stderr)  # noqa: T201
     if env_file is None and any("environment variable" in finding.text for finding in findings):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sensor.config import SensorConfig
+from sensor.config import S3Prefix, SensorConfig
 from sensor.errors import ConfigError, SensorError, why_unreadable
 from sensor.nodes.forwarder import node_credentials
 from sensor.nodes.listener import centre_tls
@@ -44,7 +44,7 @@ class Finding:
 
 
 USES: dict[str, frozenset[str]] = {
-    "run": frozenset({"state_dir", "outputs", "nodes", "node", "zeek", "mdns"}),
+    "run": frozenset({"state_dir", "outputs", "nodes", "node", "zeek", "mdns", "flows"}),
     "honeyports": frozenset({"state_dir", "outputs", "node"}),
     "mdns": frozenset({"state_dir", "outputs", "mdns"}),
     "test-alert": frozenset({"outputs"}),
@@ -53,11 +53,12 @@ USES: dict[str, frozenset[str]] = {
 of its own)."""
 
 
-def preflight(config: SensorConfig, command: str = "run") -> list[Finding]:
+def preflight(config: SensorConfig, command: str = "run", reach: bool = False) -> list[Finding]:
     """Every problem ``command`` would meet with the things ``config`` points to; one problem of several
-    keys (a file output in an unwritable state directory) is one finding naming them all."""
+    keys (a file output in an unwritable state directory) is one finding naming them all. With ``reach``
+    (``check-config``), each S3 prefix is listed and one of its objects looked at, once."""
     merged: dict[tuple[str, bool], list[str]] = {}
-    for finding in _findings(config, USES[command]):
+    for finding in _findings(config, USES[command], reach):
         key, colon, problem = finding.text.partition(": ")
         merged.setdefault((problem, finding.fatal) if colon else (finding.text, finding.fatal),
                           []).append(key if colon else "")
@@ -70,7 +71,7 @@ def startup_problems(config: SensorConfig, command: str) -> list[str]:
     return [finding.text for finding in preflight(config, command) if finding.fatal]
 
 
-def _findings(config: SensorConfig, uses: frozenset[str]) -> Iterator[Finding]:
+def _findings(config: SensorConfig, uses: frozenset[str], reach: bool) -> Iterator[Finding]:
     if "state_dir" in uses:
         yield from _fails(partial(writable_directory, config.state_dir, "sensor.state_dir"))
     for index, output in enumerate(config.outputs if "outputs" in uses else ()):
@@ -90,6 +91,23 @@ def _findings(config: SensorConfig, uses: frozenset[str]) -> Iterator[Finding]:
             socket.if_nametoindex(name)
         except OSError:
             yield Finding(f"mdns.interfaces: there is no interface {name} here: it watches the others", False)
+    for index, flow in enumerate(config.flows if "flows" in uses else ()):
+        if flow.s3 is not None:
+            yield from _s3_source(f"flows[{index}].path", flow.s3, reach)
+
+
+def _s3_source(where: str, prefix: S3Prefix, reach: bool) -> Iterator[Finding]:
+    """An S3 source: boto3 installed (else ``run`` stops); with ``reach``, the prefix listed and an object looked
+    at (a warning when it cannot be: ``run`` goes on and tries again)."""
+    from sensor.flows.bucket import INSTALL_HINT, Bucket, missing_dependency
+
+    missing = missing_dependency()
+    if missing is not None:
+        yield Finding(f"{where}: {prefix.url} needs {missing}, which is not installed: {INSTALL_HINT}")
+        return
+    problem = Bucket(prefix).probe() if reach else None
+    if problem is not None:
+        yield Finding(f"{where}: {problem}; run goes on and lists it again every {prefix.poll:g} s", False)
 
 
 def _unreadable_files(where: str, settings: Mapping[str, object]) -> Iterator[Finding]:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sensor.config import SensorConfig
 from sensor.flows.follow import FlowFollower
+from sensor.flows.s3 import S3Follower
 from sensor.zeek.follow import FollowBatch, LogFollower
 from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.position import StreamPosition
@@ -26,11 +27,16 @@ AHEAD = 2
 one before, and its work outside Python's lock fills the time the loop would wait for it."""
 
 
+Follower = LogFollower | S3Follower
+"""A follower of files (Zeek's logs, a flow source's files) or of an S3 prefix."""
+
+
 class Followers:
     """The Zeek log follower and the flow sources' followers, polled as one: one batch, one set of positions
-    (each stream's key is its own: Zeek's logs by kind, a flow source by its name)."""
+    (each stream's key is its own: Zeek's logs by kind, a flow source by its name; an S3 source's ledger is one
+    line among the finished files)."""
 
-    def __init__(self, followers: list[LogFollower]) -> None:
+    def __init__(self, followers: list[Follower]) -> None:
         self.followers = followers
 
     @property
@@ -52,7 +58,7 @@ class Followers:
         """What the flow sources' joins still hold, judged (the daemon is stopping)."""
         merged = FollowBatch([], {}, 0)
         for follower in self.followers:
-            if isinstance(follower, FlowFollower):
+            if isinstance(follower, FlowFollower | S3Follower):
                 self._merge(merged, follower.close())
         return merged
 
@@ -63,6 +69,7 @@ class Followers:
             merged.records[kind] = merged.records.get(kind, 0) + count
         merged.bytes_read += batch.bytes_read
         merged.backlog = merged.backlog or batch.backlog
+        merged.moved = merged.moved or batch.moved
 
     def lag(self, streams: dict[str, StreamPosition] | None = None) -> dict[str, int]:
         """Bytes of each live log not read yet (past ``streams``, or each follower's own positions)."""
@@ -75,13 +82,14 @@ class Followers:
 
 def followers(config: SensorConfig, malformed: MalformedLog, streams: Mapping[str, StreamPosition] | None,
               done: frozenset[str] | None) -> Followers | None:
-    """The followers of Zeek's log directory and of every flow source with a path (restored at ``streams`` and
-    ``done``; None at a first start), or None when there is nothing to follow. Each says once what it cannot
-    read, and when it can."""
-    found: list[LogFollower] = []
+    """The followers of Zeek's log directory and of every flow source (a path, or an S3 prefix, whose fetcher
+    starts now), restored at ``streams`` and ``done`` (None at a first start), or None when there is nothing to
+    follow. Each says once what it cannot read, and when it can."""
+    found: list[Follower] = []
     if config.zeek.log_dir is not None:
         found.append(LogFollower(config.zeek.log_dir, malformed, streams, done, kinds=config.zeek.logs))
     found += [FlowFollower(flow, malformed, streams, done) for flow in config.flows if flow.path is not None]
+    found += [S3Follower(flow, malformed, streams, done) for flow in config.flows if flow.s3 is not None]
     return Followers(found) if found else None
 
 

@@ -52,7 +52,7 @@ async def apply_reload(daemon: Reloadable) -> None:
     except ConfigError as error:
         log.error("SIGHUP: %s; keeping the running configuration", error)
         return
-    for section in ("name", "state_dir", "zeek", "detection", "nodes", "node"):
+    for section in ("name", "state_dir", "zeek", "detection", "nodes", "node", "flows"):
         if getattr(new, section) != getattr(daemon.config, section):
             log.warning("SIGHUP: %s changed; that takes effect at the next start", section)
     outputs = daemon.config.outputs

@@ -281,7 +281,7 @@ class Daemon:
         if self.malformed.total > self._malformed_seen:
             self.metrics.lines_malformed.inc(self.malformed.total - self._malformed_seen)
             self._malformed_seen = self.malformed.total
-        self._logs_read = self._logs_read or batch.bytes_read > 0
+        self._logs_read = self._logs_read or batch.bytes_read > 0 or batch.moved
         self._catching_up = batch.backlog
         return batch.backlog
 

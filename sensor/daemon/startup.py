@@ -87,7 +87,7 @@ def describe(config: SensorConfig, sources: LocalSources) -> None:
         lines.append("node: honeyport hits and mDNS questions forwarded to {}:{}".format(*config.node.central))
     if config.metrics_listen is not None:
         lines.append("metrics: http://{}:{}/metrics".format(*config.metrics_listen))
-    watching = (config.zeek.log_dir is not None or config.nodes is not None
+    watching = (config.zeek.log_dir is not None or config.nodes is not None or bool(config.flows)
                 or (honeyports is not None and bool(honeyports.ports))
                 or (mdns is not None and bool(mdns.watcher.watched)))
     log_start(config, lines, watching)

@@ -2,7 +2,7 @@
 and fingerprint positions, rotation by rename, copytruncate and gzip, checkpoints): a firewall's log is one live
 file and its rotated copies (``kern.log``, ``kern.log.1``, ``kern.log.2.gz``; ``ulogd.json``, ``ulogd.json.1``);
 a directory of delivered cloud flow logs has no live file, and each new file in it (at any depth) is read once,
-whole, oldest first.
+whole, oldest first (an S3 prefix's new objects likewise: :mod:`sensor.flows.s3`).
 
 Each source is one stream named after it (``flows[].name``), so its position sits in the daemon's checkpoint
 beside Zeek's. Its join (:mod:`sensor.flows.join`) keeps the connections waiting for an answer or their other
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from sensor.config import FlowConfig
 from sensor.flows.read import FlowParser, make_join
+from sensor.flows.records import FlowRecord
 from sensor.observations import ConnAttempt, ConnRows
 from sensor.zeek.follow import FollowBatch, LogFollower
 from sensor.zeek.logs import age_order
@@ -27,6 +28,48 @@ from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.position import StreamPosition
 
 log = logging.getLogger(__name__)
+
+
+class FlowIntake:
+    """One followed flow source's records on their way to the correlator: its join, the attempts the join made that
+    are not handed on yet, and when the source last brought records (a source quiet for the join's wait has its
+    waiting connections judged as they stand)."""
+
+    def __init__(self, config: FlowConfig, clock: Callable[[], float]) -> None:
+        self.name = config.name
+        self._made: list[ConnAttempt] = []
+        self.join = make_join(config, self._made.append)
+        self._clock = clock
+        self._last_read = clock()
+        self._wait = config.answer_wait if config.format in ("netfilter", "ulogd") else config.pair_within
+
+    def add(self, records: Iterable[FlowRecord], batch: FollowBatch) -> None:
+        """Join ``records``; what they complete goes into ``batch``."""
+        count = 0
+        for record in records:
+            count += 1
+            self.join.add(record)
+        batch.records[self.name] = batch.records.get(self.name, 0) + count
+        self._last_read = self._clock()
+        self.hand_on(batch)
+
+    def quiet(self, batch: FollowBatch) -> None:
+        """A poll read nothing: where the source has been quiet for the join's wait, judge what waits in it."""
+        if self._clock() - self._last_read >= self._wait:
+            self.join.flush()
+            self.hand_on(batch)
+
+    def close(self) -> FollowBatch:
+        """Judge everything the join holds (the daemon is stopping)."""
+        batch = FollowBatch([], {}, 0)
+        self.join.flush()
+        self.hand_on(batch)
+        return batch
+
+    def hand_on(self, batch: FollowBatch) -> None:
+        if self._made:
+            batch.observations.append(ConnRows.of(self._made))
+            self._made.clear()
 
 
 class FlowFollower(LogFollower):
@@ -38,12 +81,8 @@ class FlowFollower(LogFollower):
         assert config.path is not None
         self.config = config
         self.delivered = config.path.is_dir()
-        self._made: list[ConnAttempt] = []
-        self.join = make_join(config, self._made.append)
+        self.intake = FlowIntake(config, clock)
         self._parsers: dict[str, FlowParser] = {}
-        self._clock = clock
-        self._last_read = clock()
-        self._wait = config.answer_wait if config.format in ("netfilter", "ulogd") else config.pair_within
         super().__init__(config.path if self.delivered else config.path.parent, malformed,
                          None if streams is None else {config.name: streams[config.name]} if config.name in streams
                          else {}, done, kinds=(config.name,))
@@ -83,32 +122,17 @@ class FlowFollower(LogFollower):
                 with path.open("rb") as stream:
                     for _ in parser.lines(stream.readline()):
                         pass
-        count = 0
-        for record in parser.lines(data[:size]):
-            count += 1
-            self.join.add(record)
-        batch.records[self.config.name] = batch.records.get(self.config.name, 0) + count
+        self.intake.add(parser.lines(data[:size]), batch)
         batch.bytes_read += size
-        self._last_read = self._clock()
-        self._hand_on(batch)
 
     def poll(self) -> FollowBatch:
         """Read what was added since the last poll; judge what waited for an answer that a quiet log no longer
         brings."""
         batch = super().poll()
-        if not batch.backlog and not batch.bytes_read and self._clock() - self._last_read >= self._wait:
-            self.join.flush()
-            self._hand_on(batch)
+        if not batch.backlog and not batch.bytes_read:
+            self.intake.quiet(batch)
         return batch
 
     def close(self) -> FollowBatch:
         """Judge everything the join holds (the daemon is stopping)."""
-        batch = FollowBatch([], {}, 0)
-        self.join.flush()
-        self._hand_on(batch)
-        return batch
-
-    def _hand_on(self, batch: FollowBatch) -> None:
-        if self._made:
-            batch.observations.append(ConnRows.of(self._made))
-            self._made.clear()
+        return self.intake.close()

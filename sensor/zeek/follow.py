@@ -116,6 +116,8 @@ class FollowBatch:
     bytes_read: int
     backlog: bool = False
     """More was there than a poll reads: poll again at once."""
+    moved: bool = False
+    """Positions moved without a byte read (an S3 source passed objects over): a checkpoint keeps them too."""
 
 
 class LogFollower:
