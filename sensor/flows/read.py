@@ -11,6 +11,7 @@ read record by record where they hold one a line, else whole (up to :data:`MAX_D
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def sniff_file(path: Path) -> str | None:
     try:
         with open_log(path) as stream:
             return sniff(stream.read(64 << 10))
-    except (OSError, EOFError, ValueError):
+    except (OSError, EOFError, ValueError, zlib.error):
         return None
 
 
@@ -229,7 +230,7 @@ class FlowReader:
                     yield from self._take(parser.lines(rest, number))
             except OSError as error:
                 raise LogReadError(f"{path}: cannot read: {error.strerror or error}") from None
-            except (EOFError, ValueError) as error:  # a damaged gzip stream: what was read stands
+            except (EOFError, ValueError, zlib.error) as error:  # a damaged gzip stream: what was read stands
                 self.malformed.report(str(path), 0, f"cannot read on: {error}")
             parser.finish()
         self.join.flush()
