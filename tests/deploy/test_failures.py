@@ -130,6 +130,16 @@ def test_report_without_its_extra_says_how_to_install_it_and_the_others_need_non
     assert (replayed.returncode, replayed.stderr) == (0, "") and replayed.stdout.count("\n") >= 1
 
 
+def test_an_s3_source_without_its_extra_says_how_to_install_it(world: World) -> None:
+    config = world.config("s3.yaml", f"sensor: {{state_dir: {world.state('state')}}}\n"
+                                     "flows: [{format: aws, path: 's3://flow-logs/AWSLogs/'}]\n")
+    line = "flows[0].path: s3://flow-logs/AWSLogs/ needs boto3, which is not installed: pip install 't1046-sensor[s3]'"
+    checked = as_nobody(world, "-q", "check-config", str(config))
+    assert (checked.returncode, checked.stderr) == (2, f"{config}: {line}\n")
+    ran = as_nobody(world, "-q", "run", "--config", str(config))
+    assert (ran.returncode, ran.stderr) == (2, f"t1046-sensor: invalid configuration: {config}: {line}\n")
+
+
 def _reading_a_fifo(world: World, command: str) -> tuple[list[str], Path]:
     fifo = world.root / "input"
     os.mkfifo(fifo)
