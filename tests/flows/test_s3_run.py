@@ -40,6 +40,19 @@ def _final(alerts: list[dict[str, Any]]) -> dict[str, tuple[object, ...]]:
                                 tuple(a["t1046"]["counts"][k] for k in KEYS)) for a in alerts}
 
 
+def _delivered_all(state: Path) -> bool:
+    """The file sink delivered everything it spooled and counted it (its cursor at its spool's end, the file's
+    size in it): a kill now cannot catch a delivery in flight. (A first batch written and not yet counted is
+    written again after a crash, as its cursor has no size to trim the file back to.)"""
+    for cursor_file in state.glob("spool/*/cursor.json"):
+        cursor = json.loads(cursor_file.read_text())
+        alerts = state / "alerts.jsonl"
+        if cursor.get("offset") != (cursor_file.parent / "spool.log").stat().st_size or (
+                alerts.exists() and cursor.get("extra", {}).get("size") != alerts.stat().st_size):
+            return False
+    return True
+
+
 class _Daemon:
     """``t1046-sensor run`` and its stderr, one file per start."""
 
@@ -127,10 +140,12 @@ outputs:
         wait_for((config.state_dir / "checkpoint").exists, 60, "the first checkpoint")
         deliver(objects[0][0], objects[0][1].read_bytes())
         delivered_and_judged(*objects[0])
+        wait_for(lambda: _delivered_all(config.state_dir), 30, "the file sink to deliver what was committed")
         daemon.kill()  # with the first object committed
         deliver(objects[1][0], objects[1][1].read_bytes())  # while the daemon is down
         daemon.start()
         delivered_and_judged(*objects[1])
+        wait_for(lambda: _delivered_all(config.state_dir), 30, "the file sink to deliver what was committed")
         daemon.kill()
         daemon.start()
         deliver(*damaged)
