@@ -114,11 +114,13 @@ class Incidents:
         return alerts
 
     def flush(self, now: float) -> list[Alert]:
-        """An update for every open incident that grew since its last one (its scanner is not judged quiet)."""
+        """An update for every open incident that grew or escalated since its last one (its scanner is not
+        judged quiet yet: shutdown, the end of replay's logs)."""
         alerts: list[Alert] = []
         for key in list(self._wake_at):
             track = self._open[key]
-            if grew(track.extent(), track.evidence().alerted_extent):
+            detail = track.evidence()
+            if grew(track.extent(), detail.alerted_extent) or self._escalated(track, detail):
                 alerts.extend(self._emit(track, now, closed=False))
         return alerts
 

@@ -22,6 +22,7 @@ from sensor.observations import (
     MdnsQuery,
     Observation,
     Outcome,
+    Touch,
     Transport,
     ZeekDetection,
     ZeekNotice,
@@ -509,3 +510,19 @@ def test_a_flagged_hosts_working_connections_after_its_scan_settled_make_no_upda
     benign = [conn(100.0 + i * 40, f"10.15.2.{i + 1}", 443, OK) for i in range(20)]
     assert run(benign, correlator=correlator) == []
     assert correlator.tick(2000.0) == [], "a workstation that scanned once is not re-reported for browsing"
+
+
+def test_an_escalation_held_by_its_spacing_is_not_lost_at_the_end() -> None:
+    """A SYN scan of honeyports, then a connection to one of them: the handshake proves the source (the
+    severity rises) without growing the incident; held by escalation_every, it still goes out at shutdown."""
+    correlator = Correlator(DetectionConfig(escalation_every=10.0))
+    hits = [HoneyportHit(ts=1.0 + i * 0.01, source=ip(SCANNER), source_port=5000 + i, target=ip("10.8.0.1"),
+                         target_port=2000 + i, transport=Transport.TCP, profile="ssh", touch=Touch.HALF_OPEN)
+            for i in range(20)]
+    alerts = run(hits, correlator=correlator) + correlator.tick(12.0)
+    assert [(a.update, a.honeyports_touched, a.proven_by) for a in alerts] == [(1, 1, ()), (2, 20, ())]
+    connect = dataclasses.replace(hits[0], ts=13.0, source_port=6000, touch=Touch.CONNECT)
+    assert correlator.observe(connect, 13.0) == [], "the escalation is held by its spacing"
+    (last,) = correlator.flush(14.0)
+    assert (last.update, last.probes, last.proven_by) == (3, 21, ("tcp_handshake",)), "not growth, but news"
+    assert last.severity > alerts[-1].severity
