@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = {"sensor.observations", "sensor.errors", "sensor.config", "sensor.metrics", "sensor.wording",
-          "sensor.neighbours"}
+          "sensor.neighbours", "sensor.files", "sensor.text"}
 """The vocabulary and infrastructure every layer may use (the neighbour table is read at the sources' edge)."""
 LAYERS: dict[str, set[str]] = {
     "sensor.alerts": SHARED,

@@ -1,16 +1,21 @@
 """The daemon's checkpoint: follower positions, the correlator's state and the last committed alerts.
 
-One file, ``state_dir/checkpoint``, replaced atomically (temporary file, fsync, rename, fsync of the
-directory) so a crash leaves either the old checkpoint or the new one. The daemon writes it off its event
-loop (:class:`CheckpointWriter`): a forked child pickles its copy-on-write snapshot of the state into a
-temporary file of its own and fsyncs it; the daemon, once the child has exited successfully, renames it into
-place -- the commit point stays in the daemon, so a child orphaned by a crash can never replace a newer
-checkpoint. The child closes every descriptor it inherited but its error pipe (a state-dir lock or a
-listening port held by an orphan would stop a restart). It starts with a magic line naming
-the format version, then the SHA-256 of the payload, then the payload: a pickle of :class:`Checkpoint`.
-The pickle is only ever read from the daemon's own state directory (mode 0700, owned by its user) and
-only after its checksum and version check out; a checkpoint that fails a check is moved aside and the
-daemon starts afresh, loudly.
+One file, ``state_dir/checkpoint``, replaced atomically (a temporary file created exclusively, never through a
+link, fsync, rename, fsync of the directory) so a crash leaves either the old checkpoint or the new one. The
+daemon writes it off its event loop (:class:`CheckpointWriter`): a forked child encodes its copy-on-write
+snapshot of the state into a temporary file of its own and fsyncs it; the daemon, once the child has exited
+successfully, renames it into place -- the commit point stays in the daemon, so a child orphaned by a crash
+can never replace a newer checkpoint. The child closes every descriptor it inherited but its error pipe (a
+state-dir lock or a listening port held by an orphan would stop a restart).
+
+The file is data, never code: a magic line naming the format version (:data:`VERSION`), the SHA-256 of the
+payload (a torn or altered file is noticed), then the payload, MessagePack (:mod:`sensor.daemon.stateform`:
+an allowlist of classes and value types, each class's attributes checked against the running code). Its
+three parts -- the follower's positions, the outbox, the correlator -- are read one after the other, so a
+correlator laid out by another version (or built under other detection settings) is dropped while the
+offsets are kept. A checkpoint of version 1 is a pickle and is never loaded (unpickling can run code): it is
+moved aside, said once, and the daemon starts afresh. The state directory itself is checked before anything
+is read from it (:func:`sensor.files.check_private_directory`).
 
 The order that makes a crash lose and repeat nothing: the follower's offsets, the correlator and the
 alerts they produced (the *outbox*) are saved together under a sequence number; only then are the alerts
@@ -25,24 +30,28 @@ import gc
 import hashlib
 import logging
 import os
-import pickle
 import signal
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+import msgpack
 
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
+from sensor.daemon.stateform import Decoder, Encoder, StateFormatError, expected_layouts
 from sensor.detect.correlator import STATE_VERSION, Correlator
 from sensor.errors import SensorError
-from sensor.outputs.spool import write_atomically
+from sensor.files import create_exclusive, fsync_directory, write_atomically
 from sensor.zeek.position import StreamPosition
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 MAGIC = b"t1046-sensor checkpoint v%d\n" % VERSION
+PICKLED = b"t1046-sensor checkpoint v1\n"
+"""The magic line of the checkpoints of earlier versions, pickles: never loaded."""
 
 
 class CheckpointError(SensorError):
@@ -73,8 +82,23 @@ def detection_digest(config: DetectionConfig) -> str:
     return hashlib.sha256(f"{STATE_VERSION}|{config!r}".encode()).hexdigest()[:32]
 
 
+def _part(value: object) -> dict[str, Any]:
+    encoder = Encoder()
+    data = encoder.pack(value)
+    return {"classes": [[name, list(names)] for name, names in encoder.layouts], "data": data}
+
+
 def _encode(checkpoint: Checkpoint) -> bytes:
-    payload = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
+    """The checkpoint file's bytes (the detection settings the correlator was built with are not written:
+    the loader passes its own, and the digest says whether they are the same)."""
+    document = {
+        "seq": checkpoint.seq, "detection": checkpoint.detection, "clock": checkpoint.clock,
+        "saved_at": checkpoint.saved_at, "extra": dict(checkpoint.extra),
+        "positions": _part([dict(checkpoint.streams), sorted(checkpoint.done)]),
+        "outbox": _part(list(checkpoint.outbox)),
+        "correlator": _part(checkpoint.correlator),
+    }
+    payload: bytes = msgpack.packb(document, use_bin_type=True)
     return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
 
 
@@ -94,7 +118,7 @@ def _write_in_child(temporary: Path, checkpoint: Checkpoint, errors: int) -> NoR
         os.closerange(3, errors)
         os.closerange(errors + 1, os.sysconf("SC_OPEN_MAX"))
         data = _encode(checkpoint)
-        with temporary.open("wb") as stream:
+        with os.fdopen(create_exclusive(temporary), "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -155,11 +179,7 @@ class CheckpointWriter:
             self.temporary.unlink(missing_ok=True)
             raise OSError(message or f"the checkpoint writer exited with status {code}")
         os.replace(self.temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_directory(self.path.parent)
 
     def _close(self) -> None:
         os.close(self._errors)
@@ -177,7 +197,11 @@ def remove_leftovers(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _decode(data: bytes) -> Checkpoint:
+def _outer(data: bytes) -> dict[str, Any]:
+    """The payload's document, its checksum checked; :class:`CheckpointError` for anything else."""
+    if data.startswith(PICKLED):
+        raise CheckpointError("written by an earlier version as a pickle, which is never loaded (unpickling "
+                              "can run code)")
     if not data.startswith(MAGIC):
         first = data.split(b"\n", 1)[0][:60]
         raise CheckpointError(f"not a version {VERSION} checkpoint (starts with {first!r})")
@@ -185,16 +209,79 @@ def _decode(data: bytes) -> Checkpoint:
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         raise CheckpointError("checksum mismatch (torn or altered file)")
     try:
-        checkpoint = pickle.loads(payload)  # noqa: S301 - own state file, checksummed, see module docstring
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as error:
+        document = msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_no_ext)
+    except (ValueError, TypeError, StateFormatError) as error:
         raise CheckpointError(f"cannot be decoded: {error}") from None
-    if not isinstance(checkpoint, Checkpoint) or not isinstance(checkpoint.correlator, Correlator):
-        raise CheckpointError(f"holds a {type(checkpoint).__name__}, not a checkpoint")
-    if not all(isinstance(position, StreamPosition) for position in checkpoint.streams.values()):
-        raise CheckpointError("holds stream positions of the wrong type")
-    if not all(isinstance(alert, Alert) for alert in checkpoint.outbox):
-        raise CheckpointError("holds outbox alerts of the wrong type")
-    return checkpoint
+    wanted = {"seq": int, "detection": str, "clock": float, "saved_at": float, "extra": dict, "positions": dict,
+              "outbox": dict, "correlator": dict}
+    if not isinstance(document, dict) or set(document) != set(wanted):
+        raise CheckpointError("is not laid out as a checkpoint")
+    for key, kind in wanted.items():
+        if not isinstance(document[key], kind) or isinstance(document[key], bool):
+            raise CheckpointError(f"{key}: not a {kind.__name__}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in document["extra"].items()):
+        raise CheckpointError("extra: not a mapping of text to text")
+    return document
+
+
+def _no_ext(code: int, data: bytes) -> object:
+    raise StateFormatError(f"a typed value (type {code}) outside the state parts")
+
+
+def _read_part(part: dict[str, Any], expected: Callable[[type], tuple[str, ...]],
+               config: DetectionConfig | None = None) -> Any:
+    if set(part) != {"classes", "data"} or not isinstance(part["data"], bytes):
+        raise StateFormatError("a state part without its class table and data")
+    return Decoder(part["classes"], expected, config).unpack(part["data"])
+
+
+def _positions(found: Any) -> tuple[dict[str, StreamPosition], frozenset[str]]:
+    if not isinstance(found, list) or len(found) != 2:
+        raise StateFormatError("the positions are not a pair")
+    streams, done = found
+    if not isinstance(streams, dict) or not all(
+            isinstance(k, str) and isinstance(v, StreamPosition) for k, v in streams.items()):
+        raise StateFormatError("the stream positions are not positions by stream")
+    if not isinstance(done, list) or not all(isinstance(fingerprint, str) for fingerprint in done):
+        raise StateFormatError("the finished files are not fingerprints")
+    return streams, frozenset(done)
+
+
+def _decode(data: bytes, detection: DetectionConfig) -> Checkpoint:
+    """The checkpoint in ``data``, its correlator built under ``detection`` (a fresh one, with a warning, when
+    the saved one was built under other settings or is laid out by another version)."""
+    document = _outer(data)
+    expected = expected_layouts(detection)
+    try:
+        streams, done = _positions(_read_part(document["positions"], expected))
+    except StateFormatError as error:
+        raise CheckpointError(f"the follower's positions cannot be read: {error}") from None
+    try:
+        outbox = _read_part(document["outbox"], expected)
+        if not isinstance(outbox, list) or not all(isinstance(alert, Alert) for alert in outbox):
+            raise StateFormatError("the outbox holds something else than alerts")
+    except StateFormatError as error:
+        log.warning("checkpoint: the alerts of its last commit were written by another version and are dropped "
+                    "(%s); after an orderly stop they were delivered already", error)
+        outbox = []
+    digest = detection_digest(detection)
+    correlator: Correlator | None = None
+    if document["detection"] != digest:
+        log.warning("detection settings changed since the last checkpoint: open incidents are dropped, "
+                    "the logs are followed on from where they were")
+    else:
+        try:
+            found = _read_part(document["correlator"], expected, detection)
+            if not isinstance(found, Correlator):
+                raise StateFormatError(f"holds a {type(found).__name__}, not a correlator")
+            correlator = found
+        except StateFormatError as error:
+            log.warning("checkpoint: the correlator's state cannot be used (%s): open incidents are dropped, the "
+                        "logs are followed on from where they were", error)
+    return Checkpoint(seq=document["seq"], detection=digest, streams=streams, done=done,
+                      correlator=correlator if correlator is not None else Correlator(detection),
+                      clock=document["clock"], outbox=tuple(outbox), saved_at=document["saved_at"],
+                      extra=document["extra"])
 
 
 def load_checkpoint(path: Path, detection: DetectionConfig) -> Checkpoint | None:
@@ -208,16 +295,10 @@ def load_checkpoint(path: Path, detection: DetectionConfig) -> Checkpoint | None
     except FileNotFoundError:
         return None
     try:
-        checkpoint = _decode(data)
+        return _decode(data, detection)
     except CheckpointError as error:
         aside = path.with_name(path.name + ".unusable")
         path.replace(aside)
         log.error("checkpoint %s: %s; moved to %s and starting afresh (alerts may repeat or be missed)",
                   path, error, aside)
         return None
-    digest = detection_digest(detection)
-    if checkpoint.detection != digest:
-        log.warning("detection settings changed since the last checkpoint: open incidents are dropped, "
-                    "the logs are followed on from where they were")
-        checkpoint = replace(checkpoint, detection=digest, correlator=Correlator(detection))
-    return checkpoint

@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 
 from sensor.daemon.pipeline import Pipeline
+from sensor.files import write_atomically
 from sensor.metrics import Metrics
 from sensor.outputs.sink import SpooledSink
-from sensor.outputs.spool import write_atomically
 from sensor.wording import counted
 from sensor.zeek.malformed import MalformedLog
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -13,15 +14,17 @@ from typing import IO, Any
 from honeyports.service import asyncio_reactor
 from sensor.config import SensorConfig
 from sensor.daemon.run import Daemon
+from sensor.files import UnsafeDirectoryError, check_private_directory, open_append
 from sensor.metrics import Metrics, MetricsServer
 
 log = logging.getLogger(__name__)
 
 
 def _lock_state_dir(state_dir: Path) -> IO[bytes] | None:
-    """Hold ``state_dir/daemon.lock`` for the life of the process; None when another daemon holds it."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = (state_dir / "daemon.lock").open("ab")
+    """Hold ``state_dir/daemon.lock`` for the life of the process; None when another daemon holds it. Raise
+    :class:`~sensor.files.UnsafeDirectoryError` when another user could write to the directory."""
+    check_private_directory(state_dir)
+    lock = os.fdopen(open_append(state_dir / "daemon.lock"), "ab")
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -38,6 +41,9 @@ def run_daemon(config: SensorConfig, config_path: Path | None = None) -> int:
     metrics_listen = config.metrics_listen
     try:
         lock = _lock_state_dir(config.state_dir)
+    except UnsafeDirectoryError as error:
+        log.error("%s", error)
+        return 2
     except OSError as error:
         log.error("sensor.state_dir: %s: cannot use it: %s", config.state_dir, error.strerror or error)
         return 2

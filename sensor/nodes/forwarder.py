@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sensor.config import NodeConfig, SensorConfig
 from sensor.errors import SensorError
+from sensor.files import write_atomically
 from sensor.metrics import Metrics
 from sensor.nodes.codec import (
     EPOCH,
@@ -33,7 +34,7 @@ from sensor.nodes.codec import (
 from sensor.nodes.tokens import read_token
 from sensor.observations import Observation
 from sensor.outputs.sink import Backoff, SpooledSink
-from sensor.outputs.spool import Spool, SpoolRecord, write_atomically
+from sensor.outputs.spool import Spool, SpoolRecord
 from sensor.outputs.transport import DeliveryError
 
 log = logging.getLogger(__name__)

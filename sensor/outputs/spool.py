@@ -2,7 +2,7 @@
 delivered-up-to cursor saved atomically beside it, and a size cap with a drop policy.
 
 It owns the files under ``state_dir/spool/NAME/`` and nothing else: it knows no transport, no receiver and
-no event loop. :func:`write_atomically` is the one atomic file replacement the daemon uses.
+no event loop. Its files are 0600 whatever the umask (:mod:`sensor.files`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from sensor.files import open_append, write_atomically
 from sensor.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -45,26 +46,11 @@ class SpoolRecord:
         return cls(int(seq), event_id.decode(), float(ts), int(severity), document)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temporary file, fsync, rename, fsync of the directory."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    temporary.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 class Spool:
     """Alerts awaiting delivery: an append-only file, a delivered-up-to cursor and a size cap."""
 
     def __init__(self, directory: Path, max_bytes: int, policy: str, name: str, metrics: Metrics) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.name = name
         self.max_bytes = max_bytes
         self.policy = policy
@@ -76,7 +62,7 @@ class Spool:
         self.last_seq = int(cursor.get("last_seq", 0))
         self.extra: dict[str, Any] = dict(cursor.get("extra", {}))
         """Sink-specific facts saved with the cursor (the file sink's file size)."""
-        self._stream = self._data.open("ab")
+        self._stream = os.fdopen(open_append(self._data), "ab")
         size = self._stream.tell()
         self._trim_partial(size)
         self.cursor = min(self.cursor, self._stream.tell())
@@ -145,7 +131,7 @@ class Spool:
         that holds nothing of it, so the next append does not follow a torn record."""
         with contextlib.suppress(OSError):
             self._stream.close()
-        self._stream = self._data.open("ab")
+        self._stream = os.fdopen(open_append(self._data), "ab")
         with contextlib.suppress(OSError):
             self._stream.truncate(size)
         self._stream.seek(size)

@@ -25,8 +25,8 @@ _ADDRESS_CACHE_SIZE = 1 << 18
 
 class _Prepared:
     """Mixin for address classes: the hash and the correlator's integer key
-    (:func:`~sensor.observations.address_key`) are computed once, when the address is made (parsed or
-    unpickled). The stock hash formats a hex string on every call."""
+    (:func:`~sensor.observations.address_key`) are computed once, when the address is made (parsed, or read
+    from a checkpoint). The stock hash formats a hex string on every call."""
 
     __slots__ = ()
     _hash: int
@@ -66,6 +66,15 @@ def _parse_address(text: str) -> _Address:
     except OSError:
         parsed = ipaddress.ip_address(text)  # a scoped IPv6 address, or the ValueError for a bad one
         return _PreparedIPv4(text) if parsed.version == 4 else _PreparedIPv6(text)
+
+
+def packed_address(data: bytes) -> _Address:
+    """An address from its packed bytes (4 or 16 of them), or from its text when it has a scope."""
+    if len(data) == 4:
+        return _PreparedIPv4(data)
+    if len(data) == 16:
+        return _PreparedIPv6(data)
+    return _parse_address(data.decode("ascii"))
 
 
 def address(text: str) -> _Address:
