@@ -31,8 +31,11 @@ MAX_PAYLOAD = 4096
 """Bytes of a honeyport hit's payload carried to the centre."""
 MAX_TEXT = 255
 """Longest text field (an mDNS name is at most 255 octets)."""
-HELLO_SECONDS = 10.0
-"""Time a node has, after the TLS handshake, to say hello."""
+HANDSHAKE_SECONDS = 5.0
+"""Time a client has to complete the TLS handshake."""
+HELLO_SECONDS = 3.0
+"""Time a node has, after the TLS handshake, to say hello (a node says it at once: a client that does not
+holds a connection nobody has vouched for)."""
 IDLE_SECONDS = 300.0
 """A node connection with no line for this long is closed (the node reconnects when it has news)."""
 NODE_BATCH = 2000

@@ -18,7 +18,7 @@ from sensor.files import write_atomically
 from sensor.metrics import Metrics
 from sensor.nodes.codec import (
     EPOCH,
-    HELLO_SECONDS,
+    HANDSHAKE_SECONDS,
     IDLE_SECONDS,
     NODE_BATCH,
     NODE_NAME,
@@ -93,7 +93,7 @@ class NodeLinkTransport:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = self.central
         reader, writer = await asyncio.open_connection(host, port, ssl=self._tls, server_hostname=self._server_name,
-                                                       limit=1 << 16, ssl_handshake_timeout=HELLO_SECONDS)
+                                                       limit=1 << 16, ssl_handshake_timeout=HANDSHAKE_SECONDS)
         writer.write(encode_hello(self._node, self._epoch, self._token))
         await writer.drain()
         message = decode_message(await reader.readuntil(b"\n"))

@@ -1,5 +1,5 @@
 """Bounds the centre puts on nodes: a token bucket per connection, a bounded window of the last sequence
-number per node run (so a re-sent batch is not counted twice) and a rate-limited warning log."""
+number per node run (so a re-sent batch is not counted twice) and a warning log rate-limited per source."""
 
 from __future__ import annotations
 
@@ -78,21 +78,28 @@ class DedupeWindow:
 
 
 class RateLimitedLog:
-    """A warning logged the first time, then at most once per ``interval`` with what was held back."""
+    """A warning logged the first time for each key (a node's address), then at most once per ``interval``
+    for that key with what was held back; at most ``keys`` keys are remembered, the least recently warned
+    about forgotten first (so each source is still named at least once per ``interval``)."""
 
-    def __init__(self, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 keys: int = 4096) -> None:
         self._interval = interval
         self._clock = clock
-        self._next = float("-inf")
-        self._held = 0
+        self._keys = keys
+        self._next: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        """Key to (when it may be logged again, lines held back since it was)."""
 
-    def warning(self, text: str, *args: object) -> None:
+    def warning(self, key: str, text: str, *args: object) -> None:
         now = self._clock()
-        if now < self._next:
-            self._held += 1
+        due, held = self._next.get(key, (float("-inf"), 0))
+        if now < due:
+            self._next[key] = (due, held + 1)
             return
-        held, self._held = self._held, 0
-        self._next = now + self._interval
+        self._next[key] = (now + self._interval, 0)
+        self._next.move_to_end(key)
+        while len(self._next) > self._keys:
+            self._next.popitem(last=False)
         log.warning(text + (f" (and {held} more since the last such line)" if held else ""), *args)
 
 

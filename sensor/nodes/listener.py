@@ -1,7 +1,14 @@
 """The central daemon's node listener (``nodes:``): TLS connections from honeyport nodes, hello and token
 check, observations submitted into the pipeline with the node's name and TLS peer as their node, and
 acknowledgements after the checkpoint that holds them (so a centre killed with -9 loses and repeats
-nothing)."""
+nothing).
+
+Unauthenticated clients cannot lock nodes out: a connection has :data:`HANDSHAKE_SECONDS` for its TLS
+handshake and :data:`HELLO_SECONDS` more for a hello with a valid token; until then it is one of at most
+:data:`MAX_UNAUTHENTICATED_PER_ADDRESS` from its address (more are refused at once) and of at most
+``max_nodes`` waiting connections in all (past that, the one waiting longest is closed); only a node that
+proved its token takes one of the ``max_nodes`` session slots, which waiting connections never hold.
+Every rejection is logged with its source, each source at least once a minute."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from sensor.config import NodesConfig, SensorConfig
 from sensor.errors import SensorError
 from sensor.metrics import Metrics
 from sensor.nodes.codec import (
+    HANDSHAKE_SECONDS,
     HELLO_SECONDS,
     IDLE_SECONDS,
     NODE_BATCH,
@@ -35,6 +43,8 @@ from sensor.observations import HoneyportHit, Observation
 
 log = logging.getLogger(__name__)
 
+MAX_UNAUTHENTICATED_PER_ADDRESS = 4
+"""Connections one address may have open before their hello proved a token."""
 MAX_UNACKED = 10 * NODE_BATCH
 """Observations one connection may have waiting for the centre's commit (ten batches); a node past that is
 refused, so a centre that cannot commit holds a bounded amount for a node that does not wait for its acks."""
@@ -73,6 +83,9 @@ class NodeListener:
         self.dedupe = DedupeWindow(config.dedupe_nodes)
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.StreamWriter] = set()
+        """Connections of nodes that proved their token: the ``max_nodes`` slots."""
+        self._waiting: dict[asyncio.StreamWriter, str] = {}
+        """Connections that have not proved a token yet, oldest first, with their address."""
         self._rejections = RateLimitedLog()
         self.port = 0
 
@@ -83,7 +96,7 @@ class NodeListener:
         try:
             self._server = await asyncio.start_server(
                 self._serve, host, port, ssl=context, limit=self.config.max_message_bytes,
-                ssl_handshake_timeout=HELLO_SECONDS, backlog=self.config.max_nodes)
+                ssl_handshake_timeout=HANDSHAKE_SECONDS, backlog=self.config.max_nodes)
         except OSError as error:
             raise SensorError(f"nodes: cannot listen on {host}:{port}: {error.strerror}") from None
         self.port = int(self._server.sockets[0].getsockname()[1])
@@ -115,7 +128,7 @@ class NodeListener:
             self._tokens_watch = None
         if self._server is not None:
             self._server.close()
-        for writer in list(self._sessions):
+        for writer in [*self._sessions, *self._waiting]:
             writer.close()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
@@ -156,21 +169,18 @@ class NodeListener:
         peer = writer.get_extra_info("peername")
         peer_host = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         try:
-            if len(self._sessions) >= self.config.max_nodes:
-                raise _Rejected("refused", "too many node connections",
-                                f"{len(self._sessions)} node connections already open")
-            self._sessions.add(writer)
-            self._metrics.node_connections.set(len(self._sessions))
+            self._wait(writer, peer_host)
             await self._session(reader, writer, peer_host)
         except _Rejected as rejected:
             self._count(rejected.result)
-            self._rejections.warning("nodes: %s from %s: %s", rejected.result, peer_host, rejected)
+            self._rejections.warning(peer_host, "nodes: %s from %s: %s", rejected.result, peer_host, rejected)
             with contextlib.suppress(OSError, RuntimeError):
                 writer.write(encode_refused(rejected.reason))
                 await asyncio.wait_for(writer.drain(), 5)
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
             log.debug("nodes: connection from %s ended: %r", peer_host, error)
         finally:
+            self._waiting.pop(writer, None)
             self._sessions.discard(writer)
             self._proven.pop(writer, None)
             self._unacked.pop(writer, None)
@@ -178,6 +188,29 @@ class NodeListener:
             writer.close()
             with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
                 await asyncio.wait_for(writer.wait_closed(), 5)
+
+    def _wait(self, writer: asyncio.StreamWriter, peer_host: str) -> None:
+        """Admit a connection that has yet to prove a token, within its address's cap and the waiting room's."""
+        if sum(1 for host in self._waiting.values() if host == peer_host) >= MAX_UNAUTHENTICATED_PER_ADDRESS:
+            raise _Rejected("refused", "too many connections without hello",
+                            f"{MAX_UNAUTHENTICATED_PER_ADDRESS} connections from it wait for their hello already")
+        if len(self._waiting) >= self.config.max_nodes:
+            oldest = next(iter(self._waiting))
+            self._waiting.pop(oldest)
+            self._count("refused")
+            self._rejections.warning("waiting room", "nodes: %d connections waiting for their hello: the oldest "
+                                     "one is closed", self.config.max_nodes)
+            oldest.close()
+        self._waiting[writer] = peer_host
+
+    def _admit(self, writer: asyncio.StreamWriter) -> None:
+        """The connection proved its token: it leaves the waiting room for a session slot, if one is free."""
+        self._waiting.pop(writer, None)
+        if len(self._sessions) >= self.config.max_nodes:
+            raise _Rejected("refused", "too many node connections",
+                            f"{len(self._sessions)} node connections already open")
+        self._sessions.add(writer)
+        self._metrics.node_connections.set(len(self._sessions))
 
     async def _read(self, reader: asyncio.StreamReader, timeout: float) -> bytes | None:
         """The next line, or None at a clean end of the connection."""
@@ -204,6 +237,7 @@ class NodeListener:
         self.check_tokens()
         if not self._tokens.admits(hello.node, hello.token):
             raise _Rejected("unauthenticated", "unauthenticated", f"wrong token (node says it is {hello.node!r})")
+        self._admit(writer)
         self._proven[writer] = (hello.node, hello.token)
         identity = f"{hello.node}@{peer_host}"
         run = (hello.node, hello.epoch)
@@ -238,7 +272,8 @@ class NodeListener:
             message = decode_message(line)
         except MalformedObservation as error:
             self._count("malformed")
-            self._rejections.warning("nodes: malformed observation %d from node %s: %s", error.seq, identity, error)
+            self._rejections.warning(identity, "nodes: malformed observation %d from node %s: %s", error.seq, identity,
+                                     error)
             return error.seq
         except ProtocolError as error:
             raise _Rejected("malformed", "expected obs", f"not an observation: {error}") from None

@@ -176,12 +176,17 @@ def test_dedupe_window_is_bounded_and_remembers_the_last_sequence() -> None:
     assert len(restored) == 2 and restored.last(("flood-9999", "e")) == 1
 
 
-def test_rejections_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+def test_rejections_are_logged_once_per_interval_for_each_source(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
-    limited = RateLimitedLog(interval=60.0, clock=lambda: now[0])
+    limited = RateLimitedLog(interval=60.0, clock=lambda: now[0], keys=2)
     for _ in range(100):
-        limited.warning("nodes: %s", "bad")
+        limited.warning("10.0.0.1", "nodes: %s", "bad from 10.0.0.1")
+    limited.warning("10.0.0.2", "nodes: %s", "bad from 10.0.0.2")
     now[0] = 61.0
-    limited.warning("nodes: %s", "bad")
+    limited.warning("10.0.0.1", "nodes: %s", "bad from 10.0.0.1")
+    limited.warning("10.0.0.3", "nodes: %s", "bad from 10.0.0.3")
+    limited.warning("10.0.0.2", "nodes: %s", "bad from 10.0.0.2")
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["nodes: bad", "nodes: bad (and 99 more since the last such line)"]
+    assert lines == ["nodes: bad from 10.0.0.1", "nodes: bad from 10.0.0.2",
+                     "nodes: bad from 10.0.0.1 (and 99 more since the last such line)", "nodes: bad from 10.0.0.3",
+                     "nodes: bad from 10.0.0.2"]
