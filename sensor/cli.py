@@ -15,6 +15,7 @@ from pathlib import Path
 from sensor.config import FORMATS, SensorConfig, default_config, load_config, parse_ports
 from sensor.errors import ConfigError, SensorError, UsageError
 from sensor.replay import replay
+from sensor.text import visible
 
 log = logging.getLogger("sensor")
 DAEMONS = ("run", "honeyports", "mdns")
@@ -219,6 +220,14 @@ class _Levels(logging.Filter):
         return record.levelno >= (self.own if ours else self.libraries)
 
 
+class _VisibleFormatter(logging.Formatter):
+    """One line per record, whatever it quotes: a receiver's answer, a name from the network (its controls
+    and bidirectional formatting characters escaped, :func:`sensor.text.visible`); tracebacks stay as they are."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return visible(super().formatMessage(record))
+
+
 def _logging(verbosity: str, daemon: bool) -> None:
     """Diagnostics to stderr: a daemon's own at INFO (what it watches, where alerts go), other commands' and
     the libraries' at WARNING; ``-v``: this program's DEBUG and the libraries' INFO lines too; ``-q``:
@@ -230,7 +239,7 @@ def _logging(verbosity: str, daemon: bool) -> None:
     own = logging.DEBUG if verbose else logging.INFO if daemon and verbosity == "default" else logging.WARNING
     libraries = logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("t1046-sensor: %(levelname)s: %(message)s"))
+    handler.setFormatter(_VisibleFormatter("t1046-sensor: %(levelname)s: %(message)s"))
     handler.addFilter(_Levels(own, libraries))
     root.addHandler(handler)
     root.setLevel(min(own, libraries))

@@ -18,6 +18,7 @@ from sensor.alerts.catalogue import RULES
 from sensor.alerts.headline import message
 from sensor.alerts.identity import ecs_mac, related_fields, source_fields
 from sensor.observations import CloudIdentity, IPAddress, Transport
+from sensor.text import visible_document
 
 PRODUCT = "t1046-sensor"
 VENDOR = "t1046-sensor project"
@@ -394,8 +395,9 @@ RENDERERS = {"ecs": to_ecs, "ocsf": to_ocsf}
 
 
 def render_document(alert: Alert, observer: str, fmt: str = "ecs") -> bytes:
-    """An alert's JSON document in the given format (``ecs`` or ``ocsf``), without a newline."""
-    return orjson.dumps(RENDERERS[fmt](alert, observer))
+    """An alert's JSON document in the given format (``ecs`` or ``ocsf``), without a newline; every string in
+    it with its controls and bidirectional formatting characters escaped (:func:`sensor.text.visible`)."""
+    return orjson.dumps(visible_document(RENDERERS[fmt](alert, observer)))
 
 
 def render_line(alert: Alert, observer: str, fmt: str = "ecs") -> bytes:

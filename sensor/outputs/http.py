@@ -39,6 +39,7 @@ import orjson
 
 from sensor.outputs.spool import SpoolRecord
 from sensor.outputs.transport import DeliveryError, Outcome, Rejection
+from sensor.text import visible
 
 log = logging.getLogger(__name__)
 
@@ -307,4 +308,5 @@ class HttpTransport:
 
 
 def _excerpt(answer: bytes) -> str:
-    return answer[:200].decode("utf-8", "replace")
+    """The start of a receiver's answer, as text safe to log (its controls escaped)."""
+    return visible(answer[:200].decode("utf-8", "replace"))

@@ -27,6 +27,7 @@ import termios
 from sensor.alerts.render import rfc3339
 from sensor.outputs.spool import SpoolRecord
 from sensor.outputs.transport import DeliveryError
+from sensor.text import sd_param
 
 SYSLOG_SEVERITY = {1: 5, 2: 4, 3: 3, 4: 2}
 """Alert severity (1 low … 4 critical) → syslog severity (notice, warning, error, critical)."""
@@ -44,7 +45,7 @@ def rfc5424(record: SpoolRecord, facility: int, hostname: str, app_name: str) ->
     """One RFC 5424 message: ``<PRI>1 TIMESTAMP HOST APP - MSGID [SD] MSG``, the JSON document as MSG."""
     priority = facility * 8 + SYSLOG_SEVERITY.get(record.severity, 5)
     stamp = rfc3339(record.ts)
-    header = f"<{priority}>1 {stamp} {hostname} {app_name} - alert [{SD_ID} event_id=\"{record.event_id}\"] "
+    header = f"<{priority}>1 {stamp} {hostname} {app_name} - alert [{SD_ID} event_id=\"{sd_param(record.event_id)}\"] "
     return header.encode("ascii", "replace") + record.document
 
 

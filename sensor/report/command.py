@@ -26,6 +26,7 @@ from sensor.report.figures import incident_png
 from sensor.report.incidents import Incident, Update, fold, is_alerts_file, read_alerts, update_of
 from sensor.report.page import Section, page
 from sensor.report.probes import collect, no_probes
+from sensor.text import file_part
 from sensor.wording import counted
 from sensor.zeek.logs import is_directory
 
@@ -128,9 +129,10 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def png_name(number: int, incident: Incident) -> str:
-    """The file name of an incident's PNG: its place in the report, scanner and incident id."""
-    who = "many-sources" if incident.scanner is None else str(incident.scanner).replace(":", "_")
-    return f"{number:02d}-{who}-{incident.incident_id}.png"
+    """The file name of an incident's PNG: its place in the report, scanner and incident id (both read from
+    the input: made safe as file names, they name no other directory)."""
+    who = "many-sources" if incident.scanner is None else file_part(str(incident.scanner))
+    return f"{number:02d}-{who}-{file_part(incident.incident_id, 64)}.png"
 
 
 def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir: Path | None = None,

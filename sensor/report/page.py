@@ -2,9 +2,10 @@
 
 A summary table lists every incident (sortable by clicking a column heading), then one section per
 incident: headline, picture, rules and when they fired, evidence, Zeek uids to pivot on. Every string that
-did not come from this module is escaped with :func:`html.escape` -- honeyport payloads and mDNS names are
-chosen by the scanner. A Content-Security-Policy allows nothing but the inline style, data: images and the
-page's own script (by hash), so the page loads nothing from anywhere.
+did not come from this module is escaped with :func:`html.escape`, its controls and bidirectional formatting
+characters with :func:`sensor.text.visible` -- honeyport payloads and mDNS names are chosen by the scanner.
+A Content-Security-Policy allows nothing but the inline style, data: images and the page's own script (by
+hash), so the page loads nothing from anywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from html import escape
 from sensor.alerts.catalogue import RULES
 from sensor.report.incidents import Incident, duration, headline, utc
 from sensor.report.probes import Probes
+from sensor.text import visible
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1260px;padding:0 16px 48px;color:#1d1d1d}
@@ -64,7 +66,7 @@ class Section:
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(visible(str(value)), quote=True)
 
 
 def _anchor(incident: Incident) -> str:
