@@ -51,8 +51,8 @@ from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
 from sensor.errors import SensorError
 from sensor.observations import Outcome, Transport
-from sensor.zeek.position import StreamPosition
 from sensor.zeek.fields import packed_address
+from sensor.zeek.position import StreamPosition
 
 CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,

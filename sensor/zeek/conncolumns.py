@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from sensor.observations import PORT_KEYS, ConnRows, IPAddress, Outcome, Transport, service_key
 from sensor.zeek.columns import Columns
-from sensor.zeek.fields import ICMP_ECHO_REQUESTS, NEEDED, NO_TAGS, address, conn_outcome, verdict
+from sensor.zeek.fields import ICMP_ECHO_REQUESTS, LATEST_TIME, NEEDED, NO_TAGS, address, conn_outcome, verdict
 
 T = TypeVar("T")
 
@@ -61,7 +61,8 @@ class _Cold(Sequence[T], Generic[T]):
 
 def conn_rows(columns: Columns, count: int) -> ConnRows | None:
     """The records of a block of conn.log columns (of the expected Zeek types), or None when one lacks a
-    field the mapping needs or holds a bad address (the caller then maps row by row, reporting it)."""
+    field the mapping needs or holds a bad address, time or port (the caller then maps row by row, reporting
+    it)."""
     if not columns.unset.isdisjoint(NEEDED) or not NEEDED.issubset(columns):
         return None
     try:
@@ -87,6 +88,10 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
             transports[row] = None
     ts = columns.column("ts")
     target_ports = _integers(columns, "id.resp_p")
+    stamps = ts.to_numpy(zero_copy_only=False)
+    if not (bool(np.all((stamps >= 0.0) & (stamps <= LATEST_TIME)))  # NaN fails both
+            and _ports(source_ports) and _ports(target_ports)):
+        return None
     sources, targets = columns.column("id.orig_h"), columns.column("id.resp_h")
     uids, services = _texts_or_empty(columns, "uid", count), _texts_or_empty(columns, "service", count)
     macs = columns.column("orig_l2_addr") if "orig_l2_addr" in columns else None
@@ -106,6 +111,11 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
                     source_keys.tolist(), target_keys.tolist(),
                     (target_keys * PORT_KEYS + spaces + target_ports).tolist(),
                     source_mac=() if macs is None else _Cold[str](macs, _text_or_empty))
+
+
+def _ports(values: np.ndarray) -> bool:
+    """True when every value is a port (or an ICMP type): 0 to 65535."""
+    return len(values) == 0 or (int(values.min()) >= 0 and int(values.max()) <= 65535)
 
 
 def _keys(columns: Columns, name: str) -> np.ndarray:

@@ -2,6 +2,12 @@
 a block of conn records at a time (:mod:`.conncolumns`): an address (parsed once, cached, carrying the
 correlator's integer key), a Zeek time, and a conn record's transport and outcome (:func:`conn_outcome`,
 memoised by :func:`verdict`). It reads no log and imports neither reader.
+
+A record may hold anything in any field (a JSON log line is not checked against a schema), so each field is
+taken through a checker of its type -- :func:`address`, :func:`timestamp` (between the epoch and year 9999),
+:func:`text`, :func:`port`, :func:`count`, :func:`texts` -- which raises ``TypeError`` or ``ValueError`` for
+anything else: the mapper counts the record as malformed instead of handing the correlator a value it
+cannot judge.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ Real traffic picked up mid-stream carries data or the responder's ACK (D, d, a) 
 ADDRESS_CACHE: dict[str, _Address] = {}
 """Addresses parsed so far, by their text (cleared when it holds :data:`_ADDRESS_CACHE_SIZE`)."""
 _ADDRESS_CACHE_SIZE = 1 << 18
+LATEST_TIME = 253402300799.0
+"""The last second of year 9999: a record's time is between the epoch and this (an alert shows it as a date)."""
 
 
 class _Prepared:
@@ -79,9 +87,11 @@ def packed_address(data: bytes) -> _Address:
 
 def address(text: str) -> _Address:
     """Parse an address (equal to, and hashing like, :func:`ipaddress.ip_address`'s), caching those that
-    recur in a log."""
-    found = ADDRESS_CACHE.get(text)
+    recur in a log; ``TypeError`` for what is not text, ``ValueError`` for text that is no address."""
+    found = ADDRESS_CACHE.get(text) if type(text) is str else None
     if found is None:
+        if not isinstance(text, str):
+            raise TypeError(f"{type(text).__name__} where an address was expected")
         if len(ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
             ADDRESS_CACHE.clear()
         found = ADDRESS_CACHE[text] = _parse_address(text)
@@ -89,17 +99,60 @@ def address(text: str) -> _Address:
 
 
 def timestamp(value: Any) -> float:
-    """A Zeek time: epoch seconds (TSV, default JSON) or ISO 8601 (``JSON::TS_ISO8601``)."""
-    if type(value) is float:
+    """A Zeek time: epoch seconds (TSV, default JSON) or ISO 8601 (``JSON::TS_ISO8601``), between the epoch
+    and :data:`LATEST_TIME`; ``ValueError`` for anything else."""
+    if type(value) is float and 0.0 <= value <= LATEST_TIME:
         return value
+    found: float
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        found = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value)
+            found = float(value)
         except ValueError:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    raise ValueError(f"{value!r} is not a time")
+            try:
+                found = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except (ValueError, OverflowError):
+                raise ValueError(f"{value[:40]!r} is not a time") from None
+    else:
+        raise ValueError(f"{type(value).__name__} is not a time")
+    if not 0.0 <= found <= LATEST_TIME:  # NaN too
+        raise ValueError(f"{found!r} is not a time between the epoch and year 9999")
+    return found
+
+
+def text(value: Any) -> str:
+    """A text field's value; ``TypeError`` for anything else."""
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{type(value).__name__} where text was expected")
+
+
+def port(value: Any) -> int:
+    """A port (or an ICMP type) field's value, 0 to 65535; ``TypeError``/``ValueError`` for anything else."""
+    if type(value) is not int:
+        raise TypeError(f"{type(value).__name__} where a port was expected")
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{value} is not a port")
+    return value
+
+
+def count(value: Any) -> int:
+    """A count field's value (0 for unset); ``TypeError`` for anything else."""
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise TypeError(f"{type(value).__name__} where a count was expected")
+    return value
+
+
+def texts(value: Any) -> list[str]:
+    """A set or vector of text (empty for unset); ``TypeError`` for anything else."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{type(value).__name__} where a list was expected")
+    return [text(item) for item in value]
 
 
 def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, tags: frozenset[str]) -> Outcome:

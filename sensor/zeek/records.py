@@ -26,6 +26,10 @@ from sensor.zeek.fields import (
     TRANSPORTS,
     address,
     conn_outcome,
+    count,
+    port,
+    text,
+    texts,
     timestamp,
     verdict,
 )
@@ -58,18 +62,19 @@ _ICMP, _ESTABLISHED, _UNANSWERED = Transport.ICMP, Outcome.ESTABLISHED, Outcome.
 
 def _conn(record: Record) -> ConnAttempt | None:
     get = record.get
-    proto = record["proto"]
-    source_port = int(get("id.orig_p", 0))
+    proto = text(record["proto"])
+    source_port = port(get("id.orig_p", 0))
     tags = NO_TAGS
     transport = TRANSPORTS.get(proto)
     if transport is not None:
-        raw_tags = get("t1046_tags")
-        resp_pkts = get("resp_pkts")
+        raw_tags = texts(get("t1046_tags"))
+        resp_pkts = count(get("resp_pkts"))
+        state, history = text(get("conn_state", "")), text(get("history", ""))
         if raw_tags:
             tags = frozenset(raw_tags)
-            outcome = conn_outcome(proto, get("conn_state", ""), get("history", ""), resp_pkts, tags)
+            outcome = conn_outcome(proto, state, history, resp_pkts, tags)
         else:
-            key = (proto, get("conn_state", ""), get("history", ""), bool(resp_pkts))
+            key = (proto, state, history, bool(resp_pkts))
             found = verdict(key)[1]
             if found is None:
                 return None
@@ -77,104 +82,108 @@ def _conn(record: Record) -> ConnAttempt | None:
     elif proto == "icmp":
         if source_port not in ICMP_ECHO_REQUESTS:
             return None
-        outcome = _ESTABLISHED if get("resp_pkts") else _UNANSWERED
+        outcome = _ESTABLISHED if count(get("resp_pkts")) else _UNANSWERED
         transport = _ICMP
     else:
         return None
-    ts = record["ts"]
-    source = ADDRESS_CACHE.get(record["id.orig_h"])
-    target = ADDRESS_CACHE.get(record["id.resp_h"])
+    source_text, target_text = record["id.orig_h"], record["id.resp_h"]
+    source = ADDRESS_CACHE.get(source_text) if type(source_text) is str else None
+    target = ADDRESS_CACHE.get(target_text) if type(target_text) is str else None
     return ConnAttempt(
-        ts if type(ts) is float else timestamp(ts),
-        address(record["id.orig_h"]) if source is None else source,
+        timestamp(record["ts"]),
+        address(source_text) if source is None else source,
         source_port,
-        address(record["id.resp_h"]) if target is None else target,
-        int(get("id.resp_p", 0)),
+        address(target_text) if target is None else target,
+        port(get("id.resp_p", 0)),
         transport,
         outcome,
-        get("uid", ""),
-        get("service") or "",
+        text(get("uid", "")),
+        text(get("service") or ""),
         tags,
         source_mac=get("orig_l2_addr") or "",
     )
 
 
 def _notice(record: Record) -> ZeekNotice | None:
-    note = record.get("note", "")
+    note = text(record.get("note", ""))
     if not note.startswith(SCAN_NOTE_PREFIXES):
         return None
     source = record.get("src") or record.get("id.orig_h")
     if not source:
         return None
     target = record.get("dst") or record.get("id.resp_h")
-    port = record.get("p") if record.get("p") is not None else record.get("id.resp_p")
+    target_port = record.get("p") if record.get("p") is not None else record.get("id.resp_p")
     return ZeekNotice(
         ts=timestamp(record["ts"]),
         note=note,
-        message=record.get("msg", ""),
+        message=text(record.get("msg", "")),
         source=address(source),
         target=address(target) if target else None,
-        target_port=int(port) if port is not None else None,
-        count=int(record["n"]) if record.get("n") is not None else None,
-        uid=record.get("uid", ""),
-        sub=record.get("sub") or "",
+        target_port=port(target_port) if target_port is not None else None,
+        count=count(record["n"]) if record.get("n") is not None else None,
+        uid=text(record.get("uid", "")),
+        sub=text(record.get("sub") or ""),
     )
 
 
 def _dns(record: Record) -> Observation | None:
     """An mDNS question from dns.log: a request to port 5353 that carries its question type; elsewhere, the
     names a DNS answer gives addresses (:func:`sensor.zeek.identity.dns_answer`)."""
-    if int(record.get("id.resp_p", 0)) != MDNS_PORT:
+    if port(record.get("id.resp_p", 0)) != MDNS_PORT:
         return dns_answer(record)
     if not record.get("query") or not record.get("qtype_name"):
         return None
-    source_port = int(record.get("id.orig_p", 0))
-    qclass = int(record.get("qclass") or 1)
+    source_port = port(record.get("id.orig_p", 0))
+    qclass = count(record.get("qclass") or 1)
     return MdnsQuery(
         ts=timestamp(record["ts"]),
         source=address(record["id.orig_h"]),
         source_port=source_port,
-        name=record["query"],
-        qtype=record["qtype_name"],
+        name=text(record["query"]),
+        qtype=text(record["qtype_name"]),
         unicast_response=bool(qclass & 0x8000),
         legacy_unicast=source_port != MDNS_PORT,
         target=address(record["id.resp_h"]),
         via="zeek",
-        uid=record.get("uid", ""),
+        uid=text(record.get("uid", "")),
     )
 
 
 def _t1046(record: Record) -> Observation | None:
     ts = timestamp(record["ts"])
     scanner = address(record["scanner"])
-    kind = record.get("kind", "")
+    kind = text(record.get("kind", ""))
     query = record.get("mdns_query")
+    uids = texts(record.get("uids"))
     if query:
         return MdnsQuery(
             ts=ts,
             source=scanner,
             source_port=0 if record.get("mdns_legacy_unicast") else MDNS_PORT,
-            name=query,
-            qtype=record.get("mdns_qtype") or "PTR",
+            name=text(query),
+            qtype=text(record.get("mdns_qtype") or "PTR"),
             unicast_response=bool(record.get("mdns_qu")),
             legacy_unicast=bool(record.get("mdns_legacy_unicast")),
             via="zeek",
-            uid=(record.get("uids") or [""])[0],
+            uid=uids[0] if uids else "",
         )
+    raw_targets, raw_ports = record.get("targets") or [], record.get("ports") or []
+    if not isinstance(raw_targets, list) or not isinstance(raw_ports, list):
+        raise TypeError("targets and ports must be lists")
     return ZeekDetection(
         ts=ts,
         scanner=scanner,
         kind=kind,
-        n_targets=int(record.get("n_targets") or 0),
-        n_ports=int(record.get("n_ports") or 0),
-        n_probes=int(record.get("n_probes") or 0),
-        n_failed=int(record.get("n_failed") or 0),
-        targets=tuple(address(t) for t in record.get("targets") or ()),
-        ports=tuple(int(p) for p in record.get("ports") or ()),
+        n_targets=count(record.get("n_targets")),
+        n_ports=count(record.get("n_ports")),
+        n_probes=count(record.get("n_probes")),
+        n_failed=count(record.get("n_failed")),
+        targets=tuple(address(t) for t in raw_targets),
+        ports=tuple(port(p) for p in raw_ports),
         first_seen=timestamp(record.get("first_seen", ts)),
         last_seen=timestamp(record.get("last_seen", ts)),
-        uids=tuple(record.get("uids") or ()),
-        message=record.get("msg", ""),
+        uids=tuple(uids),
+        message=text(record.get("msg", "")),
     )
 
 
@@ -203,11 +212,11 @@ CONN_TYPES = {"ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "
 
 
 
-def unusable(error: KeyError | ValueError | TypeError) -> str:
+def unusable(error: KeyError | ValueError | TypeError | OverflowError) -> str:
     """Why a record could not be mapped, in words: the field it lacks, or the bad value."""
     if isinstance(error, KeyError):
         return f"unusable record: no {error.args[0] if error.args else 'needed'} field"
-    return f"unusable record: {error}"
+    return f"unusable record: {str(error)[:200]}"
 
 
 def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRows:
@@ -229,7 +238,7 @@ def observations(log: ZeekLog, batch: RecordBatch) -> list[Observation] | ConnRo
     for number, record in enumerate(batch.rows(), start=batch.first + 1):
         try:
             observation = mapper(record)
-        except (KeyError, ValueError, TypeError) as error:
+        except (KeyError, ValueError, TypeError, OverflowError) as error:
             log.malformed.report(str(log.path), number, unusable(error))
             log.records_unusable += 1
             continue
