@@ -22,12 +22,10 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, conne
 from twisted.python.failure import Failure
 
 from honeyports.profiles import Profile, datagram_reply
-from sensor.observations import HoneyportHit, IPAddress, Touch, Transport
+from sensor.observations import PAYLOAD_LIMIT, HoneyportHit, IPAddress, Touch, Transport
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_LIMIT = 64
-"""Bytes a hit keeps of what the client sent (a UDP datagram; a TCP connection's first bytes)."""
 TOUCH_WAIT = 1.0
 """Seconds a TCP touch waits for the client's first bytes before it is reported without them."""
 

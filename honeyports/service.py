@@ -28,7 +28,6 @@ from twisted.internet.task import LoopingCall
 
 from honeyports.halfopen import HalfOpenWatcher, RawReader, enlarge_receive_buffer
 from honeyports.listener import (
-    PAYLOAD_LIMIT,
     ConnectionTable,
     DelayedCall,
     Emit,
@@ -41,7 +40,7 @@ from honeyports.profiles import PROFILES, profile_name_for
 from sensor.config import HoneyportsConfig, port_ranges
 from sensor.errors import SensorError
 from sensor.neighbours import Neighbours
-from sensor.observations import HoneyportHit, Touch, Transport
+from sensor.observations import PAYLOAD_LIMIT, HoneyportHit, Touch, Transport
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,9 @@ IPAddress = IPv4Address | IPv6Address
 _IPV6_KEYS = 1 << 128
 MDNS_PORT = 5353
 """UDP port of multicast DNS (RFC 6762)."""
+PAYLOAD_LIMIT = 64
+"""Bytes a honeyport hit keeps of what the client sent (a UDP datagram; a TCP connection's first bytes), the
+same for a local listener and a remote node's (an alert's size has a bound: docs/alerts.md)."""
 _HOST_LABEL = re.compile(r"[^a-z0-9-]+")
 
 

@@ -327,7 +327,7 @@ KNOWN_SETTINGS: dict[str, tuple[str, ...]] = {
     "stdout": _COMMON_KEYS,
     "file": (*_COMMON_KEYS, "path", "max_bytes", "keep"),
     "syslog": (*_COMMON_KEYS, "host", "port", "protocol", "facility", "app_name", "hostname", "ca_file",
-               "cert_file", "key_file", "server_name", "insecure"),
+               "cert_file", "key_file", "server_name", "insecure", "max_message"),
     "http": (*_COMMON_KEYS, "url", "kind", "token_env", "token_file", "username", "password_env",
              "password_file", "index", "sourcetype", "ca_file", "insecure", "timeout", "headers"),
 }

@@ -113,7 +113,7 @@ _OUTPUT_CHECKS: dict[str, Callable[[Any], Any]] = {
     "hostname": _text, "ca_file": _text, "cert_file": _text, "key_file": _text, "server_name": _text,
     "insecure": _boolean, "url": _url, "kind": _choice(HTTP_KINDS), "token_env": _text, "token_file": _text,
     "username": _text, "password_env": _text, "password_file": _text, "index": _text, "sourcetype": _text,
-    "timeout": _positive_number, "headers": _headers,
+    "timeout": _positive_number, "headers": _headers, "max_message": _at_least(480),
 }
 _OUTPUT_REQUIRED = {"file": ("path",), "syslog": ("host",), "http": ("url",)}
 

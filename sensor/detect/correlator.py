@@ -35,7 +35,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect import scans
 from sensor.detect.conns import ConnJudge
-from sensor.detect.evidence import Track
+from sensor.detect.evidence import MAX_NAME, Track
 from sensor.detect.history import Profiles
 from sensor.detect.hosts import HostLinks
 from sensor.detect.identity import Identities
@@ -196,7 +196,7 @@ class Correlator:
         detail.sources.setdefault("mdns" if query.via == "watcher" else "zeek")
         detail.proof.setdefault("local_link")
         if len(detail.mdns_names) < self._config.sample_size:
-            detail.mdns_names.setdefault(query.name.lower().rstrip("."))
+            detail.mdns_names.setdefault(query.name.lower().rstrip(".")[:MAX_NAME])
         detail.sample_uids((query.uid,), self._config.sample_size)
         return alerts + self._incidents.update(track, fired, now)
 

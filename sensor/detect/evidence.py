@@ -21,6 +21,12 @@ Extent = tuple[int, int, int, int, int, int, int, int]
 """(probes, payloads sampled, targets, ports, services that answered, honeyports touched, mDNS names, identity
 learned)."""
 NO_EXTENT: Extent = (0, 0, 0, 0, 0, 0, 0, 0)
+MAX_NOTE = 64
+"""Characters kept of a Zeek note (``Scan::Port_Scan``, ``t1046.log:port_scan``)."""
+MAX_UID = 32
+"""Characters kept of a Zeek uid (Zeek's own are 18)."""
+MAX_NAME = 255
+"""Characters kept of an mDNS name (a DNS name has at most 255 octets)."""
 
 
 class Evidence:
@@ -139,13 +145,13 @@ class Evidence:
         """Keep Zeek uids up to ``limit`` of them."""
         for uid in uids:
             if uid and len(self.uids) < limit:
-                self.uids.append(uid)
+                self.uids.append(uid[:MAX_UID])
 
     def zeek_said(self, note: str, action: Action) -> None:
         """Zeek itself reported this source (a notice, a t1046.log line)."""
         self.sources.setdefault("zeek")
         if len(self.zeek_notes) < NOTES_CAP:
-            self.zeek_notes.setdefault(note)
+            self.zeek_notes.setdefault(note[:MAX_NOTE])
         self.zeek_action = self.zeek_action or action
 
     def answered_by(self, service: Service, name: str) -> None:

@@ -7,6 +7,7 @@ touchers fold into (:mod:`sensor.detect.spray`). Pure: times are the touches' an
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
@@ -17,7 +18,7 @@ from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.spray import Spray
 from sensor.detect.tracks import Tracks
-from sensor.observations import HoneyportHit, IdentitySeen, IPAddress, Touch, address_key, service_key
+from sensor.observations import PAYLOAD_LIMIT, HoneyportHit, IdentitySeen, IPAddress, Touch, address_key, service_key
 
 _CONNECT = Touch.CONNECT
 _DOUBTS = {Touch.HALF_OPEN: "syn_only", Touch.SYN: "syn_only", Touch.DATAGRAM: "udp",
@@ -44,6 +45,8 @@ class TouchJudge:
 
     def one(self, hit: HoneyportHit, now: float) -> list[Alert]:
         """Judge one touch (or the follow-up that brings what its client sent later)."""
+        if len(hit.payload) > PAYLOAD_LIMIT:  # what any listener keeps, whoever reported the touch
+            hit = replace(hit, payload=hit.payload[:PAYLOAD_LIMIT])
         touch = hit.touch
         if touch is not _CONNECT and not hit.follow_up:
             source_key = address_key(self._linked.get(hit.source, hit.source))

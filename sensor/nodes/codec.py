@@ -22,13 +22,11 @@ from typing import Any
 import orjson
 
 from sensor.errors import SensorError
-from sensor.observations import HoneyportHit, IPAddress, MdnsQuery, Touch, Transport
+from sensor.observations import PAYLOAD_LIMIT, HoneyportHit, IPAddress, MdnsQuery, Touch, Transport
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-MAX_PAYLOAD = 4096
-"""Bytes of a honeyport hit's payload carried to the centre."""
 MAX_TEXT = 255
 """Longest text field (an mDNS name is at most 255 octets)."""
 HANDSHAKE_SECONDS = 5.0
@@ -122,7 +120,7 @@ def encode_submission(seq: int, observation: Submittable) -> bytes:
     if isinstance(observation, HoneyportHit):
         fields = {"kind": "honeyport", "target": str(observation.target), "target_port": observation.target_port,
                   "transport": observation.transport.value, "profile": observation.profile,
-                  "payload": base64.b64encode(observation.payload[:MAX_PAYLOAD]).decode(),
+                  "payload": base64.b64encode(observation.payload[:PAYLOAD_LIMIT]).decode(),
                   "touch": observation.touch.value, "follow_up": observation.follow_up}
         if observation.mac:
             fields["mac"] = observation.mac
@@ -195,12 +193,12 @@ def _observation(document: dict[str, Any]) -> Submittable:
         if transport not in (Transport.TCP.value, Transport.UDP.value):
             raise ProtocolError("transport: not tcp or udp")
         try:
-            payload = base64.b64decode(_get(document, "payload", str)[: 2 * MAX_PAYLOAD], validate=True)
+            payload = base64.b64decode(_get(document, "payload", str)[: 2 * PAYLOAD_LIMIT], validate=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("payload: not base64") from None
         return HoneyportHit(ts=ts, source=source, source_port=source_port, target=_address(document, "target"),
                             target_port=_count(document, "target_port", 65535), transport=Transport(transport),
-                            profile=_text(document, "profile", _PROFILE), payload=payload[:MAX_PAYLOAD],
+                            profile=_text(document, "profile", _PROFILE), payload=payload[:PAYLOAD_LIMIT],
                             touch=_touch(document, Transport(transport)),
                             follow_up=_get(document, "follow_up", bool) if "follow_up" in document else False,
                             mac=_text(document, "mac", _MAC) if "mac" in document else "")

@@ -34,7 +34,7 @@ from sensor.outputs.settings import SinkConfigError, read_secret, text, tls_cont
 from sensor.outputs.sink import DEFAULT_BATCH, Backoff, SpooledSink
 from sensor.outputs.spool import DEFAULT_SPOOL_BYTES, Spool
 from sensor.outputs.stdout import StdoutTransport
-from sensor.outputs.syslog import SyslogTransport
+from sensor.outputs.syslog import SMALLEST_MESSAGE, UDP_MESSAGE, SyslogTransport
 from sensor.outputs.transport import Transport
 
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514, "relp": 2514}
@@ -124,8 +124,15 @@ def _transport_maker(config: SensorConfig, output: OutputConfig, where: str,
             relp = RelpTransport(host, port, SYSLOG_FACILITIES[facility], hostname, app_name,
                                  tls_context(settings, where) if settings.get("ca_file") else None, server_name)
             return lambda spool: relp
+        if settings.get("max_message") is not None and protocol != "udp":
+            raise SinkConfigError(f"{where}.max_message: only for protocol udp (a stream carries any length)")
+        max_message = whole(settings, "max_message", where, UDP_MESSAGE, SMALLEST_MESSAGE)
+        if max_message > UDP_MESSAGE:
+            raise SinkConfigError(f"{where}.max_message: {max_message} is more than a UDP datagram carries "
+                                  f"({UDP_MESSAGE})")
         syslog = SyslogTransport(host, port, protocol, SYSLOG_FACILITIES[facility], hostname, app_name,
-                                 tls_context(settings, where) if protocol == "tls" else None, server_name)
+                                 tls_context(settings, where) if protocol == "tls" else None, server_name,
+                                 max_message)
         return lambda spool: syslog
     if output.type == "http":
         http = _http_transport(config, settings, where)

@@ -1,6 +1,7 @@
 """The dead-letter file of one sink: alerts a receiver refused for good (a 400 for that alert, a ``_bulk``
 item's mapping error), kept so that nothing is lost silently and the sink is not stalled by one poison
-alert. One JSON object per line under ``state_dir/dead-letter/NAME.jsonl``: when, why, and the alert's
+alert, and the whole of alerts a transport could only deliver cut short (a UDP syslog datagram). One JSON
+object per line under ``state_dir/dead-letter/NAME.jsonl``: when, why, and the alert's
 document as it was sent.
 
 It owns that file only; deciding what counts as refused for good is each transport's business.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from sensor.files import open_append
 from sensor.metrics import Metrics
 from sensor.outputs.transport import Rejection
 
@@ -30,8 +32,9 @@ class DeadLetters:
         self._sink = sink
         self._metrics = metrics
 
-    def write(self, rejections: Sequence[Rejection]) -> None:
-        """Record ``rejections``; on a write error log them (ids and reasons) so they are still not silent."""
+    def write(self, rejections: Sequence[Rejection], *, refused: bool = True) -> None:
+        """Record ``rejections`` (``refused``: the receiver refused them; else they were delivered cut short);
+        on a write error log them (ids and reasons) so they are still not silent."""
         if not rejections:
             return
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -42,8 +45,8 @@ class DeadLetters:
             lines.append(head[:-1] + b',"document":' + rejection.record.document + b"}\n")
         self._metrics.sink_dead_letters.labels(sink=self._sink).inc(len(rejections))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as stream:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with os.fdopen(open_append(self.path), "ab") as stream:
                 stream.write(b"".join(lines))
                 stream.flush()
                 os.fsync(stream.fileno())
@@ -51,5 +54,9 @@ class DeadLetters:
             log.error("sink %s: cannot write the dead-letter file %s (%s); refused alerts: %s", self._sink,
                       self.path, error, ", ".join(f"{r.record.event_id} ({r.reason})" for r in rejections))
             return
-        log.error("sink %s: the receiver refused %d alert(s) for good, kept in %s: %s", self._sink,
-                  len(rejections), self.path, rejections[0].reason)
+        if refused:
+            log.error("sink %s: the receiver refused %d alert(s) for good, kept in %s: %s", self._sink,
+                      len(rejections), self.path, rejections[0].reason)
+        else:
+            log.warning("sink %s: %d alert(s) sent cut short (%s); each kept whole in %s", self._sink,
+                        len(rejections), rejections[0].reason, self.path)

@@ -234,6 +234,12 @@ class SpooledSink:
         rejected = outcome.rejected if outcome is not None else ()
         if outcome is not None and outcome.duplicates:
             self._metrics.sink_duplicates.labels(sink=self.name).inc(outcome.duplicates)
+        if outcome is not None and outcome.truncated:
+            if self._dead_letters is not None:
+                self._dead_letters.write(outcome.truncated, refused=False)
+            else:
+                log.warning("sink %s: %d alert(s) sent cut short: %s", self.name, len(outcome.truncated),
+                            outcome.truncated[0].reason)
         if rejected:
             self.rejected += len(rejected)
             if self._dead_letters is not None:

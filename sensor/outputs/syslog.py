@@ -1,6 +1,13 @@
 """The syslog sink's transport: RFC 5424 messages over UDP (one per datagram), or over TCP and TLS with
 octet-counting framing (RFC 6587, RFC 5425), at least once across receiver restarts.
 
+A UDP datagram carries one message of at most ``max_message`` bytes (65 507 by default, the most one IPv4
+datagram holds). A longer message is truncated, as RFC 5426 section 3.2 lets a sender do: its MSG is cut
+at a character boundary and its structured data says so, ``truncated="LENGTH"`` giving the whole MSG's
+length; the whole alert goes to the sink's dead-letter file. A datagram the kernel refuses anyway is refused
+for good (dead letters), and a batch that breaks off part way is retried from the message that failed, so
+nothing that was sent is sent again and one message never stalls the ones after it.
+
 Plain syslog over TCP has no acknowledgement, and a write into a connection the receiver has closed
 "succeeds". So a TCP/TLS connection here is checked before each write (the kernel's view of the socket: a
 receiver that closed or reset it is noticed then, not after the next batch vanished), and a batch counts as
@@ -18,6 +25,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import errno
 import fcntl
 import socket
 import ssl
@@ -26,7 +34,7 @@ import termios
 
 from sensor.alerts.render import rfc3339
 from sensor.outputs.spool import SpoolRecord
-from sensor.outputs.transport import DeliveryError
+from sensor.outputs.transport import DeliveryError, Outcome, Rejection
 from sensor.text import sd_param
 
 SYSLOG_SEVERITY = {1: 5, 2: 4, 3: 3, 4: 2}
@@ -41,12 +49,24 @@ _TCP_ESTABLISHED = 1
 """``tcpi_state`` of an open connection (Linux ``TCP_ESTABLISHED``); a closed or reset peer leaves it."""
 
 
-def rfc5424(record: SpoolRecord, facility: int, hostname: str, app_name: str) -> bytes:
-    """One RFC 5424 message: ``<PRI>1 TIMESTAMP HOST APP - MSGID [SD] MSG``, the JSON document as MSG."""
+UDP_MESSAGE = 65507
+"""Bytes of the largest message one UDP datagram over IPv4 carries (65 535 less the IP and UDP headers)."""
+SMALLEST_MESSAGE = 480
+"""The size every IPv4 syslog receiver must take (RFC 5426 section 3.2): the least ``max_message``."""
+
+
+def rfc5424(record: SpoolRecord, facility: int, hostname: str, app_name: str, limit: int = 0) -> bytes:
+    """One RFC 5424 message: ``<PRI>1 TIMESTAMP HOST APP - MSGID [SD] MSG``, the JSON document as MSG; with a
+    ``limit``, a longer message is truncated to it (its structured data then says ``truncated="LENGTH"``)."""
     priority = facility * 8 + SYSLOG_SEVERITY.get(record.severity, 5)
     stamp = rfc3339(record.ts)
-    header = f"<{priority}>1 {stamp} {hostname} {app_name} - alert [{SD_ID} event_id=\"{sd_param(record.event_id)}\"] "
-    return header.encode("ascii", "replace") + record.document
+    head = f"<{priority}>1 {stamp} {hostname} {app_name} - alert [{SD_ID} event_id=\"{sd_param(record.event_id)}\""
+    message = (head + "] ").encode("ascii", "replace") + record.document
+    if not limit or len(message) <= limit:
+        return message
+    header = f'{head} truncated="{len(record.document)}"] '.encode("ascii", "replace")
+    cut = record.document[:max(0, limit - len(header))]
+    return header + cut.decode("utf-8", "ignore").encode()  # no character cut in half
 
 
 def sd_name(value: str) -> str:
@@ -148,8 +168,10 @@ class SyslogTransport:
     """RFC 5424 messages over UDP (one per datagram), or TCP/TLS with octet-counting framing."""
 
     def __init__(self, host: str, port: int, protocol: str, facility: int, hostname: str, app_name: str,
-                 tls: ssl.SSLContext | None, server_name: str | None) -> None:
+                 tls: ssl.SSLContext | None, server_name: str | None, max_message: int = UDP_MESSAGE) -> None:
         self.host, self.port, self.protocol = host, port, protocol
+        self.max_message = max_message
+        """Longest UDP message: longer ones are truncated (RFC 5426)."""
         self._facility = facility
         self._hostname = sd_name(hostname)
         self._app_name = sd_name(app_name)
@@ -159,18 +181,14 @@ class SyslogTransport:
         self._udp: socket.socket | None = None
 
     def messages(self, records: list[SpoolRecord]) -> list[bytes]:
+        """The RFC 5424 messages of ``records`` for a stream (TCP, TLS): whole, however long."""
         return [rfc5424(record, self._facility, self._hostname, self._app_name) for record in records]
 
-    async def send(self, records: list[SpoolRecord]) -> None:
-        messages = self.messages(records)
+    async def send(self, records: list[SpoolRecord]) -> Outcome | None:
         where = f"syslog {self.protocol}://{self.host}:{self.port}"
         if self.protocol == "udp":
-            try:
-                self._send_udp(messages)
-            except OSError as error:
-                self._close_udp()
-                raise DeliveryError(f"{where}: {error}") from None
-            return
+            return self._send_udp(records, where)
+        messages = self.messages(records)
         try:
             connection = await self._connect()
         except (OSError, ssl.SSLError, TimeoutError) as error:
@@ -184,14 +202,32 @@ class SyslogTransport:
         except (OSError, ssl.SSLError, TimeoutError) as error:
             await self.close()
             raise DeliveryError(f"{where}: {error or type(error).__name__}", uncertain=True) from None
+        return None
 
-    def _send_udp(self, messages: list[bytes]) -> None:
-        if self._udp is None:
-            info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
-            self._udp = socket.socket(info[0], socket.SOCK_DGRAM)
-            self._udp.connect(info[4])
-        for message in messages:
-            self._udp.send(message)
+    def _send_udp(self, records: list[SpoolRecord], where: str) -> Outcome:
+        """One datagram per record: the long ones truncated, one the kernel refuses for its size refused for
+        good; an error part way raises :class:`DeliveryError` naming the records from the one that failed."""
+        truncated: list[Rejection] = []
+        refused: list[Rejection] = []
+        for index, record in enumerate(records):
+            message = rfc5424(record, self._facility, self._hostname, self._app_name, self.max_message)
+            try:
+                if self._udp is None:
+                    info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
+                    self._udp = socket.socket(info[0], socket.SOCK_DGRAM)
+                    self._udp.connect(info[4])
+                self._udp.send(message)
+            except OSError as error:
+                if error.errno == errno.EMSGSIZE:
+                    refused.append(Rejection(record, f"{len(message)} bytes: {error.strerror}"))
+                    continue
+                self._close_udp()
+                raise DeliveryError(f"{where}: {error}", pending=records[index:],
+                                    settled=Outcome(tuple(refused), truncated=tuple(truncated))) from None
+            if not message.endswith(record.document):
+                truncated.append(Rejection(record, f"{len(record.document)} bytes truncated to a {len(message)}-byte "
+                                                   f"UDP message (max_message {self.max_message})"))
+        return Outcome(tuple(refused), truncated=tuple(truncated))
 
     async def _connect(self) -> _Connection:
         """The open connection, checked just now; a new one when the receiver has closed the old."""

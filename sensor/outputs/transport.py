@@ -31,6 +31,9 @@ class Outcome:
     """Records the receiver refused for good; the sink writes them to its dead-letter file."""
     duplicates: int = 0
     """Records the receiver said it already had (a ``_bulk`` 409): delivered before, not again."""
+    truncated: tuple[Rejection, ...] = ()
+    """Records delivered cut short (a UDP datagram has a size limit); the sink keeps each whole in its
+    dead-letter file."""
 
 
 class DeliveryError(SensorError):

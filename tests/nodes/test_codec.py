@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensor.nodes.codec import (
-    MAX_PAYLOAD,
     Ack,
     Hello,
     MalformedObservation,
@@ -28,7 +27,7 @@ from sensor.nodes.codec import (
     encode_submission,
 )
 from sensor.nodes.limits import DedupeWindow, RateLimitedLog, TokenBucket
-from sensor.observations import HoneyportHit, MdnsQuery, Touch, Transport
+from sensor.observations import PAYLOAD_LIMIT, HoneyportHit, MdnsQuery, Touch, Transport
 
 HIT = HoneyportHit(ts=1700000000.25, source=ip_address("10.1.2.3"), source_port=40000,
                    target=ip_address("10.1.2.200"), target_port=2222, transport=Transport.TCP, profile="ssh",
@@ -130,10 +129,10 @@ def test_anything_else_is_a_protocol_error(line: bytes) -> None:
 
 
 def test_payload_is_capped() -> None:
-    big = HoneyportHit(**{**{f: getattr(HIT, f) for f in HIT.__slots__}, "payload": b"A" * (3 * MAX_PAYLOAD)})
+    big = HoneyportHit(**{**{f: getattr(HIT, f) for f in HIT.__slots__}, "payload": b"A" * (3 * PAYLOAD_LIMIT)})
     decoded = decode_message(encode_submission(1, big))
     assert isinstance(decoded, Submission) and isinstance(decoded.observation, HoneyportHit)
-    assert len(decoded.observation.payload) == MAX_PAYLOAD
+    assert len(decoded.observation.payload) == PAYLOAD_LIMIT
 
 
 @settings(max_examples=400, deadline=None)

@@ -71,8 +71,11 @@ class Rsyslog:
     """rsyslogd in the foreground with its own config, work directory and pid file, on a loopback port; it
     writes ``version|app|msgid|structured-data|msg`` lines to ``output``. Stopped by its PID only."""
 
-    def __init__(self, directory: Path, protocol: str, tls: Certificates | None = None) -> None:
+    def __init__(self, directory: Path, protocol: str, tls: Certificates | None = None,
+                 max_message_size: int | None = None) -> None:
         self._binary = _rsyslogd()
+        self.max_message_size = max_message_size
+        """rsyslog's ``maxMessageSize`` (its default is 8 KiB: a longer message is cut by the receiver)."""
         _module({"tcp": "imtcp", "tls": "lmnsd_ossl", "relp": "imrelp", "udp": "imudp"}[protocol])
         self.directory = directory
         self.protocol = protocol
@@ -113,7 +116,8 @@ class Rsyslog:
             inputs = f'module(load="imrelp")\ninput(type="imrelp" address="127.0.0.1" port="{self.port}"{tls})\n'
         else:
             inputs = f'module(load="imudp")\ninput(type="imudp" address="127.0.0.1" port="{self.port}")\n'
-        return (f'global(workDirectory="{work}"{driver})\n' + inputs +
+        size = f' maxMessageSize="{self.max_message_size}"' if self.max_message_size else ""
+        return (f'global(workDirectory="{work}"{driver}{size})\n' + inputs +
                 'template(name="fields" type="string" '
                 'string="%protocol-version%|%app-name%|%msgid%|%structured-data%|%msg%\\n")\n'
                 f'action(type="omfile" file="{self.output}" template="fields")\n')

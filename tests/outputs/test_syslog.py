@@ -4,6 +4,7 @@ counted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -111,3 +112,49 @@ def test_every_alert_arrives_across_a_receiver_restart(protocol: str, tls: bool,
     duplicates = sum(received.values()) - len(received)
     assert duplicates <= metric(metrics, "t1046_sink_resent_total", "siem")
     assert metric(metrics, "t1046_sink_delivered_total", "siem") == len(alerts)
+
+
+def _oversized(alerts: list[Alert]) -> list[Alert]:
+    """A small alert, one whose document is about 150 KB (a node's 4 KiB payloads, 3 000 Zeek notes: what an
+    older version could make, or a large sample_size), then small ones again."""
+    small = distinct_alerts(alerts, 3)
+    huge = dataclasses.replace(small[1], zeek_notes=tuple(f"{number}::{'x' * 45}" for number in range(3000)))
+    return [small[0], huge, small[2]]
+
+
+@pytest.mark.parametrize("max_message", [None, 8192])
+def test_an_alert_too_long_for_a_udp_datagram_is_truncated_and_never_stalls_the_sink(
+        tmp_path: Path, real_alerts: list[Alert], receivers: list[Rsyslog], loop: Loop, certificates: Certificates,
+        max_message: int | None) -> None:
+    receiver = Rsyslog(tmp_path / "rsyslog", "udp", max_message_size=64 * 1024)
+    receivers.append(receiver)
+    receiver.start()
+    metrics = Metrics()
+    settings: dict[str, object] = {"host": "127.0.0.1", "port": receiver.port, "protocol": "udp",
+                                   "retry_max_seconds": 1, "name": "siem"}
+    if max_message is not None:
+        settings["max_message"] = max_message
+    (sink,) = build_sinks(config_with(tmp_path, OutputConfig("syslog", settings=settings)), metrics=metrics)
+    first, huge, last = _oversized(real_alerts)
+    whole = len(sink.render(1, huge, "sensor-test").document)
+    assert whole > 100_000
+    loop.call(sink.start)
+    loop.call(lambda: sink.accept(1, [first, huge, last], "sensor-test"))
+    later = distinct_alerts(real_alerts, 5)[4]
+    wait_for(lambda: len(receiver.lines()) >= 3, 30, "rsyslog to write the three datagrams")
+    loop.call(lambda: sink.accept(2, [later], "sensor-test"))
+    wait_for(lambda: len(receiver.lines()) >= 4, 30, "a later alert to arrive")
+    assert loop.run(sink.drain(10))
+    lines = receiver.lines()
+    assert len(lines) == 4, "nothing was sent twice"
+    fields = [line.split("|", 4) for line in lines]
+    assert [json.loads(fields[index][4])["event"]["id"] for index in (0, 2, 3)] == [
+        first.event_id, last.event_id, later.event_id]
+    assert fields[1][3] == f'[t1046@32473 event_id="{huge.event_id}" truncated="{whole}"]'
+    limit = max_message or 65507
+    assert len(fields[1][4]) < limit and fields[1][4].startswith('{"@timestamp"')
+    dead_letters = (tmp_path / "state" / "dead-letter" / "siem.jsonl").read_text()
+    (dead,) = [json.loads(line) for line in dead_letters.splitlines()]
+    assert dead["event_id"] == huge.event_id and dead["document"]["t1046"]["zeek"]["notes"] == list(huge.zeek_notes)
+    assert "truncated to a" in dead["reason"]
+    assert metric(metrics, "t1046_sink_delivered_total", "siem") == 4
