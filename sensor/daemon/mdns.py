@@ -36,8 +36,8 @@ async def serve(sensor: MdnsSensor, pipeline: Pipeline, stop: asyncio.Event,
         await sensor.stop()
         stats = sensor.watcher.stats
         log.info("mdns: %d packets, %d questions observed (%d dropped beyond the limit), %d own, %d malformed, "
-                 "%d receive errors", stats.packets, stats.questions, stats.questions_dropped, stats.own,
-                 stats.malformed, stats.receive_errors)
+                 "%d over the parsing budget, %d receive errors", stats.packets, stats.questions,
+                 stats.questions_dropped, stats.own, stats.malformed, stats.over_budget, stats.receive_errors)
 
 
 async def _main(config: SensorConfig) -> int:

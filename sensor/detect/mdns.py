@@ -198,6 +198,8 @@ class MdnsBrowseDetector:
             return []
         window = self._config.window
         host.recent[browsed] = (max(ts, host.recent.get(browsed, (ts, 0.0))[0]), weight)
+        if len(host.recent) > MAX_TYPES_PER_HOST:  # bounded as its habits are: legacy browses kept it growing
+            del host.recent[min(host.recent, key=lambda kind: host.recent[kind][0])]
         cutoff = now - 2 * window
         for stale in [t for t, (when, _) in host.recent.items() if when < cutoff]:
             del host.recent[stale]

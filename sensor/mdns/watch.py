@@ -12,7 +12,9 @@ different senders.
 
 The source address and port come from the socket (``recvfrom``), never from the payload. Packets sent
 from one of this host's own addresses (our decoys, a local avahi-daemon) are ignored. Malformed packets
-are counted and dropped.
+are counted and dropped. A packet is parsed only within the parsing budget of its source and of the link
+(:mod:`sensor.mdns.budget`), and one wakeup of the loop reads at most :data:`_DATAGRAMS_PER_WAKEUP`
+datagrams, so a flood of 64-question packets cannot stall the loop the honeyports share.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from zeroconf._dns import DNSAddress
 from zeroconf._protocol.incoming import DNSIncoming
 
 from sensor.errors import SensorError
+from sensor.mdns.budget import ParseBudget, packet_cost
 from sensor.observations import MDNS_PORT, IPAddress, MdnsHost, MdnsQuery
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ MAX_ADDRESSES_PER_HOST = 16
 """A name announced with more addresses than this is not one host telling its own."""
 MAX_QUESTIONS = 64
 """Questions taken from one packet; the rest are counted in :attr:`WatcherStats.questions_dropped`."""
-_DATAGRAMS_PER_WAKEUP = 64
+_DATAGRAMS_PER_WAKEUP = 16
 _RECV_SIZE = 65535
 _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 _IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)
@@ -82,6 +85,8 @@ class WatcherStats:
     """Observations of a host announcing its own addresses (from responses)."""
     malformed: int = 0
     receive_errors: int = 0
+    over_budget: int = 0
+    """Packets dropped unparsed: their source, or the link, had spent its parsing budget."""
 
 
 def questions_of(data: bytes, source: IPAddress, source_port: int, target: IPAddress, ts: float,
@@ -186,6 +191,7 @@ class MdnsWatcher:
         self._clock = clock
         self._own_addresses = own_addresses
         self._own: frozenset[IPAddress] = frozenset()
+        self._budget = ParseBudget()
         self._sockets: list[tuple[socket.socket, IPAddress]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.watched: tuple[str, ...] = ()
@@ -246,8 +252,15 @@ class MdnsWatcher:
         if source in self._own:
             self.stats.own += 1
             return 0
+        now = self._clock()
+        if not self._budget.allows(source, packet_cost(data), now):
+            self.stats.over_budget += 1
+            if self.stats.over_budget == 1 or self.stats.over_budget % 10_000 == 0:
+                log.warning("mdns: %s sends more than its parsing budget (or the link is flooded): packets dropped "
+                            "unparsed (%d so far)", source, self.stats.over_budget)
+            return 0
         try:
-            observations, dropped = questions_of(data, source, source_port, target, self._clock())
+            observations, dropped = questions_of(data, source, source_port, target, now)
         except MalformedPacketError as error:
             self.stats.malformed += 1
             if self.stats.malformed == 1 or self.stats.malformed % 1000 == 0:
