@@ -64,6 +64,13 @@ def create_exclusive(path: Path) -> int:
     return descriptor
 
 
+def private_directories(path: Path) -> None:
+    """Make ``path`` and whichever of its parents are missing, each 0700 (``mkdir -p -m 0700``)."""
+    missing = [directory for directory in (path, *path.parents) if not directory.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
     descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -113,7 +120,7 @@ def check_private_directory(path: Path, what: str = "state_dir") -> None:
     what to do -- when another user than the effective one owns it or may write to it or to a directory
     above it (a root-owned sticky directory such as /tmp aside), as OpenSSH's ``StrictModes`` does."""
     user = os.geteuid()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directories(path)
     resolved = path.resolve()
     for directory in (resolved, *resolved.parents):
         reason = _unsafe(directory.stat(), user, own=directory == resolved)

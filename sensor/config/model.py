@@ -325,7 +325,7 @@ SYSLOG_FACILITIES = {
 _COMMON_KEYS = ("name", "batch_size", "spool_max_bytes", "spool_full", "retry_max_seconds")
 KNOWN_SETTINGS: dict[str, tuple[str, ...]] = {
     "stdout": _COMMON_KEYS,
-    "file": (*_COMMON_KEYS, "path", "max_bytes", "keep"),
+    "file": (*_COMMON_KEYS, "path", "max_bytes", "keep", "group"),
     "syslog": (*_COMMON_KEYS, "host", "port", "protocol", "facility", "app_name", "hostname", "ca_file",
                "cert_file", "key_file", "server_name", "insecure", "max_message"),
     "http": (*_COMMON_KEYS, "url", "kind", "token_env", "token_file", "username", "password_env",

@@ -107,7 +107,7 @@ def _decoy(reader: _Reader, item: Any, path: str) -> MdnsDecoy | None:
 _OUTPUT_CHECKS: dict[str, Callable[[Any], Any]] = {
     "name": _text, "batch_size": _at_least(1), "spool_max_bytes": _at_least(4096),
     "spool_full": _choice(SPOOL_POLICIES), "retry_max_seconds": _at_least(1),
-    "path": _text, "max_bytes": _at_least(0), "keep": _at_least(1),
+    "path": _text, "max_bytes": _at_least(0), "keep": _at_least(1), "group": _text,
     "host": _text, "port": _port,
     "protocol": _choice(SYSLOG_PROTOCOLS), "facility": _choice(tuple(SYSLOG_FACILITIES)), "app_name": _text,
     "hostname": _text, "ca_file": _text, "cert_file": _text, "key_file": _text, "server_name": _text,

@@ -25,6 +25,8 @@ from sensor.config import (
     OutputConfig,
     SensorConfig,
 )
+from sensor.errors import SensorError
+from sensor.files import group_id
 from sensor.metrics import Metrics
 from sensor.outputs.deadletter import DeadLetters
 from sensor.outputs.file import FileTransport
@@ -112,7 +114,13 @@ def _transport_maker(config: SensorConfig, output: OutputConfig, where: str,
         path = path if path.is_absolute() else config.state_dir / path
         writable_directory(path.parent, f"{where}.path")
         max_bytes, keep = whole(settings, "max_bytes", where, 0, 0), whole(settings, "keep", where, 5)
-        return lambda spool: FileTransport(path, spool, max_bytes, keep)
+        group = None
+        if settings.get("group") is not None:
+            try:
+                group = group_id(text(settings, "group", where))
+            except SensorError as error:
+                raise SinkConfigError(f"{where}.group: {error}") from None
+        return lambda spool: FileTransport(path, spool, max_bytes, keep, group)
     if output.type == "syslog":
         protocol = text(settings, "protocol", where, "tcp", SYSLOG_PROTOCOLS)
         facility = text(settings, "facility", where, "local0", tuple(SYSLOG_FACILITIES))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from sensor.files import open_append
+from sensor.files import open_append, private_directories
 from sensor.metrics import Metrics
 from sensor.outputs.transport import Rejection
 
@@ -45,7 +45,7 @@ class DeadLetters:
             lines.append(head[:-1] + b',"document":' + rejection.record.document + b"}\n")
         self._metrics.sink_dead_letters.labels(sink=self._sink).inc(len(rejections))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_directories(self.path.parent)
             with os.fdopen(open_append(self.path), "ab") as stream:
                 stream.write(b"".join(lines))
                 stream.flush()

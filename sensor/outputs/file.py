@@ -1,6 +1,7 @@
 """The file sink's transport: JSON lines appended to a file, reopened on SIGHUP (for logrotate) and rotated
 by size. It owns that file and its rotated copies, and the two facts (inode, size) it keeps in its spool's
-cursor so that the file gets every alert exactly once across crashes."""
+cursor so that the file gets every alert exactly once across crashes. The file is 0600 whatever the umask,
+or 0640 and of the configured ``group`` (a log shipper's), and is never opened through a link."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from sensor.files import open_append
 from sensor.outputs.spool import Spool, SpoolRecord
 from sensor.outputs.transport import DeliveryError
 
@@ -23,8 +25,9 @@ class FileTransport:
     uncounted is trimmed on start and written again once: the file gets every alert exactly once.
     """
 
-    def __init__(self, path: Path, spool: Spool, max_bytes: int = 0, keep: int = 5) -> None:
+    def __init__(self, path: Path, spool: Spool, max_bytes: int = 0, keep: int = 5, group: int | None = None) -> None:
         self.path = path
+        self._group = group
         self._spool = spool
         self._max_bytes = max_bytes
         self._keep = keep
@@ -45,7 +48,7 @@ class FileTransport:
 
     def _open(self) -> BinaryIO:
         if self._stream is None:
-            self._stream = self.path.open("ab")
+            self._stream = os.fdopen(open_append(self.path, self._group), "ab")
         return self._stream
 
     async def send(self, records: list[SpoolRecord]) -> None:

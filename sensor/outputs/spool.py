@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sensor.files import open_append, write_atomically
+from sensor.files import open_append, private_directories, write_atomically
 from sensor.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Spool:
     """Alerts awaiting delivery: an append-only file, a delivered-up-to cursor and a size cap."""
 
     def __init__(self, directory: Path, max_bytes: int, policy: str, name: str, metrics: Metrics) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directories(directory)
         self.name = name
         self.max_bytes = max_bytes
         self.policy = policy
