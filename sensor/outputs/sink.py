@@ -56,7 +56,7 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         base: float = min(self.maximum, self.initial * 2.0 ** min(failures - 1, 30))
-        return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+        return base * random.uniform(0.8, 1.2)  # jitter, not cryptography  # noqa: S311  # nosec B311
 
 
 class SpooledSink:

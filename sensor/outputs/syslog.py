@@ -89,7 +89,8 @@ class _Connection(asyncio.Protocol):
         self._writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        if not isinstance(transport, asyncio.Transport):
+            raise TypeError(f"a syslog connection over a {type(transport).__name__}")
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -117,8 +118,7 @@ class _Connection(asyncio.Protocol):
 
     def kernel_state(self) -> tuple[int, int]:
         """The socket's TCP state and the bytes the receiver has not acknowledged yet (Linux)."""
-        assert self.transport is not None
-        sock = self.transport.get_extra_info("socket")
+        sock = self._open().get_extra_info("socket")
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
         unacknowledged = array.array("i", [0])
         fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, unacknowledged, True)
@@ -138,6 +138,15 @@ class _Connection(asyncio.Protocol):
             return False
         return True
 
+    def _open(self) -> asyncio.Transport:
+        """The connection's transport; :class:`ConnectionError` before it is made."""
+        if self.transport is None:
+            raise ConnectionError("not connected")
+        return self.transport
+
+    def write(self, data: bytes) -> None:
+        self._open().write(data)
+
     async def drain(self) -> None:
         await self._writable.wait()
 
@@ -150,12 +159,12 @@ class _Connection(asyncio.Protocol):
     async def settled(self) -> None:
         """Return once the receiver's TCP acknowledged everything written and the connection then stayed
         open for :data:`SETTLE_SECONDS`; raise :class:`ConnectionError` when it went first."""
-        assert self.transport is not None
+        transport = self._open()
         deadline = asyncio.get_running_loop().time() + CONNECT_SECONDS
         while True:
             if not self.alive():
                 raise ConnectionError(self.lost)
-            if self.transport.get_write_buffer_size() == 0 and self.kernel_state()[1] == 0:
+            if transport.get_write_buffer_size() == 0 and self.kernel_state()[1] == 0:
                 break
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("the receiver did not acknowledge the batch")
@@ -195,8 +204,7 @@ class SyslogTransport:
             await self.close()
             raise DeliveryError(f"{where}: {error or type(error).__name__}") from None
         try:
-            assert connection.transport is not None
-            connection.transport.write(b"".join(b"%d %s" % (len(message), message) for message in messages))
+            connection.write(b"".join(b"%d %s" % (len(message), message) for message in messages))
             await asyncio.wait_for(connection.drain(), CONNECT_SECONDS)
             await connection.settled()
         except (OSError, ssl.SSLError, TimeoutError) as error:
