@@ -69,6 +69,7 @@ _TUPLE, _SET, _FROZENSET, _ORDERED, _IPV4, _IPV6, _ENUM, _OBJECT, _REF, _HELD, _
 _HEADER = struct.Struct(">II")
 """An object's class index and reference number, before its attribute values."""
 _MUTABLE = (dict, list, set, OrderedDict)
+_EMPTY_TUPLE = msgpack.ExtType(_TUPLE, b"")
 
 
 class StateFormatError(SensorError):
@@ -80,7 +81,18 @@ class StateFormatError(SensorError):
         """The message names the attribute that holds the value."""
 
 
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
 def _slots(cls: type) -> tuple[str, ...]:
+    """Every slot along ``cls``'s bases, in order (remembered per class)."""
+    found = _SLOTS.get(cls)
+    if found is None:
+        found = _SLOTS[cls] = _declared_slots(cls)
+    return found
+
+
+def _declared_slots(cls: type) -> tuple[str, ...]:
     names: list[str] = []
     for base in reversed(cls.__mro__):
         declared = base.__dict__.get("__slots__", ())
@@ -110,13 +122,26 @@ class Encoder:
         """What was numbered, kept alive so that no number's ``id`` is reused while encoding."""
         self._classes: dict[type, int] = {}
         self.layouts: list[tuple[str, tuple[str, ...]]] = []
+        self._packers: list[Any] = []
+        """One packer per depth of nesting (a packer is not reentrant; making one per value costs)."""
+        self._depth = 0
 
     def pack(self, value: object) -> bytes:
         """``value`` as MessagePack; raise :class:`StateFormatError` naming what cannot be written."""
+        if self._depth == len(self._packers):
+            self._packers.append(msgpack.Packer(default=self._default, strict_types=True, use_bin_type=True))
+        packer = self._packers[self._depth]
+        self._depth += 1
         try:
-            packed: bytes = msgpack.packb(value, default=self._default, strict_types=True, use_bin_type=True)
+            packed: bytes = packer.pack(value)
         except (TypeError, ValueError, OverflowError) as error:
+            packer.reset()
             raise StateFormatError(str(error)) from None
+        except BaseException:
+            packer.reset()
+            raise
+        finally:
+            self._depth -= 1
         return packed
 
     def _number(self, value: object) -> tuple[int, bool]:
@@ -131,7 +156,7 @@ class Encoder:
     def _default(self, value: object) -> msgpack.ExtType:
         kind = type(value)
         if isinstance(value, tuple) and kind is tuple:
-            return msgpack.ExtType(_TUPLE, self.pack(list(value)) if value else b"")
+            return msgpack.ExtType(_TUPLE, self.pack(list(value))) if value else _EMPTY_TUPLE
         if isinstance(value, _Held):
             return self._held(value.value)
         if isinstance(value, set | frozenset) and kind in (set, frozenset):
