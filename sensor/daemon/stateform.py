@@ -45,23 +45,25 @@ from sensor.detect.correlator import Correlator
 from sensor.detect.evidence import Evidence, Track
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents
+from sensor.detect.lockstep import Lockstep
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
+from sensor.detect.spray import SourceAggregate, Spray
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
 from sensor.errors import SensorError
-from sensor.observations import Outcome, Transport
+from sensor.observations import Outcome, Touch, Transport
 from sensor.zeek.fields import packed_address
 from sensor.zeek.position import StreamPosition
 
 CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,
-    Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit,
-    Alert, StreamPosition,
+    Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit, Spray, SourceAggregate,
+    Lockstep, Alert, StreamPosition,
 )}
 """Every class whose instances a checkpoint may hold, by name."""
-ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome)}
-METHODS = frozenset({("Correlator", "_track")})
+ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}
+METHODS = frozenset({("Correlator", "_track"), ("Correlator", "_in_lockstep")})
 """Bound methods the state holds (the conn judge calls back into its correlator), as (class, name)."""
 
 _TUPLE, _SET, _FROZENSET, _ORDERED, _IPV4, _IPV6, _ENUM, _OBJECT, _REF, _HELD, _CONFIG, _METHOD, _INT, _RULE = \
@@ -195,7 +197,8 @@ class Encoder:
     def _method(self, method: MethodType) -> msgpack.ExtType:
         owner = type(method.__self__).__name__
         if (owner, method.__name__) not in METHODS or CLASSES.get(owner) is not type(method.__self__):
-            raise StateFormatError(f"the method {owner}.{method.__name__} has no place in a checkpoint")
+            raise StateFormatError(f"the method {owner}.{method.__name__} has no place in a checkpoint: add it to "
+                                   "sensor.daemon.stateform.METHODS if state holds it")
         return msgpack.ExtType(_METHOD, self.pack([method.__self__, method.__name__]))
 
     def _layout(self, kind: type, value: object) -> tuple[int, tuple[str, ...]]:

@@ -36,7 +36,7 @@ RECORDINGS = sorted([*CAPTURES.glob("*/zeek"), *CAPTURES.glob("*/zeek-json"), *D
 
 def _items(path: Path) -> list[Intake]:
     """What replay hands the correlator from ``path``, conn records in blocks of at most 25."""
-    streams, _, _ = _inputs([path], CONFIG.zeek.logs)
+    streams, _, _, _ = _inputs([path], CONFIG.zeek.logs)
     malformed = MalformedLog()
     merged = _merged([read_ahead(_stream([ZeekLog(p, malformed) for p in files])) for _, files in streams])
     items: list[Intake] = []
