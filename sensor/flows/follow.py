@@ -78,8 +78,10 @@ class FlowFollower(LogFollower):
     def __init__(self, config: FlowConfig, malformed: MalformedLog,
                  streams: Mapping[str, StreamPosition] | None = None, done: frozenset[str] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        assert config.path is not None
+        if config.path is None:
+            raise ValueError(f"flows {config.name}: a source without a path cannot be followed")
         self.config = config
+        self._path = config.path
         self.delivered = config.path.is_dir()
         self.intake = FlowIntake(config, clock)
         self._parsers: dict[str, FlowParser] = {}
@@ -90,11 +92,9 @@ class FlowFollower(LogFollower):
                  ", files delivered into it" if self.delivered else "")
 
     def live_path(self, kind: str) -> Path | None:
-        assert self.config.path is not None
-        return None if self.delivered else self.config.path
+        return None if self.delivered else self._path
 
     def _candidates(self) -> dict[str, list[Path]]:
-        assert self.config.path is not None
         if self.delivered:
             try:
                 found = [path for path in self.log_dir.rglob("*") if path.is_file() and not path.name.startswith(".")]
@@ -102,7 +102,7 @@ class FlowFollower(LogFollower):
                 self._cannot_read(self.log_dir, error)
                 found = []
         else:
-            live = self.config.path.name
+            live = self._path.name
             try:
                 found = [path for path in self.log_dir.iterdir()
                          if path.name == live or (path.name.startswith(f"{live}.") and path.is_file())]
