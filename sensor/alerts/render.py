@@ -395,8 +395,7 @@ RENDERERS = {"ecs": to_ecs, "ocsf": to_ocsf}
 
 
 def render_document(alert: Alert, observer: str, fmt: str = "ecs") -> bytes:
-    """An alert's JSON document in the given format (``ecs`` or ``ocsf``), without a newline; every string in
-    it with its controls and bidirectional formatting characters escaped (:func:`sensor.text.visible`)."""
+    """An alert's JSON document in the given format (``ecs`` or ``ocsf``), its strings escaped, no newline."""
     return orjson.dumps(visible_document(RENDERERS[fmt](alert, observer)))
 
 

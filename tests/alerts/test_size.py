@@ -41,7 +41,7 @@ def _worst_incident() -> list[Alert]:
 
 
 def _documented() -> int:
-    found = re.search(r"An alert is at most ([\d,]+) bytes", DOCS.read_text())
+    found = re.search(r"An alert is at\s+most\s+([\d,]+)\s+bytes", DOCS.read_text())
     assert found, "docs/alerts.md gives the maximum size of an alert"
     return int(found.group(1).replace(",", ""))
 
