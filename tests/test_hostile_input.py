@@ -50,7 +50,7 @@ def _judged(items: list[Intake] | list[Observation]) -> None:
     alerts = []
     for item in items:
         alerts += correlator.observe_read(item, _Watermark())
-    alerts += correlator.close_all(2e9)
+    alerts += correlator.flush(2e9) + correlator.tick(3e9)
     for alert in alerts:
         render_document(alert, "sensor-test")
         render_document(alert, "sensor-test", "ocsf")

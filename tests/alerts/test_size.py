@@ -37,7 +37,7 @@ def _worst_incident() -> list[Alert]:
                                                 uid=f"{chr(0x2066) * 300}{number}"), ts)
     alerts += correlator.observe(ZeekDetection(ts, SCANNER, "port_scan", 10**9, 10**9, 10**9, 10**9,
                                                uids=tuple(f"{n}{chr(0x2069) * 300}" for n in range(100))), ts)
-    return alerts + correlator.close_all(ts + 1)
+    return alerts + correlator.flush(ts + 1) + correlator.tick(ts + 10**7)
 
 
 def _documented() -> int:
