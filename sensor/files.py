@@ -115,17 +115,31 @@ def _unsafe(info: os.stat_result, user: int, *, own: bool) -> str | None:
     return None
 
 
-def check_private_directory(path: Path, what: str = "state_dir") -> None:
-    """Make ``path`` (0700) if it is missing, then refuse it -- :class:`UnsafeDirectoryError` saying why and
-    what to do -- when another user than the effective one owns it or may write to it or to a directory
-    above it (a root-owned sticky directory such as /tmp aside), as OpenSSH's ``StrictModes`` does."""
+def directory_problem(path: Path, what: str = "state_dir") -> str | None:
+    """Why ``path`` is no safe place for the effective user's state -- another user than it owns it or may
+    write to it or to a directory above it (a root-owned sticky directory such as /tmp aside), as OpenSSH's
+    ``StrictModes`` judges -- with what to do; None when it is safe. A missing ``path`` is judged by the
+    directories above it that exist (``run`` makes it 0700)."""
     user = os.geteuid()
-    private_directories(path)
     resolved = path.resolve()
     for directory in (resolved, *resolved.parents):
-        reason = _unsafe(directory.stat(), user, own=directory == resolved)
+        try:
+            info = directory.stat()
+        except OSError:  # missing (run makes it), or not reachable: writable_directory says why
+            continue
+        reason = _unsafe(info, user, own=directory == resolved)
         if reason is not None:
             fix = (f"chown {user} {directory} && chmod go-w {directory}" if directory == resolved
                    else f"chmod go-w {directory}, or choose another {what}")
-            raise UnsafeDirectoryError(f"{what} {path}: {directory} {reason}; another user could plant the "
-                                       f"daemon's state there. Fix: {fix}")
+            return (f"{what} {path}: {directory} {reason}; another user could plant the daemon's state there. "
+                    f"Fix: {fix}")
+    return None
+
+
+def check_private_directory(path: Path, what: str = "state_dir") -> None:
+    """Make ``path`` (0700) if it is missing, then refuse it -- :class:`UnsafeDirectoryError` saying why and
+    what to do -- when :func:`directory_problem` finds it unsafe."""
+    private_directories(path)
+    problem = directory_problem(path, what)
+    if problem is not None:
+        raise UnsafeDirectoryError(problem)

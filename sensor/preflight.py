@@ -2,8 +2,9 @@
 second half, and the check every command that starts does before it starts (:func:`startup_problems`).
 
 The configuration file's own content is checked by :func:`sensor.config.load_config`. This looks at what
-it points to: the state directory, each output's secrets, TLS files and file directory, the node link's
-certificate, key, CA and tokens. It binds no port and creates no file. Secrets named by ``token_env`` and
+it points to: the state directory (writable, and safe from other users, as ``run`` requires), each output's
+secrets, TLS files and file directory, the node link's certificate, key, CA and tokens. It binds no port and
+creates no file. Secrets named by ``token_env`` and
 the like are looked up in this process's environment, so check with the service's environment (``check-config
 --env-file /etc/t1046-sensor/secrets.env``), and as the service's user (``--user t1046``: see :func:`become`).
 Each finding is what ``run`` does with it: an error where it would stop; a warning where it goes on (a Zeek
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from sensor.config import S3Prefix, SensorConfig
 from sensor.errors import ConfigError, SensorError, why_unreadable
+from sensor.files import directory_problem
 from sensor.nodes.forwarder import node_credentials
 from sensor.nodes.listener import centre_tls
 from sensor.nodes.tokens import centre_tokens
@@ -74,6 +76,9 @@ def startup_problems(config: SensorConfig, command: str) -> list[str]:
 def _findings(config: SensorConfig, uses: frozenset[str], reach: bool) -> Iterator[Finding]:
     if "state_dir" in uses:
         yield from _fails(partial(writable_directory, config.state_dir, "sensor.state_dir"))
+        unsafe = directory_problem(config.state_dir, "sensor.state_dir")
+        if unsafe is not None:
+            yield Finding(unsafe)
     for index, output in enumerate(config.outputs if "outputs" in uses else ()):
         unreadable = list(_unreadable_files(f"outputs[{index}]", output.settings))
         yield from unreadable or _fails(partial(check_output, config, output, index))

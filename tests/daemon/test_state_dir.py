@@ -105,3 +105,14 @@ def test_files_get_exact_modes_whatever_the_umask_and_never_follow_a_link(tmp_pa
         assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o640
     finally:
         os.umask(previous)
+
+
+def test_check_config_names_a_state_dir_others_may_write(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    done = subprocess.run([sys.executable, "-m", "sensor", "check-config", str(_config(tmp_path, state))],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert b"sensor.state_dir " + str(state).encode() + b": " in done.stderr + done.stdout
+    assert b"can be written by other users (mode 0777)" in done.stderr + done.stdout
