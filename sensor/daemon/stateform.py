@@ -9,8 +9,8 @@ encoder fail naming the type and the attribute that holds it, so a test (``tests
 fails loudly the day a state class gains a value the format cannot carry.
 
 An object is written as the index of its class in a table and the values of its attributes (every slot
-along its class's bases, or every instance attribute) in the table's order; the table, written once,
-names each class and its attributes. On load each class must be in the allowlist and its attributes
+along its class's bases, a named tuple's fields, or every instance attribute) in the table's order; the
+table, written once, names each class and its attributes. On load each class must be in the allowlist and its attributes
 exactly those the running code gives it (a fresh correlator's, or the class's slots), so a slot added,
 renamed or removed since the file was written makes the load fail with that attribute named: new slots
 need no change here, and an old layout is refused instead of half-loaded. Nothing on load is looked up by
@@ -36,7 +36,7 @@ from typing import Any
 
 import msgpack
 
-from sensor.alerts.alert import Alert
+from sensor.alerts.alert import Alert, Answered, Touched
 from sensor.alerts.catalogue import RULES, Action, Rule
 from sensor.config import DetectionConfig
 from sensor.detect import mdns, scans
@@ -52,14 +52,14 @@ from sensor.detect.spray import SourceAggregate, Spray
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
 from sensor.errors import SensorError
-from sensor.observations import Outcome, Touch, Transport
+from sensor.observations import CloudIdentity, Outcome, Touch, Transport
 from sensor.zeek.fields import packed_address
 from sensor.zeek.position import StreamPosition
 
 CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,
     Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit, Spray, SourceAggregate,
-    Lockstep, Alert, StreamPosition,
+    Lockstep, Alert, Answered, Touched, CloudIdentity, StreamPosition,
 )}
 """Every class whose instances a checkpoint may hold, by name."""
 ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}
@@ -95,6 +95,8 @@ def _slots(cls: type) -> tuple[str, ...]:
 
 
 def _declared_slots(cls: type) -> tuple[str, ...]:
+    if issubclass(cls, tuple):  # a named tuple: its fields
+        return tuple(getattr(cls, "_fields", ()))
     names: list[str] = []
     for base in reversed(cls.__mro__):
         declared = base.__dict__.get("__slots__", ())
@@ -355,6 +357,13 @@ class Decoder:
         if number in self._refs:
             raise StateFormatError(f"object {number} written twice")
         kind, names = self._classes[index]
+        if issubclass(kind, tuple):  # a named tuple, made whole from its fields (``tuple.__new__``, as ``_make``)
+            fields = self._list(data[_HEADER.size:])
+            if len(fields) != len(names):
+                raise StateFormatError(f"a {kind.__name__} with {len(fields)} values for {len(names)} fields")
+            named: object = tuple.__new__(kind, fields)
+            self._refs[number] = named
+            return named
         made = object.__new__(kind)
         self._refs[number] = made  # before its attributes: they may refer back to it
         values = self._list(data[_HEADER.size:])

@@ -9,12 +9,14 @@ import logging
 import os
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import MethodType
 
 import msgpack
 import pytest
 
+from sensor.alerts.alert import Alert
 from sensor.alerts.render import render_line
 from sensor.config import SensorConfig
 from sensor.daemon.checkpoint import MAGIC, PICKLED, Checkpoint, _encode, detection_digest, load_checkpoint
@@ -235,3 +237,22 @@ def test_the_offsets_survive_a_correlator_laid_out_by_another_version(
     assert loaded is not None and loaded.seq == 3 and loaded.clock == 5.0
     assert loaded.correlator.tracked_sources == 0
     assert "Track is laid out differently in this version: attribute new_slot missing" in caplog.text
+
+
+def test_every_alert_of_every_recording_survives_the_outbox_as_it_was(tmp_path: Path) -> None:
+    """The outbox holds alerts with everything they carry (services found, touches, identities)."""
+    alerts = [alert for recording in RECORDINGS for alert in _alerts_of(recording)]
+    assert len(alerts) > 20
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.write_bytes(_encode(replace(_checkpoint(Correlator(CONFIG.detection), 1.0), outbox=tuple(alerts))))
+    loaded = load_checkpoint(checkpoint, CONFIG.detection)
+    assert loaded is not None and list(loaded.outbox) == alerts
+    assert [render_line(alert, "s") for alert in loaded.outbox] == [render_line(alert, "s") for alert in alerts]
+
+
+def _alerts_of(recording: Path) -> list[Alert]:
+    correlator, watermark = Correlator(CONFIG.detection), Watermark(CONFIG.detection.lateness)
+    found: list[Alert] = []
+    for item in _items(recording):
+        found += correlator.observe_read(item, watermark)
+    return found + correlator.flush(watermark.now)
