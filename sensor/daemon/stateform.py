@@ -10,12 +10,13 @@ fails loudly the day a state class gains a value the format cannot carry.
 
 An object is written as the index of its class in a table and the values of its attributes (every slot
 along its class's bases, a named tuple's fields, or every instance attribute) in the table's order; the
-table, written once, names each class and its attributes. On load each class must be in the allowlist and its attributes
-exactly those the running code gives it (a fresh correlator's, or the class's slots), so a slot added,
-renamed or removed since the file was written makes the load fail with that attribute named: new slots
-need no change here, and an old layout is refused instead of half-loaded. Nothing on load is looked up by
-a name from the file but in the allowlists, and nothing is called but the value types' constructors and
-``object.__new__`` of an allowlisted class: no ``__init__``, ``__setstate__`` or ``__reduce__``.
+table, written once, names each class and its attributes. On load each class must be in the allowlist and
+its attributes exactly those the running code gives it (a fresh correlator's, or the class's slots), so a
+slot added, renamed or removed since the file was written makes the load fail with that attribute named:
+new slots need no change here, and an old layout is refused instead of half-loaded. Nothing on load is
+looked up by a name from the file but in the allowlists, and nothing is called but the value types'
+constructors, ``object.__new__`` of an allowlisted class and ``tuple.__new__`` of an allowlisted named
+tuple: no ``__init__``, ``__setstate__`` or ``__reduce__``.
 
 Shared references survive: an object, and a mutable container held by an object's attribute, is written
 once and referred to by number afterwards (the correlator and its parts share one table of tracks, one
