@@ -64,6 +64,7 @@ def test_report_file_names_never_leave_their_directory(tmp_path: Path) -> None:
     alerts = tmp_path / "alerts.jsonl"
     alerts.write_text(json.dumps(document) + "\n")
     pictures = tmp_path / "a" / "b" / "pngs"
+    pictures.parent.mkdir(parents=True)
     summary = write_report([alerts], default_config(), tmp_path / "report.html", pictures)
     assert summary.incidents == 1 and len(summary.pngs) == 1
     assert summary.pngs[0].parent == pictures, summary.pngs

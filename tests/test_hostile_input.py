@@ -157,7 +157,7 @@ def test_a_json_dns_line_with_a_list_for_its_query_is_counted_malformed_and_repl
     out, err = capsys.readouterr()
     alerts = [json.loads(line) for line in out.splitlines()]
     assert alerts and all(alert["t1046"]["zeek"]["uids"] == ["Cgood"] for alert in alerts)
-    assert "2 records from 1 files, 1 malformed" in err
+    assert ", 1 malformed," in err
     assert "dns.log:1: skipped malformed line: unusable record: list where text was expected" in caplog.text
 
 

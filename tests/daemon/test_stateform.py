@@ -40,7 +40,7 @@ def _items(path: Path) -> list[Intake]:
     """What replay hands the correlator from ``path``, conn records in blocks of at most 25."""
     streams, _, _, _ = _inputs([path], CONFIG.zeek.logs)
     malformed = MalformedLog()
-    merged = _merged([read_ahead(_stream([ZeekLog(p, malformed) for p in files])) for _, files in streams])
+    merged = _merged([read_ahead(_stream([ZeekLog(p, malformed) for p in files], malformed)) for _, files in streams])
     items: list[Intake] = []
     for item in merged:
         if isinstance(item, ConnRows):
