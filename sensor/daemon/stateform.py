@@ -37,13 +37,14 @@ from typing import Any
 
 import msgpack
 
-from sensor.alerts.alert import Alert, Answered, Touched
+from sensor.alerts.alert import Alert, Answered, IdentityFact, Profile, Touched
 from sensor.alerts.catalogue import RULES, Action, Rule
 from sensor.config import DetectionConfig
-from sensor.detect import mdns, scans
+from sensor.detect import identity, mdns, scans
 from sensor.detect.conns import ConnJudge
 from sensor.detect.correlator import Correlator
 from sensor.detect.evidence import Evidence, Track
+from sensor.detect.history import Profiles
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
@@ -60,11 +61,12 @@ from sensor.zeek.position import StreamPosition
 CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,
     Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit, Spray, SourceAggregate,
-    Lockstep, Alert, Answered, Touched, CloudIdentity, StreamPosition,
+    Lockstep, identity.Identities, identity._Holder, identity._Fact, Profiles, Alert, Answered, Touched,
+    IdentityFact, Profile, CloudIdentity, StreamPosition,
 )}
 """Every class whose instances a checkpoint may hold, by name."""
 ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}
-METHODS = frozenset({("Correlator", "_track"), ("Correlator", "_in_lockstep")})
+METHODS = frozenset({("Correlator", "_track"), ("Correlator", "_in_lockstep"), ("Correlator", "identified")})
 """Bound methods the state holds (the conn judge calls back into its correlator), as (class, name)."""
 
 _TUPLE, _SET, _FROZENSET, _ORDERED, _IPV4, _IPV6, _ENUM, _OBJECT, _REF, _HELD, _CONFIG, _METHOD, _INT, _RULE = \

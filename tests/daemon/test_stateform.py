@@ -32,7 +32,8 @@ from tests.conftest import CAPTURES
 DATA = CAPTURES.parent
 CONFIG = SensorConfig()
 RECORDINGS = sorted([*CAPTURES.glob("*/zeek"), *CAPTURES.glob("*/zeek-json"), *DATA.glob("package-logs/*/"),
-                     *DATA.glob("arp/*/zeek"), *(p for p in DATA.glob("slow/*") if p.is_dir()),
+                     *DATA.glob("arp/*/zeek"), *DATA.glob("identity/*/zeek"), *DATA.glob("identity/*/zeek-json"),
+                     *DATA.glob("outage/*/zeek"), *(p for p in DATA.glob("slow/*") if p.is_dir()),
                      *(p for p in DATA.glob("stealth/*") if p.is_dir())])
 
 
@@ -103,7 +104,7 @@ def test_the_format_carries_every_attribute_of_every_state_object() -> None:
     restored = Decoder(layouts, expected_layouts(CONFIG.detection), CONFIG.detection).unpack(data)
     classes = {name for name, _ in encoder.layouts}
     assert {"Correlator", "Track", "Evidence", "Incidents", "Tracks", "ServedPorts", "HostLinks", "_Host",
-            "_Habit"} <= classes
+            "_Habit", "Identities", "_Holder", "_Fact", "Profiles", "Lockstep", "Spray"} <= classes
     assert _plain(restored, {}) == _plain(correlator, {}), "restored state equal to the original, deeply"
 
 
