@@ -28,7 +28,8 @@ from sensor.mdns.watch import MDNS_GROUP_V4, MalformedPacketError, hosts_of, que
 from sensor.nodes.codec import ProtocolError, Submission, decode_message
 from sensor.observations import Intake, Observation
 from sensor.zeek.logs import MalformedLog, ZeekLog
-from sensor.zeek.records import FIELDS, observations, wanted_fields
+from sensor.zeek.records import FIELDS, MAPPERS, observations, wanted_fields
+from tests.conftest import CAPTURES
 from tests.fixtures import stop_process
 from tests.waiting import wait_for
 
@@ -77,7 +78,7 @@ def _read(path: Path) -> tuple[list[Intake], int]:
 
 
 @_RELAXED
-@given(kind=st.sampled_from(["conn", "dns", "notice", "t1046"]),
+@given(kind=st.sampled_from(sorted(kind for kind in FIELDS if kind)),
        records=st.lists(st.dictionaries(st.sampled_from(_FIELD_NAMES), _VALUES, max_size=12), min_size=1, max_size=5))
 def test_any_json_record_is_mapped_or_counted_malformed_and_never_crashes(
         tmp_path_factory: Any, kind: str, records: list[dict[str, Any]]) -> None:
@@ -86,6 +87,31 @@ def test_any_json_record_is_mapped_or_counted_malformed_and_never_crashes(
                               if _encodable(record)) or b"{}\n")
     items, _ = _read(path)
     _judged(items)
+
+
+_REAL = sorted((CAPTURES.parent / "identity").glob("*/zeek-json/*.log")) + sorted(CAPTURES.glob("*/zeek-json/*.log"))
+_REAL_RECORDS = [(path.name.split(".")[0], record) for path in _REAL if path.name.split(".")[0] in MAPPERS
+                 for record in (json.loads(line) for line in path.read_text().splitlines()[:20] if line[:1] == "{")]
+
+
+@settings(max_examples=600, deadline=None)
+@given(real=st.sampled_from(_REAL_RECORDS), field=st.integers(0, 40),
+       value=st.lists(_SCALARS, min_size=1, max_size=3) | _VALUES)
+def test_any_field_of_a_real_record_may_hold_anything(real: tuple[str, dict[str, Any]], field: int,
+                                                      value: Any) -> None:
+    """A real Zeek JSON record of every log the sensor reads, one of its fields replaced by any JSON value:
+    mapped or counted malformed, and what it makes goes through the correlator and the renderers."""
+    kind, record = real
+    mutated = {**record, sorted(record)[field % len(record)]: value}
+    mapper = MAPPERS.get(kind)
+    if mapper is None or not _encodable(mutated):
+        return
+    try:
+        observation = mapper(mutated)
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return
+    if observation is not None:
+        _judged([observation])
 
 
 def _encodable(record: dict[str, Any]) -> bool:
@@ -102,7 +128,7 @@ _CELLS = st.text(st.characters(blacklist_characters="\t\n\r", blacklist_categori
 
 
 @_RELAXED
-@given(kind=st.sampled_from(["conn", "dns", "notice", "t1046"]),
+@given(kind=st.sampled_from(sorted(kind for kind in FIELDS if kind)),
        types=st.lists(st.sampled_from(["time", "string", "addr", "port", "count", "enum", "bool", "set[string]",
                                        "vector[addr]", "vector[port]", "interval"]), min_size=1, max_size=14),
        rows=st.lists(st.lists(_CELLS, min_size=1, max_size=14), min_size=1, max_size=6))

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable
 
 from sensor.observations import IdentitySeen, IPAddress, Observation
-from sensor.zeek.fields import address, timestamp
+from sensor.zeek.fields import address, texts, timestamp
 from sensor.zeek.logs import Record
 
 VALUE_CAP = 255
@@ -90,7 +90,7 @@ def _ttl(record: Record, used: list[int]) -> float | None:
 def dns_answer(record: Record) -> IdentitySeen | None:
     """The name a DNS answer gives an address: a PTR answer's for the address its question reverses, or the
     question's name for the addresses of an A/AAAA answer."""
-    answers = record.get("answers") or ()
+    answers = texts(record.get("answers"))
     query = claimed(record.get("query"))
     if not answers or not query:
         return None

@@ -100,7 +100,7 @@ def _conn(record: Record) -> ConnAttempt | None:
         text(get("uid", "")),
         text(get("service") or ""),
         tags,
-        source_mac=get("orig_l2_addr") or "",
+        source_mac=text(get("orig_l2_addr") or ""),
     )
 
 
