@@ -1,10 +1,11 @@
 """The checkpoint's data format: the daemon's state as MessagePack data, never as code.
 
-What is written is an object graph over two explicit allowlists, :data:`CLASSES` (the correlator and the
-objects it keeps state in, alerts, stream positions) and the value types ``None``, ``bool``, ``int`` of any
-size, ``float`` (``inf`` and NaN too), ``str``, ``bytes``, ``list``, ``tuple``, ``dict`` with keys of any of
-these types, ``OrderedDict``, ``set``, ``frozenset``, IPv4 and IPv6 addresses, the members of
-:data:`ENUMS`, catalogue rules (by id) and the bound methods in :data:`METHODS`. Anything else makes the
+What is written is an object graph over two explicit allowlists, the classes of
+:mod:`sensor.daemon.stateclasses` (the correlator and the objects it keeps state in, alerts, stream
+positions) and the value types ``None``, ``bool``, ``int`` of any size, ``float`` (``inf`` and NaN too),
+``str``, ``bytes``, ``list``, ``tuple``, ``dict`` with keys of any of these types, ``OrderedDict``, ``set``,
+``frozenset``, IPv4 and IPv6 addresses, the members of its enums, catalogue rules (by id) and the bound
+methods it names. Anything else makes the
 encoder fail naming the type and the attribute that holds it, so a test (``tests/daemon/test_stateform.py``)
 fails loudly the day a state class gains a value the format cannot carry.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import is_dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
@@ -37,37 +38,12 @@ from typing import Any
 
 import msgpack
 
-from sensor.alerts.alert import Alert, Answered, IdentityFact, Profile, Touched
-from sensor.alerts.catalogue import RULES, Action, Rule
+from sensor.alerts.catalogue import RULES, Rule
 from sensor.config import DetectionConfig
-from sensor.detect import identity, mdns, scans
-from sensor.detect.conns import ConnJudge
+from sensor.daemon.stateclasses import CLASSES, ENUMS, METHODS
 from sensor.detect.correlator import Correlator
-from sensor.detect.evidence import Evidence, Track
-from sensor.detect.history import Profiles
-from sensor.detect.hosts import HostLinks
-from sensor.detect.lifecycle import CorrelatorStats, Incidents
-from sensor.detect.lockstep import Lockstep
-from sensor.detect.scope import Scope
-from sensor.detect.served import ServedPorts
-from sensor.detect.spray import SourceAggregate, Spray
-from sensor.detect.tracks import Tracks
-from sensor.detect.watermark import Watermark
 from sensor.errors import SensorError
-from sensor.observations import CloudIdentity, Outcome, Touch, Transport
 from sensor.zeek.fields import packed_address
-from sensor.zeek.position import StreamPosition
-
-CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
-    Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,
-    Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit, Spray, SourceAggregate,
-    Lockstep, identity.Identities, identity._Holder, identity._Fact, Profiles, Alert, Answered, Touched,
-    IdentityFact, Profile, CloudIdentity, StreamPosition,
-)}
-"""Every class whose instances a checkpoint may hold, by name."""
-ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}
-METHODS = frozenset({("Correlator", "_track"), ("Correlator", "_in_lockstep"), ("Correlator", "identified")})
-"""Bound methods the state holds (the conn judge calls back into its correlator), as (class, name)."""
 
 _TUPLE, _SET, _FROZENSET, _ORDERED, _IPV4, _IPV6, _ENUM, _OBJECT, _REF, _HELD, _CONFIG, _METHOD, _INT, _RULE = \
     range(14)
@@ -191,7 +167,7 @@ class Encoder:
         if CLASSES.get(kind.__name__) is kind:
             return self._object(value)
         raise StateFormatError(f"a {kind.__module__}.{kind.__qualname__} has no place in a checkpoint: add its "
-                               "class to sensor.daemon.stateform.CLASSES if it is state")
+                               "class to sensor.daemon.stateclasses.CLASSES if it is state")
 
     def _held(self, value: object) -> msgpack.ExtType:
         number, new = self._number(value)
@@ -203,7 +179,7 @@ class Encoder:
         owner = type(method.__self__).__name__
         if (owner, method.__name__) not in METHODS or CLASSES.get(owner) is not type(method.__self__):
             raise StateFormatError(f"the method {owner}.{method.__name__} has no place in a checkpoint: add it to "
-                                   "sensor.daemon.stateform.METHODS if state holds it")
+                                   "sensor.daemon.stateclasses.METHODS if state holds it")
         return msgpack.ExtType(_METHOD, self.pack([method.__self__, method.__name__]))
 
     def _layout(self, kind: type, value: object) -> tuple[int, tuple[str, ...]]:
@@ -413,10 +389,3 @@ def _instances(value: object, found: dict[type, tuple[str, ...]]) -> None:
     found[kind] = tuple(vars(value))
     for held in vars(value).values():
         _instances(held, found)
-
-
-def text_map(value: object, what: str) -> dict[str, str]:
-    """A ``str`` to ``str`` mapping read from a checkpoint."""
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise StateFormatError(f"{what}: not a mapping of text to text")
-    return dict(value)
