@@ -21,6 +21,7 @@ from sensor.detect.lockstep import Lockstep
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.spray import SourceAggregate, Spray
+from sensor.detect.touches import TouchJudge
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
 from sensor.observations import CloudIdentity, Outcome, Touch, Transport
@@ -30,7 +31,7 @@ CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,
     Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit, Spray, SourceAggregate,
     Lockstep, identity.Identities, identity._Holder, identity._Fact, Profiles, Alert, Answered, Touched,
-    IdentityFact, Profile, CloudIdentity, StreamPosition,
+    IdentityFact, Profile, CloudIdentity, StreamPosition, TouchJudge,
 )}
 """Every class whose instances a checkpoint may hold, by name."""
 ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}

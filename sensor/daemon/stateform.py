@@ -97,10 +97,12 @@ class _Held:
 class Encoder:
     """Writes values of the allowlisted types; :attr:`layouts` is the class table they need."""
 
-    def __init__(self) -> None:
+    def __init__(self, active: dict[int, int] | None = None) -> None:
         self._config: DetectionConfig | None = None
         """The detection settings the state was built with (written as a mark: the loader passes its own)."""
-        self._numbers: dict[int, int] = {}
+        self._active: dict[int, int] = dict(active or {})
+        """The objects being written (by ``id``, with their numbers): what refers back to one is a reference."""
+        self._numbers: dict[int, int] = dict(self._active)
         self._keep: list[object] = []
         """What was numbered, kept alive so that no number's ``id`` is reused while encoding."""
         self._classes: dict[type, int] = {}
@@ -207,6 +209,7 @@ class Encoder:
                 raise StateFormatError(f"{kind.__name__}.{name} is not set: every attribute of a state object "
                                        "is written") from None
             values.append(_Held(held) if type(held) in _MUTABLE else held)
+        self._active[id(value)] = number
         try:
             packed = self.pack(values)
         except StateFormatError as error:
@@ -214,12 +217,14 @@ class Encoder:
                 raise
             for name, held in zip(names, values, strict=True):
                 try:  # each attribute again, on its own, to name the one that holds what cannot be written
-                    Encoder().pack(held.value if isinstance(held, _Held) else held)
+                    Encoder(self._active).pack(held.value if isinstance(held, _Held) else held)
                 except StateFormatError as inner:
                     if inner.located:
                         raise inner from None
                     raise StateFormatError(f"{kind.__name__}.{name}: {inner}", located=True) from None
             raise
+        finally:
+            del self._active[id(value)]
         return msgpack.ExtType(_OBJECT, _HEADER.pack(index, number) + packed)
 
 
