@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 class FileTransport:
     """JSON lines appended to a file: reopened on SIGHUP (for logrotate) and rotated by size.
 
-    Its spool's cursor keeps the file's inode and size after each batch, so a write that a crash left
+    Its spool's cursor keeps the file's inode and size after each batch -- and before the first batch to a
+    file no cursor describes yet (the very first, one after a rotation) -- so a write that a crash left
     uncounted is trimmed on start and written again once: the file gets every alert exactly once.
     """
 
@@ -60,6 +61,9 @@ class FileTransport:
                 self._rotate()
                 stream = self._open()
                 before = stream.seek(0, os.SEEK_END)
+            inode = os.fstat(stream.fileno()).st_ino
+            if self._spool.extra != {"inode": inode, "size": before}:  # a new file: no cursor says where it ends
+                self._spool.remember({"inode": inode, "size": before})
             stream.write(b"".join(record.document + b"\n" for record in records))
             stream.flush()
             os.fsync(stream.fileno())

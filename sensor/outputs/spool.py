@@ -193,6 +193,15 @@ class Spool:
                       self.name, error, self.cursor)
         self._update_metrics()
 
+    def remember(self, extra: dict[str, Any]) -> None:
+        """Save ``extra`` (a transport's own facts) in the cursor now, before the transport acts on them; a
+        cursor that cannot be saved is logged and saved with the next one."""
+        self.extra = extra
+        try:
+            self._save_cursor()
+        except OSError as error:
+            log.error("sink %s: cannot save the spool cursor (%s)", self.name, error)
+
     def _save_cursor(self) -> None:
         """Saved before the file is emptied, and again after, so no crash can skip or repeat a record."""
         cursor = {"offset": self.cursor, "last_seq": self.last_seq, "extra": self.extra}

@@ -92,6 +92,25 @@ def test_file_sink_trims_a_write_the_crash_left_uncounted(tmp_path: Path, real_a
     assert ids == [alert.event_id for alert in real_alerts]
 
 
+def test_file_sink_trims_even_its_very_first_write_the_crash_left_uncounted(tmp_path: Path,
+                                                                            real_alerts: list[Alert]) -> None:
+    """A crash after the first batch ever was written, before any cursor said so: that batch is not repeated."""
+    config = _config(tmp_path, OutputConfig("file", settings={"path": "alerts.jsonl"}))
+
+    async def crash_after_write() -> None:
+        (sink,) = build_sinks(config)
+        sink.accept(1, real_alerts, "sensor-test")
+        records, _end = sink.spool.read(1000)
+        await sink.transport.send(records)
+        sink.spool.close()
+
+    asyncio.run(crash_after_write())
+    assert len(_lines(tmp_path / "state" / "alerts.jsonl")) == len(real_alerts)
+    asyncio.run(_deliver(build_sinks(config), [], batches=1))
+    ids = [doc["event"]["id"] for doc in _lines(tmp_path / "state" / "alerts.jsonl")]
+    assert ids == [alert.event_id for alert in real_alerts], "each alert once"
+
+
 def test_full_spool_drops_the_oldest_loudly(tmp_path: Path, real_alerts: list[Alert],
                                             caplog: pytest.LogCaptureFixture) -> None:
     metrics = Metrics()
