@@ -72,12 +72,13 @@ def test_report_file_names_never_leave_their_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "escaped-outside.png").exists()
 
 
-def test_report_html_shows_controls_and_overrides_escaped(tmp_path: Path) -> None:
+def test_report_html_shows_controls_and_overrides_escaped(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
     alerts = tmp_path / "alerts.jsonl"
     document = _browse_alert_document("_ssh._tcp.local")
     document["t1046"]["sample"]["mdns_names"] = [HOSTILE]  # type: ignore[index]
     alerts.write_text(json.dumps(document) + "\n")
     write_report([alerts], default_config(), tmp_path / "report.html")
+    assert not [str(warning.message) for warning in recwarn], "the picture drew a control character raw"
     html = (tmp_path / "report.html").read_text()
     assert not any(raw in html for raw in ("\x1b", "\x9b", "\u202e", "\u2028"))
     assert "\\u202egpjexe" in html

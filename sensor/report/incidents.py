@@ -20,6 +20,7 @@ import orjson
 
 from sensor.errors import LogReadError, why_unreadable
 from sensor.observations import IPAddress
+from sensor.text import visible_document
 from sensor.zeek.logs import open_log
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,11 @@ def _strings(values: Any) -> tuple[str, ...]:
 def update_of(document: dict[str, Any]) -> Update:
     """The update an ECS alert document describes.
 
-    Raises ``KeyError``/``TypeError``/``ValueError`` when a field the report needs is missing or bad.
+    Raises ``KeyError``/``TypeError``/``ValueError`` when a field the report needs is missing or bad. Every
+    string is taken through :func:`sensor.text.visible` first: an alerts file may have been written by anyone,
+    and the report shows its strings in HTML and in pictures alike.
     """
+    document = visible_document(document)
     event, t1046, rule = document["event"], document["t1046"], document["rule"]
     sample, zeek = t1046.get("sample", {}), t1046.get("zeek", {})
     authorized = t1046.get("authorized")
