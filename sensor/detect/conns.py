@@ -6,7 +6,7 @@ own): scope, outages (:mod:`sensor.detect.served`), the source's track, its evid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
@@ -15,6 +15,7 @@ from sensor.detect.evidence import SERVICES_CAP, Track
 from sensor.detect.history import USUAL_CAP
 from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
+from sensor.detect.order import Order
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
@@ -58,8 +59,10 @@ class ConnJudge:
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, scope: Scope, served: ServedPorts,
                  walk: scans.RandomWalk, sources: Tracks, incidents: Incidents, track: TrackOf,
                  linked: dict[IPAddress, IPAddress], lockstep: Lockstep,
-                 identified: Callable[[IdentitySeen], None]) -> None:
+                 identified: Callable[[IdentitySeen], None], order: Order) -> None:
         self._config = config
+        self._order = order
+        """The position in the stream of the record being judged (what a track is stamped with when touched)."""
         self._stats = stats
         self._scope = scope
         self._served = served
@@ -147,14 +150,15 @@ class ConnJudge:
         fired += self._walk.step(track, target_key, outcome)
         return alerts + self._incidents.update(track, fired, now, scanning=outcome is not _ESTABLISHED or bool(tags))
 
-    def many(self, rows: ConnRows, nows: Sequence[float], due: float,
+    def many(self, rows: ConnRows, nows: Sequence[float], positions: Iterable[int], due: float,
              housekeep: Callable[[float], tuple[list[Alert], float]]) -> list[Alert]:
-        """Judge many records in turn, each at its own time with the watermark ``nows[i]``: the verdicts and the
-        state :meth:`one` reaches on each of them, at a fraction of the cost. ``housekeep(now)`` is time's own
-        work, due first at ``due``, and when it is due next. The common record -- a working connection from a
-        source that has left no evidence yet, which only moves its random walk -- is judged here; any other
-        (and every record while addresses are linked or an allowlist is set, which decide a track's key) goes
-        the way :meth:`one` takes it (``tests/detect/test_batch.py`` proves both ways equal)."""
+        """Judge many records in turn, each at its own time with the watermark ``nows[i]`` and at its position
+        ``positions[i]`` in the stream: the verdicts and the state :meth:`one` reaches on each of them, at a
+        fraction of the cost. ``housekeep(now)`` is time's own work, due first at ``due``, and when it is due
+        next. The common record -- a working connection from a source that has left no evidence yet, which only
+        moves its random walk -- is judged here; any other (and every record while addresses are linked or an
+        allowlist is set, which decide a track's key) goes the way :meth:`one` takes it
+        (``tests/detect/test_batch.py`` proves both ways equal)."""
         alerts: list[Alert] = []
         shortcut = not self._linked and not self._config.allowlist
         sources = self._sources
@@ -163,9 +167,11 @@ class ConnJudge:
         walk = self._walk
         step, move_to_end = walk.step, tracks.move_to_end
         cap, success, upper, lower = walk.max_contacts, walk.success, walk.upper, walk.lower
-        for index, (now, ts, source, target, service, outcome, tags) in enumerate(zip(
+        order = self._order
+        for index, (now, ts, source, target, service, outcome, tags, position) in enumerate(zip(
                 nows, rows.ts, rows.source_key, rows.target_key, rows.service_key, rows.outcome, rows.zeek_tags,
-                strict=True)):
+                positions, strict=True)):
+            order.at = position
             if now >= due:
                 found, due = housekeep(now)
                 alerts += found
@@ -193,6 +199,7 @@ class ConnJudge:
                     elif ts > when:
                         latest[service] = ts
                     move_to_end(source)
+                    track.touched = position
                     if ts < track.first_seen:
                         track.first_seen = ts
                     elif ts > track.last_seen:

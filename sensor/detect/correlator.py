@@ -42,8 +42,10 @@ from sensor.detect.identity import Identities
 from sensor.detect.lifecycle import CorrelatorStats, Incidents, Key
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
+from sensor.detect.order import Bounds, Expiry, Order, OrderKey, bounds
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
+from sensor.detect.told import Told, ToldLockstep, served_by_nobody
 from sensor.detect.touches import TouchJudge
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
@@ -65,7 +67,7 @@ from sensor.observations import (
     service_key,
 )
 
-STATE_VERSION = 7
+STATE_VERSION = 8
 """Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
 restarted daemon drops their incidents instead of failing on them."""
 HOUSEKEEPING_EVERY = 10.0
@@ -78,13 +80,18 @@ class Correlator:
     """Pure correlator: ``observe(observation, now)``, ``tick(now)`` and ``flush(now)`` return the alerts
     they cause."""
 
-    def __init__(self, config: DetectionConfig) -> None:
+    def __init__(self, config: DetectionConfig, told: Told | None = None) -> None:
         self._config = config
+        self._told = told
+        """What this correlator is told of the rest of the stream, when it judges only part of it (and then time's
+        own work waits for :meth:`housekeep`)."""
+        self._order = Order() if told is None else told.order
+        """The position in the stream of what is being judged."""
         self._tracks: OrderedDict[Key, Track] = OrderedDict()
         dormant: OrderedDict[Key, Track] = OrderedDict()
-        self._mdns = MdnsBrowseDetector(config)
+        self._mdns = MdnsBrowseDetector(config) if told is None else told.mdns
         self._walk = scans.RandomWalk(config)
-        self._served = ServedPorts(config.served_memory, config.max_served)
+        self._served = ServedPorts(config.served_memory, config.max_served) if told is None else served_by_nobody()
         """Services seen working: failed contacts to them are outages, not probes."""
         self._links = HostLinks()
         """IPv4 and IPv6 addresses of one host, from its own mDNS announcements."""
@@ -96,26 +103,29 @@ class Correlator:
         self._next_housekeeping = float("-inf")
         self._next_prune = float("-inf")
         self.stats = CorrelatorStats()
-        self._identity = Identities(config)
+        self._identity = Identities(config, self._order, None if told is None else told.owns)
         """Who held each address when: what an alert names its scanner by."""
         self.profiles = Profiles(config)
         """The history of sources whose tracks were forgotten."""
-        self._incidents = Incidents(config, self.stats, self._tracks, dormant, self._identity)
-        self._sources = Tracks(config, self._incidents, self._tracks, dormant, self.profiles)
-        lockstep = Lockstep(self._sources)
+        self._incidents = Incidents(config, self.stats, self._tracks, dormant, self._identity, self._order)
+        self._sources = Tracks(config, self._incidents, self._tracks, dormant, self.profiles, self._order)
+        lockstep = Lockstep(self._sources) if told is None else ToldLockstep(self._sources, told.partners)
+        self._lockstep = lockstep
         """Sources that probe the same services at the same moments (decoys)."""
         self._conns = ConnJudge(config, self.stats, self._scope, self._served, self._walk, self._sources,
-                                self._incidents, self._track, self._linked, lockstep, self.identified)
+                                self._incidents, self._track, self._linked, lockstep, self.identified, self._order)
         self._touches = TouchJudge(config, self.stats, self._sources, self._incidents, self._track, self._linked,
                                    lockstep, self.identified)
 
     # -- public surface -------------------------------------------------------------------------
 
-    def observe(self, observation: Observation, now: float) -> list[Alert]:
+    def observe(self, observation: Observation, now: float, at: int | None = None) -> list[Alert]:
         """Judge one observation at its own time, the watermark being ``now``; return the alerts it causes
-        (and those that time alone made due, once per :data:`HOUSEKEEPING_EVERY` of event time)."""
+        (and those that time alone made due, once per :data:`HOUSEKEEPING_EVERY` of event time). ``at`` is its
+        position in the stream (:mod:`sensor.detect.order`; the next one when not given)."""
         self.stats.observations += 1
-        alerts = self._housekeeping(now) if now >= self._next_housekeeping else []
+        self._order.next(at)
+        alerts = self._housekeeping(now) if now >= self._next_housekeeping and self._told is None else []
         if isinstance(observation, ConnAttempt):
             target_key = address_key(observation.target)
             return alerts + self._conns.one(observation, now, address_key(observation.source), target_key,
@@ -136,11 +146,15 @@ class Correlator:
             return alerts
         return alerts + self._zeek_notice(observation, now)
 
-    def observe_many(self, rows: ConnRows, nows: Sequence[float]) -> list[Alert]:
-        """Judge many conn records in turn, each at its own time with the watermark ``nows[i]``: the verdicts
-        and the state :meth:`observe` reaches on each of them (:meth:`sensor.detect.conns.ConnJudge.many`)."""
+    def observe_many(self, rows: ConnRows, nows: Sequence[float], at: Sequence[int] | None = None) -> list[Alert]:
+        """Judge many conn records in turn, each at its own time with the watermark ``nows[i]`` (and at the
+        position ``at[i]`` in the stream, or the next ones): the verdicts and the state :meth:`observe` reaches on
+        each of them (:meth:`sensor.detect.conns.ConnJudge.many`)."""
         self.stats.observations += len(rows)
-        return self._conns.many(rows, nows, self._next_housekeeping, self._housekeep)
+        if at is None:
+            at = range(self._order.at + 1, self._order.at + 1 + len(rows))
+        due = self._next_housekeeping if self._told is None else float("inf")
+        return self._conns.many(rows, nows, at, due, self._housekeep)
 
     def observe_read(self, item: Intake, watermark: Watermark, wall: float | None = None) -> list[Alert]:
         """Judge what a log reader handed on -- one observation, or a block of conn records -- each record with
@@ -168,9 +182,43 @@ class Correlator:
         return self._housekeeping(now)
 
     def flush(self, now: float) -> list[Alert]:
-        """An update for every open incident that grew since its last one (shutdown: nothing is held back;
-        the incidents stay open)."""
+        """An update for every open incident that grew or escalated since its last one (shutdown: nothing is held
+        back; the incidents stay open)."""
+        return [alert for _, alert in self._incidents.flush(now)]
+
+    def flush_placed(self, now: float) -> list[tuple[OrderKey, Alert]]:
+        """:meth:`flush`, each update with its place in the order (:mod:`sensor.detect.order`)."""
         return self._incidents.flush(now)
+
+    # -- time's own work over part of the stream (sensor.detect.partition) ---------------------------------
+
+    def expiry(self, now: float, prune: bool) -> Expiry:
+        """Where time's own work at ``now`` would stop were this correlator alone (``prune``: identities too)."""
+        live, dormant, sleeper, alone = self._sources.expiry(now)
+        identity, unmoved = self._identity.expiry(now) if prune else (None, True)
+        return Expiry(live, dormant, sleeper, identity, alone and unmoved)
+
+    def housekeep(self, now: float, at: int, agreed: Bounds, prune: bool) -> list[tuple[OrderKey, Alert]]:
+        """Time's own work at ``now``, before the observation at position ``at``, stopping where every part agreed
+        (:func:`~sensor.detect.order.bounds`); each alert with its place in the order."""
+        self._order.next(at)
+        alerts = self._sources.expire(now, agreed)
+        alerts.extend(self._incidents.due(now))
+        if prune:
+            self._sources.prune(now)
+            self._mdns.expire(now)
+            self._identity.expire(now, agreed.identity)
+        return alerts
+
+    def partnered(self, partner: Key, prober: int) -> None:
+        """``prober``, judged in another part, probed a service in lockstep with ``partner`` (the partner's side)."""
+        self._lockstep.partnered(partner, prober)
+
+    @property
+    def peaks(self) -> dict[str, int]:
+        """The most state of each capped kind kept at once, by the configuration key that caps it."""
+        return {"max_sources": self._sources.peak, "max_incidents": self._incidents.peak,
+                "max_profiles": self.profiles.peak, "max_identities": self._identity.peak}
 
     @property
     def open_incidents(self) -> int:
@@ -239,12 +287,10 @@ class Correlator:
         return self._housekeeping(now), self._next_housekeeping
 
     def _housekeeping(self, now: float) -> list[Alert]:
+        """Time's own work at ``now``, this correlator being alone (before the observation being judged)."""
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
-        alerts = self._sources.expire(now)
-        alerts.extend(self._incidents.due(now))
-        if now >= self._next_prune:
+        prune = now >= self._next_prune
+        if prune:
             self._next_prune = now + PRUNE_EVERY
-            self._sources.prune(now)
-            self._mdns.expire(now)
-            self._identity.expire(now)
-        return alerts
+        at = self._order.at
+        return [alert for _, alert in self.housekeep(now, at, bounds([self.expiry(now, prune)], at), prune)]

@@ -173,7 +173,7 @@ class Track:
     """One source (per authorization): the random walk over its first contacts, and its evidence if any."""
 
     __slots__ = ("_source", "aliases", "authorized", "contacted", "detail", "first_seen", "key", "known", "last_seen",
-                 "llr", "probes", "usual")
+                 "llr", "probes", "slept", "touched", "usual")
 
     def __init__(self, source: IPAddress | None, authorized: str | None, key: int | tuple[int, str],
                  ts: float) -> None:
@@ -195,6 +195,12 @@ class Track:
         evidence, a few (:mod:`sensor.detect.history`)."""
         self.known: tuple[float, int, tuple[int, ...]] | None = None
         """The profile of the source's earlier, forgotten tracks: first sighting, incidents, usual services."""
+        self.touched = 0
+        """Position in the merged stream of the observation that last touched it (:mod:`sensor.detect.order`): its
+        place among the live tracks, least recently active first, in whichever part of the stream it is judged."""
+        self.slept = 0
+        """Position of the pass of time's own work that made it dormant: with :attr:`touched`, its place among the
+        dormant tracks."""
 
     @property
     def source(self) -> IPAddress:

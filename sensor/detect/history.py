@@ -33,6 +33,8 @@ class Profiles:
     def __init__(self, config: DetectionConfig) -> None:
         self._cap = config.max_profiles
         self._kept: OrderedDict[int, _Kept] = OrderedDict()
+        self.peak = 0
+        """The most profiles kept at once (what says whether ``max_profiles`` was ever reached)."""
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -52,6 +54,7 @@ class Profiles:
         if len(kept) >= self._cap:
             kept.popitem(last=False)
         kept[track.key] = (first, before + incidents, usual)
+        self.peak = max(self.peak, len(kept))
 
     def recall(self, track: Track) -> None:
         """A new track of a source seen before takes over its profile."""

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from bisect import bisect_right, insort
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sensor.alerts.alert import IdentityFact
 from sensor.config import DetectionConfig
+from sensor.detect.order import NONE_AFTER, Order
 from sensor.observations import IdentitySeen, address_key
 
 KINDS = ("mac", "host_name", "domain", "user", "software")
@@ -51,7 +52,7 @@ class _Fact:
 class _Holder:
     """What is known of who held one address."""
 
-    __slots__ = ("changes", "facts", "latest")
+    __slots__ = ("changes", "facts", "latest", "learned")
 
     def __init__(self) -> None:
         self.facts: dict[tuple[str, str, str], _Fact] = {}
@@ -60,6 +61,14 @@ class _Holder:
         """Lease events in time order: (time, MAC) of a grant, (time, "") of a release."""
         self.latest = float("-inf")
         """The latest end of any fact's span (for expiry)."""
+        self.learned = (0, 0)
+        """Position of the record that last told something of it, and of the address in that record: its place
+        among the holders, least recently learned first."""
+
+    @property
+    def counts_until(self) -> float:
+        """When the last of its facts or lease events stops counting (before ``slow_window`` passes)."""
+        return max(self.latest, self.changes[-1][0] if self.changes else float("-inf"))
 
     def boundaries(self) -> list[float]:
         """Where the address changed hands: each release, and each grant after a release or to another MAC."""
@@ -75,7 +84,14 @@ class _Holder:
 class Identities:
     """The identity table of one correlator."""
 
-    def __init__(self, config: DetectionConfig) -> None:
+    def __init__(self, config: DetectionConfig, order: Order | None = None,
+                 owns: Callable[[int], bool] | None = None) -> None:
+        self._order = Order() if order is None else order
+        self._owns = owns
+        """Which addresses (by key) this table is about (``None``: all): a correlator judging part of the stream
+        learns only of its own sources' addresses (:mod:`sensor.detect.partition`)."""
+        self.peak = 0
+        """The most addresses kept at once (what says whether ``max_identities`` was ever reached)."""
         self._hold = config.identity_hold
         self._cap = config.max_identities
         self._retention = config.slow_window
@@ -92,9 +108,13 @@ class Identities:
                                                     ("domain", seen.domain), ("user", seen.user),
                                                     ("software", seen.software)) if value]
         changed: list[int] = []
-        for address in seen.addresses:
+        owns = self._owns
+        for index, address in enumerate(seen.addresses):
             key = address_key(address)
+            if owns is not None and not owns(key):
+                continue
             holder = self._holder(key)
+            holder.learned = (self._order.at, index)
             if seen.lease:
                 insort(holder.changes, (seen.ts, seen.mac if seen.lease == "ack" else ""))
                 del holder.changes[:-CHANGES_CAP]
@@ -113,6 +133,7 @@ class Identities:
                 self._holders.popitem(last=False)
                 self.evicted += 1
             holder = self._holders[key] = _Holder()
+            self.peak = max(self.peak, len(self._holders))
         else:
             self._holders.move_to_end(key)
         return holder
@@ -165,13 +186,22 @@ class Identities:
                 kept.append(named)
         return tuple(kept)
 
-    def expire(self, now: float) -> None:
+    def expiry(self, now: float) -> tuple[tuple[int, int] | None, bool]:
+        """Where :meth:`expire` at ``now`` stops when this table is all there is: the place of the least recently
+        learned holder whose facts still count; and whether none would go whatever the bound."""
+        cutoff = now - self._retention
+        for index, holder in enumerate(self._holders.values()):
+            if holder.counts_until >= cutoff:
+                return holder.learned, index == 0
+        return None, not self._holders
+
+    def expire(self, now: float, bound: tuple[float, float] = (NONE_AFTER, NONE_AFTER)) -> None:
         """Forget the addresses all of whose facts ended ``slow_window`` before ``now`` (least recently learned
-        first, up to the first that still counts)."""
+        first, up to the first that still counts, here or anywhere: ``bound``)."""
         cutoff = now - self._retention
         holders = self._holders
         while holders:
             key, holder = next(iter(holders.items()))
-            if max(holder.latest, holder.changes[-1][0] if holder.changes else float("-inf")) >= cutoff:
+            if holder.counts_until >= cutoff or holder.learned >= bound:
                 break
             del holders[key]

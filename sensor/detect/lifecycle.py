@@ -25,6 +25,7 @@ from sensor.detect.evidence import Evidence, Extent, Track
 from sensor.detect.history import profile
 from sensor.detect.identity import Identities
 from sensor.detect.incidents import ACTION_RANK, action_of, incident_alert, risk_of
+from sensor.detect.order import END, Order, OrderKey
 from sensor.observations import address_key
 
 Key = int | tuple[int, str]
@@ -54,6 +55,12 @@ def grew(extent: Extent, sent: Extent) -> bool:
     return extent[1:] != sent[1:] or extent[0] > sent[0] + sent[0] // 10
 
 
+def _tie(key: Key) -> tuple[int, str]:
+    """What orders incidents due at the same instant: their source (and authorization), whatever order they were
+    scheduled in, so that several correlators over parts of one stream agree (:mod:`sensor.detect.order`)."""
+    return (key, "") if isinstance(key, int) else key
+
+
 def _reach(track: Track) -> tuple[int, int]:
     """(action rank, severity) of the incident now: going past what was reported is an escalation."""
     return ACTION_RANK[action_of(track)], severity(risk_of(track)[0])
@@ -63,8 +70,9 @@ class Incidents:
     """The open incidents of one correlator's tracks, and the updates they are due."""
 
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, live: OrderedDict[Key, Track],
-                 dormant: OrderedDict[Key, Track], identities: Identities) -> None:
+                 dormant: OrderedDict[Key, Track], identities: Identities, order: Order) -> None:
         self._config = config
+        self._order = order
         self._identities = identities
         """Who held each address when (what an alert names its scanner by)."""
         self.stats = stats
@@ -75,9 +83,14 @@ class Incidents:
         self._wake_at: dict[Key, float] = {}
         """Open incidents whose scanner has not been judged quiet since its latest evidence, and when time alone
         next acts on them (a held escalation, the quiet spell's end)."""
-        self._due: list[tuple[float, int, Key]] = []
-        """A heap of (wake at, tie-breaker, key); entries whose time is no longer the key's are skipped."""
-        self._pushed = 0
+        self._scheduled: dict[Key, OrderKey] = {}
+        """For each of :attr:`_wake_at`, where in the stream it was scheduled (what orders the updates flushed)."""
+        self._popped: OrderKey | None = None
+        """While time alone acts: the place of the incident it acts on."""
+        self._due: list[tuple[float, int, str, Key]] = []
+        """A heap of (wake at, source, authorization, key); entries whose time is no longer the key's are skipped."""
+        self.peak = 0
+        """The most incidents open at once (what says whether ``max_incidents`` was ever reached)."""
 
     @property
     def count(self) -> int:
@@ -93,35 +106,41 @@ class Incidents:
         if key in self._open:
             self._open.move_to_end(key)
 
-    def due(self, now: float) -> list[Alert]:
+    def due(self, now: float) -> list[tuple[OrderKey, Alert]]:
         """The updates time alone makes due by ``now``: a held escalation whose spacing passed, the final
-        extent of an incident whose scanner has gone quiet."""
-        alerts: list[Alert] = []
+        extent of an incident whose scanner has gone quiet; each with its place (when it fell due, its source)."""
+        alerts: list[tuple[OrderKey, Alert]] = []
         heap = self._due
+        at = self._order.at
         while heap and heap[0][0] <= now:
-            when, _, key = heapq.heappop(heap)
+            when, source, authorized, key = heapq.heappop(heap)
             if self._wake_at.get(key) != when:
                 continue
             del self._wake_at[key]
+            del self._scheduled[key]
+            self._popped = place = (at, 0, 2, when, source, authorized)
             track = self._open[key]
             detail = track.evidence()
             if self._escalated(track, detail) and now >= detail.alerted_at + self._config.escalation_every:
-                alerts.extend(self._emit(track, now, closed=False))
+                alerts.extend((place, alert) for alert in self._emit(track, now, closed=False))
             elif now >= self._quiet_at(track, detail):
-                alerts.extend(self._settle(track, now))
+                alerts.extend((place, alert) for alert in self._settle(track, now))
             else:
                 self._schedule(track, detail)
+        self._popped = None
         return alerts
 
-    def flush(self, now: float) -> list[Alert]:
+    def flush(self, now: float) -> list[tuple[OrderKey, Alert]]:
         """An update for every open incident that grew or escalated since its last one (its scanner is not
-        judged quiet yet: shutdown, the end of replay's logs)."""
-        alerts: list[Alert] = []
+        judged quiet yet: shutdown, the end of replay's logs), in the order they were scheduled, each with its
+        place."""
+        alerts: list[tuple[OrderKey, Alert]] = []
         for key in list(self._wake_at):
             track = self._open[key]
             detail = track.evidence()
             if grew(track.extent(), detail.alerted_extent) or self._escalated(track, detail):
-                alerts.extend(self._emit(track, now, closed=False))
+                place = (END, *self._scheduled[key])
+                alerts.extend((place, alert) for alert in self._emit(track, now, closed=False))
         return alerts
 
     def update(self, track: Track, fired: list[str], now: float, *, scanning: bool = True) -> list[Alert]:
@@ -138,6 +157,7 @@ class Incidents:
             if len(self._open) >= self._config.max_incidents:
                 return self._close_oldest_incident(now, track, new_rules)
             self._open[track.key] = track
+            self.peak = max(self.peak, len(self._open))
             label = "many-sources" if track.scanner is None else track.scanner
             detail.incident_id = hashlib.sha256(
                 f"{label}|{track.authorized}|{track.first_seen:.6f}"
@@ -182,13 +202,17 @@ class Incidents:
         if self._escalated(track, detail):
             when = min(when, detail.alerted_at + self._config.escalation_every)
         key = track.key
-        if self._wake_at.get(key) == when:
+        known = self._wake_at.get(key)
+        if known == when:
             return
+        if known is None:
+            order = self._order
+            self._scheduled[key] = self._popped or (order.at, 1, order.scheduled)
+            order.scheduled += 1
         self._wake_at[key] = when
-        self._pushed += 1
-        heapq.heappush(self._due, (when, self._pushed, key))
+        heapq.heappush(self._due, (when, *_tie(key), key))
         if len(self._due) > 4 * len(self._wake_at) + 1024:
-            self._due = [(at, order, key) for order, (key, at) in enumerate(self._wake_at.items())]
+            self._due = [(at, *_tie(key), key) for key, at in self._wake_at.items()]
             heapq.heapify(self._due)
 
     def _settle(self, track: Track, now: float) -> list[Alert]:
@@ -214,6 +238,7 @@ class Incidents:
         key = track.key
         del self._open[key]
         self._wake_at.pop(key, None)
+        self._scheduled.pop(key, None)
         self.stats.closed_incidents += 1
         return self._emit(track, now, closed=True)
 
@@ -239,4 +264,6 @@ class Incidents:
             self.stats.suppressed += 1
             return []
         self.stats.alerts += 1
+        if self._order.emitted is not None:
+            self._order.emitted.append(self._order.at)
         return [alert]

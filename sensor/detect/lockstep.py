@@ -40,18 +40,34 @@ class Lockstep:
     def probed(self, service: int, track: Track, ts: float) -> None:
         """``track``'s source probed ``service`` at ``ts`` (a probe that proves nothing of its address): when
         another source probed it within :data:`LOCKSTEP_SECONDS` just before, each counts for the other."""
+        partner = self.partner(service, track.key, ts)
+        if partner is None:
+            return
+        own = _address_key(track.key)
+        if _address_key(partner) == own:
+            return
+        detail = track.evidence()
+        key = _address_key(partner)
+        if key in detail.lockstep or len(detail.lockstep) < LOCKSTEP_PARTNERS:
+            detail.lockstep[key] = detail.lockstep.get(key, 0) + 1
+        self.partnered(partner, own)
+
+    def partner(self, service: int, source: Key, ts: float) -> Key | None:
+        """Note that ``source`` probed ``service`` at ``ts``; the source that probed it within
+        :data:`LOCKSTEP_SECONDS` just before, if any."""
         latest = self._latest
         previous = latest.get(service)
-        latest[service] = (track.key, ts)
+        latest[service] = (source, ts)
         latest.move_to_end(service)
         if len(latest) > MAX_SERVICES:
             latest.popitem(last=False)
         if previous is None or abs(ts - previous[1]) > LOCKSTEP_SECONDS:
-            return
-        partner, own = _address_key(previous[0]), _address_key(track.key)
-        if partner == own:
-            return
-        other = self._tracks.live.get(previous[0]) or self._tracks.dormant.get(previous[0])
-        for detail, key in ((track.evidence(), partner), (None if other is None else other.detail, own)):
-            if detail is not None and (key in detail.lockstep or len(detail.lockstep) < LOCKSTEP_PARTNERS):
-                detail.lockstep[key] = detail.lockstep.get(key, 0) + 1
+            return None
+        return previous[0]
+
+    def partnered(self, partner: Key, prober: int) -> None:
+        """``prober`` probed in lockstep with ``partner``: it counts for ``partner``'s track, if that has evidence."""
+        other = self._tracks.live.get(partner) or self._tracks.dormant.get(partner)
+        detail = None if other is None else other.detail
+        if detail is not None and (prober in detail.lockstep or len(detail.lockstep) < LOCKSTEP_PARTNERS):
+            detail.lockstep[prober] = detail.lockstep.get(prober, 0) + 1

@@ -18,6 +18,7 @@ from sensor.detect import scans
 from sensor.detect.evidence import Track
 from sensor.detect.history import Profiles
 from sensor.detect.lifecycle import Incidents, Key
+from sensor.detect.order import Bounds, Order, OrderKey
 from sensor.observations import IPAddress
 
 
@@ -25,8 +26,10 @@ class Tracks:
     """The live and dormant tracks of one correlator."""
 
     def __init__(self, config: DetectionConfig, incidents: Incidents, live: OrderedDict[Key, Track],
-                 dormant: OrderedDict[Key, Track], profiles: Profiles) -> None:
+                 dormant: OrderedDict[Key, Track], profiles: Profiles, order: Order) -> None:
         self._config = config
+        self._order = order
+        """The position of what is being judged: each track is stamped with that of its last touch."""
         self._incidents = incidents
         self._profiles = profiles
         """Where a forgotten track's history goes, and a new one's comes from."""
@@ -34,6 +37,8 @@ class Tracks:
         """Tracks by key, least recently active first (read directly by the correlator's batch path)."""
         self.dormant = dormant
         """Idle tracks whose failed contacts still count for slow scans (their incident open), oldest first."""
+        self.peak = 0
+        """The most live or dormant tracks kept at once (what says whether ``max_sources`` was ever reached)."""
 
     def __len__(self) -> int:
         return len(self.live) + len(self.dormant)
@@ -51,6 +56,7 @@ class Tracks:
         alerts: list[Alert] = []
         if track is None and key in self.dormant:
             track = tracks[key] = self.dormant.pop(key)
+            self.peak = max(self.peak, len(tracks))
         if track is not None and ts > track.last_seen + self._counts_for(track) and self._incidents.is_open(key):
             alerts = self._incidents.close(track, now)
             if self._keeps(track):
@@ -73,11 +79,14 @@ class Tracks:
         alerts = self._evict(now) if len(self.live) >= self._config.max_sources else []
         self._profiles.recall(track)
         self.live[track.key] = track
+        track.touched = self._order.at
+        self.peak = max(self.peak, len(self.live))
         return track, alerts
 
     def revisit(self, track: Track, ts: float) -> None:
         """A live track has new evidence at ``ts``: it is the most recently active, its span and cadence move."""
         self.live.move_to_end(track.key)
+        track.touched = self._order.at
         detail = track.detail
         if detail is not None:
             self._incidents.touched(track.key)
@@ -86,25 +95,57 @@ class Tracks:
                 detail.gap = max(step, detail.gap - step)
         track.seen(ts)
 
-    def expire(self, now: float) -> list[Alert]:
-        """Close and forget the tracks idle for ``idle_timeout`` at ``now`` (those whose failed contacts still
-        count fall dormant, their incident open), and close and forget the dormant ones older than the long
-        window."""
-        alerts: list[Alert] = []
+    def expiry(self, now: float) -> tuple[int | None, tuple[int, int] | None, int | None, bool]:
+        """Where :meth:`expire` at ``now`` stops when these tracks are all there is: the position of the first live
+        track that still counts (idle less than ``idle_timeout``), of the first dormant one that still counts (its
+        sleep and its last touch), and of the first live one that would fall asleep still counting for the long
+        window (:class:`~sensor.detect.order.Expiry`), and whether none of them would go whatever the bounds."""
+        cutoff, slow_cutoff = now - self._config.idle_timeout, now - self._config.slow_window
+        live: int | None = None
+        sleeper: int | None = None
+        going = False
+        for track in self.live.values():
+            if track.last_seen >= cutoff:
+                live = track.touched
+                break
+            going = True
+            if sleeper is None and track.last_seen >= slow_cutoff and self._keeps(track):
+                sleeper = track.touched
+        dormant = None
+        for track in self.dormant.values():
+            if track.last_seen >= slow_cutoff:
+                dormant = (track.slept, track.touched)
+                break
+            going = True
+        return live, dormant, sleeper, not going
+
+    def expire(self, now: float, bounds: Bounds) -> list[tuple[OrderKey, Alert]]:
+        """Close and forget the tracks idle for ``idle_timeout`` at ``now``, least recently active first, up to the
+        first that still counts here or ``bounds.live`` (those whose failed contacts still count fall dormant,
+        their incident open); then close and forget the dormant ones older than the long window, up to the first
+        that still counts or ``bounds.dormant``. Each alert with its place in the order (its track's last touch;
+        its sleep)."""
+        alerts: list[tuple[OrderKey, Alert]] = []
+        at = self._order.at
         cutoff = now - self._config.idle_timeout
         tracks = self.live
         while tracks:
             key, track = next(iter(tracks.items()))
-            if track.last_seen >= cutoff:
+            if track.last_seen >= cutoff or track.touched >= bounds.live:
                 break
             del tracks[key]
+            place: OrderKey = (at, 0, 0, track.touched)
             if self._keeps(track):
-                alerts.extend(self._sleep(key, track, now))
+                alerts.extend((place, alert) for alert in self._sleep(key, track, now))
             else:
-                alerts.extend(self._forget(track, now))
+                alerts.extend((place, alert) for alert in self._forget(track, now))
         slow_cutoff = now - self._config.slow_window
-        while self.dormant and next(iter(self.dormant.values())).last_seen < slow_cutoff:
-            alerts.extend(self._forget(self.dormant.popitem(last=False)[1], now))
+        while self.dormant:
+            track = next(iter(self.dormant.values()))
+            if track.last_seen >= slow_cutoff or (track.slept, track.touched) >= bounds.dormant:
+                break
+            self.dormant.popitem(last=False)
+            alerts.extend(((at, 0, 1, track.slept, track.touched), alert) for alert in self._forget(track, now))
         return alerts
 
     def _forget(self, track: Track, now: float) -> list[Alert]:
@@ -137,6 +178,8 @@ class Tracks:
         if len(self.dormant) >= self._config.max_sources:
             alerts = self._forget(self.dormant.popitem(last=False)[1], now)
         self.dormant[key] = track
+        track.slept = self._order.at
+        self.peak = max(self.peak, len(self.dormant))
         return alerts
 
     def _evict(self, now: float) -> list[Alert]:
