@@ -46,6 +46,10 @@ class _Cold(Sequence[T], Generic[T]):
     def __len__(self) -> int:
         return len(self._array)
 
+    def pick(self, indices: Sequence[int]) -> _Cold[T]:
+        """The rows at ``indices``, still read a row at a time (:meth:`~sensor.observations.ConnRows.pick`)."""
+        return _Cold(self._array.take(pa.array(indices, type=pa.int64())), self._convert)
+
     @overload
     def __getitem__(self, index: int) -> T: ...
 

@@ -1,0 +1,346 @@
+"""One stream judged in parts by source, saying what one correlator over it says, in its order.
+
+The verdicts are per scanner, so the work parts by source address; what crosses sources is small and kept by
+the one reader of the whole stream (:class:`Whole`), which tells each part what it needs
+(:mod:`sensor.detect.told`):
+
+* **time** -- the watermark is over every record in merged order: each record goes to its part with the
+  watermark and the position it has in the whole stream, and time's own work (every
+  :data:`~sensor.detect.correlator.HOUSEKEEPING_EVERY` of event time) is a :class:`Tick` every part takes at
+  the same position. Where that work stops (the least recently active track that still counts, among all the
+  parts' tracks) the parts agree first (:func:`~sensor.detect.order.bounds` of each part's
+  :class:`~sensor.detect.order.Expiry`);
+* **outages** -- the reader keeps what every client was served by, and drops the failed contacts that are
+  outages (and the records no rule reads) before they reach a part;
+* **lockstep** -- the reader keeps the latest unproven probe of each service; each probe goes with its partner,
+  and the partner's part gets a :class:`Partner` at the same position when it is another's;
+* **mDNS habits** -- the reader runs the mDNS detector over every question and sends on only those that fire,
+  with their rules;
+* **host links** -- every host's announcement goes to every part (each keeps the links, and learns the
+  identity only of its own addresses); the addresses ever linked are one source, in one part;
+* **identities** -- a record naming addresses goes to the part of each.
+
+Honeyport touches are not parted (:class:`Unpartable`): whether one folds into the aggregate of many unproven
+sources depends on its source's own state and makes one incident of many sources; the caller judges a stream
+that holds any in one correlator. The hard caps (``max_sources`` …) are global: each part reports its
+high-water marks (:attr:`~sensor.detect.correlator.Correlator.peaks`) and the output is the one correlator's
+only while their sum stays under every cap (:func:`within_caps`). Alerts are merged by their
+:data:`~sensor.detect.order.OrderKey`. Pure: the caller moves the messages (:func:`judge_in_parts` in one
+process; ``sensor.hunt`` across processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+from sensor.alerts.alert import Alert
+from sensor.config import DetectionConfig
+from sensor.detect.correlator import HOUSEKEEPING_EVERY, PRUNE_EVERY, Correlator
+from sensor.detect.hosts import HostLinks
+from sensor.detect.lifecycle import Key
+from sensor.detect.lockstep import Lockstep
+from sensor.detect.mdns import MdnsBrowseDetector
+from sensor.detect.order import Expiry, OrderKey, bounds
+from sensor.detect.scope import Scope
+from sensor.detect.served import ServedPorts
+from sensor.detect.told import Told
+from sensor.detect.watermark import Watermark
+from sensor.observations import (
+    FAILED_OUTCOMES,
+    ConnAttempt,
+    ConnRows,
+    HoneyportHit,
+    IdentitySeen,
+    Intake,
+    IPAddress,
+    MdnsHost,
+    MdnsQuery,
+    Observation,
+    Outcome,
+    ZeekDetection,
+    address_key,
+)
+
+_MIX = 0x9E3779B97F4A7C15
+_ESTABLISHED, _OTHER = Outcome.ESTABLISHED, Outcome.OTHER
+
+
+class Unpartable(Exception):
+    """A stream this module cannot judge in parts (it holds honeyport touches)."""
+
+
+def part_of(key: int, parts: int) -> int:
+    """The part a source (by :func:`~sensor.observations.address_key`) is judged in: a mixed hash, so that
+    addresses counted up in order spread evenly."""
+    return (((key * _MIX) & 0xFFFFFFFFFFFFFFFF) >> 40) % parts if parts > 1 else 0
+
+
+@dataclass(slots=True)
+class Judge:
+    """Observations for one part: one observation, or a block of conn records, each with its watermark and
+    position, and what the part is told of them."""
+
+    item: Observation | ConnRows
+    nows: list[float]
+    positions: list[int]
+    partners: dict[tuple[int, Key, float], Key] = field(default_factory=dict)
+    fired: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time's own work before the observation at ``position`` (``prune``: the pass every
+    :data:`~sensor.detect.correlator.PRUNE_EVERY` that also forgets old window entries and identities)."""
+
+    now: float
+    position: int
+    prune: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    """``prober`` (of another part) probed a service in lockstep with ``partner`` at ``position``."""
+
+    position: int
+    partner: Key
+    prober: int
+
+
+Message = Judge | Tick | Partner
+
+
+def linked_groups(hosts: Iterable[MdnsHost]) -> dict[int, int]:
+    """For every address any host's announcements ever linked to another, the key of the group it is judged in
+    (the lowest of every address ever linked with it, round about): a host's addresses are one source."""
+    links = HostLinks()
+    parent: dict[int, int] = {}
+
+    def root(key: int) -> int:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    for host in hosts:
+        links.announced(host)
+        for address, canonical in links.canonical_of.items():
+            low, high = sorted((root(address_key(address)), root(address_key(canonical))))
+            if low != high:
+                parent[high] = low
+    return {key: root(key) for key in parent} | {root(key): root(key) for key in parent}
+
+
+class Whole:
+    """The reader of the whole stream: what crosses sources, and where each observation goes."""
+
+    def __init__(self, config: DetectionConfig, parts: int, groups: dict[int, int] | None = None) -> None:
+        self._config = config
+        self.parts = parts
+        self._groups = groups or {}
+        self._scope = Scope(config)
+        self._served = ServedPorts(config.served_memory, config.max_served)
+        self._lockstep = Lockstep()
+        self._links = HostLinks()
+        self._mdns = MdnsBrowseDetector(config)
+        self._next_housekeeping = float("-inf")
+        self._next_prune = float("-inf")
+        self._cache: dict[int, int] = {}
+        self.position = -1
+        """Position of the latest observation read."""
+        self.observations = 0
+
+    def part(self, key: int) -> int:
+        """The part of an address (by key)."""
+        found = self._cache.get(key)
+        if found is None:
+            found = part_of(self._groups.get(key, key), self.parts)
+            if len(self._cache) >= 1 << 20:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def read(self, item: Intake, watermark: Watermark) -> Iterator[tuple[int, Message]]:
+        """The messages one read item makes: ``(part, message)``, ``part`` -1 for every part."""
+        if isinstance(item, ConnRows):
+            yield from self._rows(item, watermark.logged_many(item.ts))
+            return
+        if isinstance(item, ConnAttempt):
+            yield from self._rows(ConnRows.of([item]), [watermark.logged(item.ts)])
+            return
+        now = watermark.logged(item.ts)
+        self.observations += 1
+        self.position += 1
+        yield from self._tick(now, self.position)
+        yield from self._one(item, now, self.position)
+
+    def _tick(self, now: float, position: int) -> Iterator[tuple[int, Message]]:
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_EVERY
+        prune = now >= self._next_prune
+        if prune:
+            self._next_prune = now + PRUNE_EVERY
+            self._mdns.expire(now)
+        yield -1, Tick(now, position, prune)
+
+    def _one(self, item: Observation, now: float, at: int) -> Iterator[tuple[int, Message]]:
+        if isinstance(item, HoneyportHit):
+            raise Unpartable("honeyport touches (the aggregate of unproven sources spans them)")
+        if isinstance(item, MdnsHost):
+            self._links.announced(item)
+            yield -1, Judge(item, [now], [at])
+        elif isinstance(item, IdentitySeen):
+            for part in dict.fromkeys(self.part(address_key(address)) for address in item.addresses):
+                yield part, Judge(item, [now], [at])
+        elif isinstance(item, MdnsQuery):
+            fired = self._mdns.rules_for(item, now)
+            if fired:
+                yield self.part(self._key(item.source)), Judge(item, [now], [at], fired=fired)
+        else:
+            source = item.scanner if isinstance(item, ZeekDetection) else item.source
+            yield self.part(self._key(source)), Judge(item, [now], [at])
+
+    def _key(self, address: IPAddress) -> int:
+        return address_key(self._links.canonical_of.get(address, address))
+
+    def _rows(self, rows: ConnRows, nows: list[float]) -> Iterator[tuple[int, Message]]:
+        """A block of conn records: the records no rule reads and the outages dropped, the rest parted, in runs
+        cut where time's own work falls."""
+        config, scope, served, lockstep = self._config, self._scope, self._served, self._lockstep
+        memo, links, allowlist = scope.memo, self._links.canonical_of, config.allowlist
+        chosen: dict[int, list[int]] = {}
+        partners: dict[int, dict[tuple[int, Key, float], Key]] = {}
+        start = self.position + 1
+        self.observations += len(rows)
+        self.position += len(rows)
+        for index, (now, ts, source, target, service, outcome) in enumerate(zip(
+                nows, rows.ts, rows.source_key, rows.target_key, rows.service_key, rows.outcome, strict=True)):
+            if now >= self._next_housekeeping:
+                yield from self._cut(rows, nows, start, chosen, partners)
+                chosen, partners = {}, {}
+                yield from self._tick(now, start + index)
+            is_target = memo.get(target)
+            if is_target is None:
+                is_target = scope.is_target(rows.target[index], target)
+            if outcome is _OTHER or not is_target:
+                continue
+            if outcome is _ESTABLISHED:
+                served.serving(service, ts)
+            elif outcome in FAILED_OUTCOMES and served.recently(service, ts):
+                continue
+            address_of = source
+            if links:
+                address_of = address_key(links.get(rows.source[index], rows.source[index]))
+            part = self.part(address_of)
+            chosen.setdefault(part, []).append(index)
+            key: Key = address_of
+            if allowlist:
+                authorized = scope.authorization(links.get(rows.source[index], rows.source[index]),
+                                                 rows.target_port[index], ts)
+                key = address_of if authorized is None else (address_of, authorized)
+            if outcome is not _ESTABLISHED:
+                partner = lockstep.probed(service, key, ts)
+                if partner is not None:
+                    partners.setdefault(part, {})[(service, key, ts)] = partner
+                    other = self.part(partner if isinstance(partner, int) else partner[0])
+                    prober = key if isinstance(key, int) else key[0]
+                    if other != part and (partner if isinstance(partner, int) else partner[0]) != prober:
+                        yield from self._cut(rows, nows, start, {other: chosen.pop(other, [])}, partners)
+                        yield other, Partner(start + index, partner, prober)
+        yield from self._cut(rows, nows, start, chosen, partners)
+
+    @staticmethod
+    def _cut(rows: ConnRows, nows: list[float], start: int, chosen: dict[int, list[int]],
+             partners: dict[int, dict[tuple[int, Key, float], Key]]) -> Iterator[tuple[int, Message]]:
+        """The runs of records chosen so far for each part (the partners of their probes with them)."""
+        for part, indices in chosen.items():
+            if indices:
+                yield part, Judge(rows.pick(indices), [nows[index] for index in indices],
+                                  [start + index for index in indices], partners.pop(part, {}))
+
+
+class Part:
+    """One part's correlator, and the alerts it said with their places."""
+
+    def __init__(self, config: DetectionConfig, index: int, whole_parts: int,
+                 groups: dict[int, int] | None = None) -> None:
+        self.index = index
+        known = groups or {}
+        self._told = Told(config, lambda key: part_of(known.get(key, key), whole_parts) == index)
+        self.correlator = Correlator(config, self._told)
+        self.said: list[tuple[OrderKey, Alert]] = []
+
+    def take(self, message: Judge | Partner) -> None:
+        """Judge what the reader sent (a tick is :meth:`expiry`, then :meth:`housekeep`)."""
+        if isinstance(message, Partner):
+            self.correlator.partnered(message.partner, message.prober)
+            return
+        told = self._told
+        told.lockstep.partners.update(message.partners)
+        item = message.item
+        if isinstance(item, MdnsQuery):
+            told.mdns.fired[item] = message.fired
+        if isinstance(item, ConnRows):
+            alerts = self.correlator.observe_many(item, message.nows, message.positions)
+        else:
+            alerts = self.correlator.observe(item, message.nows[0], message.positions[0])
+        self._place(alerts)
+
+    def _place(self, alerts: list[Alert]) -> None:
+        emitted = self._told.order.emitted
+        assert emitted is not None
+        previous, count = None, 0
+        for at, alert in zip(emitted, alerts, strict=True):
+            count = count + 1 if at == previous else 0
+            previous = at
+            self.said.append(((at, 2, count), alert))
+        emitted.clear()
+
+    def expiry(self, tick: Tick) -> Expiry:
+        return self.correlator.expiry(tick.now, tick.prune)
+
+    def housekeep(self, tick: Tick, expiries: Sequence[Expiry]) -> None:
+        self.said += self.correlator.housekeep(tick.now, tick.position, bounds(expiries, tick.position), tick.prune)
+        emitted = self._told.order.emitted
+        assert emitted is not None
+        emitted.clear()
+
+    def flush(self, now: float) -> None:
+        self.said += self.correlator.flush_placed(now)
+
+
+def within_caps(config: DetectionConfig, peaks: Iterable[dict[str, int]]) -> str | None:
+    """The first cap the parts' high-water marks together may have reached (their sum at the cap or past it), or
+    None: below every cap, no part's correlator evicted anything the one correlator would have kept."""
+    found = list(peaks)
+    for name in ("max_sources", "max_incidents", "max_profiles", "max_identities"):
+        if sum(peak[name] for peak in found) >= getattr(config, name) - 1:
+            return name
+    return None
+
+
+def judge_in_parts(stream: Sequence[Intake], config: DetectionConfig, lateness: float,
+                   parts: int) -> tuple[list[Alert], str | None]:
+    """The alerts of ``stream`` judged in ``parts`` parts, merged in the one correlator's order, and the cap the
+    parts may have reached (then the alerts may differ from one correlator's). Raises :class:`Unpartable`."""
+    groups = linked_groups(item for item in stream if isinstance(item, MdnsHost))
+    whole = Whole(config, parts, groups)
+    members = [Part(config, index, parts, groups) for index in range(parts)]
+    watermark = Watermark(lateness)
+    for item in stream:
+        for part, message in whole.read(item, watermark):
+            if isinstance(message, Tick):
+                expiries = [member.expiry(message) for member in members]
+                for member in members:
+                    member.housekeep(message, expiries)
+            elif part < 0:
+                for member in members:
+                    member.take(message)
+            else:
+                members[part].take(message)
+    if whole.observations:
+        for member in members:
+            member.flush(watermark.now)
+    said = sorted((entry for member in members for entry in member.said), key=itemgetter(0))
+    return [alert for _, alert in said], within_caps(config, (member.correlator.peaks for member in members))
