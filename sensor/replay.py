@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import logging
 import os
 import time
 import zlib
@@ -34,10 +35,13 @@ from sensor.flows.discover import flow_config, group, in_directory
 from sensor.flows.read import FlowReader
 from sensor.observations import ConnRows, Intake
 from sensor.wording import counted
+from sensor.workers import Fallback, judge_in_workers
 from sensor.zeek.logs import ZeekLog, discover, listing, log_kind, open_log
 from sensor.zeek.malformed import MalformedLog
 from sensor.zeek.readahead import read_ahead
 from sensor.zeek.records import observations, wanted_fields
+
+log = logging.getLogger(__name__)
 
 _SNIFF_BYTES = 64 << 10
 """Bytes read of each input to tell whether it can be a Zeek log at all."""
@@ -161,18 +165,15 @@ def _deeper(paths: list[Path], kinds: tuple[str, ...]) -> str:
 
 
 class _Tally:
-    """Counts the scanners and incidents of the alerts written, then hands each on."""
+    """Counts the scanners and incidents of the alerts said."""
 
-    def __init__(self, then: Callable[[Alert], None] | None) -> None:
+    def __init__(self) -> None:
         self.scanners: set[object] = set()
         self.incidents: set[str] = set()
-        self._then = then
 
     def __call__(self, alert: Alert) -> None:
         self.scanners.add(alert.scanner)
         self.incidents.add(alert.incident_id)
-        if self._then is not None:
-            self._then(alert)
 
 
 def _stream(logs: list[ZeekLog], malformed: MalformedLog) -> Iterator[Intake]:
@@ -267,20 +268,21 @@ class _Progress:
 
 def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "ecs",
            progress: TextIO | None = None, progress_bytes: int = PROGRESS_BYTES,
-           on_alert: Callable[[Alert], None] | None = None) -> ReplaySummary:
+           on_alert: Callable[[Alert], None] | None = None, workers: int = 1, skip: int = 0) -> ReplaySummary:
     """Replay Zeek logs through the correlator, writing alerts as JSON lines to ``out``.
 
     ``progress`` (a terminal's stderr) gets a progress line when the input holds at least
-    ``progress_bytes``; ``on_alert`` sees every alert as it is written. Raises
-    :class:`LogReadError` when an input cannot be read at all.
+    ``progress_bytes``; ``on_alert`` sees every alert as it is written. With ``workers`` above 1 the records
+    are judged in that many processes by source (:mod:`sensor.workers`), with the same output; where that
+    cannot go on (a cap the parts may have reached) the logs are judged again in one process, the ``skip``
+    alerts already written left out. Raises :class:`LogReadError` when an input cannot be read at all.
     """
     started = time.monotonic()
     malformed = MalformedLog(hold=True)
     flow_malformed = MalformedLog()
     """Flow logs' bad lines, warned about as they are read (their readers read several files as one)."""
     streams, ignored, skipped, flow_streams = _inputs(paths, config.zeek.logs, config.flows)
-    tally = _Tally(on_alert)
-    on_alert = tally
+    tally = _Tally()
     all_logs: list[ZeekLog] = []
     merged_inputs: list[Iterator[Intake]] = []
     for _kind, files in streams:
@@ -298,32 +300,51 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}{found}{_deeper(paths, config.zeek.logs)}")
     large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
     show_progress = _Progress(progress, large, all_logs)
-    correlator = Correlator(config.detection)
-    watermark = Watermark(max([config.lateness, *(reader.config.lateness for reader in flow_readers)]))
+    lateness = max([config.lateness, *(reader.config.lateness for reader in flow_readers)])
+    written = 0
 
-    def emit(alerts: list[Alert]) -> None:
-        for alert in alerts:
+    def write(alert: Alert) -> None:
+        nonlocal written
+        tally(alert)
+        written += 1
+        if written > skip:
             out.write(render_line(alert, config.name, fmt))
             if on_alert is not None:
                 on_alert(alert)
 
-    show_progress()
-    for item in _merged(merged_inputs):
-        alerts = correlator.observe_read(item, watermark)
-        if alerts:
-            emit(alerts)
+    def read() -> Iterator[Intake]:
         show_progress()
-    if correlator.stats.observations:
-        emit(correlator.flush(watermark.now))
+        for item in _merged(merged_inputs):
+            yield item
+            show_progress()
+
+    if workers > 1:
+        try:
+            judged, alerts, suppressed = judge_in_workers(read(), config.detection, lateness, workers, write)
+        except Fallback as fallback:
+            show_progress.done()
+            log.warning("replay: %s; judging the logs again in one process (the %s written stay as they are)",
+                        fallback.reason, counted(fallback.written, "alert"))
+            return replay(paths, config, out, fmt, progress, progress_bytes, on_alert, skip=fallback.written)
+    else:
+        correlator = Correlator(config.detection)
+        watermark = Watermark(lateness)
+        for item in read():
+            for alert in correlator.observe_read(item, watermark):
+                write(alert)
+        if correlator.stats.observations:
+            for alert in correlator.flush(watermark.now):
+                write(alert)
+        judged, alerts, suppressed = correlator.stats.observations, correlator.stats.alerts, correlator.stats.suppressed
     show_progress.done()
     flow_malformed.summarise()
     return ReplaySummary(
         files=len(all_logs) + sum(len(reader.files) for reader in flow_readers),
         records=sum(log.records_usable for log in all_logs) + sum(reader.records_read for reader in flow_readers),
         malformed=malformed.total + flow_malformed.total,
-        observations=correlator.stats.observations,
-        alerts=correlator.stats.alerts,
-        suppressed=correlator.stats.suppressed,
+        observations=judged,
+        alerts=alerts,
+        suppressed=suppressed,
         seconds=time.monotonic() - started,
         scanners=len(tally.scanners),
         incidents=len(tally.incidents),

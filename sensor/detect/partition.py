@@ -138,6 +138,8 @@ class Whole:
         self._config = config
         self.parts = parts
         self._groups = groups or {}
+        self._grouped = groups is not None
+        """Whether the host links' groups were gathered first (without them, no announcement can be parted)."""
         self._scope = Scope(config)
         self._served = ServedPorts(config.served_memory, config.max_served)
         self._lockstep = Lockstep()
@@ -188,6 +190,8 @@ class Whole:
         if isinstance(item, HoneyportHit):
             raise Unpartable("honeyport touches (the aggregate of unproven sources spans them)")
         if isinstance(item, MdnsHost):
+            if not self._grouped:
+                raise Unpartable("host announcements (the addresses they link were not gathered first)")
             self._links.announced(item)
             yield -1, Judge(item, [now], [at])
         elif isinstance(item, IdentitySeen):

@@ -1,0 +1,265 @@
+"""``replay --workers N``: the merged stream judged in N worker processes by source, written as one process writes it.
+
+This process reads the logs and merges them as one-process replay does; the reader of the whole stream
+(:class:`~sensor.detect.partition.Whole`) keeps what crosses sources and sends each worker its part's records,
+with their watermark and position, in batches over a pipe. Time's own work is a tick every worker takes at the
+same position: at each, the workers agree where expiry stops, through a barrier and an array they share
+(:class:`SharedExpiry`). Each worker sends back its alerts with their places; a collecting thread here merges
+them and writes each once every part has passed its place, so the output is byte for byte one process's.
+
+The parts' high-water marks come back with every batch: once their sum may have reached a cap (``max_sources``
+…: :func:`~sensor.detect.partition.within_caps`), nothing more is written and the caller judges the logs again
+in one process, skipping what was already written (:class:`Fallback`). The transport is a detail: the same
+parts run on a Dask cluster (:mod:`sensor.engine`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sensor.alerts.alert import Alert
+from sensor.config import DetectionConfig
+from sensor.detect.order import END, Expiry, OrderKey
+from sensor.detect.partition import Judge, Message, Part, Partner, Tick, Unpartable, Whole, within_caps
+from sensor.detect.watermark import Watermark
+from sensor.observations import ConnRows, Intake
+
+BATCH_RECORDS = 8192
+"""Records held for a worker before they are sent (a tick sends what every worker holds)."""
+BARRIER_SECONDS = 600.0
+"""How long a worker waits at a tick for the others before it gives up (one died)."""
+_NONE = -1
+
+
+class Fallback(Exception):
+    """The stream cannot be judged in parts from here on (the parts together may have reached a cap, or it holds
+    what is never parted): ``written`` alerts were written, all of them one process's, in its order."""
+
+    def __init__(self, reason: str, written: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.written = written
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The stream ended at watermark ``now``; ``flush``: the pending updates go out (the stream held anything)."""
+
+    now: float
+    flush: bool
+
+
+@dataclass(slots=True)
+class Said:
+    """What a worker sends back after a batch: its alerts with their places, how far it got, its high-water marks,
+    and at the end its counts."""
+
+    alerts: list[tuple[OrderKey, Alert]]
+    through: int
+    peaks: dict[str, int]
+    counts: tuple[int, int] | None = None
+    """(alerts made, alerts suppressed as authorized), with the last batch."""
+
+
+def encode(expiry: Expiry) -> list[int]:
+    """An :class:`~sensor.detect.order.Expiry` as six integers (-1 where there is none)."""
+    dormant = expiry.dormant or (_NONE, _NONE)
+    identity = expiry.identity or (_NONE, _NONE)
+    return [_NONE if expiry.live is None else expiry.live, *dormant,
+            _NONE if expiry.sleeper is None else expiry.sleeper, *identity]
+
+
+def decode(values: Sequence[int]) -> Expiry:
+    """The :class:`~sensor.detect.order.Expiry` :func:`encode` made."""
+    live, dormant_at, dormant_touched, sleeper, identity_at, identity_index = values
+    return Expiry(None if live == _NONE else live, None if dormant_at == _NONE else (dormant_at, dormant_touched),
+                  None if sleeper == _NONE else sleeper,
+                  None if identity_at == _NONE else (identity_at, identity_index))
+
+
+class SharedExpiry:
+    """Where the workers agree at each tick: each writes its :class:`~sensor.detect.order.Expiry` into its slot of
+    a shared array (two rounds of slots, for ticks in turn), waits for the others at a barrier, then reads all."""
+
+    def __init__(self, context: Any, parts: int) -> None:
+        self._parts = parts
+        self._slots = context.Array("q", 2 * parts * 6, lock=False)
+        self._barrier = context.Barrier(parts)
+        self._round = 0
+
+    def agree(self, part: int, expiry: Expiry) -> list[Expiry]:
+        """Every part's expiry at this tick (this part's is ``expiry``)."""
+        base = (self._round % 2) * self._parts * 6
+        self._round += 1
+        self._slots[base + part * 6:base + part * 6 + 6] = encode(expiry)
+        self._barrier.wait(BARRIER_SECONDS)
+        return [decode(self._slots[base + index * 6:base + index * 6 + 6]) for index in range(self._parts)]
+
+
+def serve(part: Part, inbox: Connection, outbox: Connection, agree: Callable[[int, Expiry], list[Expiry]]) -> None:
+    """A worker's loop: judge each batch of messages, agree at each tick, send back what was said."""
+    through = -1
+    while True:
+        batch: list[Message | End] = inbox.recv()
+        for message in batch:
+            if isinstance(message, Tick):
+                part.housekeep(message, agree(part.index, part.expiry(message)))
+                through = max(through, message.position - 1)
+            elif isinstance(message, End):
+                if message.flush:
+                    part.flush(message.now)
+                stats = part.correlator.stats
+                outbox.send(Said(part.said, END, part.correlator.peaks, (stats.alerts, stats.suppressed)))
+                return
+            else:
+                part.take(message)
+                through = max(through, message.position if isinstance(message, Partner) else message.positions[-1])
+        outbox.send(Said(part.said, through, part.correlator.peaks))
+        part.said = []
+
+
+def _worker(index: int, parts: int, config: DetectionConfig, inbox: Connection, outbox: Connection,
+            shared: SharedExpiry) -> None:
+    serve(Part(config, index, parts), inbox, outbox, shared.agree)
+
+
+@dataclass
+class Merger:
+    """The workers' alerts, written in the one process's order once every part has passed their place."""
+
+    parts: int
+    config: DetectionConfig
+    write: Callable[[Alert], None]
+    through: list[int] = field(init=False)
+    peaks: list[dict[str, int]] = field(init=False)
+    pending: list[tuple[OrderKey, int, Alert]] = field(default_factory=list)
+    written: int = 0
+    cap: str | None = None
+    stopped: int | None = None
+    """A worker that stopped before its last batch."""
+    counts: list[tuple[int, int]] = field(default_factory=list)
+    _taken: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.through = [-1] * self.parts
+        self.peaks = [{} for _ in range(self.parts)]
+
+    def said(self, part: int, said: Said) -> None:
+        """Take what a worker sent; write what every part has now passed."""
+        for key, alert in said.alerts:
+            heapq.heappush(self.pending, (key, next(self._taken), alert))
+        self.through[part] = said.through
+        self.peaks[part] = said.peaks
+        if said.counts is not None:
+            self.counts.append(said.counts)
+        if self.cap is None and all(self.peaks):
+            self.cap = within_caps(self.config, self.peaks)
+        if self.cap is not None:
+            return
+        passed = min(self.through)
+        while self.pending and (passed == END or int(self.pending[0][0][0]) <= passed):
+            _, _, alert = heapq.heappop(self.pending)
+            self.write(alert)
+            self.written += 1
+
+
+def judge_in_workers(items: Iterator[Intake], config: DetectionConfig, lateness: float, workers: int,
+                     write: Callable[[Alert], None]) -> tuple[int, int, int]:
+    """Judge the merged stream ``items`` in ``workers`` processes, calling ``write`` with each alert in one
+    process's order; (observations, alerts made, alerts suppressed). Raises :class:`Fallback`."""
+    context = multiprocessing.get_context("spawn")
+    shared = SharedExpiry(context, workers)
+    pipes = [context.Pipe() for _ in range(workers)]
+    results = [context.Pipe(duplex=False) for _ in range(workers)]
+    processes = [context.Process(target=_worker, args=(index, workers, config, pipes[index][1], results[index][1],
+                                                       shared), name=f"t1046-replay-{index}", daemon=True)
+                 for index in range(workers)]
+    for process in processes:
+        process.start()
+    merger = Merger(workers, config, write)
+    collector = threading.Thread(target=_collect, args=(merger, [reader for reader, _ in results]),
+                                 name="t1046-replay-merge", daemon=True)
+    collector.start()
+    finished = False
+    try:
+        observations = _feed(items, Whole(config, workers), Watermark(lateness), [sender for sender, _ in pipes],
+                             merger)
+        collector.join()
+        _check(merger)
+        finished = True
+    finally:
+        for process in processes:
+            if not finished:
+                process.terminate()
+            process.join()
+    return observations, sum(made for made, _ in merger.counts), sum(gone for _, gone in merger.counts)
+
+
+def _check(merger: Merger) -> None:
+    if merger.stopped is not None:
+        raise RuntimeError(f"replay worker {merger.stopped} stopped before the end of the logs")
+    if merger.cap is not None:
+        raise Fallback(f"the parts together may have reached {merger.cap}", merger.written)
+
+
+def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, senders: list[Connection],
+          merger: Merger) -> int:
+    """Send each worker its messages, in batches; the number of observations read."""
+    workers = len(senders)
+    held: list[list[Message | End]] = [[] for _ in range(workers)]
+    sizes = [0] * workers
+    try:
+        for item in items:
+            for part, message in whole.read(item, watermark):
+                if part < 0:
+                    for index in range(workers):
+                        held[index].append(message)
+                    if isinstance(message, Tick):
+                        _check(merger)
+                        _send_all(senders, held, sizes)
+                    continue
+                held[part].append(message)
+                sizes[part] += len(message.item) if isinstance(message, Judge) and isinstance(
+                    message.item, ConnRows) else 1
+                if sizes[part] >= BATCH_RECORDS:
+                    senders[part].send(held[part])
+                    held[part], sizes[part] = [], 0
+    except Unpartable as why:
+        raise Fallback(str(why), merger.written) from None
+    for index in range(workers):
+        held[index].append(End(watermark.now, whole.observations > 0))
+    _send_all(senders, held, sizes)
+    return whole.observations
+
+
+def _send_all(senders: list[Connection], held: list[list[Message | End]], sizes: list[int]) -> None:
+    for index, sender in enumerate(senders):
+        if held[index]:
+            sender.send(held[index])
+            held[index], sizes[index] = [], 0
+
+
+def _collect(merger: Merger, readers: list[Connection]) -> None:
+    """Take every worker's results as they come, until each sent its last."""
+    open_readers = dict(enumerate(readers))
+    parts = {id(reader): index for index, reader in enumerate(readers)}
+    while open_readers:
+        for ready in multiprocessing.connection.wait(list(open_readers.values())):
+            part = parts[id(ready)]
+            try:
+                said: Said = open_readers[part].recv()
+            except EOFError:
+                del open_readers[part]
+                merger.stopped = part
+                continue
+            merger.said(part, said)
+            if said.through == END:
+                del open_readers[part]
