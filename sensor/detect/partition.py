@@ -34,6 +34,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
@@ -43,6 +46,7 @@ from sensor.detect.lifecycle import Key
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.order import Expiry, OrderKey, bounds
+from sensor.detect.routes import Columns, columns_of, parts_of, routed
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.told import Told
@@ -63,8 +67,12 @@ from sensor.observations import (
     address_key,
 )
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
 _MIX = 0x9E3779B97F4A7C15
 _ESTABLISHED, _OTHER = Outcome.ESTABLISHED, Outcome.OTHER
+_ESTABLISHED_CODE = list(Outcome).index(Outcome.ESTABLISHED)
 
 
 class Unpartable(Exception):
@@ -211,19 +219,74 @@ class Whole:
     def _rows(self, rows: ConnRows, nows: list[float]) -> Iterator[tuple[int, Message]]:
         """A block of conn records: the records no rule reads and the outages dropped, the rest parted, in runs
         cut where time's own work falls."""
+        start = self.position + 1
+        self.observations += len(rows)
+        self.position += len(rows)
+        config = self._config
+        columns = None if self._groups or config.allowlist else columns_of(rows)
+        times = np.asarray(nows, dtype=np.float64)
+        run = 0
+        while run < len(rows):
+            due = int(np.searchsorted(times, self._next_housekeeping, side="left"))
+            if due == run:
+                yield from self._tick(nows[run], start + run)
+                due = int(np.searchsorted(times, self._next_housekeeping, side="left"))
+            stop = max(due, run + 1) if due < len(rows) else len(rows)
+            read = None if columns is None else routed(rows, columns, run, stop, self._scope, self._served,
+                                                       config.served_memory, config.max_served)
+            if read is None:
+                yield from self._one_by_one(rows, nows, start, run, stop)
+            else:
+                assert columns is not None
+                yield from self._parted(rows, nows, start, run + np.flatnonzero(read), columns)
+            run = stop
+
+    def _parted(self, rows: ConnRows, nows: list[float], start: int, chosen: NDArray[np.int64],
+                columns: Columns) -> Iterator[tuple[int, Message]]:
+        """The chosen records of a run to their parts, their unproven probes to the lockstep first (whose partner
+        in another part is told at the same position, after that part's records before it)."""
+        parts = parts_of(columns.source[chosen], self.parts)
+        partners: dict[int, dict[tuple[int, Key, float], Key]] = {}
+        cuts: dict[int, list[tuple[int, Partner]]] = {}
+        probes = chosen[columns.outcome[chosen] != _ESTABLISHED_CODE]
+        for index in probes.tolist():
+            service, key, ts = rows.service_key[index], rows.source_key[index], rows.ts[index]
+            partner = self._lockstep.probed(service, key, ts)
+            if partner is None:
+                continue
+            part = self.part(key)
+            partners.setdefault(part, {})[(service, key, ts)] = partner
+            partner_key = partner if isinstance(partner, int) else partner[0]
+            other = self.part(partner_key)
+            if other != part and partner_key != key:
+                cuts.setdefault(other, []).append((index, Partner(start + index, partner, key)))
+        for part in np.unique(parts).tolist():
+            indices = chosen[parts == part]
+            runs: dict[int, list[int]] = {}
+            done = 0
+            for index, partner_message in cuts.pop(part, []):
+                upto = int(np.searchsorted(indices, index, side="right"))
+                runs[part] = indices[done:upto].tolist()
+                done = upto
+                yield from self._cut(rows, nows, start, runs, partners)
+                yield part, partner_message
+            runs[part] = indices[done:].tolist()
+            yield from self._cut(rows, nows, start, runs, partners)
+        for part, pending in cuts.items():
+            for _, partner_message in pending:
+                yield part, partner_message
+
+    def _one_by_one(self, rows: ConnRows, nows: list[float], start: int, run: int,
+                    stop: int) -> Iterator[tuple[int, Message]]:
+        """The records of a run judged one at a time (host links or an allowlist decide their keys, an IPv6 key,
+        the memory of working services near its cap)."""
         config, scope, served, lockstep = self._config, self._scope, self._served, self._lockstep
         memo, links, allowlist = scope.memo, self._links.canonical_of, config.allowlist
         chosen: dict[int, list[int]] = {}
         partners: dict[int, dict[tuple[int, Key, float], Key]] = {}
-        start = self.position + 1
-        self.observations += len(rows)
-        self.position += len(rows)
-        for index, (now, ts, source, target, service, outcome) in enumerate(zip(
-                nows, rows.ts, rows.source_key, rows.target_key, rows.service_key, rows.outcome, strict=True)):
-            if now >= self._next_housekeeping:
-                yield from self._cut(rows, nows, start, chosen, partners)
-                chosen, partners = {}, {}
-                yield from self._tick(now, start + index)
+        for index in range(run, stop):
+            ts, target, service, outcome = rows.ts[index], rows.target_key[index], rows.service_key[index], \
+                rows.outcome[index]
             is_target = memo.get(target)
             if is_target is None:
                 is_target = scope.is_target(rows.target[index], target)
@@ -233,7 +296,7 @@ class Whole:
                 served.serving(service, ts)
             elif outcome in FAILED_OUTCOMES and served.recently(service, ts):
                 continue
-            address_of = source
+            address_of = rows.source_key[index]
             if links:
                 address_of = address_key(links.get(rows.source[index], rows.source[index]))
             part = self.part(address_of)

@@ -1,0 +1,130 @@
+"""Where the records of a block of conn records go, a column at a time: what the reader of the whole stream
+(:class:`~sensor.detect.partition.Whole`) decides of each record, with numpy.
+
+For each record of a run (no pass of time's own work inside it): whether any rule reads it (a scan target, an
+outcome that says something), whether it is an outage (a failed contact to a service some client was served by
+within ``served_memory``, judged at the record's own time against the services' latest working connections
+*before it in the stream*), and the part of its source. The memory of working services moves as one
+correlator's does, record after record: each service's latest working connection, new services in the order
+of their first one. Only where this is the common case -- IPv4 keys, no host links, no allowlist, the memory
+far from its cap -- is it used (:func:`columns_of` says whether); the reader judges any other block record
+by record. ``tests/detect/test_partition.py`` holds both ways to one correlator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sensor.detect.scope import Scope
+from sensor.detect.served import ServedPorts
+from sensor.observations import ConnRows, Outcome
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+_CODES = {outcome: code for code, outcome in enumerate(Outcome)}
+_ESTABLISHED, _OTHER = _CODES[Outcome.ESTABLISHED], _CODES[Outcome.OTHER]
+_FAILED = np.array([_CODES[Outcome.REJECTED], _CODES[Outcome.UNANSWERED]], dtype=np.int8)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The columns of a block the reader decides by."""
+
+    ts: NDArray[np.float64]
+    source: NDArray[np.int64]
+    target: NDArray[np.int64]
+    service: NDArray[np.int64]
+    outcome: NDArray[np.int8]
+
+
+def columns_of(rows: ConnRows) -> Columns | None:
+    """The block's columns, or None where a key does not fit 64 bits (an IPv6 address)."""
+    try:
+        return Columns(np.asarray(rows.ts, dtype=np.float64), np.asarray(rows.source_key, dtype=np.int64),
+                       np.asarray(rows.target_key, dtype=np.int64), np.asarray(rows.service_key, dtype=np.int64),
+                       np.fromiter(map(_CODES.__getitem__, rows.outcome), dtype=np.int8, count=len(rows)))
+    except OverflowError:
+        return None
+
+
+def parts_of(keys: NDArray[np.int64], parts: int) -> NDArray[np.int64]:
+    """:func:`~sensor.detect.partition.part_of` of each key."""
+    if parts == 1:
+        return np.zeros(len(keys), dtype=np.int64)
+    mixed = keys.astype(np.uint64) * _MIX
+    found: NDArray[np.int64] = ((mixed >> np.uint64(40)) % np.uint64(parts)).astype(np.int64)
+    return found
+
+
+def routed(rows: ConnRows, columns: Columns, start: int, stop: int, scope: Scope,
+           served: ServedPorts, memory: float, capacity: int) -> NDArray[np.bool_] | None:
+    """Which records of ``rows[start:stop]`` reach a part (read by a rule, no outage), the memory of working
+    services moved past them; None (and nothing moved) where the memory could reach its cap in this run."""
+    ts, targets, services, outcomes = (columns.ts[start:stop], columns.target[start:stop],
+                                       columns.service[start:stop], columns.outcome[start:stop])
+    distinct, first, spread = np.unique(targets, return_index=True, return_inverse=True)
+    memo = scope.memo
+    verdicts = []
+    for key, at in zip(distinct.tolist(), first.tolist(), strict=True):
+        verdict = memo.get(key)
+        verdicts.append(scope.is_target(rows.target[start + at], key) if verdict is None else verdict)
+    read: NDArray[np.bool_] = np.asarray(verdicts, dtype=bool)[spread] & (outcomes != _OTHER)
+    working = np.flatnonzero(read & (outcomes == _ESTABLISHED))
+    failed = np.flatnonzero(read & np.isin(outcomes, _FAILED))
+    order = working[np.argsort(services[working], kind="stable")]
+    keys = services[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys
+    group_keys = keys[starts].tolist()
+    latest = served.latest
+    if len(latest) + sum(1 for key in group_keys if key not in latest) >= capacity:
+        return None
+    if len(failed):
+        read[_outages(ts, services, working, failed, latest, memory)] = False
+    if len(order):
+        _serve(latest, group_keys, np.maximum.reduceat(ts[order], starts), np.minimum.reduceat(order, starts))
+    return read
+
+
+def _outages(ts: NDArray[np.float64], services: NDArray[np.int64], working: NDArray[np.int64],
+             failed: NDArray[np.int64], latest: dict[int, float], memory: float) -> NDArray[np.int64]:
+    """The failed contacts (indices) to a service some client was served by within ``memory`` of their time, as
+    :meth:`~sensor.detect.served.ServedPorts.recently` judges each after every working connection before it."""
+    concerned = np.isin(services[working], services[failed])
+    both = np.concatenate((working[concerned], failed))
+    both.sort()
+    order = both[np.argsort(services[both], kind="stable")]
+    keys, times = services[order], ts[order]
+    works = np.isin(order, working)
+    boundaries = np.concatenate(([True], keys[1:] != keys[:-1]))
+    starts, groups = np.flatnonzero(boundaries), np.cumsum(boundaries) - 1
+    count = len(order)
+    by_time = np.argsort(times, kind="stable")
+    rank = np.empty(count, dtype=np.int64)
+    rank[by_time] = np.arange(1, count + 1)
+    base = groups * (count + 1)
+    running = np.maximum.accumulate(base + np.where(works, rank, 0))
+    before = np.concatenate(([0], running[:-1])) - base
+    before[starts] = 0
+    within = np.where(before > 0, times[by_time][np.maximum(before - 1, 0)], -np.inf)
+    known = [latest.get(key) for key in keys[starts].tolist()]
+    prior = np.array([-np.inf if when is None else when for when in known], dtype=np.float64)[groups]
+    latest_before = np.maximum(within, prior)
+    outage = ~works & np.isfinite(latest_before) & (np.abs(times - latest_before) <= memory)
+    found: NDArray[np.int64] = order[outage]
+    return found
+
+
+def _serve(latest: dict[int, float], keys: list[int], latest_in: NDArray[np.float64],
+           first_in: NDArray[np.int64]) -> None:
+    """Move the memory of working services past a run: each service's latest, new ones in the order of their
+    first working connection in it."""
+    for group in np.argsort(first_in, kind="stable").tolist():
+        key, when = keys[group], float(latest_in[group])
+        known = latest.get(key)
+        if known is None or when > known:
+            latest[key] = when
