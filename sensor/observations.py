@@ -356,16 +356,22 @@ class ConnRows:
                           self.origin[index] if self.origin else None,
                           self.source_mac[index] if self.source_mac else ""))
 
-    def pick(self, indices: Sequence[int]) -> ConnRows:
-        """The records at ``indices``, in that order (what one part of a parted replay judges)."""
-        def on(values: Sequence[_T]) -> Sequence[_T]:
-            return _picked(values, indices)
+    def pick(self, indices: Sequence[int], cold_only: bool = False) -> ConnRows:
+        """The records at ``indices``, in that order (what one part of a parted replay judges); ``cold_only``: only
+        the columns the correlator reads for the records it takes the full way, and the tags (the others left
+        empty, for a caller that has them as arrays)."""
+        def on(values: Sequence[_T]) -> list[_T]:
+            return _picked(values, indices)  # type: ignore[return-value]
 
-        return ConnRows(list(on(self.ts)), on(self.source), on(self.source_port), on(self.target),
-                        list(on(self.target_port)), list(on(self.transport)), list(on(self.outcome)), on(self.uid),
-                        on(self.service), list(on(self.zeek_tags)), list(on(self.source_key)),
-                        list(on(self.target_key)), list(on(self.service_key)), self.via,
-                        on(self.origin) if self.origin else (), on(self.source_mac) if self.source_mac else ())
+        def hot(values: list[_T]) -> list[_T]:
+            return [] if cold_only else on(values)
+
+        return ConnRows(hot(self.ts), _picked(self.source, indices), _picked(self.source_port, indices),
+                        _picked(self.target, indices), hot(self.target_port), hot(self.transport), hot(self.outcome),
+                        _picked(self.uid, indices), _picked(self.service, indices), on(self.zeek_tags),
+                        hot(self.source_key), hot(self.target_key), hot(self.service_key), self.via,
+                        _picked(self.origin, indices) if self.origin else (),
+                        _picked(self.source_mac, indices) if self.source_mac else ())
 
     def part(self, start: int, stop: int) -> ConnRows:
         """The records from ``start`` up to ``stop``."""
@@ -389,8 +395,8 @@ def _picked(values: Sequence[_T], indices: Sequence[int]) -> Sequence[_T]:
         found: Sequence[_T] = pick(indices)
         return found
     if len(indices) == 1:
-        return [values[indices[0]]]
-    return list(itemgetter(*indices)(values))
+        return [values[int(indices[0])]]
+    return list(itemgetter(*(indices.tolist() if hasattr(indices, "tolist") else indices))(values))
 
 
 Intake = Observation | ConnRows

@@ -29,6 +29,7 @@ from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect.order import END, Expiry, OrderKey
 from sensor.detect.partition import Judge, Message, Part, Partner, Tick, Unpartable, Whole, within_caps
+from sensor.detect.routes import Shipped
 from sensor.detect.watermark import Watermark
 from sensor.observations import ConnRows, Intake
 
@@ -228,7 +229,7 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, senders: 
                     continue
                 held[part].append(message)
                 sizes[part] += len(message.item) if isinstance(message, Judge) and isinstance(
-                    message.item, ConnRows) else 1
+                    message.item, ConnRows | Shipped) else 1
                 if sizes[part] >= BATCH_RECORDS:
                     senders[part].send(held[part])
                     held[part], sizes[part] = [], 0

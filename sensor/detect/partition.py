@@ -46,7 +46,7 @@ from sensor.detect.lifecycle import Key
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.order import Expiry, OrderKey, bounds
-from sensor.detect.routes import Columns, columns_of, parts_of, routed
+from sensor.detect.routes import Columns, Shipped, columns_of, parts_of, routed
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.told import Told
@@ -90,7 +90,7 @@ class Judge:
     """Observations for one part: one observation, or a block of conn records, each with its watermark and
     position, and what the part is told of them."""
 
-    item: Observation | ConnRows
+    item: Observation | ConnRows | Shipped
     nows: list[float]
     positions: list[int]
     partners: dict[tuple[int, Key, float], Key] = field(default_factory=dict)
@@ -238,10 +238,10 @@ class Whole:
                 yield from self._one_by_one(rows, nows, start, run, stop)
             else:
                 assert columns is not None
-                yield from self._parted(rows, nows, start, run + np.flatnonzero(read), columns)
+                yield from self._parted(rows, times, start, run + np.flatnonzero(read), columns)
             run = stop
 
-    def _parted(self, rows: ConnRows, nows: list[float], start: int, chosen: NDArray[np.int64],
+    def _parted(self, rows: ConnRows, times: NDArray[np.float64], start: int, chosen: NDArray[np.int64],
                 columns: Columns) -> Iterator[tuple[int, Message]]:
         """The chosen records of a run to their parts, their unproven probes to the lockstep first (whose partner
         in another part is told at the same position, after that part's records before it)."""
@@ -262,16 +262,16 @@ class Whole:
                 cuts.setdefault(other, []).append((index, Partner(start + index, partner, key)))
         for part in np.unique(parts).tolist():
             indices = chosen[parts == part]
-            runs: dict[int, list[int]] = {}
             done = 0
-            for index, partner_message in cuts.pop(part, []):
+            for index, partner_message in [*cuts.pop(part, []), (len(rows), None)]:
                 upto = int(np.searchsorted(indices, index, side="right"))
-                runs[part] = indices[done:upto].tolist()
+                if upto > done:
+                    run = indices[done:upto]
+                    yield part, Judge(Shipped.of(rows, columns, run), times[run].tolist(), (start + run).tolist(),
+                                      partners.pop(part, {}))
                 done = upto
-                yield from self._cut(rows, nows, start, runs, partners)
-                yield part, partner_message
-            runs[part] = indices[done:].tolist()
-            yield from self._cut(rows, nows, start, runs, partners)
+                if partner_message is not None:
+                    yield part, partner_message
         for part, pending in cuts.items():
             for _, partner_message in pending:
                 yield part, partner_message
@@ -348,6 +348,8 @@ class Part:
         item = message.item
         if isinstance(item, MdnsQuery):
             told.mdns.fired[item] = message.fired
+        if isinstance(item, Shipped):
+            item = item.rows()
         if isinstance(item, ConnRows):
             alerts = self.correlator.observe_many(item, message.nows, message.positions)
         else:

@@ -13,6 +13,7 @@ by record. ``tests/detect/test_partition.py`` holds both ways to one correlator.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,15 @@ import numpy as np
 
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
-from sensor.observations import ConnRows, Outcome
+from sensor.observations import CloudIdentity, ConnRows, IPAddress, Outcome, Transport
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 _CODES = {outcome: code for code, outcome in enumerate(Outcome)}
+_OUTCOMES = np.array(list(Outcome), dtype=object)
+_TRANSPORT_CODES = {transport: code for code, transport in enumerate(Transport)}
+_TRANSPORTS = np.array(list(Transport), dtype=object)
 _ESTABLISHED, _OTHER = _CODES[Outcome.ESTABLISHED], _CODES[Outcome.OTHER]
 _FAILED = np.array([_CODES[Outcome.REJECTED], _CODES[Outcome.UNANSWERED]], dtype=np.int8)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -40,6 +44,8 @@ class Columns:
     target: NDArray[np.int64]
     service: NDArray[np.int64]
     outcome: NDArray[np.int8]
+    transport: NDArray[np.int8]
+    target_port: NDArray[np.int64]
 
 
 def columns_of(rows: ConnRows) -> Columns | None:
@@ -47,9 +53,50 @@ def columns_of(rows: ConnRows) -> Columns | None:
     try:
         return Columns(np.asarray(rows.ts, dtype=np.float64), np.asarray(rows.source_key, dtype=np.int64),
                        np.asarray(rows.target_key, dtype=np.int64), np.asarray(rows.service_key, dtype=np.int64),
-                       np.fromiter(map(_CODES.__getitem__, rows.outcome), dtype=np.int8, count=len(rows)))
+                       np.fromiter(map(_CODES.__getitem__, rows.outcome), dtype=np.int8, count=len(rows)),
+                       np.fromiter(map(_TRANSPORT_CODES.__getitem__, rows.transport), dtype=np.int8, count=len(rows)),
+                       np.asarray(rows.target_port, dtype=np.int64))
     except OverflowError:
         return None
+
+
+@dataclass(slots=True)
+class Shipped:
+    """Records of a block bound for one part, as they travel to another process: the columns every record is
+    judged by as arrays (which pickle as their bytes), the others picked from the block's own columns (read
+    lazily, they pick their own)."""
+
+    columns: Columns
+    source: Sequence[IPAddress]
+    source_port: Sequence[int]
+    target: Sequence[IPAddress]
+    uid: Sequence[str]
+    service: Sequence[str]
+    zeek_tags: list[frozenset[str]]
+    via: str
+    origin: Sequence[CloudIdentity | None]
+    source_mac: Sequence[str]
+
+    @classmethod
+    def of(cls, rows: ConnRows, columns: Columns, indices: NDArray[np.int64]) -> Shipped:
+        """The records of ``rows`` (whose columns are ``columns``) at ``indices``."""
+        picked = rows.pick(indices, cold_only=True)  # type: ignore[arg-type]
+        return cls(Columns(columns.ts[indices], columns.source[indices], columns.target[indices],
+                           columns.service[indices], columns.outcome[indices], columns.transport[indices],
+                           columns.target_port[indices]),
+                   picked.source, picked.source_port, picked.target, picked.uid, picked.service, picked.zeek_tags,
+                   rows.via, picked.origin, picked.source_mac)
+
+    def __len__(self) -> int:
+        return len(self.columns.ts)
+
+    def rows(self) -> ConnRows:
+        """The records, as the correlator judges them."""
+        columns = self.columns
+        return ConnRows(columns.ts.tolist(), self.source, self.source_port, self.target, columns.target_port.tolist(),
+                        _TRANSPORTS[columns.transport].tolist(), _OUTCOMES[columns.outcome].tolist(), self.uid,
+                        self.service, self.zeek_tags, columns.source.tolist(), columns.target.tolist(),
+                        columns.service.tolist(), self.via, self.origin, self.source_mac)
 
 
 def parts_of(keys: NDArray[np.int64], parts: int) -> NDArray[np.int64]:

@@ -48,7 +48,7 @@ class _Cold(Sequence[T], Generic[T]):
 
     def pick(self, indices: Sequence[int]) -> _Cold[T]:
         """The rows at ``indices``, still read a row at a time (:meth:`~sensor.observations.ConnRows.pick`)."""
-        return _Cold(self._array.take(pa.array(indices, type=pa.int64())), self._convert)
+        return _Cold(self._array.take(np.asarray(indices, dtype=np.int64)), self._convert)
 
     @overload
     def __getitem__(self, index: int) -> T: ...
