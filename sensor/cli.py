@@ -61,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
     replay_cmd.add_argument("--format", choices=FORMATS, default="ecs",
                             help="alert format: ECS (default) or OCSF Detection Finding")
-    replay_cmd.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
-                            help="judge the records in N processes, by source, with the same output as one "
-                                 "(default: the machine's cores, here %(default)s; 1: in this process)")
+    replay_cmd.add_argument("--workers", type=_workers, default=1, metavar="N",
+                            help="judge the records in N processes by source (this machine has "
+                                 f"{os.cpu_count()} cores), with the same output, byte for byte, as in one "
+                                 "(default: 1, in this process; docs/performance.md says when more pay)")
 
     run_cmd = commands.add_parser(
         "run", help="the daemon: Zeek log follower, honeyports and mDNS watcher on one event loop",

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 _SNIFF_BYTES = 64 << 10
 """Bytes read of each input to tell whether it can be a Zeek log at all."""
 PROGRESS_BYTES = 64 << 20
-"""Inputs at least this large get a progress line when stderr is a terminal."""
+"""Inputs at least this large (on disk) get a progress bar when stderr is a terminal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,25 +245,43 @@ def _push(heads: list[tuple[float, int, Intake, int]], order: int, item: Intake 
 
 
 class _Progress:
-    """A progress line on a terminal's stderr, at most twice a second."""
+    """A progress bar on a terminal's stderr, at most twice a second: how much of the logs (by their size on disk)
+    was read, the records and records per second, and the time left at that pace."""
+
+    WIDTH = 24
 
     def __init__(self, stream: TextIO | None, large: bool, logs: list[ZeekLog]) -> None:
         self._stream = stream if large else None
         self._logs = logs
+        self._size = sum(log.path.stat().st_size for log in logs) if self._stream is not None else 0
+        self._started = time.monotonic()
         self._next = 0.0
 
     def __call__(self) -> None:
         if self._stream is None or time.monotonic() < self._next:
             return
-        self._next = time.monotonic() + 0.5
+        now = time.monotonic()
+        self._next = now + 0.5
         records = sum(log.records_read for log in self._logs)
-        self._stream.write(f"\rreplay: {records} records read…")
+        done = min(1.0, sum(log.bytes_read for log in self._logs) / self._size) if self._size else 0.0
+        elapsed = max(now - self._started, 1e-9)
+        left = f"{_clock(elapsed * (1 - done) / done)} left" if done > 0.01 else "time left unknown"
+        bar = "#" * int(done * self.WIDTH)
+        self._stream.write(f"\rreplay [{bar:-<{self.WIDTH}}] {done:4.0%}  {records:,} records  "
+                           f"{records / elapsed:,.0f} records/s  {left}\x1b[K")
         self._stream.flush()
 
     def done(self) -> None:
         if self._stream is not None:
             self._stream.write("\r\x1b[K")
             self._stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    """``1:02:03`` for a duration in seconds."""
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
 
 
 def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "ecs",

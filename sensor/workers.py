@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import multiprocessing
 import multiprocessing.connection
+import resource
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +35,9 @@ from sensor.detect.routes import Shipped
 from sensor.detect.watermark import Watermark
 from sensor.observations import ConnRows, Intake
 
-BATCH_RECORDS = 8192
-"""Records held for a worker before they are sent (a tick sends what every worker holds)."""
+log = logging.getLogger(__name__)
+BATCH_RECORDS = 16384
+"""Records (and messages) held per worker before what every worker holds is sent."""
 BARRIER_SECONDS = 600.0
 """How long a worker waits at a tick for the others before it gives up (one died)."""
 _NONE = -1
@@ -66,8 +69,8 @@ class Said:
     alerts: list[tuple[OrderKey, Alert]]
     through: int
     peaks: dict[str, int]
-    counts: tuple[int, int] | None = None
-    """(alerts made, alerts suppressed as authorized), with the last batch."""
+    counts: tuple[int, int, int] | None = None
+    """(alerts made, alerts suppressed as authorized, the worker's peak RSS in KiB), with the last batch."""
 
 
 def encode(expiry: Expiry) -> list[int]:
@@ -118,7 +121,8 @@ def serve(part: Part, inbox: Connection, outbox: Connection, agree: Callable[[in
                 if message.flush:
                     part.flush(message.now)
                 stats = part.correlator.stats
-                outbox.send(Said(part.said, END, part.correlator.peaks, (stats.alerts, stats.suppressed)))
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                outbox.send(Said(part.said, END, part.correlator.peaks, (stats.alerts, stats.suppressed, peak)))
                 return
             else:
                 part.take(message)
@@ -146,7 +150,7 @@ class Merger:
     cap: str | None = None
     stopped: int | None = None
     """A worker that stopped before its last batch."""
-    counts: list[tuple[int, int]] = field(default_factory=list)
+    counts: list[tuple[int, int, int]] = field(default_factory=list)
     _taken: Iterator[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -161,6 +165,7 @@ class Merger:
         self.peaks[part] = said.peaks
         if said.counts is not None:
             self.counts.append(said.counts)
+            log.debug("replay: worker %d done, peak RSS %.0f MiB", part, said.counts[2] / 1024)
         if self.cap is None and all(self.peaks):
             self.cap = within_caps(self.config, self.peaks)
         if self.cap is not None:
@@ -201,7 +206,7 @@ def judge_in_workers(items: Iterator[Intake], config: DetectionConfig, lateness:
             if not finished:
                 process.terminate()
             process.join()
-    return observations, sum(made for made, _ in merger.counts), sum(gone for _, gone in merger.counts)
+    return observations, sum(made for made, _, _ in merger.counts), sum(gone for _, gone, _ in merger.counts)
 
 
 def _check(merger: Merger) -> None:
@@ -216,36 +221,36 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, senders: 
     """Send each worker its messages, in batches; the number of observations read."""
     workers = len(senders)
     held: list[list[Message | End]] = [[] for _ in range(workers)]
-    sizes = [0] * workers
+    size = 0
     try:
         for item in items:
             for part, message in whole.read(item, watermark):
                 if part < 0:
                     for index in range(workers):
                         held[index].append(message)
-                    if isinstance(message, Tick):
-                        _check(merger)
-                        _send_all(senders, held, sizes)
-                    continue
-                held[part].append(message)
-                sizes[part] += len(message.item) if isinstance(message, Judge) and isinstance(
+                else:
+                    held[part].append(message)
+                size += len(message.item) if isinstance(message, Judge) and isinstance(
                     message.item, ConnRows | Shipped) else 1
-                if sizes[part] >= BATCH_RECORDS:
-                    senders[part].send(held[part])
-                    held[part], sizes[part] = [], 0
+            if size >= BATCH_RECORDS * workers:
+                _check(merger)
+                _send_all(senders, held)
+                size = 0
     except Unpartable as why:
         raise Fallback(str(why), merger.written) from None
     for index in range(workers):
         held[index].append(End(watermark.now, whole.observations > 0))
-    _send_all(senders, held, sizes)
+    _send_all(senders, held)
     return whole.observations
 
 
-def _send_all(senders: list[Connection], held: list[list[Message | End]], sizes: list[int]) -> None:
+def _send_all(senders: list[Connection], held: list[list[Message | End]]) -> None:
+    """Send every worker what is held for it, all at once: a worker that reaches a tick waits there for the
+    others, which must have it too."""
     for index, sender in enumerate(senders):
         if held[index]:
             sender.send(held[index])
-            held[index], sizes[index] = [], 0
+            held[index] = []
 
 
 def _collect(merger: Merger, readers: list[Connection]) -> None:

@@ -187,12 +187,14 @@ def test_ocsf_format_carries_the_attack_technique() -> None:
                                              "type": "IP Address", "value": "10.200.0.10"}
 
 
-def test_progress_line_for_large_input_on_a_terminal() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_bar_for_large_input_on_a_terminal(workers: int) -> None:
     progress = io.StringIO()
     replay([CAPTURES / "s1_vertical_syn" / "zeek"], default_config(), io.BytesIO(), progress=progress,
-           progress_bytes=0)
+           progress_bytes=0, workers=workers)
     text = progress.getvalue()
-    assert text.startswith("\rreplay: ") and "records read" in text and text.endswith("\r\x1b[K")
+    assert text.startswith("\rreplay [") and text.endswith("\r\x1b[K")
+    assert re.search(r"\] +\d+%  [\d,]+ records  [\d,]+ records/s  (\d+:\d\d:\d\d left|time left unknown)", text)
     quiet = io.StringIO()
     replay([CAPTURES / "s1_vertical_syn" / "zeek"], default_config(), io.BytesIO(), progress=quiet)
     assert quiet.getvalue() == ""

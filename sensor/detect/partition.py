@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 _MIX = 0x9E3779B97F4A7C15
+COLUMNAR_RUN = 256
+"""Records a run must hold to be decided a column at a time (below, numpy's fixed costs outweigh it)."""
 _ESTABLISHED, _OTHER = Outcome.ESTABLISHED, Outcome.OTHER
 _ESTABLISHED_CODE = list(Outcome).index(Outcome.ESTABLISHED)
 
@@ -232,8 +234,8 @@ class Whole:
                 yield from self._tick(nows[run], start + run)
                 due = int(np.searchsorted(times, self._next_housekeeping, side="left"))
             stop = max(due, run + 1) if due < len(rows) else len(rows)
-            read = None if columns is None else routed(rows, columns, run, stop, self._scope, self._served,
-                                                       config.served_memory, config.max_served)
+            read = None if columns is None or stop - run < COLUMNAR_RUN else routed(
+                rows, columns, run, stop, self._scope, self._served, config.served_memory, config.max_served)
             if read is None:
                 yield from self._one_by_one(rows, nows, start, run, stop)
             else:

@@ -198,6 +198,8 @@ class ZeekLog:
         """Records decoded (lines that could not be are reported to ``malformed``)."""
         self.records_unusable = 0
         """Records decoded whose fields could not be mapped (missing or bad), reported to ``malformed`` too."""
+        self.bytes_read = 0
+        """Bytes of the file (as it lies on disk: compressed, for a gzip file) read so far."""
 
     @property
     def records_usable(self) -> int:
@@ -212,7 +214,14 @@ class ZeekLog:
 
     def _blocks(self) -> Iterator[tuple[int, bytes, int]]:
         with self._open() as stream:
-            yield from complete_lines(lambda: stream.read1(_CHUNK), str(self.path), self.malformed)
+            raw = getattr(stream, "fileobj", None) or stream
+
+            def read() -> bytes:
+                found = stream.read1(_CHUNK)
+                self.bytes_read = raw.tell()
+                return found
+
+            yield from complete_lines(read, str(self.path), self.malformed)
 
     def batches(self, wanted: Callable[[str | None], tuple[str, ...]]) -> Iterator[RecordBatch]:
         """Yield the records of every readable line in batches; ``wanted(kind)`` names the fields to convert.
