@@ -19,6 +19,7 @@ points measured (docs/performance.md, "Partitioned replay").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import math
@@ -53,8 +54,8 @@ def write_day(directory: Path, records: int, sources: int, files: int) -> None:
     write_log(plain, records, sources)
     step = DAY / records
     per_file = math.ceil(records / files)
-    outs: list[gzip.GzipFile] = []
-    with plain.open() as stream:
+    with plain.open() as stream, contextlib.ExitStack() as files_open:
+        out = None
         written = 0
         for line in stream:
             if line.startswith("#"):
@@ -62,13 +63,11 @@ def write_day(directory: Path, records: int, sources: int, files: int) -> None:
             if written % per_file == 0:
                 hour = written // per_file
                 name = f"conn.{hour:02d}:00:00-{hour + 1:02d}:00:00.log.gz"
-                outs.append(gzip.open(directory / name, "wt", compresslevel=1))  # type: ignore[arg-type]
-                outs[-1].write(HEADER)  # type: ignore[arg-type]
-            fields = line.split("\t", 1)
-            outs[-1].write(f"{1795000000.0 + written * step:.6f}\t{fields[1]}")  # type: ignore[arg-type]
+                out = files_open.enter_context(gzip.open(directory / name, "wt", compresslevel=1))
+                out.write(HEADER)
+            assert out is not None
+            out.write(f"{1795000000.0 + written * step:.6f}\t{line.split(chr(9), 1)[1]}")
             written += 1
-    for out in outs:
-        out.close()
     plain.unlink()
 
 

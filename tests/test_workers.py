@@ -21,7 +21,7 @@ from sensor.replay import replay
 from tests.test_golden import DIRECTORIES, replayed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from benchlog import write_log  # noqa: E402
+from benchlog import write_log
 
 
 def in_workers(paths: list[Path], workers: int, **detection: object) -> tuple[bytes, str]:
