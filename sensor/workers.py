@@ -3,7 +3,7 @@
 This process reads the logs and merges them as one-process replay does; the reader of the whole stream
 (:class:`~sensor.detect.partition.Whole`) keeps what crosses sources and sends each worker its part's records,
 with their watermark and position, in batches over a pipe. Time's own work is a tick every worker takes at the
-same position: at each, the workers agree where expiry stops, through a barrier and an array they share
+same position: at each, the workers agree where expiry stops, through a ring of rounds they share
 (:class:`SharedExpiry`). Each worker sends back its alerts with their places; a collecting thread here merges
 them and writes each once every part has passed its place, so the output is byte for byte one process's.
 
@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.connection
 import resource
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -38,7 +39,11 @@ from sensor.observations import ConnRows, Intake
 log = logging.getLogger(__name__)
 BATCH_RECORDS = 16384
 """Records (and messages) held per worker before what every worker holds is sent."""
-BARRIER_SECONDS = 600.0
+TICKS_PER_BATCH = 4096
+"""Ticks held per worker before what every worker holds is sent."""
+RING_ROUNDS = 4 * TICKS_PER_BATCH
+"""Rounds of the ring the workers agree in (:class:`SharedExpiry`)."""
+WAIT_SECONDS = 600.0
 """How long a worker waits at a tick for the others before it gives up (one died)."""
 _NONE = -1
 
@@ -90,22 +95,45 @@ def decode(values: Sequence[int]) -> Expiry:
 
 
 class SharedExpiry:
-    """Where the workers agree at each tick: each writes its :class:`~sensor.detect.order.Expiry` into its slot of
-    a shared array (two rounds of slots, for ticks in turn), waits for the others at a barrier, then reads all."""
+    """Where the workers agree at each tick, without a barrier: each writes its
+    :class:`~sensor.detect.order.Expiry` into its slot of the tick's round in a ring of rounds they share, stamped
+    last; one that has something that might go waits until every other's slot of that round is stamped, one that
+    has nothing that could go (:attr:`~sensor.detect.order.Expiry.alone`) goes on at once. The ring holds twice
+    the ticks a batch may carry, more than any worker can be ahead of another."""
 
     def __init__(self, context: Any, parts: int) -> None:
         self._parts = parts
-        self._slots = context.Array("q", 2 * parts * 6, lock=False)
-        self._barrier = context.Barrier(parts)
+        self._slots = context.Array("q", RING_ROUNDS * parts * 7, lock=False)
+        self._reached = context.Array("q", parts, lock=False)
+        """The rounds each worker has agreed in (no worker writes a round of the ring another may still read)."""
         self._round = 0
 
     def agree(self, part: int, expiry: Expiry) -> list[Expiry]:
-        """Every part's expiry at this tick (this part's is ``expiry``)."""
-        base = (self._round % 2) * self._parts * 6
+        """Every part's expiry at this tick (this part's is ``expiry``), or this one alone when that is enough."""
+        stamp = self._round + 1
+        base = (self._round % RING_ROUNDS) * self._parts * 7
         self._round += 1
-        self._slots[base + part * 6:base + part * 6 + 6] = encode(expiry)
-        self._barrier.wait(BARRIER_SECONDS)
-        return [decode(self._slots[base + index * 6:base + index * 6 + 6]) for index in range(self._parts)]
+        slots, reached = self._slots, self._reached
+        self._wait(part, lambda: min(reached) + RING_ROUNDS > stamp)
+        slots[base + part * 7 + 1:base + part * 7 + 7] = encode(expiry)
+        slots[base + part * 7] = stamp
+        if expiry.alone:
+            reached[part] = stamp
+            return [expiry]
+        self._wait(part, lambda: all(slots[base + index * 7] == stamp for index in range(self._parts)))
+        found = [decode(slots[base + index * 7 + 1:base + index * 7 + 7]) for index in range(self._parts)]
+        reached[part] = stamp
+        return found
+
+    @staticmethod
+    def _wait(part: int, done: Callable[[], bool]) -> None:
+        waited = 0
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not done():
+            waited += 1
+            time.sleep(0 if waited < 100 else 0.0001)
+            if waited % 1000 == 0 and time.monotonic() > deadline:
+                raise TimeoutError(f"replay worker {part}: another did not reach the tick")
 
 
 def serve(part: Part, inbox: Connection, outbox: Connection, agree: Callable[[int, Expiry], list[Expiry]]) -> None:
@@ -221,21 +249,25 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, senders: 
     """Send each worker its messages, in batches; the number of observations read."""
     workers = len(senders)
     held: list[list[Message | End]] = [[] for _ in range(workers)]
-    size = 0
+    size = ticks = 0
     try:
         for item in items:
             for part, message in whole.read(item, watermark):
                 if part < 0:
                     for index in range(workers):
                         held[index].append(message)
+                    ticks += isinstance(message, Tick)
                 else:
                     held[part].append(message)
                 size += len(message.item) if isinstance(message, Judge) and isinstance(
                     message.item, ConnRows | Shipped) else 1
+                if ticks >= TICKS_PER_BATCH:
+                    _send_all(senders, held)
+                    size = ticks = 0
             if size >= BATCH_RECORDS * workers:
                 _check(merger)
                 _send_all(senders, held)
-                size = 0
+                size = ticks = 0
     except Unpartable as why:
         raise Fallback(str(why), merger.written) from None
     for index in range(workers):
