@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
                             help="judge the records in N processes by source (this machine has "
                                  f"{os.cpu_count()} cores), with the same output, byte for byte, as in one "
                                  "(default: 1, in this process; docs/performance.md says when more pay)")
+    replay_cmd.add_argument("--engine", choices=("processes", "dask"), default="processes",
+                            help="where the N parts run: processes of this machine (default), or Dask's distributed "
+                                 "scheduler (a local cluster of N workers, or --scheduler's; needs the engine "
+                                 "extra: pip install 't1046-sensor[engine]')")
+    replay_cmd.add_argument("--scheduler", metavar="ADDRESS",
+                            help="with --engine dask: a running cluster's scheduler (tcp://HOST:8786) instead of a "
+                                 "local one")
 
     run_cmd = commands.add_parser(
         "run", help="the daemon: Zeek log follower, honeyports and mDNS watcher on one event loop",
@@ -313,9 +320,12 @@ def _mdns(args: argparse.Namespace) -> int:
 def _command(args: argparse.Namespace) -> int:
     quiet = args.verbosity == "quiet"
     if args.command == "replay":
+        if args.scheduler is not None and args.engine != "dask":
+            raise UsageError("--scheduler is a Dask cluster's: give --engine dask with it")
         config = _config(args.config)
         summary = replay(args.paths, config, sys.stdout.buffer, args.format,
-                         progress=sys.stderr if sys.stderr.isatty() and not quiet else None, workers=args.workers)
+                         progress=sys.stderr if sys.stderr.isatty() and not quiet else None, workers=args.workers,
+                         engine=args.engine, scheduler=args.scheduler)
         sys.stdout.flush()
         return _summarised(summary.line(), summary.unusable, quiet)
     if args.command == "run":

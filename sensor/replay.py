@@ -286,12 +286,14 @@ def _clock(seconds: float) -> str:
 
 def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "ecs",
            progress: TextIO | None = None, progress_bytes: int = PROGRESS_BYTES,
-           on_alert: Callable[[Alert], None] | None = None, workers: int = 1, skip: int = 0) -> ReplaySummary:
+           on_alert: Callable[[Alert], None] | None = None, workers: int = 1, skip: int = 0,
+           engine: str = "processes", scheduler: str | None = None) -> ReplaySummary:
     """Replay Zeek logs through the correlator, writing alerts as JSON lines to ``out``.
 
     ``progress`` (a terminal's stderr) gets a progress line when the input holds at least
     ``progress_bytes``; ``on_alert`` sees every alert as it is written. With ``workers`` above 1 the records
-    are judged in that many processes by source (:mod:`sensor.workers`), with the same output; where that
+    are judged in that many processes by source (:mod:`sensor.workers`), or parts on a Dask cluster with
+    ``engine="dask"`` (:mod:`sensor.engine`: a local one, or the one at ``scheduler``), with the same output; where that
     cannot go on (a cap the parts may have reached) the logs are judged again in one process, the ``skip``
     alerts already written left out. Raises :class:`LogReadError` when an input cannot be read at all.
     """
@@ -336,9 +338,15 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
             yield item
             show_progress()
 
-    if workers > 1:
+    if workers > 1 or engine == "dask":
         try:
-            judged, alerts, suppressed = judge_in_workers(read(), config.detection, lateness, workers, write)
+            if engine == "dask":
+                from sensor.engine import judge_on_dask
+
+                judged, alerts, suppressed = judge_on_dask(read(), config.detection, lateness, workers, scheduler,
+                                                           write)
+            else:
+                judged, alerts, suppressed = judge_in_workers(read(), config.detection, lateness, workers, write)
         except Fallback as fallback:
             show_progress.done()
             log.warning("replay: %s; judging the logs again in one process (the %s written stay as they are)",

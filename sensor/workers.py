@@ -259,8 +259,7 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, senders: 
                     ticks += isinstance(message, Tick)
                 else:
                     held[part].append(message)
-                size += len(message.item) if isinstance(message, Judge) and isinstance(
-                    message.item, ConnRows | Shipped) else 1
+                size += size_of(message)
                 if ticks >= TICKS_PER_BATCH:
                     _send_all(senders, held)
                     size = ticks = 0
@@ -274,6 +273,11 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, senders: 
         held[index].append(End(watermark.now, whole.observations > 0))
     _send_all(senders, held)
     return whole.observations
+
+
+def size_of(message: Message) -> int:
+    """What a message counts for in a batch: its records."""
+    return len(message.item) if isinstance(message, Judge) and isinstance(message.item, ConnRows | Shipped) else 1
 
 
 def _send_all(senders: list[Connection], held: list[list[Message | End]]) -> None:
