@@ -131,6 +131,9 @@ def _report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                             help="the HTML file to write (default: report.html)")
     report_cmd.add_argument("--png", type=Path, metavar="DIR", help="also write one PNG per incident into DIR")
     report_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
+    report_cmd.add_argument("--workers", type=_workers, default=1, metavar="N",
+                            help="judge the logs in N processes by source, as replay --workers does (the same "
+                                 "incidents; an alerts file, such as replay's merged output, is read as it is)")
 
 
 def _add_test_alert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -279,7 +282,7 @@ def _report(args: argparse.Namespace, quiet: bool) -> int:
         scanners = [scanner_address(text) for text in args.scanner or ()]
     except ValueError as error:
         raise UsageError(f"--scanner: {error}") from None
-    summary = write_report(args.paths, _config(args.config), args.out, args.png, scanners)
+    summary = write_report(args.paths, _config(args.config), args.out, args.png, scanners, args.workers)
     return _summarised(summary.line(), summary.unusable, quiet)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from sensor.config.load import default_config
 from sensor.replay import replay
-from tests.test_golden import DIRECTORIES, replayed
+from tests.test_golden import DATA, DIRECTORIES, replayed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from benchlog import write_log
@@ -70,3 +70,23 @@ def test_past_a_cap_the_logs_are_judged_again_in_one_process(bench_log: Path,
     one = in_workers([bench_log], 1, max_sources=3000)
     assert in_workers([bench_log], 2, max_sources=3000) == one
     assert "may have reached max_sources; judging the logs again in one process" in caplog.text
+
+
+def test_report_draws_the_merged_output_and_judges_logs_in_workers(tmp_path: Path) -> None:
+    """``report`` of the alerts ``replay --workers 2`` wrote draws what the report of one process's alerts draws;
+    ``report --workers 2`` of the logs writes the page one process writes."""
+    pytest.importorskip("matplotlib")
+    from sensor.report.command import write_report
+
+    directory = DATA / "captures" / "s1_vertical_syn" / "zeek"
+    merged, one = tmp_path / "merged.jsonl", tmp_path / "one.jsonl"
+    merged.write_bytes(in_workers([directory], 2)[0])
+    one.write_bytes(replayed(directory))
+    pages = []
+    for name, paths, workers in (("merged", [merged, directory], 1), ("one", [one, directory], 1),
+                                 ("logs", [directory], 1), ("logs-in-workers", [directory], 2)):
+        summary = write_report(paths, default_config(), tmp_path / f"{name}.html", workers=workers)
+        assert summary.line().startswith("report: 1 incident from 2 alerts, 1000 probes drawn")
+        pages.append((tmp_path / f"{name}.html").read_bytes())
+    assert pages[0].replace(b"merged.jsonl", b"one.jsonl") == pages[1]
+    assert pages[2] == pages[3]

@@ -65,9 +65,9 @@ def scanner_address(text: str) -> IPAddress:
 
 
 def _updates(alerts_files: Sequence[Path], log_paths: Sequence[Path],
-             config: SensorConfig) -> tuple[list[Update], int, tuple[str, ...]]:
-    """The incident updates (from the alerts files, else from replaying the logs), the alerts files' lines
-    that are no alert, and the logs without a usable record."""
+             config: SensorConfig, workers: int = 1) -> tuple[list[Update], int, tuple[str, ...]]:
+    """The incident updates (from the alerts files, else from replaying the logs, in ``workers`` processes), the
+    alerts files' lines that are no alert, and the logs without a usable record."""
     if alerts_files:
         updates: list[Update] = []
         skipped = 0
@@ -78,7 +78,7 @@ def _updates(alerts_files: Sequence[Path], log_paths: Sequence[Path],
         return updates, skipped, ()
     alerts: list[Alert] = []
     with open(os.devnull, "wb") as discard:
-        replayed = replay(list(log_paths), config, discard, on_alert=alerts.append)
+        replayed = replay(list(log_paths), config, discard, on_alert=alerts.append, workers=workers)
     return [update_of(to_ecs(alert, config.name)) for alert in alerts], 0, replayed.unusable
 
 
@@ -136,7 +136,7 @@ def png_name(number: int, incident: Incident) -> str:
 
 
 def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir: Path | None = None,
-                 scanners: Sequence[IPAddress] = ()) -> ReportSummary:
+                 scanners: Sequence[IPAddress] = (), workers: int = 1) -> ReportSummary:
     """Write the report of ``paths`` (Zeek logs and/or ECS alerts JSONL files) to ``out``.
 
     Raises :class:`~sensor.errors.LogReadError` when an input cannot be read at all and
@@ -147,7 +147,7 @@ def write_report(paths: Sequence[Path], config: SensorConfig, out: Path, png_dir
         is_directory(path)  # a missing or unreadable input is named before anything else
     alerts_files = [path for path in paths if is_alerts_file(path)]
     log_paths = [path for path in paths if path not in alerts_files]
-    updates, skipped, unusable = _updates(alerts_files, log_paths, config)
+    updates, skipped, unusable = _updates(alerts_files, log_paths, config, workers)
     incidents = fold(updates)
     if scanners:
         incidents = [incident for incident in incidents if incident.scanner in scanners]
