@@ -95,7 +95,7 @@ def main() -> None:
         points: list[tuple[int, float]] = []
         reference = ""
         for workers in counts:
-            best, rss, workers_rss = math.inf, 0.0, [0.0]
+            best, rss, workers_rss, reading_rss = math.inf, 0.0, [0.0], ""
             for _ in range(args.runs):
                 out = directory / "alerts.jsonl"
                 seconds, peak, stderr, _ = measure(["sh", "-c", f'"$0" -m sensor -v replay "$1" --workers {workers} '
@@ -106,11 +106,15 @@ def main() -> None:
                     sys.exit(f"--workers {workers}: the alerts differ from one worker's")
                 if seconds < best:
                     best, rss = seconds, peak
-                    workers_rss = [float(found) for found in re.findall(r"peak RSS (\d+) MiB", stderr)] or [0.0]
+                    workers_rss = [float(found) for found in re.findall(r"worker \d+ done, peak RSS (\d+) MiB",
+                                                                         stderr)] or [0.0]
+                    reading = re.search(r"the reading process's peak RSS (\d+) MiB", stderr)
+                    reading_rss = f"{reading.group(1)} MiB the reading process, " if reading else ""
             points.append((workers, best))
             print(f"replay --workers {workers}: {args.records / best:>10,.0f} records/s  "
                   f"{points[0][1] / best:.2f}x one worker, {naive / best:.2f}x the naive loop; peak RSS "
-                  f"{rss:.0f} MiB (the reading process), {max(workers_rss):.0f} MiB per worker at the most; "
+                  f"{rss:.0f} MiB of any process, " + (f"{reading_rss}{max(workers_rss):.0f} MiB per worker at the "
+                                                        "most; " if workers > 1 else "") +
                   "alerts identical to one worker's")
         if len(points) >= 2:
             serial, parallel = fit(points)

@@ -229,6 +229,8 @@ def judge_in_workers(items: Iterator[Intake], config: DetectionConfig, lateness:
         collector.join()
         _check(merger)
         finished = True
+        log.debug("replay: the reading process's peak RSS %.0f MiB",
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     finally:
         for process in processes:
             if not finished:
