@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -128,12 +129,15 @@ def routed(rows: ConnRows, columns: Columns, start: int, stop: int, scope: Scope
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys
     group_keys = keys[starts].tolist()
     latest = served.latest
-    if len(latest) + sum(1 for key in group_keys if key not in latest) >= capacity:
+    known = np.array(list(map(latest.get, group_keys)), dtype=np.float64)
+    new = np.isnan(known)
+    if len(latest) + int(new.sum()) >= capacity:
         return None
     if len(failed):
         read[_outages(ts, services, working, failed, latest, memory)] = False
     if len(order):
-        _serve(latest, group_keys, np.maximum.reduceat(ts[order], starts), np.minimum.reduceat(order, starts))
+        _serve(latest, group_keys, known, new, np.maximum.reduceat(ts[order], starts),
+               np.minimum.reduceat(order, starts))
     return read
 
 
@@ -166,12 +170,17 @@ def _outages(ts: NDArray[np.float64], services: NDArray[np.int64], working: NDAr
     return found
 
 
-def _serve(latest: dict[int, float], keys: list[int], latest_in: NDArray[np.float64],
-           first_in: NDArray[np.int64]) -> None:
-    """Move the memory of working services past a run: each service's latest, new ones in the order of their
-    first working connection in it."""
-    for group in np.argsort(first_in, kind="stable").tolist():
-        key, when = keys[group], float(latest_in[group])
-        known = latest.get(key)
-        if known is None or when > known:
-            latest[key] = when
+def _serve(latest: dict[int, float], keys: list[int], known: NDArray[np.float64], new: NDArray[np.bool_],
+           latest_in: NDArray[np.float64], first_in: NDArray[np.int64]) -> None:
+    """Move the memory of working services past a run: each known service's latest where it moved, the new ones
+    in the order of their first working connection in it (as :meth:`~sensor.detect.served.ServedPorts.serving`
+    record after record leaves it)."""
+    moved = np.flatnonzero(~new & (latest_in > known))
+    if len(moved):
+        latest.update(zip(itemgetter(*moved.tolist())(keys) if len(moved) > 1 else [keys[int(moved[0])]],
+                          latest_in[moved].tolist(), strict=True))
+    fresh = np.flatnonzero(new)
+    if len(fresh):
+        fresh = fresh[np.argsort(first_in[fresh], kind="stable")]
+        latest.update(zip(itemgetter(*fresh.tolist())(keys) if len(fresh) > 1 else [keys[int(fresh[0])]],
+                          latest_in[fresh].tolist(), strict=True))
