@@ -4,8 +4,8 @@ Each part is a Dask actor (:class:`PartActor`: a :class:`~sensor.detect.partitio
 of the cluster), fed by this process, which reads and merges the logs and keeps what crosses sources
 (:class:`~sensor.detect.partition.Whole`) as ``--workers`` does. Where the worker processes of one machine agree
 at a tick through memory they share (:mod:`sensor.workers`), actors on several machines agree through this
-process: a batch ends at a tick, every actor answers with its :class:`~sensor.detect.order.Expiry` there, and
-the next batch opens with everyone's, from which each does time's own work as the others do. The alerts come
+process: each actor stops at every tick of a batch with its :class:`~sensor.detect.order.Expiry` there, and
+goes on when it is sent everyone's, from which each does time's own work as the others do. The alerts come
 back with their places and are merged by :class:`sensor.workers.Merger`, so the output is one process's, byte
 for byte.
 
@@ -15,13 +15,14 @@ with ``--scheduler tcp://HOST:8786`` the parts go to that cluster's workers, whi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect.order import END, Expiry
-from sensor.detect.partition import Message, Part, Partner, Tick, Unpartable, Whole
+from sensor.detect.partition import Message, Tick, Unpartable, Whole
+from sensor.detect.parts import Part, Steps
 from sensor.detect.watermark import Watermark
 from sensor.errors import UsageError
 from sensor.observations import Intake
@@ -31,41 +32,38 @@ INSTALL_HINT = "pip install 't1046-sensor[engine]'"
 
 
 class PartActor:
-    """One part of the stream on a Dask worker: takes a batch of messages (the last may be a tick), answers with
-    its expiry at that tick and what it said."""
+    """One part of the stream on a Dask worker: takes a batch of messages, stopping at each tick with its expiry
+    there until it is sent every part's; at the end of the batch, what it said."""
 
     def __init__(self, config: DetectionConfig, index: int, parts: int) -> None:
         self._part = Part(config, index, parts)
-        self._tick: Tick | None = None
+        self._steps: Steps | None = None
+        self._end: End | None = None
 
-    def run(self, agreed: Sequence[Expiry] | None, messages: list[Message | End]) -> tuple[Expiry | None, Said]:
-        """Do the time's own work the last batch ended at (``agreed``: every part's expiry there), then judge
-        ``messages``; this part's expiry at the tick they end at (if they do), and what was said."""
+    def start(self, messages: list[Message | End]) -> tuple[Expiry | None, Said | None]:
+        """Begin a batch: the expiry at its first tick, or (no tick in it) what was said."""
+        self._end = messages[-1] if messages and isinstance(messages[-1], End) else None
+        self._steps = self._part.steps(message for message in messages if not isinstance(message, End))
+        return self._advance(next(self._steps, None))
+
+    def resume(self, agreed: list[Expiry]) -> tuple[Expiry | None, Said | None]:
+        """Go on from the tick every part agreed at: the expiry at the next one, or what was said."""
+        assert self._steps is not None
+        try:
+            return self._advance(self._steps.send(agreed))
+        except StopIteration:
+            return self._advance(None)
+
+    def _advance(self, state: tuple[Tick, Expiry] | None) -> tuple[Expiry | None, Said | None]:
         part = self._part
-        if self._tick is not None:
-            assert agreed is not None
-            part.housekeep(self._tick, agreed)
-            self._tick = None
-        through = -1
-        for message in messages:
-            if isinstance(message, Tick):
-                self._tick = message
-                return part.expiry(message), self._said(message.position - 1)
-            if isinstance(message, End):
-                if message.flush:
-                    part.flush(message.now)
-                stats = part.correlator.stats
-                said = self._said(END)
-                said.counts = (stats.alerts, stats.suppressed, 0)
-                return None, said
-            part.take(message)
-            through = message.position if isinstance(message, Partner) else message.positions[-1]
-        return None, self._said(through)
-
-    def _said(self, through: int) -> Said:
-        said = Said(self._part.said, through, self._part.correlator.peaks)
-        self._part.said = []
-        return said
+        if state is not None:
+            return state[1], None
+        if self._end is None:
+            return None, Said(part.taken(), part.through, part.correlator.peaks)
+        if self._end.flush:
+            part.flush(self._end.now)
+        stats = part.correlator.stats
+        return None, Said(part.taken(), END, part.correlator.peaks, (stats.alerts, stats.suppressed, 0))
 
 
 def judge_on_dask(items: Iterator[Intake], config: DetectionConfig, lateness: float, workers: int,
@@ -101,16 +99,17 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, actors: l
     """Send each actor its messages, a batch ending at each tick (or every :data:`BATCH_RECORDS` records)."""
     parts = len(actors)
     held: list[list[Message | End]] = [[] for _ in range(parts)]
-    agreed: list[Expiry] | None = None
     size = 0
 
     def send() -> None:
-        nonlocal agreed, size
-        answers = [future.result() for future in [actor.run(agreed, held[index]) for index, actor in
-                                                   enumerate(actors)]]
-        expiries = [expiry for expiry, _ in answers]
-        agreed = None if None in expiries else [expiry for expiry in expiries if expiry is not None]
+        nonlocal size
+        answers = [future.result() for future in [actor.start(held[index]) for index, actor in enumerate(actors)]]
+        while answers[0][1] is None:
+            agreed = [expiry for expiry, _ in answers if expiry is not None]
+            assert len(agreed) == parts, "every part stops at every tick"
+            answers = [future.result() for future in [actor.resume(agreed) for actor in actors]]
         for index, (_, said) in enumerate(answers):
+            assert said is not None
             merger.said(index, said)
             held[index] = []
         size = 0
@@ -121,10 +120,10 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, actors: l
                 for index in range(parts) if part < 0 else (part,):
                     held[index].append(message)
                 size += size_of(message)
-                if isinstance(message, Tick) or size >= BATCH_RECORDS * parts:
-                    send()
-                if merger.cap is not None:
-                    return whole.observations
+            if size >= BATCH_RECORDS * parts:
+                send()
+            if merger.cap is not None:
+                return whole.observations
     except Unpartable as why:
         raise Fallback(str(why), merger.written) from None
     for index in range(parts):

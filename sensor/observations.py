@@ -361,17 +361,17 @@ class ConnRows:
         the columns the correlator reads for the records it takes the full way, and the tags (the others left
         empty, for a caller that has them as arrays)."""
         def on(values: Sequence[_T]) -> list[_T]:
-            return _picked(values, indices)  # type: ignore[return-value]
+            return picked(values, indices)  # type: ignore[return-value]
 
         def hot(values: list[_T]) -> list[_T]:
             return [] if cold_only else on(values)
 
-        return ConnRows(hot(self.ts), _picked(self.source, indices), _picked(self.source_port, indices),
-                        _picked(self.target, indices), hot(self.target_port), hot(self.transport), hot(self.outcome),
-                        _picked(self.uid, indices), _picked(self.service, indices), on(self.zeek_tags),
+        return ConnRows(hot(self.ts), picked(self.source, indices), picked(self.source_port, indices),
+                        picked(self.target, indices), hot(self.target_port), hot(self.transport), hot(self.outcome),
+                        picked(self.uid, indices), picked(self.service, indices), on(self.zeek_tags),
                         hot(self.source_key), hot(self.target_key), hot(self.service_key), self.via,
-                        _picked(self.origin, indices) if self.origin else (),
-                        _picked(self.source_mac, indices) if self.source_mac else ())
+                        picked(self.origin, indices) if self.origin else (),
+                        picked(self.source_mac, indices) if self.source_mac else ())
 
     def part(self, start: int, stop: int) -> ConnRows:
         """The records from ``start`` up to ``stop``."""
@@ -388,8 +388,9 @@ class ConnRows:
 _T = TypeVar("_T")
 
 
-def _picked(values: Sequence[_T], indices: Sequence[int]) -> Sequence[_T]:
-    """``values`` at ``indices``: a column that can pick its own (``pick``, as a lazily read one does) picks them."""
+def picked(values: Sequence[_T], indices: Sequence[int]) -> Sequence[_T]:
+    """A column's values at ``indices``: a column that can pick its own (``pick``, as a lazily read one does) picks
+    them."""
     pick = getattr(values, "pick", None)
     if pick is not None:
         found: Sequence[_T] = pick(indices)

@@ -31,7 +31,8 @@ from typing import Any
 from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
 from sensor.detect.order import END, Expiry, OrderKey
-from sensor.detect.partition import Judge, Message, Part, Partner, Tick, Unpartable, Whole, within_caps
+from sensor.detect.partition import Judge, Message, Tick, Unpartable, Whole, within_caps
+from sensor.detect.parts import Part
 from sensor.detect.routes import Shipped
 from sensor.detect.watermark import Watermark
 from sensor.observations import ConnRows, Intake
@@ -137,26 +138,25 @@ class SharedExpiry:
 
 
 def serve(part: Part, inbox: Connection, outbox: Connection, agree: Callable[[int, Expiry], list[Expiry]]) -> None:
-    """A worker's loop: judge each batch of messages, agree at each tick, send back what was said."""
-    through = -1
+    """A worker's loop: take each batch of messages, agreeing at each tick; send back what was said."""
     while True:
         batch: list[Message | End] = inbox.recv()
-        for message in batch:
-            if isinstance(message, Tick):
-                part.housekeep(message, agree(part.index, part.expiry(message)))
-                through = max(through, message.position - 1)
-            elif isinstance(message, End):
-                if message.flush:
-                    part.flush(message.now)
-                stats = part.correlator.stats
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                outbox.send(Said(part.said, END, part.correlator.peaks, (stats.alerts, stats.suppressed, peak)))
-                return
-            else:
-                part.take(message)
-                through = max(through, message.position if isinstance(message, Partner) else message.positions[-1])
-        outbox.send(Said(part.said, through, part.correlator.peaks))
-        part.said = []
+        end = batch[-1] if isinstance(batch[-1], End) else None
+        steps = part.steps(message for message in batch if not isinstance(message, End))
+        state = next(steps, None)
+        while state is not None:
+            try:
+                state = steps.send(agree(part.index, state[1]))
+            except StopIteration:
+                state = None
+        if end is not None:
+            if end.flush:
+                part.flush(end.now)
+            stats = part.correlator.stats
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            outbox.send(Said(part.taken(), END, part.correlator.peaks, (stats.alerts, stats.suppressed, peak)))
+            return
+        outbox.send(Said(part.taken(), part.through, part.correlator.peaks))
 
 
 def _worker(index: int, parts: int, config: DetectionConfig, inbox: Connection, outbox: Connection,

@@ -31,25 +31,21 @@ process; ``sensor.hunt`` across processes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sensor.alerts.alert import Alert
 from sensor.config import DetectionConfig
-from sensor.detect.correlator import HOUSEKEEPING_EVERY, PRUNE_EVERY, Correlator
+from sensor.detect.correlator import HOUSEKEEPING_EVERY, PRUNE_EVERY
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import Key
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.mdns import MdnsBrowseDetector
-from sensor.detect.order import Expiry, OrderKey, bounds
 from sensor.detect.routes import Columns, Shipped, columns_of, parts_of, routed
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
-from sensor.detect.told import Told
 from sensor.detect.watermark import Watermark
 from sensor.observations import (
     FAILED_OUTCOMES,
@@ -72,7 +68,7 @@ if TYPE_CHECKING:
 
 _MIX = 0x9E3779B97F4A7C15
 COLUMNAR_RUN = 256
-"""Records a run must hold to be decided a column at a time (below, numpy's fixed costs outweigh it)."""
+"""Records a block must hold to be decided a column at a time (below, numpy's fixed costs outweigh it)."""
 _ESTABLISHED, _OTHER = Outcome.ESTABLISHED, Outcome.OTHER
 _ESTABLISHED_CODE = list(Outcome).index(Outcome.ESTABLISHED)
 
@@ -144,8 +140,11 @@ def linked_groups(hosts: Iterable[MdnsHost]) -> dict[int, int]:
 class Whole:
     """The reader of the whole stream: what crosses sources, and where each observation goes."""
 
-    def __init__(self, config: DetectionConfig, parts: int, groups: dict[int, int] | None = None) -> None:
+    def __init__(self, config: DetectionConfig, parts: int, groups: dict[int, int] | None = None,
+                 columnar_from: int = COLUMNAR_RUN) -> None:
         self._config = config
+        self._columnar_from = columnar_from
+        """Records a block must hold to be decided a column at a time."""
         self.parts = parts
         self._groups = groups or {}
         self._grouped = groups is not None
@@ -219,29 +218,26 @@ class Whole:
         return address_key(self._links.canonical_of.get(address, address))
 
     def _rows(self, rows: ConnRows, nows: list[float]) -> Iterator[tuple[int, Message]]:
-        """A block of conn records: the records no rule reads and the outages dropped, the rest parted, in runs
-        cut where time's own work falls."""
+        """A block of conn records: the ticks of time's own work that fall among them first (each part takes one
+        when it reaches its position), then the block's records, those no rule reads and the outages dropped,
+        the rest to their parts."""
         start = self.position + 1
         self.observations += len(rows)
         self.position += len(rows)
         config = self._config
-        columns = None if self._groups or config.allowlist else columns_of(rows)
         times = np.asarray(nows, dtype=np.float64)
-        run = 0
-        while run < len(rows):
+        due = int(np.searchsorted(times, self._next_housekeeping, side="left"))
+        while due < len(rows):
+            yield from self._tick(nows[due], start + due)
             due = int(np.searchsorted(times, self._next_housekeeping, side="left"))
-            if due == run:
-                yield from self._tick(nows[run], start + run)
-                due = int(np.searchsorted(times, self._next_housekeeping, side="left"))
-            stop = max(due, run + 1) if due < len(rows) else len(rows)
-            read = None if columns is None or stop - run < COLUMNAR_RUN else routed(
-                rows, columns, run, stop, self._scope, self._served, config.served_memory, config.max_served)
-            if read is None:
-                yield from self._one_by_one(rows, nows, start, run, stop)
-            else:
-                assert columns is not None
-                yield from self._parted(rows, times, start, run + np.flatnonzero(read), columns)
-            run = stop
+        columns = None if self._groups or config.allowlist or len(rows) < self._columnar_from else columns_of(rows)
+        read = None if columns is None else routed(rows, columns, 0, len(rows), self._scope, self._served,
+                                                   config.served_memory, config.max_served)
+        if read is None:
+            yield from self._one_by_one(rows, nows, start, 0, len(rows))
+        else:
+            assert columns is not None
+            yield from self._parted(rows, times, start, np.flatnonzero(read), columns)
 
     def _parted(self, rows: ConnRows, times: NDArray[np.float64], start: int, chosen: NDArray[np.int64],
                 columns: Columns) -> Iterator[tuple[int, Message]]:
@@ -329,58 +325,6 @@ class Whole:
                                   [start + index for index in indices], partners.pop(part, {}))
 
 
-class Part:
-    """One part's correlator, and the alerts it said with their places."""
-
-    def __init__(self, config: DetectionConfig, index: int, whole_parts: int,
-                 groups: dict[int, int] | None = None) -> None:
-        self.index = index
-        known = groups or {}
-        self._told = Told(config, lambda key: part_of(known.get(key, key), whole_parts) == index)
-        self.correlator = Correlator(config, self._told)
-        self.said: list[tuple[OrderKey, Alert]] = []
-
-    def take(self, message: Judge | Partner) -> None:
-        """Judge what the reader sent (a tick is :meth:`expiry`, then :meth:`housekeep`)."""
-        if isinstance(message, Partner):
-            self.correlator.partnered(message.partner, message.prober)
-            return
-        told = self._told
-        told.lockstep.partners.update(message.partners)
-        item = message.item
-        if isinstance(item, MdnsQuery):
-            told.mdns.fired[item] = message.fired
-        if isinstance(item, Shipped):
-            item = item.rows()
-        if isinstance(item, ConnRows):
-            alerts = self.correlator.observe_many(item, message.nows, message.positions)
-        else:
-            alerts = self.correlator.observe(item, message.nows[0], message.positions[0])
-        self._place(alerts)
-
-    def _place(self, alerts: list[Alert]) -> None:
-        emitted = self._told.order.emitted
-        assert emitted is not None
-        previous, count = None, 0
-        for at, alert in zip(emitted, alerts, strict=True):
-            count = count + 1 if at == previous else 0
-            previous = at
-            self.said.append(((at, 2, count), alert))
-        emitted.clear()
-
-    def expiry(self, tick: Tick) -> Expiry:
-        return self.correlator.expiry(tick.now, tick.prune)
-
-    def housekeep(self, tick: Tick, expiries: Sequence[Expiry]) -> None:
-        self.said += self.correlator.housekeep(tick.now, tick.position, bounds(expiries, tick.position), tick.prune)
-        emitted = self._told.order.emitted
-        assert emitted is not None
-        emitted.clear()
-
-    def flush(self, now: float) -> None:
-        self.said += self.correlator.flush_placed(now)
-
-
 def within_caps(config: DetectionConfig, peaks: Iterable[dict[str, int]]) -> str | None:
     """The first cap the parts' high-water marks together may have reached (their sum at the cap or past it), or
     None: below every cap, no part's correlator evicted anything the one correlator would have kept."""
@@ -389,29 +333,3 @@ def within_caps(config: DetectionConfig, peaks: Iterable[dict[str, int]]) -> str
         if sum(peak[name] for peak in found) >= getattr(config, name) - 1:
             return name
     return None
-
-
-def judge_in_parts(stream: Sequence[Intake], config: DetectionConfig, lateness: float,
-                   parts: int) -> tuple[list[Alert], str | None]:
-    """The alerts of ``stream`` judged in ``parts`` parts, merged in the one correlator's order, and the cap the
-    parts may have reached (then the alerts may differ from one correlator's). Raises :class:`Unpartable`."""
-    groups = linked_groups(item for item in stream if isinstance(item, MdnsHost))
-    whole = Whole(config, parts, groups)
-    members = [Part(config, index, parts, groups) for index in range(parts)]
-    watermark = Watermark(lateness)
-    for item in stream:
-        for part, message in whole.read(item, watermark):
-            if isinstance(message, Tick):
-                expiries = [member.expiry(message) for member in members]
-                for member in members:
-                    member.housekeep(message, expiries)
-            elif part < 0:
-                for member in members:
-                    member.take(message)
-            else:
-                members[part].take(message)
-    if whole.observations:
-        for member in members:
-            member.flush(watermark.now)
-    said = sorted((entry for member in members for entry in member.said), key=itemgetter(0))
-    return [alert for _, alert in said], within_caps(config, (member.correlator.peaks for member in members))

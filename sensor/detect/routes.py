@@ -22,7 +22,7 @@ import numpy as np
 
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
-from sensor.observations import CloudIdentity, ConnRows, IPAddress, Outcome, Transport
+from sensor.observations import CloudIdentity, ConnRows, IPAddress, Outcome, Transport, picked
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -90,6 +90,18 @@ class Shipped:
 
     def __len__(self) -> int:
         return len(self.columns.ts)
+
+    def cut(self, start: int, stop: int) -> Shipped:
+        """The records from ``start`` up to ``stop``."""
+        span = np.arange(start, stop)
+        columns = self.columns
+        return Shipped(Columns(columns.ts[start:stop], columns.source[start:stop], columns.target[start:stop],
+                               columns.service[start:stop], columns.outcome[start:stop],
+                               columns.transport[start:stop], columns.target_port[start:stop]),
+                       picked(self.source, span), picked(self.source_port, span), picked(self.target, span),  # type: ignore[arg-type]
+                       picked(self.uid, span), picked(self.service, span), self.zeek_tags[start:stop], self.via,  # type: ignore[arg-type]
+                       picked(self.origin, span) if self.origin else (),  # type: ignore[arg-type]
+                       picked(self.source_mac, span) if self.source_mac else ())  # type: ignore[arg-type]
 
     def rows(self) -> ConnRows:
         """The records, as the correlator judges them."""

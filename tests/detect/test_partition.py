@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from sensor.alerts.render import render_line
 from sensor.config import AllowlistEntry, DetectionConfig
 from sensor.detect.correlator import Correlator
-from sensor.detect.partition import Unpartable, judge_in_parts, part_of
+from sensor.detect.partition import Unpartable, part_of
+from sensor.detect.parts import judge_in_parts
 from sensor.detect.watermark import Watermark
 from sensor.observations import (
     ConnAttempt,
@@ -126,26 +127,31 @@ def one_correlator(stream: list[Intake], config: DetectionConfig) -> list[bytes]
     return [render_line(alert, "t", "ecs") for alert in alerts]
 
 
-def in_parts(stream: list[Intake], config: DetectionConfig, parts: int) -> tuple[list[bytes], str | None]:
-    alerts, cap = judge_in_parts(stream, config, config.lateness, parts)
+def in_parts(stream: list[Intake], config: DetectionConfig, parts: int, batch: int = 1,
+             columnar: bool = False) -> tuple[list[bytes], str | None]:
+    """Judged in ``parts`` parts, ``batch`` items a batch (a tick a part holds until its records reach it, or the
+    batch ends); ``columnar``: every block decided a column at a time where it can be."""
+    alerts, cap = judge_in_parts(stream, config, config.lateness, parts, batch, 1 if columnar else 10**9)
     return [render_line(alert, "t", "ecs") for alert in alerts], cap
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams(), name=st.sampled_from(sorted(CONFIGS)), parts=st.sampled_from([2, 3]))
-def test_parts_say_what_one_correlator_says(stream: list[Intake], name: str, parts: int) -> None:
+@given(stream=streams(), name=st.sampled_from(sorted(CONFIGS)), parts=st.sampled_from([2, 3]),
+       batch=st.sampled_from([1, 4, 1000]))
+def test_parts_say_what_one_correlator_says(stream: list[Intake], name: str, parts: int, batch: int) -> None:
     expected = one_correlator(stream, CONFIGS[name])
-    found, cap = in_parts(stream, CONFIGS[name], parts)
+    found, cap = in_parts(stream, CONFIGS[name], parts, batch)
     assert cap is None
     assert found == expected
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams(columnar=True), name=st.sampled_from(["default", "quick"]), parts=st.sampled_from([2, 3]))
+@given(stream=streams(columnar=True), name=st.sampled_from(["default", "quick"]), parts=st.sampled_from([2, 3]),
+       batch=st.sampled_from([1, 4, 1000]))
 def test_parts_say_what_one_correlator_says_of_blocks_decided_a_column_at_a_time(stream: list[Intake], name: str,
-                                                                                 parts: int) -> None:
+                                                                                 parts: int, batch: int) -> None:
     expected = one_correlator(stream, CONFIGS[name])
-    assert in_parts(stream, CONFIGS[name], parts) == (expected, None)
+    assert in_parts(stream, CONFIGS[name], parts, batch, columnar=True) == (expected, None)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
