@@ -1,7 +1,7 @@
 """A day of rotated, gzipped logs through ``replay --workers N``, beside the naive loop, in one run.
 
     python bench/hunt_bench.py [--records 10000000] [--sources 100000] [--files 24] [--workers 1,2,4]
-                               [--runs 1] [--keep DIR]
+                               [--dask 2] [--runs 1] [--keep DIR]
 
 Writes (or reuses, with ``--keep DIR``) a day of conn logs as zeekctl rotates them -- ``--files`` hourly
 ``conn.HH:00:00-HH+1:00:00.log.gz`` files, the bench log's records (bench/benchlog.py: benign sources on six
@@ -10,6 +10,7 @@ services, 1 % refused, five scanners) spread over 24 hours -- then, on that dire
 - the **naive analytic** (split on tab, distinct ports per source in a dict of sets) reading the gzip files;
 - **``t1046-sensor replay DIR --workers N``** for each N given (1 is one process, as before this command had
   workers), its output compared byte for byte with one worker's;
+- **``t1046-sensor replay DIR --engine dask --workers N``** on the local cluster the command starts;
 
 and prints records/s, the ratio to one worker and to the naive loop, the peak RSS of the reading process and
 of each worker (as they report it, ``-v``), and the fit of ``seconds = serial + parallel / N`` through the
@@ -79,6 +80,8 @@ def main() -> None:
     parser.add_argument("--workers", default=f"1,2,{max(2, os.cpu_count() or 1)}",
                         help="numbers of workers to measure (comma-separated)")
     parser.add_argument("--runs", type=int, default=1, help="runs of each; the best is kept")
+    parser.add_argument("--dask", type=int, metavar="N", default=2,
+                        help="also replay --engine dask --workers N on the command's local cluster (0: not)")
     parser.add_argument("--keep", type=Path, help="write the day of logs here once and reuse it")
     args = parser.parse_args()
     counts = sorted({int(text) for text in args.workers.split(",")})
@@ -115,6 +118,15 @@ def main() -> None:
                   f"{points[0][1] / best:.2f}x one worker, {naive / best:.2f}x the naive loop; peak RSS "
                   f"{rss:.0f} MiB of any process, " + (f"{reading_rss}{max(workers_rss):.0f} MiB per worker at the "
                                                         "most; " if workers > 1 else "") +
+                  "alerts identical to one worker's")
+        if args.dask:
+            out = directory / "alerts.jsonl"
+            seconds = min(measure(["sh", "-c", f'"$0" -m sensor replay "$1" --engine dask --workers {args.dask} > "$2"',
+                                   sys.executable, str(directory), str(out)])[0] for _ in range(args.runs))
+            if hashlib.sha256(out.read_bytes()).hexdigest() != reference:
+                sys.exit("--engine dask: the alerts differ from one worker's")
+            print(f"replay --engine dask --workers {args.dask} (a local cluster, started and stopped by the command): "
+                  f"{args.records / seconds:>10,.0f} records/s  {points[0][1] / seconds:.2f}x one worker; "
                   "alerts identical to one worker's")
         if len(points) >= 2:
             serial, parallel = fit(points)
