@@ -48,7 +48,8 @@ class PartActor:
 
     def resume(self, agreed: list[Expiry]) -> tuple[Expiry | None, Said | None]:
         """Go on from the tick every part agreed at: the expiry at the next one, or what was said."""
-        assert self._steps is not None
+        if self._steps is None:
+            raise RuntimeError("resume before start")
         try:
             return self._advance(self._steps.send(agreed))
         except StopIteration:
@@ -106,10 +107,12 @@ def _feed(items: Iterator[Intake], whole: Whole, watermark: Watermark, actors: l
         answers = [future.result() for future in [actor.start(held[index]) for index, actor in enumerate(actors)]]
         while answers[0][1] is None:
             agreed = [expiry for expiry, _ in answers if expiry is not None]
-            assert len(agreed) == parts, "every part stops at every tick"
+            if len(agreed) != parts:
+                raise RuntimeError("a part stopped at a tick the others did not")
             answers = [future.result() for future in [actor.resume(agreed) for actor in actors]]
         for index, (_, said) in enumerate(answers):
-            assert said is not None
+            if said is None:
+                raise RuntimeError("a part stopped at a tick the others did not")
             merger.said(index, said)
             held[index] = []
         size = 0

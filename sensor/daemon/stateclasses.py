@@ -18,6 +18,7 @@ from sensor.detect.history import Profiles
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
+from sensor.detect.order import Order
 from sensor.detect.scope import Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.spray import SourceAggregate, Spray
@@ -31,7 +32,7 @@ CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     Correlator, ConnJudge, Incidents, Tracks, Track, Evidence, CorrelatorStats, ServedPorts, HostLinks, Scope,
     Watermark, scans.RandomWalk, mdns.MdnsBrowseDetector, mdns._Host, mdns._Habit, Spray, SourceAggregate,
     Lockstep, identity.Identities, identity._Holder, identity._Fact, Profiles, Alert, Answered, Touched,
-    IdentityFact, Profile, CloudIdentity, StreamPosition, TouchJudge,
+    IdentityFact, Profile, CloudIdentity, StreamPosition, TouchJudge, Order,
 )}
 """Every class whose instances a checkpoint may hold, by name."""
 ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}

@@ -27,15 +27,37 @@ def _address_key(key: Key) -> int:
     return key if isinstance(key, int) else key[0]
 
 
-class Lockstep:
-    """The latest unproven probe of each service, who sent it, and the partners it makes."""
+class Probes:
+    """The latest unproven probe of each service, and who sent it."""
 
-    __slots__ = ("_latest", "_tracks")
+    __slots__ = ("_latest",)
 
-    def __init__(self, tracks: Tracks) -> None:
-        self._tracks = tracks
+    def __init__(self) -> None:
         self._latest: OrderedDict[int, tuple[Key, float]] = OrderedDict()
         """Service key (:func:`~sensor.observations.service_key`) to (track key, time) of its latest probe."""
+
+    def partner(self, service: int, source: Key, ts: float) -> Key | None:
+        """Note that ``source`` probed ``service`` at ``ts``; the source that probed it within
+        :data:`LOCKSTEP_SECONDS` just before, if any."""
+        latest = self._latest
+        previous = latest.get(service)
+        latest[service] = (source, ts)
+        latest.move_to_end(service)
+        if len(latest) > MAX_SERVICES:
+            latest.popitem(last=False)
+        if previous is None or abs(ts - previous[1]) > LOCKSTEP_SECONDS:
+            return None
+        return previous[0]
+
+
+class Lockstep(Probes):
+    """The latest unproven probe of each service, who sent it, and the partners it makes."""
+
+    __slots__ = ("_tracks",)
+
+    def __init__(self, tracks: Tracks) -> None:
+        super().__init__()
+        self._tracks = tracks
 
     def probed(self, service: int, track: Track, ts: float) -> None:
         """``track``'s source probed ``service`` at ``ts`` (a probe that proves nothing of its address): when
@@ -51,19 +73,6 @@ class Lockstep:
         if key in detail.lockstep or len(detail.lockstep) < LOCKSTEP_PARTNERS:
             detail.lockstep[key] = detail.lockstep.get(key, 0) + 1
         self.partnered(partner, own)
-
-    def partner(self, service: int, source: Key, ts: float) -> Key | None:
-        """Note that ``source`` probed ``service`` at ``ts``; the source that probed it within
-        :data:`LOCKSTEP_SECONDS` just before, if any."""
-        latest = self._latest
-        previous = latest.get(service)
-        latest[service] = (source, ts)
-        latest.move_to_end(service)
-        if len(latest) > MAX_SERVICES:
-            latest.popitem(last=False)
-        if previous is None or abs(ts - previous[1]) > LOCKSTEP_SECONDS:
-            return None
-        return previous[0]
 
     def partnered(self, partner: Key, prober: int) -> None:
         """``prober`` probed in lockstep with ``partner``: it counts for ``partner``'s track, if that has evidence."""

@@ -41,7 +41,7 @@ from sensor.config import DetectionConfig
 from sensor.detect.correlator import HOUSEKEEPING_EVERY, PRUNE_EVERY
 from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import Key
-from sensor.detect.lockstep import Lockstep
+from sensor.detect.lockstep import Probes
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.routes import Columns, Shipped, columns_of, parts_of, routed
 from sensor.detect.scope import Scope
@@ -151,7 +151,7 @@ class Whole:
         """Whether the host links' groups were gathered first (without them, no announcement can be parted)."""
         self._scope = Scope(config)
         self._served = ServedPorts(config.served_memory, config.max_served)
-        self._lockstep = Lockstep()
+        self._lockstep = Probes()
         self._links = HostLinks()
         self._mdns = MdnsBrowseDetector(config)
         self._next_housekeeping = float("-inf")
@@ -233,10 +233,9 @@ class Whole:
         columns = None if self._groups or config.allowlist or len(rows) < self._columnar_from else columns_of(rows)
         read = None if columns is None else routed(rows, columns, 0, len(rows), self._scope, self._served,
                                                    config.served_memory, config.max_served)
-        if read is None:
+        if columns is None or read is None:
             yield from self._one_by_one(rows, nows, start, 0, len(rows))
         else:
-            assert columns is not None
             yield from self._parted(rows, times, start, np.flatnonzero(read), columns)
 
     def _parted(self, rows: ConnRows, times: NDArray[np.float64], start: int, chosen: NDArray[np.int64],
@@ -249,7 +248,7 @@ class Whole:
         probes = chosen[columns.outcome[chosen] != _ESTABLISHED_CODE]
         for index in probes.tolist():
             service, key, ts = rows.service_key[index], rows.source_key[index], rows.ts[index]
-            partner = self._lockstep.probed(service, key, ts)
+            partner = self._lockstep.partner(service, key, ts)
             if partner is None:
                 continue
             part = self.part(key)
@@ -305,7 +304,7 @@ class Whole:
                                                  rows.target_port[index], ts)
                 key = address_of if authorized is None else (address_of, authorized)
             if outcome is not _ESTABLISHED:
-                partner = lockstep.probed(service, key, ts)
+                partner = lockstep.partner(service, key, ts)
                 if partner is not None:
                     partners.setdefault(part, {})[(service, key, ts)] = partner
                     other = self.part(partner if isinstance(partner, int) else partner[0])

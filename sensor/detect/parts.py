@@ -48,6 +48,9 @@ class Part:
         self.index = index
         known = groups or {}
         self._told = Told(config, lambda key: part_of(known.get(key, key), parts) == index)
+        self._emitted: list[int] = []
+        """Where each alert the correlator made since it was last emptied was made."""
+        self._told.order.emitted = self._emitted
         self.correlator = Correlator(config, self._told)
         self.said: list[tuple[OrderKey, Alert]] = []
         self._pending: deque[Tick] = deque()
@@ -70,7 +73,7 @@ class Part:
 
     def _judge(self, message: Judge) -> Steps:
         told = self._told
-        told.lockstep.partners.update(message.partners)
+        told.partners.update(message.partners)
         item, positions = message.item, message.positions
         if isinstance(item, MdnsQuery):
             told.mdns.fired[item] = message.fired
@@ -103,8 +106,7 @@ class Part:
             self.through = max(self.through, tick.position - 1)
 
     def _place(self, alerts: list[Alert]) -> None:
-        emitted = self._told.order.emitted
-        assert emitted is not None
+        emitted = self._emitted
         previous, count = None, 0
         for at, alert in zip(emitted, alerts, strict=True):
             count = count + 1 if at == previous else 0
@@ -113,9 +115,7 @@ class Part:
         emitted.clear()
 
     def _clear(self) -> None:
-        emitted = self._told.order.emitted
-        assert emitted is not None
-        emitted.clear()
+        self._emitted.clear()
 
     def flush(self, now: float) -> None:
         """The pending updates at the end of the stream (every tick taken)."""
@@ -141,7 +141,8 @@ def together(steps: list[Steps]) -> None:
     """Drive parts' steps on one batch each in one process: at each tick, each is sent every part's expiry."""
     states = [next(step, None) for step in steps]
     while any(state is not None for state in states):
-        assert all(state is not None for state in states), "every part yields at every tick"
+        if any(state is None for state in states):
+            raise RuntimeError("a part stopped at a tick the others did not")
         expiries = [state[1] for state in states if state is not None]
         states = [_send(step, expiries) for step in steps]
 

@@ -72,8 +72,7 @@ class Told:
 
     def __init__(self, config: DetectionConfig, owns: Callable[[int], bool]) -> None:
         self.order = Order()
-        """The correlator's place in the stream, kept with the place of each alert it makes."""
-        self.order.emitted = []
+        """The correlator's place in the stream (the part keeps the place of each alert it makes: ``emitted``)."""
         self.owns = owns
         """Whether an address (by :func:`~sensor.observations.address_key`) is one of this part's."""
         self.partners: dict[tuple[int, Key, float], Key] = {}
