@@ -15,6 +15,7 @@ with ``--scheduler tcp://HOST:8786`` the parts go to that cluster's workers, whi
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,7 +65,8 @@ class PartActor:
         if self._end.flush:
             part.flush(self._end.now)
         stats = part.correlator.stats
-        return None, Said(part.taken(), END, part.correlator.peaks, (stats.alerts, stats.suppressed, 0))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the Dask worker's process, its own parts too
+        return None, Said(part.taken(), END, part.correlator.peaks, (stats.alerts, stats.suppressed, peak))
 
 
 def judge_on_dask(items: Iterator[Intake], config: DetectionConfig, lateness: float, workers: int,

@@ -25,8 +25,9 @@ sources depends on its source's own state and makes one incident of many sources
 that holds any in one correlator. The hard caps (``max_sources`` …) are global: each part reports its
 high-water marks (:attr:`~sensor.detect.correlator.Correlator.peaks`) and the output is the one correlator's
 only while their sum stays under every cap (:func:`within_caps`). Alerts are merged by their
-:data:`~sensor.detect.order.OrderKey`. Pure: the caller moves the messages (:func:`judge_in_parts` in one
-process; ``sensor.hunt`` across processes).
+:data:`~sensor.detect.order.OrderKey`. Pure: the caller moves the messages to the parts
+(:mod:`sensor.detect.parts`: :func:`~sensor.detect.parts.judge_in_parts` in one process; :mod:`sensor.workers`
+across processes; :mod:`sensor.engine` on a Dask cluster).
 """
 
 from __future__ import annotations
