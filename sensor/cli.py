@@ -61,10 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
     replay_cmd.add_argument("--format", choices=FORMATS, default="ecs",
                             help="alert format: ECS (default) or OCSF Detection Finding")
-    replay_cmd.add_argument("--workers", type=_workers, default=1, metavar="N",
-                            help="judge the records in N processes by source (this machine has "
-                                 f"{os.cpu_count()} cores), with the same output, byte for byte, as in one "
-                                 "(default: 1, in this process; docs/performance.md says when more pay)")
+    replay_cmd.add_argument("--workers", type=_workers, default=None, metavar="N",
+                            help="judge the records in N processes by source, with the same output, byte for "
+                                 f"byte, as in one (default: this machine's cores, {os.cpu_count()}, for 64 MiB of "
+                                 "logs or more, one process below; docs/performance.md says when more pay)")
     replay_cmd.add_argument("--engine", choices=("processes", "dask"), default="processes",
                             help="where the N parts run: processes of this machine (default), or Dask's distributed "
                                  "scheduler (a local cluster of N workers, or --scheduler's; needs the engine "

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 _SNIFF_BYTES = 64 << 10
 """Bytes read of each input to tell whether it can be a Zeek log at all."""
 PROGRESS_BYTES = 64 << 20
+PARALLEL_BYTES = 64 << 20
+"""Inputs at least this large are judged in as many processes as the machine has cores unless ``workers`` is
+given: below it, starting the processes costs more than they save."""
 """Inputs at least this large (on disk) get a progress bar when stderr is a terminal."""
 
 
@@ -286,13 +289,14 @@ def _clock(seconds: float) -> str:
 
 def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "ecs",
            progress: TextIO | None = None, progress_bytes: int = PROGRESS_BYTES,
-           on_alert: Callable[[Alert], None] | None = None, workers: int = 1, skip: int = 0,
+           on_alert: Callable[[Alert], None] | None = None, workers: int | None = None, skip: int = 0,
            engine: str = "processes", scheduler: str | None = None) -> ReplaySummary:
     """Replay Zeek logs through the correlator, writing alerts as JSON lines to ``out``.
 
     ``progress`` (a terminal's stderr) gets a progress line when the input holds at least
-    ``progress_bytes``; ``on_alert`` sees every alert as it is written. With ``workers`` above 1 the records
-    are judged in that many processes by source (:mod:`sensor.workers`), or parts on a Dask cluster with
+    ``progress_bytes``; ``on_alert`` sees every alert as it is written. With ``workers`` above 1 (by default:
+    the machine's cores for inputs of :data:`PARALLEL_BYTES` or more, else 1) the records are judged in that
+    many processes by source (:mod:`sensor.workers`), or parts on a Dask cluster with
     ``engine="dask"`` (:mod:`sensor.engine`: a local one, or the one at ``scheduler``), with the same output; where that
     cannot go on (a cap the parts may have reached) the logs are judged again in one process, the ``skip``
     alerts already written left out. Raises :class:`LogReadError` when an input cannot be read at all.
@@ -318,7 +322,10 @@ def replay(paths: list[Path], config: SensorConfig, out: BinaryIO, fmt: str = "e
         empty = [str(path) for path, reason in skipped if reason == "empty"]
         found += f" ({', '.join(empty)}: empty)" if empty and not ignored else ""
         raise LogReadError(f"no {kinds} logs in {', '.join(map(str, paths))}{found}{_deeper(paths, config.zeek.logs)}")
-    large = progress is not None and sum(log.path.stat().st_size for log in all_logs) >= progress_bytes
+    size = sum(log.path.stat().st_size for log in all_logs)
+    large = progress is not None and size >= progress_bytes
+    if workers is None:
+        workers = (os.cpu_count() or 1) if size >= PARALLEL_BYTES else 1
     show_progress = _Progress(progress, large, all_logs)
     lateness = max([config.lateness, *(reader.config.lateness for reader in flow_readers)])
     written = 0

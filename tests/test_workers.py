@@ -90,3 +90,26 @@ def test_report_draws_the_merged_output_and_judges_logs_in_workers(tmp_path: Pat
         pages.append((tmp_path / f"{name}.html").read_bytes())
     assert pages[0].replace(b"merged.jsonl", b"one.jsonl") == pages[1]
     assert pages[2] == pages[3]
+
+
+def test_by_default_large_inputs_are_judged_in_the_machines_cores_and_small_ones_in_this_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sensor.replay as replay_module
+
+    asked: list[int] = []
+    real = replay_module.judge_in_workers
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append(args[3])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay_module, "judge_in_workers", counting)
+    directory = DATA / "captures" / "s1_vertical_syn" / "zeek"
+    out = io.BytesIO()
+    replay([directory], default_config(), out)
+    assert asked == [], "a few hundred kilobytes: one process"
+    monkeypatch.setattr(replay_module, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(replay_module.os, "cpu_count", lambda: 2)
+    parted = io.BytesIO()
+    replay([directory], default_config(), parted)
+    assert asked == [2] and parted.getvalue() == out.getvalue(), "as many processes as cores, the same output"

@@ -36,5 +36,5 @@ CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
 )}
 """Every class whose instances a checkpoint may hold, by name."""
 ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}
-METHODS = frozenset({("Correlator", "_track"), ("Correlator", "_in_lockstep"), ("Correlator", "identified")})
+METHODS = frozenset({("Correlator", "_track"), ("Correlator", "identified")})
 """Bound methods the state holds (the correlator's parts call back into it), as (class, name)."""
