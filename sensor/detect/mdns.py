@@ -16,9 +16,16 @@ on a browse as such; it learns, per host, what that host usually asks, and weigh
   nothing; any other type weighs ``1 / mdns_distinct_types``, so that many distinct unusual types alert.
 * **Rarity on the link.** A type that is habitual for :data:`POPULAR_HOSTS` other hosts weighs half.
 * The weights of the distinct types one host browsed within ``window`` add up; at 1 the host alerts
-  (``T1046-MDNS-SENSITIVE`` when a sensitive type contributed, ``T1046-MDNS-MANY-TYPES`` otherwise).
-* Service-type enumeration (``T1046-MDNS-ENUM``) and legacy-unicast browses (``T1046-MDNS-LEGACY``: sent
-  from a port other than 5353, as dig and nmap do) alert on their own unless habitual for the host, and a
+  (``T1046-MDNS-SENSITIVE`` when a sensitive type contributed, ``T1046-MDNS-MANY-TYPES`` otherwise, and
+  ``T1046-MDNS-LEGACY`` instead of the latter, or beside the former, when a tool's browse did).
+* **Tools.** A browse sent from a port other than 5353 (legacy unicast: dig, nmap's scripts, a router's
+  firmware) weighs :data:`LEGACY_FACTOR` times as much, since a host's mDNS stack sends from 5353; when such
+  browses bring a host's weights to 1, ``T1046-MDNS-LEGACY`` says so. One tool question for one
+  non-sensitive type is weak evidence that needs corroboration (more types within the window): it never
+  alerts alone, however often it repeats, so a router asking for ``_daap._tcp`` a few times an hour from an
+  ephemeral port is quiet from its first question on; a tool's browse for a sensitive type, for many types
+  or for the type list still alerts at its first question.
+* Service-type enumeration (``T1046-MDNS-ENUM``) alerts on its own unless habitual for the host, and a
   lookup of a decoy (``T1046-MDNS-DECOY``) always does.
 
 State is bounded: at most ``max_sources`` hosts (least recently active evicted first), at most
@@ -51,6 +58,8 @@ CHATTER_TYPES = frozenset({
 })
 """Everyday consumer service types: browsing for them is not reconnaissance."""
 ROUTINE_WEIGHT = 0.25
+LEGACY_FACTOR = 2.0
+"""How much more a browse sent from a port other than 5353 (a tool, not an mDNS stack) weighs."""
 EPISODE_GAP = 10.0
 """Seconds of silence that separate two episodes of one host asking for one type."""
 HABIT_EPISODES = 4
@@ -102,15 +111,16 @@ class _Host:
     def __init__(self, ts: float) -> None:
         self.last_seen = ts
         self.habits: OrderedDict[str, _Habit] = OrderedDict()
-        self.recent: dict[str, tuple[float, float]] = {}
-        """Service type to (last time, weight) of the non-habitual browses within the window."""
+        self.recent: dict[str, tuple[float, float, bool]] = {}
+        """Service type to (last time, weight, whether that weight is a tool's) of the non-habitual browses within
+        the window."""
 
     def note(self, key: str, ts: float) -> _Habit:
         habit = self.habits.get(key)
         if habit is None:
             if len(self.habits) >= MAX_TYPES_PER_HOST:
                 evicted, _ = self.habits.popitem(last=False)
-                self.recent.pop(evicted, None)
+                self.recent.pop(evicted.removeprefix("legacy:"), None)
             habit = self.habits[key] = _Habit(ts)
         else:
             habit.note(ts)
@@ -159,9 +169,7 @@ class MdnsBrowseDetector:
             return rules
         if browsed == ENUMERATION_NAME:
             return [*rules, "T1046-MDNS-ENUM"]
-        if query.legacy_unicast:
-            rules.append("T1046-MDNS-LEGACY")
-        return rules + self._weigh(query.source, host, browsed, query.ts, now)
+        return rules + self._weigh(query.source, host, browsed, query.legacy_unicast, query.ts, now)
 
     def expire(self, now: float) -> None:
         """Forget hosts (and link-wide habits) not seen for ``slow_window``."""
@@ -177,8 +185,9 @@ class MdnsBrowseDetector:
             if not hosts:
                 del self._popular[browsed]
 
-    def weight(self, source: IPAddress, browsed: str) -> float:
-        """How much a browse for ``browsed`` by ``source`` counts towards an alert (1 alerts alone)."""
+    def weight(self, source: IPAddress, browsed: str, legacy_unicast: bool = False) -> float:
+        """How much a browse for ``browsed`` by ``source`` counts towards an alert (1 alerts alone), sent from
+        port 5353 or (``legacy_unicast``) from another."""
         if browsed in CHATTER_TYPES:
             return 0.0
         if browsed in ROUTINE_TYPES:
@@ -187,27 +196,35 @@ class MdnsBrowseDetector:
             weight = 1.0
         else:
             weight = 1.0 / self._config.mdns_distinct_types
+        if legacy_unicast:
+            weight = min(1.0, weight * LEGACY_FACTOR)
         others = self._popular.get(browsed, {})
         if len(others) - (source in others) >= POPULAR_HOSTS:
             weight /= 2
         return weight
 
-    def _weigh(self, source: IPAddress, host: _Host, browsed: str, ts: float, now: float) -> list[str]:
-        weight = self.weight(source, browsed)
+    def _weigh(self, source: IPAddress, host: _Host, browsed: str, legacy_unicast: bool, ts: float,
+               now: float) -> list[str]:
+        weight = self.weight(source, browsed, legacy_unicast)
         if weight <= 0.0:
             return []
         window = self._config.window
-        host.recent[browsed] = (max(ts, host.recent.get(browsed, (ts, 0.0))[0]), weight)
+        last, weighed, legacy = host.recent.get(browsed, (ts, 0.0, False))
+        if weight >= weighed or ts - last > window:
+            weighed, legacy = weight, legacy_unicast
+        host.recent[browsed] = (max(ts, last), weighed, legacy)
         if len(host.recent) > MAX_TYPES_PER_HOST:  # bounded as its habits are: legacy browses kept it growing
             del host.recent[min(host.recent, key=lambda kind: host.recent[kind][0])]
         cutoff = now - 2 * window
-        for stale in [t for t, (when, _) in host.recent.items() if when < cutoff]:
+        for stale in [t for t, (when, _, _) in host.recent.items() if when < cutoff]:
             del host.recent[stale]
-        if densest_weight(host.recent.values(), ts, window) < 1.0 - 1e-9:
+        if densest_weight(((when, amount) for when, amount, _ in host.recent.values()), ts, window) < 1.0 - 1e-9:
             return []
-        if any(t in self._sensitive or t in ROUTINE_TYPES for t in host.recent):
-            return ["T1046-MDNS-SENSITIVE"]
-        return ["T1046-MDNS-MANY-TYPES"]
+        near = {kind: legacy for kind, (when, _, legacy) in host.recent.items() if abs(when - ts) <= window}
+        rules = ["T1046-MDNS-LEGACY"] if any(near.values()) else []
+        if any(kind in self._sensitive or kind in ROUTINE_TYPES for kind in near):
+            return [*rules, "T1046-MDNS-SENSITIVE"]
+        return rules or ["T1046-MDNS-MANY-TYPES"]
 
     def _host(self, source: IPAddress, ts: float) -> _Host:
         host = self._hosts.get(source)

@@ -56,11 +56,30 @@ def test_one_browse_for_a_remote_access_type_alerts_on_its_own() -> None:
     assert fired(MdnsBrowseDetector(DetectionConfig()), [query(1.0, "_ssh._tcp.local")]) == ["T1046-MDNS-SENSITIVE"]
 
 
-def test_enumeration_and_legacy_unicast_alert() -> None:
+def test_enumeration_alerts_and_a_tool_browsing_a_few_types_alerts() -> None:
     detector = MdnsBrowseDetector(DetectionConfig())
     assert fired(detector, [query(1.0, "_services._dns-sd._udp.local")]) == ["T1046-MDNS-ENUM"]
-    assert fired(detector, [query(1.0, "_http._tcp.local", source="10.20.0.7", port=40000)]) == [
-        "T1046-MDNS-LEGACY"]
+    assert fired(detector, [query(1.0, "_services._dns-sd._udp.local", source="10.20.0.8", port=40000)]) == [
+        "T1046-MDNS-ENUM"]
+    tool = [query(1.0 + i, f"_{name}._tcp.local", source="10.20.0.7", port=40000 + i)
+            for i, name in enumerate(("http", "https", "mqtt"))]
+    assert fired(detector, tool) == ["T1046-MDNS-LEGACY"], "three unusual types, from a tool, alert at the third"
+    assert fired(detector, [query(1.0, "_ssh._tcp.local", source="10.20.0.9", port=40000)]) == [
+        "T1046-MDNS-LEGACY", "T1046-MDNS-SENSITIVE"], "a tool's browse for a sensitive type alerts at once"
+
+
+def test_one_tool_question_for_one_ordinary_type_never_alerts_alone() -> None:
+    """A home router asking for _daap._tcp from an ephemeral port a few times an hour: weak evidence (one
+    question, one type that is not sensitive) that alerts only with corroboration, from the first question on."""
+    detector = MdnsBrowseDetector(DetectionConfig())
+    router = "10.20.0.1"
+    for name in ("_daap._tcp.local", "_http._tcp.local", "_smb._tcp.local"):
+        habit = [query(i * 1200.0, name, source=router, port=49152 + 37 * i) for i in range(12)]
+        assert fired(detector, habit) == [], name
+        assert fired(MdnsBrowseDetector(DetectionConfig()), habit[:1]) == [], f"{name}: its first question"
+    corroborated = [query(1.0 + i, name, source="10.20.0.2", port=40000 + i)
+                    for i, name in enumerate(("_http._tcp.local", "_webdav._tcp.local", "_nfs._tcp.local"))]
+    assert fired(detector, corroborated) == ["T1046-MDNS-LEGACY", "T1046-MDNS-SENSITIVE"]
 
 
 def test_printers_chromecasts_airplay_and_own_probes_do_not_alert() -> None:
@@ -88,11 +107,11 @@ def test_finder_smb_and_afp_browsing_with_backoff_is_learnt_and_never_alerts() -
 def test_a_habitual_question_stops_counting_but_a_new_sensitive_one_still_alerts() -> None:
     detector = MdnsBrowseDetector(DetectionConfig())
     monitor = "10.20.0.11"
-    checks = [query(i * 300.0, "_http._tcp.local", source=monitor, port=50000 + i) for i in range(12)]
+    checks = [query(i * 300.0, "_ssh._tcp.local", source=monitor, port=50000 + i) for i in range(12)]
     rules = fired(detector, checks)
-    assert rules.count("T1046-MDNS-LEGACY") == 3, "alerts until the periodic check is learnt"
-    assert fired(detector, [query(3700.0, "_http._tcp.local", source=monitor, port=40000)]) == []
-    assert fired(detector, [query(3701.0, "_ssh._tcp.local", source=monitor)]) == ["T1046-MDNS-SENSITIVE"]
+    assert rules.count("T1046-MDNS-SENSITIVE") == 3, "a sensitive type alerts until the periodic check is learnt"
+    assert fired(detector, [query(3700.0, "_ssh._tcp.local", source=monitor, port=40000)]) == []
+    assert fired(detector, [query(3701.0, "_rfb._tcp.local", source=monitor)]) == ["T1046-MDNS-SENSITIVE"]
 
 
 def test_many_unusual_types_from_one_host_alert_but_spread_over_time_do_not() -> None:
