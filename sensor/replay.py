@@ -9,7 +9,7 @@ configuration's ``flows[]`` and read beside the Zeek logs, their records merged 
 
 Each input file is read once, however it was named (a directory and a file in it); the summary names the
 Zeek logs that were not read because of their type (``http.log``: replay reads conn, notice, dns, t1046,
-dhcp, ntlm, kerberos and software logs) and counts the scanners and incidents behind the alerts.
+t1046_mdns, dhcp, ntlm, kerberos and software logs) and counts the scanners and incidents behind the alerts.
 """
 
 from __future__ import annotations

@@ -162,8 +162,25 @@ export {
 	} &redef;
 
 	## A querier's repeats of the same mDNS question are reported once per
-	## this interval.
+	## this interval, until they are a habit.
 	const mdns_report_interval = 1hr &redef;
+
+	## Silence that separates two episodes of one querier asking one
+	## question.
+	const mdns_episode_gap = 10sec &redef;
+
+	## Episodes of one question (from one querier, sent from 5353 or from
+	## another port) that make it a habit, once they span
+	## :zeek:see:`T1046::mdns_habit_span`.  A habitual question is no longer
+	## reported: the periodic browsing of a desktop, a router or a
+	## monitoring script (the sensor's Python side applies the same rule).
+	const mdns_habit_episodes = 4 &redef;
+
+	## Time the episodes of a habit must span at least.
+	const mdns_habit_span = 15min &redef;
+
+	## How long a querier's habit is remembered after its latest question.
+	const mdns_habit_memory = 1day &redef;
 
 	## Raise :zeek:see:`T1046::Mdns_Browse` for every reported question.
 	## When false, only for questions that come from tools rather than an

@@ -1,7 +1,11 @@
-##! mDNS / DNS-SD browsing (ATT&CK T1046): a PTR (or ANY) question for the
-##! service type enumeration name or for a remote-access service type, sent
-##! to 5353/udp.  Zeek's dns.log keeps only the last question of a message,
-##! so every question is judged here as :zeek:see:`dns_request` raises it.
+##! mDNS / DNS-SD browsing (ATT&CK T1046).  Every question of an mDNS query
+##! (to 5353/udp) is written to ``t1046_mdns.log``, since Zeek's dns.log keeps
+##! only the last question of a message (macOS asks for 19 service types in
+##! one packet).  A PTR (or ANY) question for the service type enumeration
+##! name or for a remote-access service type is also reported (t1046.log, and
+##! a notice when it comes from a tool) once per
+##! :zeek:see:`T1046::mdns_report_interval` until it is a habit of its
+##! querier.
 
 @load base/protocols/dns
 @load ./main
@@ -9,8 +13,51 @@
 
 module T1046;
 
-## Queriers' questions already reported, on the aggregating node.
-global mdns_reported: set[addr, string] &create_expire=mdns_report_interval;
+export {
+	redef enum Log::ID += { MDNS_LOG };
+
+	## A row of t1046_mdns.log: one question of an mDNS query, with the
+	## field names of dns.log.
+	type MdnsQuestion: record {
+		## When the query was seen.
+		ts: time &log;
+		## The connection's uid.
+		uid: string &log;
+		## The querier and the query's destination (the group or a host).
+		id: conn_id &log;
+		## How many questions the query holds.
+		questions: count &log;
+		## The question's name.
+		query: string &log;
+		## The question's class, with the QU bit (its top bit) kept.
+		qclass: count &log;
+		## The question's type.
+		qtype: count &log;
+		## The question's type name, e.g. PTR.
+		qtype_name: string &log;
+	};
+
+	## Raised for every t1046_mdns.log row.
+	global log_t1046_mdns: event(rec: MdnsQuestion);
+}
+
+## How one querier has asked one question (sent from 5353 or not) over time.
+type MdnsHabit: record {
+	first: time;
+	last: time;
+	episodes: count;
+	reported: time;
+};
+
+## Queriers' reported questions and their habits, on the aggregating node.
+global mdns_habits: table[addr, string, bool] of MdnsHabit
+    &read_expire=mdns_habit_memory;
+
+event zeek_init() &priority=5
+	{
+	Log::create_stream(MDNS_LOG, Log::Stream($columns=MdnsQuestion,
+	    $ev=log_t1046_mdns, $path="t1046_mdns"));
+	}
 
 ## Which mDNS kind a question for this name is, or "" when it is not one.
 function mdns_kind(query: string): string
@@ -27,13 +74,35 @@ function mdns_kind(query: string): string
 	return "";
 	}
 
+## Notes one more question of a habit; whether it is habitual now.
+function mdns_habitual(h: MdnsHabit, ts: time): bool
+	{
+	if ( ts - h$last >= mdns_episode_gap )
+		++h$episodes;
+
+	if ( ts > h$last )
+		h$last = ts;
+
+	if ( ts < h$first )
+		h$first = ts;
+
+	return h$episodes >= mdns_habit_episodes
+	    && h$last - h$first >= mdns_habit_span;
+	}
+
 event dns_request(c: connection, msg: dns_msg, query: string, qtype: count,
     qclass: count, original_query: string)
 	{
+	# Only standard queries (as dns.log), to the mDNS port.
+	if ( c$id$resp_p != 5353/udp || msg$opcode != 0 )
+		return;
+
+	Log::write(MDNS_LOG, MdnsQuestion($ts=network_time(), $uid=c$uid, $id=c$id,
+	    $questions=msg$num_queries, $query=query, $qclass=qclass,
+	    $qtype=qtype, $qtype_name=DNS::query_types[qtype]));
+
 	# Only PTR and ANY questions browse.
-	if ( c$id$resp_p != 5353/udp
-	    || ( qtype != 12 && qtype != 255 )
-	    || mdns_kind(query) == "" )
+	if ( ( qtype != 12 && qtype != 255 ) || mdns_kind(query) == "" )
 		return;
 
 	# The QU bit is the top bit of the 16-bit question class.
@@ -47,12 +116,28 @@ event dns_request(c: connection, msg: dns_msg, query: string, qtype: count,
 
 event probe_seen(p: Probe)
 	{
-	if ( ! p?$mdns_query
-	    || [p$scanner, p$mdns_query] in mdns_reported
-	    || |mdns_reported| >= max_scanners )
+	if ( ! p?$mdns_query )
 		return;
 
-	add mdns_reported[p$scanner, p$mdns_query];
+	local key = [p$scanner, p$mdns_query, p$mdns_legacy_unicast];
+
+	if ( key in mdns_habits )
+		{
+		local h = mdns_habits[key];
+
+		if ( mdns_habitual(h, p$ts) || p$ts - h$reported < mdns_report_interval )
+			return;
+
+		h$reported = p$ts;
+		}
+	else
+		{
+		if ( |mdns_habits| >= max_scanners )
+			return;
+
+		mdns_habits[key] = MdnsHabit($first=p$ts, $last=p$ts, $episodes=1,
+		    $reported=p$ts);
+		}
 
 	local kind = mdns_kind(p$mdns_query);
 	local unicast = p$target !in group_destinations;

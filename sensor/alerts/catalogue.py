@@ -70,8 +70,9 @@ RULES: dict[str, Rule] = {
         Rule("T1046-MDNS-MANY-TYPES", "mDNS browse for many service types", 45,
              "One host browsed many distinct service types within the short window."),
         Rule("T1046-MDNS-LEGACY", "Legacy unicast mDNS browse", 45,
-             "An mDNS browse sent from a port other than 5353, as dig and nmap's scripts do; "
-             "mDNS stacks of ordinary hosts send from 5353."),
+             "mDNS browses sent from a port other than 5353, as dig and nmap's scripts do (mDNS stacks of "
+             "ordinary hosts send from 5353), brought one host's browsing to the alert level: a sensitive "
+             "type, or several unusual types within the short window."),
         Rule("T1046-MDNS-DECOY", "mDNS decoy looked up", 80,
              "A decoy service instance that is only advertised as bait was resolved."),
     )

@@ -4,6 +4,6 @@
 Nothing here judges evidence or delivers alerts: it only produces typed observations.
 """
 
-KINDS = ("conn", "notice", "dns", "t1046", "dhcp", "ntlm", "kerberos", "software")
-"""The logs the sensor reads (the last four say who holds an address: :mod:`.identity`); others in a directory
-are passed over."""
+KINDS = ("conn", "notice", "dns", "t1046", "t1046_mdns", "dhcp", "ntlm", "kerberos", "software")
+"""The logs the sensor reads (``t1046_mdns`` is the package's every question of an mDNS query; the last four say
+who holds an address: :mod:`.identity`); others in a directory are passed over."""

@@ -1,6 +1,6 @@
 """Following Zeek's log directory live, through rotation.
 
-Each stream (conn, notice, dns, t1046) has one position: the file's inode, the bytes consumed and a
+Each stream (conn, notice, dns, t1046, t1046_mdns, …) has one position: the file's inode, the bytes consumed and a
 fingerprint (SHA-256 of its first bytes, uncompressed). A file is found again by inode and fingerprint
 wherever rotation put it, so every way Zeek's logs move is followed:
 
@@ -121,7 +121,8 @@ class FollowBatch:
 
 
 class LogFollower:
-    """Follows ``conn``/``notice``/``dns``/``t1046`` logs of a Zeek log directory (and its log-queue/)."""
+    """Follows the ``kinds`` logs (``conn``, ``notice``, ``dns``, ``t1046``, ``t1046_mdns`` …) of a Zeek log
+    directory (and its log-queue/)."""
 
     def __init__(self, log_dir: Path, malformed: MalformedLog, streams: Mapping[str, StreamPosition] | None = None,
                  done: frozenset[str] | None = None, kinds: tuple[str, ...] = KINDS,

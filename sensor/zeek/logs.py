@@ -58,7 +58,8 @@ def discover(paths: list[Path], kinds: tuple[str, ...] = KINDS) -> list[tuple[st
     """Group the given files and directories into streams, one per log kind, oldest file first.
 
     Files named on the command line are taken whatever their name (their kind is read from the file);
-    in a directory (and its ``log-queue/``) only the ``kinds`` logs are taken (conn, notice, dns, t1046).
+    in a directory (and its ``log-queue/``) only the ``kinds`` logs are taken (conn, notice, dns, t1046,
+    t1046_mdns …).
     """
     streams: dict[str | None, list[Path]] = {}
     for path in paths:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class StreamPosition:
-    """Where the follower is in one log stream (conn, notice, dns, t1046)."""
+    """Where the follower is in one log stream (conn, notice, dns, t1046, t1046_mdns, …)."""
 
     path: str
     """The file's name when last read (informational: files are found again by inode and fingerprint)."""

@@ -42,6 +42,8 @@ FIELDS: dict[str | None, tuple[str, ...]] = {
     "notice": ("ts", "uid", "note", "msg", "sub", "src", "dst", "p", "n", "id.orig_h", "id.resp_h", "id.resp_p"),
     "dns": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "query", "qtype_name",
             "qclass", "answers", "TTLs"),
+    "t1046_mdns": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "query", "qtype_name",
+                   "qclass"),
     "t1046": ("ts", "scanner", "kind", "n_targets", "n_ports", "n_probes", "n_failed", "targets", "ports",
               "first_seen", "last_seen", "uids", "msg", "mdns_query", "mdns_qtype", "mdns_qu",
               "mdns_legacy_unicast"),
@@ -127,8 +129,9 @@ def _notice(record: Record) -> ZeekNotice | None:
 
 
 def _dns(record: Record) -> Observation | None:
-    """An mDNS question from dns.log: a request to port 5353 that carries its question type; elsewhere, the
-    names a DNS answer gives addresses (:func:`sensor.zeek.identity.dns_answer`)."""
+    """An mDNS question from dns.log (the last question of a query: Zeek keeps one) or from the package's
+    t1046_mdns.log (every question, with dns.log's field names): a request to port 5353 that carries its
+    question type; elsewhere, the names a DNS answer gives addresses (:func:`sensor.zeek.identity.dns_answer`)."""
     if port(record.get("id.resp_p", 0)) != MDNS_PORT:
         return dns_answer(record)
     if not record.get("query") or not record.get("qtype_name"):
@@ -192,6 +195,7 @@ MAPPERS: dict[str, Callable[[Record], Observation | None]] = {
     "notice": _notice,
     "dns": _dns,
     "t1046": _t1046,
+    "t1046_mdns": _dns,
     **IDENTITY_MAPPERS,
 }
 

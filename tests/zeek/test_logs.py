@@ -244,7 +244,7 @@ def test_missing_and_unreadable_inputs_exit_non_zero(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "sensor", "replay", str(empty_dir)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 1
-    assert "no conn, notice, dns, t1046, dhcp, ntlm, kerberos or software logs" in result.stderr
+    assert "no conn, notice, dns, t1046, t1046_mdns, dhcp, ntlm, kerberos or software logs" in result.stderr
 
 
 def test_truncated_gzip_keeps_what_was_readable(tmp_path: Path) -> None:
