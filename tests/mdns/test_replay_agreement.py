@@ -49,7 +49,8 @@ def udp_datagrams(path: Path) -> Iterator[tuple[float, IPAddress, int, IPAddress
                packet[header + 8: header + length])
 
 
-def watcher_alerts() -> list[Alert]:
+def watcher_alerts(pcap: Path = PCAP) -> list[Alert]:
+    """What the watcher's path makes of the mDNS datagrams to a multicast group in ``pcap``."""
     correlator = Correlator(DetectionConfig())
     clock = [0.0]
     alerts: list[Alert] = []
@@ -58,7 +59,7 @@ def watcher_alerts() -> list[Alert]:
         alerts.extend(correlator.observe(query, clock[0]))
 
     watcher = MdnsWatcher(["eth0"], observe, clock=lambda: clock[0], own_addresses=frozenset)
-    for ts, source, sport, destination, dport, payload in udp_datagrams(PCAP):
+    for ts, source, sport, destination, dport, payload in udp_datagrams(pcap):
         if dport == MDNS_PORT and destination.is_multicast:
             clock[0] = ts
             watcher.datagram(payload, source, sport, destination)

@@ -4,6 +4,7 @@ alerts, though dns.log keeps one question of it; one plain question does not."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sensor.observations import MdnsQuery
 from sensor.zeek import KINDS
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.malformed import MalformedLog
+from sensor.zeek.records import FIELDS
 from tests.alertcheck import parse_alerts
 from tests.zeek.test_records import as_json, tsv
 
@@ -52,8 +54,16 @@ def replayed(directory: Path) -> list[dict]:
     return parse_alerts(out.getvalue())
 
 
-def test_the_package_log_is_a_stream_the_sensor_reads() -> None:
+def test_the_package_log_is_a_stream_the_sensor_reads_with_the_columns_it_writes() -> None:
     assert "t1046_mdns" in KINDS
+    source = (Path(__file__).resolve().parents[2] / "zeek_scripts" / "mdns.zeek").read_text()
+    record = re.search(r"type MdnsQuestion: record \{(.*?)\n\t\};", source, re.DOTALL)
+    assert record is not None
+    columns = [name for name, _ in re.findall(r"^\t\t(\w+): ([\w ]+?) &log", record.group(1), re.MULTILINE)]
+    expanded = [f"id.{end}" for end in ("orig_h", "orig_p", "resp_h", "resp_p")]
+    assert [name for column in columns for name in (expanded if column == "id" else [column])] == [
+        name for name, _ in MDNS_FIELDS]
+    assert set(FIELDS["t1046_mdns"]) <= {name for name, _ in MDNS_FIELDS}
 
 
 @pytest.mark.parametrize("flavour", ["tsv", "json"])

@@ -3,11 +3,12 @@
 # records the package's hash beside them (tests/test_zeek_package.py fails when it is stale):
 #
 #   tests/data/package-logs/<scenario>/*.log        TSV, from zeek_scripts/testing/Traces/<scenario>.pcap
+#                                                   or, for a lab capture, tests/data/reach/<scenario>/capture.pcap
 #   tests/data/package-logs/<scenario>/zeek-json/   the same with LogAscii::use_json=T
 #   tests/data/arp/<scenario>/zeek/, zeek-json/     from tests/data/arp/<scenario>/capture.pcap
 #
 # Each run is `zeek -C -r capture.pcap local "Site::local_nets += {10.0.0.0/8}" zeek_scripts` in an
-# empty directory; conn, notice, dns and t1046 logs are kept (those a run writes). Needs zeek on PATH.
+# empty directory; conn, notice, dns, t1046 and t1046_mdns logs are kept (those a run writes). Needs zeek on PATH.
 #
 # usage: regenerate-package-logs.sh          regenerate everything (run from anywhere)
 #        regenerate-package-logs.sh --hash   print the package hash only
@@ -40,16 +41,22 @@ write_logs() {
 	(cd "$work" && zeek -C -r "$1" local "Site::local_nets += {10.0.0.0/8}" "$repo/zeek_scripts" $json)
 	mkdir -p "$2"
 	rm -f "$2"/*.log
-	for log in conn notice dns t1046; do
+	for log in conn notice dns t1046 t1046_mdns; do
 		if [ -f "$work/$log.log" ]; then cp "$work/$log.log" "$2/"; fi
 	done
 	rm -rf "$work"
 }
 
+for dir in "$repo"/tests/data/reach/*/; do
+	mkdir -p "$repo/tests/data/package-logs/$(basename "$dir")"
+done
+
 for dir in "$repo"/tests/data/package-logs/*/; do
 	name=$(basename "$dir")
-	write_logs "$repo/zeek_scripts/testing/Traces/$name.pcap" "$dir"
-	write_logs "$repo/zeek_scripts/testing/Traces/$name.pcap" "$dir/zeek-json" json
+	pcap="$repo/zeek_scripts/testing/Traces/$name.pcap"
+	[ -f "$pcap" ] || pcap="$repo/tests/data/reach/$name/capture.pcap"
+	write_logs "$pcap" "$dir"
+	write_logs "$pcap" "$dir/zeek-json" json
 done
 
 for dir in "$repo"/tests/data/arp/*/; do
