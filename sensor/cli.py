@@ -54,9 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     replay_cmd = commands.add_parser(
         "replay", help="read Zeek logs and print alerts as JSON lines",
         description="Read Zeek logs (files or directories; TSV or JSON; plain or .gz; conn, notice, dns, "
-                    "t1046 and t1046_mdns logs, and dhcp, ntlm, kerberos and software logs for who the scanner is) and write "
-                    "alerts as JSON lines to stdout. The logs' own timestamps are the clock, so the output is "
-                    "deterministic. A one-line summary goes to stderr.")
+                    "t1046 and t1046_mdns logs, and dhcp, ntlm, kerberos and software logs for who the scanner "
+                    "is) and write alerts as JSON lines to stdout. The logs' own timestamps are the clock, so "
+                    "the output is deterministic. A one-line summary goes to stderr.")
     replay_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="Zeek log file or directory")
     replay_cmd.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration (detection settings)")
     replay_cmd.add_argument("--format", choices=FORMATS, default="ecs",

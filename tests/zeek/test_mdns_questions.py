@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sensor.config import default_config
-from sensor.replay import replay
 from sensor.observations import MdnsQuery
+from sensor.replay import replay
 from sensor.zeek import KINDS
 from sensor.zeek.follow import LogFollower
 from sensor.zeek.malformed import MalformedLog

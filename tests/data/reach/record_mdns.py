@@ -8,7 +8,7 @@ bridge, captured with tcpdump on the bridge as a SPAN port sees it; :mod:`tests.
 ``habit``: 10.220.0.20 (avahi-daemon publishing ``Music._daap._tcp``) answers 10.220.0.1, which runs
 ``dig -p 5353 @224.0.0.251 _daap._tcp.local PTR`` (a fresh ephemeral source port each time) every
 :data:`HABIT_EVERY` seconds, :data:`HABIT_QUERIES` times. The capture is then stretched in time
-(:func:`stretch`): query *k* and everything up to the next query move to :data:`HABIT_CADENCE` × *k* seconds
+(:func:`stretch`): query *k* and everything up to the next query move to :data:`HABIT_CADENCE` * *k* seconds
 after the first, each packet keeping its offset from its query, so the router asks every 20 minutes, a few
 times an hour, as the home routers of issue 22 do.
 
