@@ -67,7 +67,7 @@ from sensor.observations import (
     service_key,
 )
 
-STATE_VERSION = 8
+STATE_VERSION = 9
 """Layout of the correlator's state: bump it when a change makes older checkpoints' pickles unusable, so a
 restarted daemon drops their incidents instead of failing on them."""
 HOUSEKEEPING_EVERY = 10.0
