@@ -119,11 +119,11 @@ event probe_seen(p: Probe)
 	if ( ! p?$mdns_query )
 		return;
 
-	local key = [p$scanner, p$mdns_query, p$mdns_legacy_unicast];
+	local legacy = p$mdns_legacy_unicast;
 
-	if ( key in mdns_habits )
+	if ( [p$scanner, p$mdns_query, legacy] in mdns_habits )
 		{
-		local h = mdns_habits[key];
+		local h = mdns_habits[p$scanner, p$mdns_query, legacy];
 
 		if ( mdns_habitual(h, p$ts) || p$ts - h$reported < mdns_report_interval )
 			return;
@@ -135,8 +135,8 @@ event probe_seen(p: Probe)
 		if ( |mdns_habits| >= max_scanners )
 			return;
 
-		mdns_habits[key] = MdnsHabit($first=p$ts, $last=p$ts, $episodes=1,
-		    $reported=p$ts);
+		mdns_habits[p$scanner, p$mdns_query, legacy] = MdnsHabit($first=p$ts,
+		    $last=p$ts, $episodes=1, $reported=p$ts);
 		}
 
 	local kind = mdns_kind(p$mdns_query);
