@@ -243,8 +243,9 @@ class Correlator:
             self.identified(IdentitySeen(query.ts, (query.source,), "neighbour", mac=query.mac))
         detail.sources.setdefault("mdns" if query.via == "watcher" else "zeek")
         detail.proof.setdefault("local_link")
-        if len(detail.mdns_names) < self._config.sample_size:
-            detail.mdns_names.setdefault(query.name.lower().rstrip(".")[:MAX_NAME])
+        for name in self._mdns.browsed or (query.name,):
+            if len(detail.mdns_names) < self._config.sample_size:
+                detail.mdns_names.setdefault(name.lower().rstrip(".")[:MAX_NAME])
         detail.sample_uids((query.uid,), self._config.sample_size)
         return alerts + self._incidents.update(track, fired, now)
 

@@ -140,6 +140,9 @@ class MdnsBrowseDetector:
         self._hosts: OrderedDict[IPAddress, _Host] = OrderedDict()
         self._popular: OrderedDict[str, dict[IPAddress, float]] = OrderedDict()
         """Service type to the hosts (and when) for which it is habitual, at most ``POPULAR_HOSTS + 1``."""
+        self.browsed: tuple[str, ...] = ()
+        """The browse names whose weights made the latest :meth:`rules_for` fire, oldest first (empty when
+        the question fired on its own)."""
 
     @property
     def tracked_hosts(self) -> int:
@@ -147,7 +150,9 @@ class MdnsBrowseDetector:
         return len(self._hosts)
 
     def rules_for(self, query: MdnsQuery, now: float) -> list[str]:
-        """Rule ids this question fires (empty for ordinary chatter)."""
+        """Rule ids this question fires (empty for ordinary chatter); :attr:`browsed` says which browses
+        added up to them."""
+        self.browsed = ()
         name = query.name.lower().rstrip(".")
         qtype = query.qtype.upper()
         rules: list[str] = []
@@ -220,7 +225,9 @@ class MdnsBrowseDetector:
             del host.recent[stale]
         if densest_weight(((when, amount) for when, amount, _ in host.recent.values()), ts, window) < 1.0 - 1e-9:
             return []
-        near = {kind: legacy for kind, (when, _, legacy) in host.recent.items() if abs(when - ts) <= window}
+        near = {kind: legacy for kind, (when, _, legacy) in sorted(host.recent.items(), key=lambda item: item[1][0])
+                if abs(when - ts) <= window}
+        self.browsed = tuple(f"{kind}.local" for kind in near)
         rules = ["T1046-MDNS-LEGACY"] if any(near.values()) else []
         if any(kind in self._sensitive or kind in ROUTINE_TYPES for kind in near):
             return [*rules, "T1046-MDNS-SENSITIVE"]

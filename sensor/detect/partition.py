@@ -94,6 +94,7 @@ class Judge:
     positions: list[int]
     partners: dict[tuple[int, Key, float], Key] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
+    browsed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +211,8 @@ class Whole:
         elif isinstance(item, MdnsQuery):
             fired = self._mdns.rules_for(item, now)
             if fired:
-                yield self.part(self._key(item.source)), Judge(item, [now], [at], fired=fired)
+                yield self.part(self._key(item.source)), Judge(item, [now], [at], fired=fired,
+                                                               browsed=self._mdns.browsed)
         else:
             source = item.scanner if isinstance(item, ZeekDetection) else item.source
             yield self.part(self._key(source)), Judge(item, [now], [at])

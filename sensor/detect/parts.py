@@ -76,7 +76,7 @@ class Part:
         told.partners.update(message.partners)
         item, positions = message.item, message.positions
         if isinstance(item, MdnsQuery):
-            told.mdns.fired[item] = message.fired
+            told.mdns.fired[item] = (message.fired, message.browsed)
         if not isinstance(item, ConnRows | Shipped):
             yield from self._ticks(positions[0])
             self._place(self.correlator.observe(item, message.nows[0], positions[0]))

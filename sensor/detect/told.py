@@ -51,15 +51,17 @@ class ToldLockstep(Lockstep):
 
 
 class ToldMdns(MdnsBrowseDetector):
-    """The mDNS detector as the reader of the whole stream ran it: the rules each question fires."""
+    """The mDNS detector as the reader of the whole stream ran it: the rules each question fires, and the
+    browses that added up to them."""
 
     def __init__(self, config: DetectionConfig) -> None:
         super().__init__(config)
-        self.fired: dict[MdnsQuery, list[str]] = {}
-        """Questions that fire rules, to those rules (questions that fire none never reach the part)."""
+        self.fired: dict[MdnsQuery, tuple[list[str], tuple[str, ...]]] = {}
+        """Questions that fire rules, to those rules and browses (questions that fire none never reach the part)."""
 
     def rules_for(self, query: MdnsQuery, now: float) -> list[str]:
-        return self.fired.pop(query, [])
+        rules, self.browsed = self.fired.pop(query, ([], ()))
+        return rules
 
     def expire(self, now: float) -> None:
         """The reader's detector forgets for itself."""
