@@ -47,6 +47,7 @@ def test_the_watcher_alerts_on_the_scanners_of_the_truth_and_no_one_else(name: s
         assert len({alert.incident_id for alert in mine}) == 1 and len(mine) <= 3
         assert mine[-1].action.value == scanner["actions"]
         assert "T1046-MDNS-MANY-TYPES" in mine[-1].rules
+        assert len(mine[0].mdns_names) == 6, "the six unusual types that add up to an alert"
 
 
 @pytest.mark.parametrize("directory", copies("mdns_habit"), ids=lambda path: str(path.relative_to(DATA)))
@@ -64,6 +65,7 @@ def test_the_packages_logs_give_every_question_of_the_browse(directory: Path) ->
     assert len({a["t1046"]["incident_id"] for a in alerts}) == 1 and len(alerts) <= 3
     assert alerts[0]["event"]["action"] == "mdns_service_browse"
     assert alerts[0]["rule"]["id"] == "T1046-MDNS-MANY-TYPES"
+    assert len(alerts[0]["t1046"]["sample"]["mdns_names"]) == 6, "the six unusual types that add up to an alert"
 
 
 @pytest.mark.parametrize("directory", copies("mdns_many_types")[:2], ids=lambda path: str(path.relative_to(DATA)))
