@@ -164,4 +164,4 @@ def test_logs_the_package_wrote_under_real_zeek(name: str) -> None:
             assert {"T1046-ZEEK-DETECTION", "T1046-ZEEK-NOTICE"} <= rules, rules
             assert any(note.startswith("T1046::") for note in mine[-1]["t1046"]["zeek"]["notes"])
         else:
-            assert rules & {"T1046-MDNS-ENUM", "T1046-MDNS-SENSITIVE"}, rules
+            assert rules & {"T1046-MDNS-ENUM", "T1046-MDNS-SENSITIVE", "T1046-MDNS-MANY-TYPES"}, rules

@@ -49,6 +49,7 @@ write_logs() {
 
 for dir in "$repo"/tests/data/reach/*/; do
 	mkdir -p "$repo/tests/data/package-logs/$(basename "$dir")"
+	cp "$dir/truth.json" "$repo/tests/data/package-logs/$(basename "$dir")/"
 done
 
 for dir in "$repo"/tests/data/package-logs/*/; do
