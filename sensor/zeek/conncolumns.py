@@ -83,7 +83,7 @@ def conn_rows(columns: Columns, count: int) -> ConnRows | None:
             tags[row] = frozenset(raw_tags[row])
             outcomes[row] = conn_outcome(_text(columns, "proto", row), _text(columns, "conn_state", row),
                                          _text(columns, "history", row), _value(columns, "resp_pkts", row),
-                                         tags[row])
+                                         tags[row], bool(_value(columns, "missed_bytes", row)))
     icmp = Transport.ICMP
     for row in [row for row, transport in enumerate(transports) if transport is icmp] if icmp in transports else ():
         if int(source_ports[row]) in ICMP_ECHO_REQUESTS:
@@ -171,13 +171,12 @@ def _quad_keys(texts: pa.Array) -> np.ndarray | None:
 
 
 def _verdicts(columns: Columns, count: int) -> tuple[list[Any], list[Any], np.ndarray]:
-    """(transport, outcome) of every row, judged once per distinct (proto, conn_state, history, answered),
-    and where the transport's ports start among :func:`~sensor.observations.service_key`'s."""
+    """(transport, outcome) of every row, judged once per distinct (proto, conn_state, history, answered,
+    lossy), and where the transport's ports start among :func:`~sensor.observations.service_key`'s."""
     parts = [columns.codes(name) if name in columns else ([None], np.zeros(count, dtype=np.int64))
              for name in ("proto", "conn_state", "history")]
-    answered = (pc.fill_null(pc.not_equal(columns.column("resp_pkts"), 0), False).to_numpy(zero_copy_only=False)
-                if "resp_pkts" in columns else np.zeros(count, dtype=bool))
-    combined = answered.astype(np.int64)
+    answered, lossy = (_nonzero(columns, name, count) for name in ("resp_pkts", "missed_bytes"))
+    combined = answered.astype(np.int64) * 2 + lossy
     for values, rows in parts:
         combined = combined * len(values) + rows
     encoded = pc.dictionary_encode(pa.array(combined))
@@ -188,11 +187,19 @@ def _verdicts(columns: Columns, count: int) -> tuple[list[Any], list[Any], np.nd
             rest, index = divmod(rest, len(distinct))
             texts.append(distinct[index] or "")
         history, state, proto = texts
-        judged.append(verdict((proto, state, history, bool(rest))))
+        judged.append(verdict((proto, state, history, rest >= 2, bool(rest % 2))))
     spread = encoded.indices.to_numpy()
     starts = np.array([0 if found[0] is None else service_key(0, found[0], 0) for found in judged], dtype=np.int64)
     return (_objects([found[0] for found in judged])[spread].tolist(),
             _objects([found[1] for found in judged])[spread].tolist(), starts[spread])
+
+
+def _nonzero(columns: Columns, name: str, count: int) -> np.ndarray:
+    """Whether each row's count is above 0 (False where unset or when the log lacks the column)."""
+    if name not in columns:
+        return np.zeros(count, dtype=bool)
+    found: np.ndarray = pc.fill_null(pc.not_equal(columns.column(name), 0), False).to_numpy(zero_copy_only=False)
+    return found
 
 
 def _value(columns: Columns, name: str, row: int) -> Any:

@@ -22,8 +22,15 @@ from sensor.observations import Outcome, Transport, address_key
 ICMP_ECHO_REQUESTS = frozenset({8, 128})
 _STEALTH_HISTORY = frozenset("FAIQr^")
 """History letters of a probe without a handshake: the originator's FIN (F), ACK (A) or odd flag mixes
-(I, Q) -- a NULL probe leaves no letter --, at most a reset (r) in answer, and Zeek's direction flip (^).
-Real traffic picked up mid-stream carries data or the responder's ACK (D, d, a) and stays OTHER."""
+(I, Q), at most a reset (r) in answer, and Zeek's direction flip (^). A probe with none of SYN, FIN, RST and
+ACK and no payload -- NULL, CWR, ECE, PSH or URG only -- leaves no letter at all: it is a probe when
+nothing answered it (an empty history with a reply is something else). Real traffic picked up mid-stream
+carries data or the responder's ACK (D, d, a) and stays OTHER."""
+_LATER = frozenset("ADFadf")
+"""History letters of a handshake that went on after the SYN-ACK: the originator's ACK, data or FIN, the
+responder's ACK, data or FIN."""
+_GAPS = frozenset("Gg")
+"""History letters of a content gap (Zeek's ``missed_bytes``): the capture lost packets."""
 ADDRESS_CACHE: dict[str, _Address] = {}
 """Addresses parsed so far, by their text (cleared when it holds :data:`_ADDRESS_CACHE_SIZE`)."""
 _ADDRESS_CACHE_SIZE = 1 << 18
@@ -155,11 +162,17 @@ def texts(value: Any) -> list[str]:
     return [text(item) for item in value]
 
 
-def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, tags: frozenset[str]) -> Outcome:
-    """Judge a conn.log record as a first contact, from its ``conn_state`` and ``history``.
+def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, tags: frozenset[str],
+                 lossy: bool) -> Outcome:
+    """Judge a conn.log record as a first contact, from its ``conn_state`` and ``history``; ``lossy`` when
+    Zeek missed bytes of it (``missed_bytes`` > 0).
 
     ``history`` letters are upper case for the originator, lower case for the responder: ``S`` SYN,
-    ``h`` SYN-ACK, ``A`` ACK, ``D`` data, ``R``/``r`` reset, ``F``/``f`` FIN.
+    ``h`` SYN-ACK, ``A`` ACK, ``D`` data, ``R``/``r`` reset, ``F``/``f`` FIN, ``G``/``g`` a content gap.
+    A SYN-ACKed contact is half-open only when the originator reset it and nothing else was seen of it (nmap
+    -sS to an open port: ``ShR``). A SYN-ACK and nothing more from the originator, no reset, is what a
+    capture that lost packets shows (a SPAN port under load; a filtered trace): not a probe. Where the
+    responder went on (its ACK, data or FIN) the connection worked, whatever the capture missed.
     """
     if "icmp_unreachable" in tags or "rejected" in tags:
         return Outcome.REJECTED
@@ -173,11 +186,17 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
         if state in ("S0", "RSTOS0", "SH") and "S" in history:
             return Outcome.UNANSWERED
         if "S" not in history:
-            return Outcome.STEALTH if history and _STEALTH_HISTORY.issuperset(history) else Outcome.OTHER
+            if not history.strip("^"):
+                return Outcome.STEALTH if not resp_pkts else Outcome.OTHER
+            return Outcome.STEALTH if _STEALTH_HISTORY.issuperset(history) else Outcome.OTHER
         if state in ("OTH", "RSTRH", "SHR"):
             return Outcome.OTHER
         if "h" in history and "A" not in history and "D" not in history:
-            return Outcome.HALF_OPEN
+            if not _LATER.isdisjoint(history):
+                return Outcome.ESTABLISHED
+            if "R" in history and not lossy and _GAPS.isdisjoint(history):
+                return Outcome.HALF_OPEN
+            return Outcome.OTHER
         return Outcome.ESTABLISHED
     if proto == "udp":
         if "unanswered" in tags or (state == "S0" and not resp_pkts):
@@ -192,10 +211,12 @@ NO_TAGS: frozenset[str] = frozenset()
 TRANSPORTS = {"tcp": Transport.TCP, "udp": Transport.UDP}
 
 _Verdict = tuple[Transport | None, Outcome | None]
+VerdictKey = tuple[str, str, str, bool, bool]
+"""What a conn record's verdict depends on, untagged: (proto, conn_state, history, answered, lossy)."""
 NEEDED = frozenset({"ts", "proto", "id.orig_h", "id.resp_h"})
 """The fields a conn record cannot be mapped without."""
-def verdict(key: tuple[str, str, str, bool]) -> _Verdict:
-    """(transport, outcome) of an untagged conn record by (proto, conn_state, history, answered), memoised;
+def verdict(key: VerdictKey) -> _Verdict:
+    """(transport, outcome) of an untagged conn record by (proto, conn_state, history, answered, lossy), memoised;
     ICMP's outcome is judged by its type (the source port), and (None, None) means no evidence."""
     found = _VERDICTS.get(key)
     if found is not None:
@@ -203,7 +224,7 @@ def verdict(key: tuple[str, str, str, bool]) -> _Verdict:
     proto = key[0]
     transport = TRANSPORTS.get(proto)
     if transport is not None:
-        found = (transport, conn_outcome(proto, key[1], key[2], int(key[3]), NO_TAGS))
+        found = (transport, conn_outcome(proto, key[1], key[2], int(key[3]), NO_TAGS, key[4]))
     else:
         found = (Transport.ICMP, None) if proto == "icmp" else (None, None)
     if len(_VERDICTS) >= 4096:
@@ -212,6 +233,6 @@ def verdict(key: tuple[str, str, str, bool]) -> _Verdict:
     return found
 
 
-_VERDICTS: dict[tuple[str, str, str, bool], _Verdict] = {}
+_VERDICTS: dict[VerdictKey, _Verdict] = {}
 """Memo of :func:`verdict`, for records read row by row and column by column alike: a log holds only a
-few hundred distinct (proto, state, history, answered) combinations."""
+few hundred distinct (proto, state, history, answered, lossy) combinations."""

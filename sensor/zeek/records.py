@@ -38,7 +38,7 @@ from sensor.zeek.logs import Record, RecordBatch, ZeekLog
 
 FIELDS: dict[str | None, tuple[str, ...]] = {
     "conn": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-             "conn_state", "history", "resp_pkts", "t1046_tags", "orig_l2_addr"),
+             "conn_state", "history", "resp_pkts", "missed_bytes", "t1046_tags", "orig_l2_addr"),
     "notice": ("ts", "uid", "note", "msg", "sub", "src", "dst", "p", "n", "id.orig_h", "id.resp_h", "id.resp_p"),
     "dns": ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "query", "qtype_name",
             "qclass", "answers", "TTLs"),
@@ -72,11 +72,12 @@ def _conn(record: Record) -> ConnAttempt | None:
         raw_tags = texts(get("t1046_tags"))
         resp_pkts = count(get("resp_pkts"))
         state, history = text(get("conn_state", "")), text(get("history", ""))
+        lossy = count(get("missed_bytes")) > 0
         if raw_tags:
             tags = frozenset(raw_tags)
-            outcome = conn_outcome(proto, state, history, resp_pkts, tags)
+            outcome = conn_outcome(proto, state, history, resp_pkts, tags, lossy)
         else:
-            key = (proto, state, history, bool(resp_pkts))
+            key = (proto, state, history, bool(resp_pkts), lossy)
             found = verdict(key)[1]
             if found is None:
                 return None

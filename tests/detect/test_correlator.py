@@ -462,25 +462,38 @@ def test_probes_without_a_handshake_are_their_own_rule_and_not_first_contacts() 
     assert run(sweep, config) == [], "five stealth probes of new hosts do not move the random walk"
 
 
-@pytest.mark.parametrize(("state", "history", "outcome"), [
-    ("RSTR", "Fr", Outcome.STEALTH),
-    ("SH", "F", Outcome.STEALTH),
-    ("RSTRH", "r", Outcome.STEALTH),
-    ("RSTRH", "Ar", Outcome.STEALTH),
-    ("OTH", "^Fr", Outcome.STEALTH),
-    ("OTH", "Dd", Outcome.OTHER),
-    ("OTH", "Ad", Outcome.OTHER),
-    ("OTH", "", Outcome.OTHER),
-    ("SH", "SF", Outcome.UNANSWERED),
-    ("S0", "S", Outcome.UNANSWERED),
-    ("REJ", "Sr", Outcome.REJECTED),
-    ("RSTO", "ShR", Outcome.HALF_OPEN),
-    ("SF", "ShADadFf", Outcome.ESTABLISHED),
+@pytest.mark.parametrize(("state", "history", "resp_pkts", "missed", "outcome"), [
+    ("RSTR", "Fr", 1, 0, Outcome.STEALTH),
+    ("SH", "F", 0, 0, Outcome.STEALTH),  # FIN, Xmas or Maimon to a silent target
+    ("OTH", "A", 0, 0, Outcome.STEALTH),  # ACK to a silent target
+    ("RSTRH", "r", 1, 0, Outcome.STEALTH),
+    ("RSTRH", "Ar", 1, 0, Outcome.STEALTH),
+    ("OTH", "^Fr", 1, 0, Outcome.STEALTH),
+    ("OTH", "", 0, 0, Outcome.STEALTH),  # NULL, CWR, ECE, PSH or URG only to a silent target: no letter
+    ("OTH", "", 1, 0, Outcome.OTHER),  # no letter, yet an answer: not a probe's
+    ("OTH", "^", 1, 0, Outcome.OTHER),  # flipped: the "originator" sent nothing
+    ("OTH", "Dd", 2, 0, Outcome.OTHER),
+    ("OTH", "Ad", 2, 0, Outcome.OTHER),
+    ("OTH", "Da", 2, 0, Outcome.OTHER),
+    ("OTH", "D", 0, 0, Outcome.OTHER),  # a payload is no stealth probe
+    ("SH", "SF", 0, 0, Outcome.UNANSWERED),
+    ("S0", "S", 0, 0, Outcome.UNANSWERED),
+    ("REJ", "Sr", 1, 0, Outcome.REJECTED),
+    ("RSTO", "ShR", 1, 0, Outcome.HALF_OPEN),  # nmap -sS to an open port
+    ("RSTO", "ShR", 1, 100, Outcome.OTHER),  # ... but the capture lost bytes of it
+    ("RSTO", "ShGR", 1, 0, Outcome.OTHER),
+    ("S1", "Sh", 1, 0, Outcome.OTHER),  # the client's ACK missing from the capture: no probe
+    ("S1", "Sh", 3, 0, Outcome.OTHER),
+    ("SHR", "Shr", 2, 0, Outcome.OTHER),
+    ("S1", "Shadf", 5, 0, Outcome.ESTABLISHED),  # the server went on: the capture lost the client's packets
+    ("SF", "ShADadFf", 4, 0, Outcome.ESTABLISHED),
 ])
-def test_tcp_outcomes_from_conn_state_and_history(state: str, history: str, outcome: Outcome) -> None:
-    from sensor.zeek.records import conn_outcome
+def test_tcp_outcomes_from_conn_state_and_history(state: str, history: str, resp_pkts: int, missed: int,
+                                                  outcome: Outcome) -> None:
+    from sensor.zeek.records import conn_outcome, verdict
 
-    assert conn_outcome("tcp", state, history, 1, frozenset()) is outcome
+    assert conn_outcome("tcp", state, history, resp_pkts, frozenset(), missed > 0) is outcome
+    assert verdict(("tcp", state, history, resp_pkts > 0, missed > 0)) == (Transport.TCP, outcome)
 
 
 def test_a_scanner_that_resumes_after_its_final_extent_gets_an_update_at_once_across_a_restart(
