@@ -13,9 +13,10 @@ module T1046;
 
 redef record Conn::Info += {
 	## Why this connection looks like network service discovery:
-	## unanswered, rejected, half_open, stealth (a TCP probe without a
-	## handshake), icmp_unreachable, honeyport, dark_address, scan.  Unset
-	## for untouched connections.
+	## unanswered, rejected, half_open (SYN-ACKed, then reset by the
+	## originator), stealth (a TCP probe without a handshake),
+	## icmp_unreachable, honeyport, dark_address, scan.  Unset for untouched
+	## connections.
 	t1046_tags: set[string] &log &optional;
 };
 
@@ -64,18 +65,37 @@ function originator_active(c: connection): bool
 	return c$orig$size > 0 || /[A-Z]/ in c$history;
 	}
 
-## The originator's SYN was answered with SYN-ACK, but the originator never
-## completed the handshake nor sent data (nmap -sS to an open port: ShR).
 ## History of a TCP probe without a handshake: the originator's FIN, ACK
-## or odd flags (a NULL probe leaves no letter), at most a reset in answer
-## -- nmap -sF, -sN, -sX, -sA, -sM.  Real traffic picked up mid-stream
-## carries data or the responder's ACK and does not match.
+## or odd flags, at most a reset in answer -- nmap -sF, -sX, -sA, -sM, and
+## -sN answered by a reset.  Real traffic picked up mid-stream carries data
+## or the responder's ACK and does not match.
 const stealth_history = /[FAIQr^]+/;
+
+## Whether a connection without a SYN is a probe without a handshake: its
+## history is stealth_history's, or it is empty -- a packet with none of
+## SYN, FIN, RST and ACK and no payload (NULL, CWR, ECE, PSH or URG only:
+## nmap -sN, hping3 -Y or -X) leaves no letter -- and nothing answered it.
+function is_stealth(c: connection): bool
+	{
+	if ( c$history == "" )
+		return originator_active(c) && responder_silent(c);
+
+	return stealth_history == c$history;
+	}
+
+## The originator's SYN was answered with SYN-ACK, and the originator reset
+## it without completing the handshake (nmap -sS to an open port: ShR).
+## Nothing else may have been seen of it: an ACK, data or FIN from either
+## side means the handshake went on, and a content gap (G, g) means the
+## capture lost packets.  A SYN-ACK with no reset after it is what a lossy
+## capture shows of a working connection whose client packets it missed
+## (history Sh): not a probe.
+const half_open_history = /S[SRhtT]*/;
 
 function is_half_open(c: connection): bool
 	{
 	local h = c$history;
-	return "S" in h && "h" in h && "A" !in h && "D" !in h;
+	return "h" in h && "R" in h && half_open_history == h;
 	}
 
 ## Why an ended connection counts as a failed first contact, or "" when it
@@ -91,7 +111,7 @@ function failure_tag(c: connection): string
 	if ( proto == tcp )
 		{
 		if ( "S" !in h )
-			return stealth_history == h ? "stealth" : "";
+			return is_stealth(c) ? "stealth" : "";
 
 		if ( is_half_open(c) )
 			return "half_open";
