@@ -71,14 +71,18 @@ function originator_active(c: connection): bool
 ## or the responder's ACK and does not match.
 const stealth_history = /[FAIQr^]+/;
 
-## Whether a connection without a SYN is a probe without a handshake: its
-## history is stealth_history's, or it is empty -- a packet with none of
-## SYN, FIN, RST and ACK and no payload (NULL, CWR, ECE, PSH or URG only:
-## nmap -sN, hping3 -Y or -X) leaves no letter -- and nothing answered it.
+## Whether a connection without a SYN is a probe without a handshake: the
+## originator sent it, and its history is stealth_history's, or it is empty
+## -- a packet with none of SYN, FIN, RST and ACK and no payload (NULL, CWR,
+## ECE, PSH or URG only: nmap -sN, hping3 -Y or -X) leaves no letter -- and
+## nothing answered it.
 function is_stealth(c: connection): bool
 	{
+	if ( ! originator_active(c) )
+		return F;
+
 	if ( c$history == "" )
-		return originator_active(c) && responder_silent(c);
+		return responder_silent(c);
 
 	return stealth_history == c$history;
 	}
@@ -207,8 +211,33 @@ function judge(c: connection)
 		send_outcome(c, F);
 	}
 
+## Judges a TCP connection begun without a SYN once it has been watched for
+## tcp_attempt_delay, as connection_attempt judges an unanswered SYN: a probe
+## nothing answers has no end of its own, and would otherwise wait for
+## tcp_inactivity_timeout (5 min).  Mid-stream traffic is judged when it ends.
+event stealth_check(id: conn_id)
+	{
+	if ( ! connection_exists(id) )
+		return;
+
+	local c = lookup_connection(id);
+
+	if ( "S" !in c$history && is_stealth(c) )
+		judge(c);
+	}
+
 event new_connection(c: connection)
 	{
+	# The connection's first packet is the current one; c$history does not
+	# show it yet.
+	if ( get_port_transport_proto(c$id$resp_p) == tcp )
+		{
+		local first = get_current_packet_header();
+
+		if ( first?$tcp && ( first$tcp$flags & TH_SYN ) == 0 )
+			schedule tcp_attempt_delay { stealth_check(c$id) };
+		}
+
 	local tags = trap_tags(c$id);
 
 	if ( |tags| == 0 )
