@@ -44,11 +44,12 @@ class Outcome(StrEnum):
     UNANSWERED = "unanswered"
     """No reply at all: no host, a filtered port, or a closed UDP port behind a silent host."""
     HALF_OPEN = "half_open"
-    """SYN-ACKed, then reset or abandoned by the originator before the handshake completed (nmap -sS)."""
+    """SYN-ACKed, then reset by the originator before the handshake completed (nmap -sS). A SYN-ACK the
+    capture saw nothing after is not one: a lossy capture shows that of a working connection."""
     STEALTH = "stealth"
-    """A TCP probe with no handshake at all -- FIN, NULL, Xmas, ACK or Maimon flags -- answered by a reset
-    or by nothing (nmap -sF/-sN/-sX/-sA/-sM). Found nothing, but is not a first contact a benign stack
-    makes, so the random walk leaves it to its own rule."""
+    """A TCP probe with no handshake at all -- FIN, NULL, Xmas, ACK, Maimon, CWR- or ECE-only flags --
+    answered by a reset or by nothing (nmap -sF/-sN/-sX/-sA/-sM, hping3 -Y/-X). Found nothing, but is not a
+    first contact a benign stack makes, so the random walk leaves it to its own rule."""
     OTHER = "other"
     """Nothing a scan detector can judge (mid-stream pickup, ICMP messages, unknown states)."""
 
