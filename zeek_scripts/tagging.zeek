@@ -215,6 +215,8 @@ function judge(c: connection)
 ## tcp_attempt_delay, as connection_attempt judges an unanswered SYN: a probe
 ## nothing answers has no end of its own, and would otherwise wait for
 ## tcp_inactivity_timeout (5 min).  Mid-stream traffic is judged when it ends.
+global stealth_check: event(id: conn_id);
+
 event stealth_check(id: conn_id)
 	{
 	if ( ! connection_exists(id) )
