@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.netns import Lab, delete_namespace, netns_lab, popen_in, run_in, stop  # noqa: E402
+from tests.netns import Lab, delete_namespace, netns_lab, popen_in, run_in, stop
 
 PORTS = "22,80,445,3389"
 SERVE = r"""
@@ -112,9 +112,9 @@ def routed_scan(out: Path) -> None:
             subprocess.run(["ip", "netns", "add", scanner], check=True, timeout=20)
             subprocess.run(["ip", "-n", scanner, "link", "add", "eth0", "type", "veth", "peer", "name", "up0",
                             "netns", router], check=True, timeout=20)
-            for namespace, interface, address in ((scanner, "eth0", "10.79.1.10/24"), (router, "up0", "10.79.1.1/24")):
-                subprocess.run(["ip", "-n", namespace, "addr", "add", address, "dev", interface], check=True, timeout=20)
-                subprocess.run(["ip", "-n", namespace, "link", "set", interface, "up"], check=True, timeout=20)
+            for namespace, link, address in ((scanner, "eth0", "10.79.1.10/24"), (router, "up0", "10.79.1.1/24")):
+                subprocess.run(["ip", "-n", namespace, "addr", "add", address, "dev", link], check=True, timeout=20)
+                subprocess.run(["ip", "-n", namespace, "link", "set", link, "up"], check=True, timeout=20)
             subprocess.run(["ip", "-n", scanner, "link", "set", "lo", "up"], check=True, timeout=20)
             subprocess.run(["ip", "-n", scanner, "route", "add", "default", "via", "10.79.1.1"], check=True, timeout=20)
             run_in(router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"], timeout=10, check=True)
