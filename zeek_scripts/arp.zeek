@@ -67,8 +67,8 @@ type Forwarded: record {
 	source: addr;
 	## When they were last seen.
 	seen: time;
-	## When another source's packets were last seen.
-	other_seen: time &default=double_to_time(0.0);
+	## When another source's packets were last seen, if ever.
+	other_seen: time &optional;
 };
 
 ## Gateways by hardware address, on the observing node.
@@ -253,7 +253,7 @@ event T1046::arp_judge(requester: addr, target: addr)
 	local now = network_time();
 
 	if ( now - f$seen <= arp_route_window
-	    && now - f$other_seen > arp_route_window )
+	    && ( ! f?$other_seen || now - f$other_seen > arp_route_window ) )
 		send_arp(f$source, target, w$ts, ! answered, T);
 	}
 
