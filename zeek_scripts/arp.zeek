@@ -355,7 +355,7 @@ event probe_seen(p: Probe)
 
 	st$level = level;
 	local subject = st$routed ? "arp-routed" : "arp";
-	local rec = Info($ts=network_time(), $scanner=p$scanner, $kind="address_scan",
+	local rec = Info($ts=p$ts, $scanner=p$scanner, $kind="address_scan",
 	    $n_targets=n, $n_ports=0, $n_probes=st$n_requests,
 	    $n_failed=|st$unanswered|, $targets=copy(st$sample),
 	    $ports=vector(), $first_seen=st$first_seen, $last_seen=st$last_seen,

@@ -224,7 +224,9 @@ export {
 
 	## A row of t1046.log: one detection or one update of it.
 	type Info: record {
-		## When the detection or update was made.
+		## When the detection or update was made (for an ARP sweep, the
+		## time of the request that made it, judged
+		## :zeek:see:`T1046::arp_reply_wait` later).
 		ts: time &log;
 		## The scanning source.
 		scanner: addr &log;
