@@ -320,7 +320,8 @@ export {
 	## Sends a probe to its aggregating node unless it is allowlisted.
 	global dispatch: function(p: Probe);
 
-	## Writes a t1046.log row and raises its notice.
+	## Writes a t1046.log row and raises its notice, both stamped with the
+	## row's ts.
 	global report: function(rec: Info, note: Notice::Type, n: count,
 	    subject: string, identifier: string);
 }
@@ -350,8 +351,9 @@ function report(rec: Info, note: Notice::Type, n: count, subject: string,
 	{
 	Log::write(LOG, rec);
 
-	local n_info = Notice::Info($note=note, $src=rec$scanner, $n=n, $msg=rec$msg,
-	    $identifier=identifier, $suppress_for=notice_suppression);
+	local n_info = Notice::Info($ts=rec$ts, $note=note, $src=rec$scanner, $n=n,
+	    $msg=rec$msg, $identifier=identifier,
+	    $suppress_for=notice_suppression);
 
 	if ( subject != "" )
 		n_info$sub = subject;
