@@ -150,7 +150,9 @@ def test_run_ends_with_the_incidents_of_replay(directory: Path, variant: str, tm
     assert final_state(alerts) == want
     truth = json.loads(next(p for p in (directory / "truth.json", directory.parent / "truth.json") if p.exists())
                        .read_text())
-    assert set(want) == {scanner["ip"] for scanner in truth["scanners"]}, "replay gives the capture's truth"
+    package = (directory / "t1046.log").exists()  # only this repository's Zeek package writes it
+    assert set(want) == {scanner["ip"] for scanner in truth["scanners"]
+                         if package or not scanner.get("package_only")}, "replay gives the capture's truth"
 
 
 def test_every_incident_update_is_committed_once_and_in_order_across_the_crash(tmp_path: Path) -> None:
