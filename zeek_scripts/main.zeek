@@ -350,6 +350,10 @@ function report(rec: Info, note: Notice::Type, n: count, subject: string,
     identifier: string)
 	{
 	Log::write(LOG, rec);
+	# The row reaches the file at once, not at the writer's next heartbeat
+	# (Threading::heartbeat_interval, 1 s): detections are few, and a live
+	# reader alerts on them.
+	Log::flush(LOG);
 
 	local n_info = Notice::Info($ts=rec$ts, $note=note, $src=rec$scanner, $n=n,
 	    $msg=rec$msg, $identifier=identifier,
