@@ -33,3 +33,17 @@ function flag_scanner(scanner: addr)
 	else
 		event T1046::scanner_flagged(scanner);
 	}
+
+## Tells the node that aggregates gateway's ARP requests that it is one.
+function announce_gateway(gateway: addr)
+	{
+	if ( ! Cluster::is_enabled() )
+		{
+		event T1046::gateway_seen(gateway);
+		return;
+		}
+
+	if ( ! Cluster::publish_hrw(Cluster::proxy_pool, gateway, T1046::gateway_seen,
+	    gateway) )
+		Broker::publish(Cluster::manager_topic, T1046::gateway_seen, gateway);
+	}

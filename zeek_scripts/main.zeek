@@ -188,11 +188,13 @@ export {
 	## or sent to a unicast address.  t1046.log has them all either way.
 	const mdns_notice_all = F &redef;
 
-	## Distinct addresses one requester must ask for in ARP requests
-	## within :zeek:see:`T1046::arp_sweep_window` before an ARP sweep (host
+	## Distinct addresses one requester must ask for in ARP requests that
+	## went unanswered, or whose answer it did not use, within
+	## :zeek:see:`T1046::arp_sweep_window` before an ARP sweep (host
 	## discovery on the local segment, as nmap -sn does it) is reported as
-	## an address scan.  A host resolves its gateway and the few peers it
-	## talks to; gratuitous ARP and ARP probes (sender 0.0.0.0) never count.
+	## an address scan.  A host resolves the hosts it talks to and then
+	## talks to them; gratuitous ARP and ARP probes (sender 0.0.0.0) never
+	## count.
 	const arp_sweep_threshold = 20 &redef;
 
 	## Window in which a requester's ARP requests are counted; its count
@@ -200,14 +202,31 @@ export {
 	## new request.
 	const arp_sweep_window = 5min &redef;
 
-	## Requesters whose ARP requests never count: routers resolve every
-	## local host they forward to, so a busy gateway belongs here.  Their
-	## connections are still judged like any other source's.
+	## Requesters whose ARP requests never count.  Gateways need not be
+	## listed: a requester whose hardware address sends other addresses'
+	## packets is recognised as one (see ``arp.zeek``).  Their connections
+	## are still judged like any other source's.
 	const arp_exempt_requesters: set[subnet] = {} &redef;
+
+	## How long an ARP request waits for its answer and for the
+	## requester's traffic to the address it asked for.  Only a request
+	## that no reply for that address answered within this long, or whose
+	## answer the requester did not use (no connection between its
+	## hardware address and the address), counts towards an ARP sweep.
+	## Linux gives up on an address after three requests a second apart.
+	const arp_reply_wait = 3sec &redef;
+
+	## A gateway's unanswered ARP requests are the work of the source
+	## whose packets it forwarded: they count for that source when it was
+	## the only one whose packets the gateway forwarded within this long
+	## before the request was judged, and for nobody otherwise.
+	const arp_route_window = 30sec &redef;
 
 	## A row of t1046.log: one detection or one update of it.
 	type Info: record {
-		## When the detection or update was made.
+		## When the detection or update was made (for an ARP sweep, the
+		## time of the request that made it, judged
+		## :zeek:see:`T1046::arp_reply_wait` later).
 		ts: time &log;
 		## The scanning source.
 		scanner: addr &log;
@@ -273,8 +292,12 @@ export {
 		## mDNS question from a source port other than 5353.
 		mdns_legacy_unicast: bool &optional;
 		## An ARP request of scanner for target's hardware address: no
-		## connection, so uid is empty and target_port is 0/unknown.
+		## connection, so uid is empty and target_port is 0/unknown;
+		## failed is T when nothing answered it, F when it was answered
+		## and its answer not used.
 		arp: bool &default=F;
+		## An ARP request a gateway sent for scanner's forwarded packets.
+		arp_routed: bool &default=F;
 	};
 
 	## Allowlisting policy, run where the probe is observed: a handler that
@@ -290,10 +313,15 @@ export {
 	## Tells observing nodes that a source was reported as a scanner.
 	global scanner_flagged: event(scanner: addr);
 
+	## Tells the node that aggregates gateway's ARP requests that it is a
+	## gateway, whose own ARP requests never count.
+	global gateway_seen: event(gateway: addr);
+
 	## Sends a probe to its aggregating node unless it is allowlisted.
 	global dispatch: function(p: Probe);
 
-	## Writes a t1046.log row and raises its notice.
+	## Writes a t1046.log row and raises its notice, both stamped with the
+	## row's ts.
 	global report: function(rec: Info, note: Notice::Type, n: count,
 	    subject: string, identifier: string);
 }
@@ -322,9 +350,14 @@ function report(rec: Info, note: Notice::Type, n: count, subject: string,
     identifier: string)
 	{
 	Log::write(LOG, rec);
+	# The row reaches the file at once, not at the writer's next heartbeat
+	# (Threading::heartbeat_interval, 1 s): detections are few, and a live
+	# reader alerts on them.
+	Log::flush(LOG);
 
-	local n_info = Notice::Info($note=note, $src=rec$scanner, $n=n, $msg=rec$msg,
-	    $identifier=identifier, $suppress_for=notice_suppression);
+	local n_info = Notice::Info($ts=rec$ts, $note=note, $src=rec$scanner, $n=n,
+	    $msg=rec$msg, $identifier=identifier,
+	    $suppress_for=notice_suppression);
 
 	if ( subject != "" )
 		n_info$sub = subject;

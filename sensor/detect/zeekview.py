@@ -37,10 +37,18 @@ def rule_for_zeek(action: Action, scan_rule: str) -> str:
     return scan_rule
 
 
+ARP_SWEEP = "arp"
+"""The ``sub`` of this package's notice of an ARP sweep: the scanner's own ARP requests, on the link Zeek sees,
+for addresses that did not answer or whose answer it did not use (docs/zeek.md). A routed sweep's notice
+(``arp-routed``: a gateway's requests in vain for the packets it forwarded from the scanner) counts its addresses
+as targets only: the scanner asked nothing by ARP, and nothing on the link proves its address."""
+
+
 def notice_evidence(detail: Evidence, notice: ZeekNotice, action: Action, sample: int) -> None:
     """What a scan notice adds to its source's evidence: Zeek's word, its uid, its target and port, the count
-    it names (ports of a port scan, addresses of a sweep), and whether it proves the source: an ARP sweep is
-    traffic on the local link; any other notice is Zeek's word without the packets."""
+    it names (ports of a port scan, addresses of a sweep), and whether it proves the source: the scanner's own
+    ARP sweep is traffic on the local link; a gateway's ARP requests for the scanner's packets (a routed sweep)
+    and any other notice are Zeek's word without the packets."""
     detail.zeek_said(notice.note, action)
     detail.sample_uids((notice.uid,), sample)
     detail.count(() if notice.target is None else (notice.target,),
@@ -51,7 +59,7 @@ def notice_evidence(detail: Evidence, notice: ZeekNotice, action: Action, sample
         detail.reported = (targets, max(ports, count), probes, failed)
     elif action in (Action.ADDRESS_SCAN, Action.NETWORK_SCAN):
         detail.reported = (max(targets, count), ports, probes, failed)
-    if notice.sub == "arp":
+    if notice.sub == ARP_SWEEP:
         detail.arp = max(detail.arp, count)
         detail.proof.setdefault("local_link")
     else:

@@ -376,6 +376,19 @@ def test_zeek_scan_notices_become_incidents_and_other_notices_do_not() -> None:
         (SCANNER, Action.PORT_SCAN, "T1046-ZEEK-NOTICE")]
 
 
+@pytest.mark.parametrize(("sub", "asked", "proven"), [("arp", 40, ("local_link",)), ("arp-routed", 0, ())])
+def test_an_arp_sweep_proves_its_source_only_when_the_requests_were_its_own(sub: str, asked: int,
+                                                                           proven: tuple[str, ...]) -> None:
+    """The package's ARP sweep notice (sub ``arp``) is the scanner's own requests on the link; a routed one
+    (``arp-routed``) is a gateway's requests in vain for the scanner's packets: the scanner asked nothing by ARP
+    and its address is Zeek's inference."""
+    notice = ZeekNotice(ts=5.0, note="T1046::Address_Scan", message="ARP sweep", source=ip(SCANNER), count=40,
+                        sub=sub)
+    [alert] = run([notice])
+    assert (alert.action, alert.arp_asked, alert.distinct_targets, alert.proven_by) == (
+        Action.ADDRESS_SCAN, asked, 40, proven)
+
+
 def test_t1046_log_detection_brings_zeeks_counts() -> None:
     detection = ZeekDetection(ts=10.0, scanner=ip(SCANNER), kind="address_scan", n_targets=80, n_ports=2,
                               n_probes=160, n_failed=158, targets=(ip("10.11.0.1"), ip("10.11.0.2")),

@@ -73,10 +73,12 @@ def test_browsing_tools_alert_once_each_and_the_responder_never(lab: Lab, tmp_pa
                  "--script-args", "broadcast-dns-service-discovery.timeout=3s"],
         "dig": ["dig", "-p", "5353", "@224.0.0.251", "_ssh._tcp.local", "PTR", "+time=2", "+tries=1"],
     }
-    # avahi-browse first and alone: a querier that has just seen another host ask the same question stays
-    # silent (duplicate question suppression, RFC 6762 section 7.3), and the watcher would not see it ask.
+    # Each avahi-browse alone, before the tools: a querier that has just seen another host ask the same
+    # question stays silent (duplicate question suppression, RFC 6762 section 7.3; avahi -a and nmap both ask
+    # for the service types), and the watcher would not see it ask.
     browsed = lab.run(scanners["browse"], tools.pop("browse"), 30)
     assert f"{responder.address};22".encode() in browsed.stdout, "avahi-browse resolved the ssh service"
+    lab.run(scanners["all"], tools.pop("all"), 30)
     running = [lab.start(scanners[tool], args, tool)[0] for tool, args in tools.items()]
     for process in running:
         process.wait(30)
