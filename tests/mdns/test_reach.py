@@ -35,7 +35,8 @@ def replayed(directory: Path) -> list[dict]:
 
 def copies(name: str) -> list[Path]:
     """The Zeek logs of a capture: plain Zeek's and the package's, TSV and JSON."""
-    return [REACH / name / "zeek", REACH / name / "zeek-json", PACKAGE_LOGS / name, PACKAGE_LOGS / name / "zeek-json"]
+    package = PACKAGE_LOGS / f"reach__{name}"
+    return [REACH / name / "zeek", REACH / name / "zeek-json", package, package / "zeek-json"]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
