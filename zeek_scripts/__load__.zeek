@@ -1,5 +1,6 @@
 @load ./main
 @load ./tagging
+@load ./served
 @load ./cluster
 @load ./aggregate
 @load ./mdns

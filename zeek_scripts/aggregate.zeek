@@ -18,6 +18,9 @@ type Spread: record {
 	ports: set[port] &default=set();
 	target_sample: vector of addr &default=vector();
 	port_sample: vector of port &default=vector();
+	## The latest time of each (target, port), for the short window; at
+	## most max_distinct of them.
+	times: table[addr, port] of time &default=table();
 };
 
 ## Everything an aggregating node keeps about one scanner.
@@ -74,6 +77,25 @@ function spread_add(s: Spread, target: addr, target_port: port)
 		if ( |s$port_sample| < sample_size )
 			s$port_sample[|s$port_sample|] = target_port;
 		}
+	}
+
+## Notes when the probe's (target, port) was last counted in s.
+function note_time(s: Spread, p: Probe)
+	{
+	if ( [p$target, p$target_port] in s$times || |s$times| < max_distinct )
+		s$times[p$target, p$target_port] = p$ts;
+	}
+
+## Distinct (target, port) pairs of s counted within scan_window before ts.
+function recent(s: Spread, ts: time): count
+	{
+	local n = 0;
+
+	for ( [target, target_port], seen in s$times )
+		if ( ts - seen <= scan_window )
+			++n;
+
+	return n;
 	}
 
 ## How often threshold doubles up to n: 0 at the threshold, 1 at twice it.
@@ -200,10 +222,29 @@ function count_failure(st: ScannerState, p: Probe)
 		st$by_port[p$target_port] = Spread();
 
 	if ( p$target in st$by_target )
+		{
 		spread_add(st$by_target[p$target], p$target, p$target_port);
+		note_time(st$by_target[p$target], p);
+		}
 
 	if ( p$target_port in st$by_port )
+		{
 		spread_add(st$by_port[p$target_port], p$target, p$target_port);
+		note_time(st$by_port[p$target_port], p);
+		}
+	}
+
+## Reports kind for subject (as check does) once threshold of s's pairs fell
+## within scan_window, or n reached slow_threshold (unless 0) within the
+## scanner's window however slowly, or when it was reported already (an
+## update).
+function check_window(p: Probe, st: ScannerState, kind: string, subject: string,
+    n: count, threshold: count, s: Spread, slow_threshold: count &default=0)
+	{
+	if ( cat(kind, "/", subject) in st$levels
+	    || ( slow_threshold > 0 && n >= slow_threshold )
+	    || recent(s, p$ts) >= threshold )
+		check(p$scanner, st, kind, subject, n, threshold, s);
 	}
 
 ## Judges a scanner after a failed first contact.
@@ -212,15 +253,15 @@ function check_scans(st: ScannerState, p: Probe)
 	if ( p$target in st$by_target )
 		{
 		local t = st$by_target[p$target];
-		check(p$scanner, st, "port_scan", cat(p$target), |t$ports|,
-		    port_scan_threshold, t);
+		check_window(p, st, "port_scan", cat(p$target), |t$ports|,
+		    port_scan_threshold, t, slow_port_scan_threshold);
 		}
 
 	if ( p$target_port in st$by_port )
 		{
 		local s = st$by_port[p$target_port];
-		check(p$scanner, st, "address_scan", cat(p$target_port), |s$targets|,
-		    address_scan_threshold, s);
+		check_window(p, st, "address_scan", cat(p$target_port), |s$targets|,
+		    address_scan_threshold, s, slow_address_scan_threshold);
 		}
 
 	if ( st$trw >= trw_upper_bound && |st$failed$ports| >= random_scan_min_ports )
@@ -231,15 +272,15 @@ function check_scans(st: ScannerState, p: Probe)
 		{
 		local h = st$half_open;
 		spread_add(h, p$target, p$target_port);
+		note_time(h, p);
 
 		if ( |h$targets| == 1 )
-			check(p$scanner, st, "port_scan", "half-open", |h$ports|,
-			    half_open_threshold, h);
+			check_window(p, st, "port_scan", "half-open", |h$ports|, half_open_threshold, h);
 		else if ( |h$ports| == 1 )
-			check(p$scanner, st, "address_scan", "half-open", |h$targets|,
+			check_window(p, st, "address_scan", "half-open", |h$targets|,
 			    half_open_threshold, h);
 		else
-			check(p$scanner, st, "random_scan", "half-open", |h$targets| + |h$ports|,
+			check_window(p, st, "random_scan", "half-open", |h$targets| + |h$ports|,
 			    half_open_threshold, h);
 		}
 	}

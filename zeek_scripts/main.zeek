@@ -46,18 +46,39 @@ export {
 		Mdns_Browse,
 	};
 
-	## Distinct ports of one target a scanner must fail to reach before
-	## a port scan is reported.
-	const port_scan_threshold = 15 &redef;
+	## Distinct ports of one target a scanner must fail to reach within
+	## :zeek:see:`T1046::scan_window` before a port scan is reported.
+	## Failures to services the network was seen serving do not count
+	## (:zeek:see:`T1046::served_memory`): a server that went down is an
+	## outage, not a scan.
+	const port_scan_threshold = 6 &redef;
 
-	## Distinct targets a scanner must fail to reach on one port before
-	## an address scan is reported.
-	const address_scan_threshold = 20 &redef;
+	## Distinct targets a scanner must fail to reach on one port within
+	## :zeek:see:`T1046::scan_window` before an address scan is reported.
+	const address_scan_threshold = 6 &redef;
 
-	## Distinct ports (or targets) a scanner must leave half-open -- the
-	## target answered SYN-ACK and the scanner reset or abandoned the
-	## handshake, as a SYN scan does to open ports -- before a scan is
-	## reported.  An ordinary TCP stack completes its handshakes, so a few
+	## The short window of the port scan, address scan and half-open
+	## thresholds.
+	const scan_window = 5min &redef;
+
+	## Distinct ports of one target a scanner must fail to reach within its
+	## window (:zeek:see:`T1046::scan_max_window`), however slowly, before a
+	## slow port scan is reported (nmap -T1, -T0).
+	const slow_port_scan_threshold = 12 &redef;
+
+	## Distinct targets a scanner must fail to reach on one port within its
+	## window, however slowly, before a slow address scan is reported.
+	const slow_address_scan_threshold = 12 &redef;
+
+	## How long a service (address and port) that answered a working
+	## connection of any client is remembered as served, on the observing
+	## node; failed probes of it do not count.
+	const served_memory = 1day &redef;
+
+	## Distinct ports (or targets) a scanner must leave half-open within
+	## :zeek:see:`T1046::scan_window` -- the target answered SYN-ACK and
+	## the scanner reset or abandoned the handshake, as a SYN scan does to
+	## open ports -- before a scan is reported.  An ordinary TCP stack completes its handshakes, so a few
 	## are enough; a SYN scan of only open ports (nmap -sS before -sV)
 	## fails nothing else.
 	const half_open_threshold = 3 &redef;
@@ -68,8 +89,9 @@ export {
 	const random_scan_min_targets = 4 &redef;
 
 	## Distinct ports with failed first contacts a scanner needs before a
-	## random scan is reported; a pure single-port sweep is an address scan.
-	const random_scan_min_ports = 2 &redef;
+	## random scan is reported.  At 1, a sweep of one port whose first
+	## contacts fail is reported by the walk too, however slow it is.
+	const random_scan_min_ports = 1 &redef;
 
 	## Probability that a benign host's first contact with a service succeeds.
 	const trw_benign_success = 0.8 &redef;
@@ -91,13 +113,14 @@ export {
 	## Honeyport and dark address touches report from the first touch.
 	const trap_threshold = 1 &redef;
 
-	## Scanner state is dropped after this long without a new probe.
-	const scan_idle_timeout = 15min &redef;
+	## Scanner state is dropped after this long without a new probe: a
+	## slow scan's failures outlive its quiet spells.
+	const scan_idle_timeout = 1day &redef;
 
 	## Scanner state older than this is restarted even if the scanner keeps
 	## probing, so that rare failures of a busy benign host never add up
-	## to a scan over days.
-	const scan_max_window = 6hr &redef;
+	## to a scan over days.  The window of the slow thresholds.
+	const scan_max_window = 1day &redef;
 
 	## Most scanners tracked at once on an aggregating node, and most
 	## suspects and forwarded first contacts remembered on an observing
@@ -145,7 +168,8 @@ export {
 	## DNS-SD name whose PTR query enumerates all service types.
 	const mdns_enumeration_name = "_services._dns-sd._udp.local" &redef;
 
-	## DNS-SD service types whose browsing reveals remote-access services.
+	## DNS-SD service types whose browsing reveals remote-access services
+	## (a browse of any other service type is reported too, and weighed).
 	const mdns_sensitive_services: set[string] = {
 		"_ssh._tcp",
 		"_sftp-ssh._tcp",
@@ -183,10 +207,79 @@ export {
 	const mdns_habit_memory = 1day &redef;
 
 	## Raise :zeek:see:`T1046::Mdns_Browse` for every reported question.
-	## When false, only for questions that come from tools rather than an
-	## operating system's responder: legacy unicast (source port not 5353)
-	## or sent to a unicast address.  t1046.log has them all either way.
+	## When false, only for the service type enumeration, and for the browse
+	## that brings the weights of the distinct service types its querier
+	## browsed within :zeek:see:`T1046::scan_window` to 1, once per querier
+	## and window: a sensitive type weighs 1, a routine one
+	## :zeek:see:`T1046::mdns_routine_weight`, a chatter one nothing, any
+	## other one over :zeek:see:`T1046::mdns_distinct_types`, and a question
+	## from a port other than 5353 :zeek:see:`T1046::mdns_legacy_factor`
+	## times as much (the Python side's weights).  t1046.log has every
+	## reported question either way.
 	const mdns_notice_all = F &redef;
+
+	## Sensitive service types that desktops browse by themselves (file
+	## shares, Time Machine, device sync): a browse of one of them weighs
+	## :zeek:see:`T1046::mdns_routine_weight`.
+	const mdns_routine_services: set[string] = {
+		"_smb._tcp",
+		"_afpovertcp._tcp",
+		"_adisk._tcp",
+		"_apple-mobdev2._tcp",
+		"_webdav._tcp",
+		"_webdavs._tcp",
+		"_ftp._tcp",
+		"_nfs._tcp",
+	} &redef;
+
+	## What a browse of a routine service type weighs.
+	const mdns_routine_weight = 0.25 &redef;
+
+	## Everyday consumer service types (media, printers, home automation):
+	## browsing them weighs nothing.
+	const mdns_chatter_services: set[string] = {
+		"_airplay._tcp",
+		"_raop._tcp",
+		"_googlecast._tcp",
+		"_ipp._tcp",
+		"_ipps._tcp",
+		"_printer._tcp",
+		"_pdl-datastream._tcp",
+		"_scanner._tcp",
+		"_uscan._tcp",
+		"_uscans._tcp",
+		"_spotify-connect._tcp",
+		"_companion-link._tcp",
+		"_homekit._tcp",
+		"_hap._tcp",
+		"_hap._udp",
+		"_sleep-proxy._udp",
+		"_touch-able._tcp",
+		"_airport._tcp",
+		"_daap._tcp",
+		"_dpap._tcp",
+		"_home-sharing._tcp",
+		"_matter._tcp",
+		"_matterc._udp",
+		"_meshcop._udp",
+		"_trel._udp",
+		"_sonos._tcp",
+		"_amzn-wplay._tcp",
+		"_androidtvremote2._tcp",
+		"_googlezone._tcp",
+		"_mediaremotetv._tcp",
+		"_rdlink._tcp",
+	} &redef;
+
+	## How many times more a browse from a port other than 5353 (legacy
+	## unicast: dig, nmap's scripts) weighs, up to 1: a host's mDNS stack
+	## sends from 5353.
+	const mdns_legacy_factor = 2.0 &redef;
+
+	## Distinct service types of no list above whose browses, within
+	## :zeek:see:`T1046::scan_window`, add up to a notice on their own (each
+	## weighs one over this).
+	const mdns_distinct_types = 6 &redef;
 
 	## Distinct addresses one requester must ask for in ARP requests that
 	## went unanswered, or whose answer it did not use, within

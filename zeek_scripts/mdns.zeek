@@ -59,6 +59,9 @@ event zeek_init() &priority=5
 	    $ev=log_t1046_mdns, $path="t1046_mdns"));
 	}
 
+## A DNS-SD service type: ``_name._tcp`` or ``_name._udp``.
+const dns_sd_service = /^_[^.]+\._(tcp|udp)$/;
+
 ## Which mDNS kind a question for this name is, or "" when it is not one.
 function mdns_kind(query: string): string
 	{
@@ -68,7 +71,9 @@ function mdns_kind(query: string): string
 	if ( ! ends_with(query, ".local") )
 		return "";
 
-	if ( sub_bytes(query, 1, |query| - 6) in mdns_sensitive_services )
+	local service = sub_bytes(query, 1, |query| - 6);
+
+	if ( service in mdns_sensitive_services || dns_sd_service == service )
 		return "mdns_service_browse";
 
 	return "";
@@ -88,6 +93,78 @@ function mdns_habitual(h: MdnsHabit, ts: time): bool
 
 	return h$episodes >= mdns_habit_episodes
 	    && h$last - h$first >= mdns_habit_span;
+	}
+
+## The weights of the service types each querier browsed over multicast
+## lately, on the aggregating node.
+global mdns_browsed: table[addr] of table[string] of double
+    &create_expire=scan_window;
+
+## What a browse of a service type weighs towards a notice (1 alone).
+function mdns_weight(service: string): double
+	{
+	if ( service in mdns_routine_services )
+		return mdns_routine_weight;
+
+	if ( service in mdns_sensitive_services )
+		return 1.0;
+
+	if ( service in mdns_chatter_services )
+		return 0.0;
+
+	return 1.0 / mdns_distinct_types;
+	}
+
+## Queriers whose browses raised a notice within scan_window, on the
+## aggregating node.
+global mdns_noticed: set[addr] &create_expire=scan_window;
+
+## Whether a reported question raises a notice: the service type enumeration,
+## or the browse that brings the weights of the distinct service types its
+## querier browsed within scan_window to 1 (a question from a port other than
+## 5353 weighs mdns_legacy_factor times as much), once per querier and window.
+function mdns_unusual(p: Probe, kind: string): bool
+	{
+	if ( kind == "mdns_service_enumeration" )
+		return T;
+
+	if ( p$scanner in mdns_noticed )
+		return F;
+
+	if ( p$scanner !in mdns_browsed )
+		{
+		if ( |mdns_browsed| >= max_scanners )
+			return F;
+
+		mdns_browsed[p$scanner] = table();
+		}
+
+	local browsed = mdns_browsed[p$scanner];
+	local service = sub_bytes(p$mdns_query, 1, |p$mdns_query| - 6);
+	local weight = mdns_weight(service);
+
+	if ( p$mdns_legacy_unicast )
+		weight = weight * mdns_legacy_factor < 1.0 ? weight * mdns_legacy_factor :
+		    1.0;
+
+	if ( service in browsed && browsed[service] >= weight )
+		weight = browsed[service];
+
+	if ( service in browsed || |browsed| < max_distinct )
+		browsed[service] = weight;
+
+	local sum = 0.0;
+
+	for ( name, w in browsed )
+		sum += w;
+
+	if ( sum < 1.0 - 1e-9 )
+		return F;
+
+	if ( |mdns_noticed| < max_scanners )
+		add mdns_noticed[p$scanner];
+
+	return T;
 	}
 
 event dns_request(c: connection, msg: dns_msg, query: string, qtype: count,
@@ -156,7 +233,7 @@ event probe_seen(p: Probe)
 	    "%s sent the %smDNS question %s %s to %s", p$scanner, how,
 	    p$mdns_query, p$mdns_qtype, p$target));
 
-	if ( mdns_notice_all || unicast || p$mdns_legacy_unicast )
+	if ( mdns_notice_all || mdns_unusual(p, kind) )
 		report(rec, Mdns_Browse, 1, p$mdns_query, fmt("%s/%s/%s", p$scanner, kind,
 		    p$mdns_query));
 	else

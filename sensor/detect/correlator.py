@@ -256,7 +256,8 @@ class Correlator:
             return []
         track, alerts = self._track(notice.source, notice.target_port, notice.ts, now)
         notice_evidence(track.evidence(), notice, action, self._config.sample_size)
-        return alerts + self._incidents.update(track, [rule_for_zeek(action, "T1046-ZEEK-NOTICE")], now)
+        rule = rule_for_zeek(action, "T1046-ZEEK-NOTICE", self._mdns.sensitive(notice.sub))
+        return alerts + self._incidents.update(track, [rule], now)
 
     def _zeek_detection(self, detection: ZeekDetection, now: float) -> list[Alert]:
         action = zeek_action(detection.kind)

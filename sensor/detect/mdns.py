@@ -149,6 +149,12 @@ class MdnsBrowseDetector:
         """Hosts whose habits are remembered now."""
         return len(self._hosts)
 
+    def sensitive(self, name: str) -> bool:
+        """Whether a browse of ``name`` (``_ssh._tcp.local``) is one for a sensitive or routine type; a name that
+        is no service type (the type list, a notice of another package) counts as sensitive."""
+        browsed = None if name.lower().rstrip(".") == ENUMERATION_NAME else service_type(name)
+        return browsed is None or browsed in self._sensitive or browsed in ROUTINE_TYPES
+
     def rules_for(self, query: MdnsQuery, now: float) -> list[str]:
         """Rule ids this question fires (empty for ordinary chatter); :attr:`browsed` says which browses
         added up to them."""

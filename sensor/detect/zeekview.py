@@ -26,14 +26,16 @@ def zeek_action(name: str) -> Action | None:
     return ZEEK_KINDS.get(name.rpartition("::")[2].lower())
 
 
-def rule_for_zeek(action: Action, scan_rule: str) -> str:
-    """The rule a Zeek report of ``action`` counts as; ``scan_rule`` for scans (notice or t1046.log)."""
+def rule_for_zeek(action: Action, scan_rule: str, sensitive: bool = True) -> str:
+    """The rule a Zeek report of ``action`` counts as; ``scan_rule`` for scans (notice or t1046.log). An mDNS
+    browse is one for remote access when ``sensitive``, else one of many types (the package weighs browses as
+    :mod:`sensor.detect.mdns` does, so it notices a browse of many unusual types too)."""
     if action is Action.HONEYPORT_PROBE:
         return "T1046-HONEYPORT"
     if action is Action.MDNS_SERVICE_ENUMERATION:
         return "T1046-MDNS-ENUM"
     if action is Action.MDNS_SERVICE_BROWSE:
-        return "T1046-MDNS-SENSITIVE"
+        return "T1046-MDNS-SENSITIVE" if sensitive else "T1046-MDNS-MANY-TYPES"
     return scan_rule
 
 

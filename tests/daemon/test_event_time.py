@@ -24,6 +24,7 @@ from sensor.metrics import Metrics
 from sensor.replay import replay
 from sensor.zeek import KINDS
 from tests.alertcheck import validate_alert
+from tests.test_scenarios import late_notices
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 LOGS = tuple(f"{kind}.log" for kind in KINDS)
@@ -143,7 +144,7 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("directory", CAPTURE_DIRS, ids=lambda d: str(d.relative_to(DATA)))
+@pytest.mark.parametrize("directory", late_notices(CAPTURE_DIRS), ids=lambda d: str(d.relative_to(DATA)))
 def test_run_ends_with_the_incidents_of_replay(directory: Path, variant: str, tmp_path: Path) -> None:
     late, gap, crash = VARIANTS[variant]
     alerts = run_live(directory, tmp_path, late, gap, crash)

@@ -21,8 +21,8 @@ LOSSY = "capture_loss_web"
 FLAVOURS = {
     "zeek": lambda name: REACH / name / "zeek",
     "zeek-json": lambda name: REACH / name / "zeek-json",
-    "package": lambda name: DATA / "package-logs" / name,
-    "package-json": lambda name: DATA / "package-logs" / name / "zeek-json",
+    "package": lambda name: DATA / "package-logs" / f"reach__{name}",
+    "package-json": lambda name: DATA / "package-logs" / f"reach__{name}" / "zeek-json",
 }
 """Where each flavour of a scenario's logs is: plain Zeek (TSV, JSON) and with the package loaded."""
 
@@ -67,7 +67,7 @@ def test_zeek_writes_the_silent_probes_without_a_history_letter_or_an_answer() -
 
 def test_the_package_tags_the_silent_probes_stealth() -> None:
     for name in SILENT:
-        lines = [c for c in _conn_lines(DATA / "package-logs" / name / "zeek-json") if c["proto"] == "tcp"]
+        lines = [c for c in _conn_lines(DATA / "package-logs" / f"reach__{name}" / "zeek-json") if c["proto"] == "tcp"]
         assert lines and all("stealth" in c["t1046_tags"] for c in lines), name
 
 
@@ -80,7 +80,7 @@ def test_the_lossy_capture_shows_what_a_lossy_span_port_shows() -> None:
     """The capture holds what the verdicts are about: SYN-ACKs the client's ACK never followed in the capture
     (``Sh``), servers going on without the client's packets, and connections picked up mid-stream; and the
     package tags none of them half-open."""
-    lines = [c for c in _conn_lines(DATA / "package-logs" / LOSSY / "zeek-json") if c["proto"] == "tcp"]
+    lines = [c for c in _conn_lines(DATA / "package-logs" / f"reach__{LOSSY}" / "zeek-json") if c["proto"] == "tcp"]
     histories = {c.get("history", "") for c in lines}
     assert "Sh" in histories
     assert any("h" in h and "A" not in h and "d" in h for h in histories), histories

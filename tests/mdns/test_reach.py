@@ -35,7 +35,8 @@ def replayed(directory: Path) -> list[dict]:
 
 def copies(name: str) -> list[Path]:
     """The Zeek logs of a capture: plain Zeek's and the package's, TSV and JSON."""
-    return [REACH / name / "zeek", REACH / name / "zeek-json", PACKAGE_LOGS / name, PACKAGE_LOGS / name / "zeek-json"]
+    package = PACKAGE_LOGS / f"reach__{name}"
+    return [REACH / name / "zeek", REACH / name / "zeek-json", package, package / "zeek-json"]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -65,7 +66,10 @@ def test_the_packages_logs_give_every_question_of_the_browse(directory: Path) ->
     assert len({a["t1046"]["incident_id"] for a in alerts}) == 1 and len(alerts) <= 3
     assert alerts[0]["event"]["action"] == "mdns_service_browse"
     assert alerts[0]["rule"]["id"] == "T1046-MDNS-MANY-TYPES"
-    assert len(alerts[0]["t1046"]["sample"]["mdns_names"]) == 6, "the six unusual types that add up to an alert"
+    # The package's own notice of the browse (it weighs types as the correlator does) can come first, at the
+    # same instant: the first update that names types names at least the six unusual ones that add up to it.
+    named = next(a["t1046"]["sample"]["mdns_names"] for a in alerts if a["t1046"]["sample"]["mdns_names"])
+    assert len(named) >= 6, "the six unusual types that add up to an alert"
 
 
 @pytest.mark.parametrize("directory", copies("mdns_many_types")[:2], ids=lambda path: str(path.relative_to(DATA)))

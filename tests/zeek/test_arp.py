@@ -56,7 +56,7 @@ def test_the_sweep_is_the_package_s_own_detection(flavour: str) -> None:
 PACKAGE_LOGS = ARP_DATA.parent / "package-logs"
 REACH = ARP_DATA.parent / "reach"
 REACH_ARP = ("arp_answered_ssh", "arp_only_sweep", "arp_routed_scan")
-"""The ARP captures of tests/data/reach (see their PROVENANCE.md); package-logs/<name> holds the logs
+"""The ARP captures of tests/data/reach (see their PROVENANCE.md); package-logs/reach__<name> holds the logs
 Zeek wrote for each with the package loaded."""
 
 
@@ -66,7 +66,7 @@ def test_arp_evidence_is_what_went_unanswered_or_unused(name: str, flavour: str)
     """SSH to 40 hosts that exist is no sweep; nmap -sT of 41 addresses, 38 absent, is the scanner's own sweep;
     a routed scan of mostly absent targets is the routed scanner's, never the router's."""
     expected = json.loads((REACH / name / "truth.json").read_text(encoding="utf-8"))
-    alerts = _replay(PACKAGE_LOGS / name / flavour)
+    alerts = _replay(PACKAGE_LOGS / f"reach__{name}" / flavour)
     assert {a["source"]["ip"] for a in alerts} == {s["ip"] for s in expected["scanners"]}
     for scanner in expected["scanners"]:
         mine = [a for a in alerts if a["source"]["ip"] == scanner["ip"]]
@@ -75,7 +75,7 @@ def test_arp_evidence_is_what_went_unanswered_or_unused(name: str, flavour: str)
 
 
 def test_the_scanner_s_own_arp_sweep_proves_its_address() -> None:
-    last = _replay(PACKAGE_LOGS / "arp_only_sweep")[-1]
+    last = _replay(PACKAGE_LOGS / "reach__arp_only_sweep")[-1]
     assert last["t1046"]["counts"]["arp_addresses"] >= 20
     assert "local_link" in last["t1046"]["certainty"]["proven_by"]
 
@@ -83,7 +83,7 @@ def test_the_scanner_s_own_arp_sweep_proves_its_address() -> None:
 def test_a_routed_sweep_is_the_routed_scanner_s_on_zeek_s_word() -> None:
     """The router (10.79.2.1) asked in vain for 37 addresses on the scanner's behalf: the scanner asked nothing by
     ARP and is not on the link, so the sweep counts as its targets, unproven."""
-    alerts = _replay(PACKAGE_LOGS / "arp_routed_scan")
+    alerts = _replay(PACKAGE_LOGS / "reach__arp_routed_scan")
     assert "10.79.2.1" not in {a["source"]["ip"] for a in alerts}
     last = alerts[-1]
     assert last["t1046"]["counts"]["arp_addresses"] == 0

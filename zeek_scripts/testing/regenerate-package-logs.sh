@@ -3,12 +3,18 @@
 # records the package's hash beside them (tests/test_zeek_package.py fails when it is stale):
 #
 #   tests/data/package-logs/<scenario>/*.log        TSV, from zeek_scripts/testing/Traces/<scenario>.pcap
-#                                                   or, for a lab capture, tests/data/reach/<scenario>/capture.pcap
+#                                                   for each scenario of tests/data/captures/
 #   tests/data/package-logs/<scenario>/zeek-json/   the same with LogAscii::use_json=T
 #   tests/data/arp/<scenario>/zeek/, zeek-json/     from tests/data/arp/<scenario>/capture.pcap
+#   tests/data/package-logs/<group>__<scenario>/    TSV and zeek-json/, from every other
+#                                                   tests/data/<group>/<scenario>/capture.pcap
+#                                                   (slow, stealth, identity, outage, reach, ...)
+#
+# Each package-logs folder gets a copy of its scenario's truth.json.
 #
 # Each run is `zeek -C -r capture.pcap local "Site::local_nets += {10.0.0.0/8}" zeek_scripts` in an
-# empty directory; conn, notice, dns, t1046 and t1046_mdns logs are kept (those a run writes). Needs zeek on PATH.
+# empty directory, with the btests' seeds (ZEEK_SEED_FILE, so that a rerun writes the same uids in the same
+# order); conn, notice, dns, t1046 and t1046_mdns logs are kept (those a run writes). Needs zeek on PATH.
 #
 # usage: regenerate-package-logs.sh          regenerate everything (run from anywhere)
 #        regenerate-package-logs.sh --hash   print the package hash only
@@ -38,7 +44,8 @@ write_logs() {
 	work=$(mktemp -d)
 	json=
 	[ "${3:-}" = json ] && json=LogAscii::use_json=T
-	(cd "$work" && zeek -C -r "$1" local "Site::local_nets += {10.0.0.0/8}" "$repo/zeek_scripts" $json)
+	(cd "$work" && ZEEK_SEED_FILE="$repo/zeek_scripts/testing/Files/random.seed" \
+		zeek -C -r "$1" local "Site::local_nets += {10.0.0.0/8}" "$repo/zeek_scripts" $json)
 	mkdir -p "$2"
 	rm -f "$2"/*.log
 	for log in conn notice dns t1046 t1046_mdns; do
@@ -47,22 +54,29 @@ write_logs() {
 	rm -rf "$work"
 }
 
-for dir in "$repo"/tests/data/reach/*/; do
-	mkdir -p "$repo/tests/data/package-logs/$(basename "$dir")"
-	cp "$dir/truth.json" "$repo/tests/data/package-logs/$(basename "$dir")/"
-done
+# write_all PCAP OUTDIR: TSV into OUTDIR, JSON into OUTDIR/zeek-json
+write_all() {
+	write_logs "$1" "$2"
+	write_logs "$1" "$2/zeek-json" json
+}
 
-for dir in "$repo"/tests/data/package-logs/*/; do
+for dir in "$repo"/tests/data/captures/*/; do
 	name=$(basename "$dir")
-	pcap="$repo/zeek_scripts/testing/Traces/$name.pcap"
-	[ -f "$pcap" ] || pcap="$repo/tests/data/reach/$name/capture.pcap"
-	write_logs "$pcap" "$dir"
-	write_logs "$pcap" "$dir/zeek-json" json
+	write_all "$repo/zeek_scripts/testing/Traces/$name.pcap" "$repo/tests/data/package-logs/$name"
+	cp "$dir/truth.json" "$repo/tests/data/package-logs/$name/"
 done
 
-for dir in "$repo"/tests/data/arp/*/; do
-	write_logs "$dir/capture.pcap" "$dir/zeek"
-	write_logs "$dir/capture.pcap" "$dir/zeek-json" json
+for pcap in "$repo"/tests/data/*/*/capture.pcap; do
+	dir=$(dirname "$pcap")
+	group=$(basename "$(dirname "$dir")")
+	if [ "$group" = arp ]; then
+		write_logs "$pcap" "$dir/zeek"
+		write_logs "$pcap" "$dir/zeek-json" json
+		continue
+	fi
+	out="$repo/tests/data/package-logs/${group}__$(basename "$dir")"
+	write_all "$pcap" "$out"
+	cp "$dir/truth.json" "$out/"
 done
 
 hash=$(package_hash)
