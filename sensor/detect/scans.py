@@ -95,6 +95,20 @@ def failed_pair(config: DetectionConfig, detail: Evidence, target: IPAddress, tr
     return fired
 
 
+def outbound_rules(track: Track, fired: list[str]) -> list[str]:
+    """What the rules an outbound contact fired count for: the short-window rules and Zeek's word, and only
+    while the source's failed and half-open contacts make at least half of all its contacts. A host using
+    the internet fails a few first contacts (an absent server, a blocked port) among many working ones, and a
+    busy resolver or mail relay fails many among very many; a scanner's contacts are mostly failures. Neither
+    the random walk nor the slow rules judge outbound contacts: their premise, that a benign source's first
+    contacts mostly succeed and its failures are rare over a day, holds for a site's own hosts, not for the
+    internet (Bro's TRW left outbound traffic out by default for this reason)."""
+    detail = track.evidence()
+    if (detail.failed + detail.half_open) * 2 < track.probes:
+        return []
+    return [rule for rule in fired if rule != "T1046-SLOW"]
+
+
 def distinct_pairs(config: DetectionConfig, detail: Evidence, pairs: dict[tuple[IPAddress, int], float],
                    target: IPAddress, port: int, ts: float, threshold: int, rule: str) -> list[str]:
     """Remember one (target, port) contact of a kind at ``ts``; ``rule`` when ``threshold`` distinct ones fall
