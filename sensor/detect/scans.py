@@ -102,7 +102,7 @@ def outbound_rules(track: Track, fired: list[str]) -> list[str]:
     busy resolver or mail relay fails many among very many; a scanner's contacts are mostly failures. Neither
     the random walk nor the slow rules judge outbound contacts: their premise, that a benign source's first
     contacts mostly succeed and its failures are rare over a day, holds for a site's own hosts, not for the
-    internet (Bro's TRW left outbound traffic out by default for this reason)."""
+    internet (Bro's own TRW judged inbound connections only)."""
     detail = track.evidence()
     if (detail.failed + detail.half_open) * 2 < track.probes:
         return []
