@@ -353,7 +353,7 @@ function is_outside(a: addr): bool
 ## Whether a probe of target by scanner counts: a scan target inside
 ## Site::local_nets (from any scanner), or, with outbound_scans, a host
 ## outside them probed by a scanner inside them.
-function in_scope(scanner: addr, target: addr): bool
+function is_in_scope(scanner: addr, target: addr): bool
 	{
 	if ( ! is_scan_target(target) )
 		return F;

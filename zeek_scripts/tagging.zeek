@@ -167,7 +167,7 @@ function make_probe(c: connection): Probe
 ## answered one only for a suspect and only the first per service.
 function send_outcome(c: connection, failed: bool)
 	{
-	if ( c$t1046_outcome_sent || ! in_scope(c$id$orig_h, c$id$resp_h) )
+	if ( c$t1046_outcome_sent || ! is_in_scope(c$id$orig_h, c$id$resp_h) )
 		return;
 
 	c$t1046_outcome_sent = T;
@@ -248,7 +248,7 @@ event new_connection(c: connection)
 	for ( tag in tags )
 		add_tag(c, tag);
 
-	if ( in_scope(c$id$orig_h, c$id$resp_h) )
+	if ( is_in_scope(c$id$orig_h, c$id$resp_h) )
 		dispatch(make_probe(c));
 	}
 
