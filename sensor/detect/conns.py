@@ -95,8 +95,10 @@ class ConnJudge:
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now, source_key)
         track.probes += 1
         tags = conn.zeek_tags
-        if outbound and outcome is _ESTABLISHED:  # the host using the internet: it weighs against its failures
-            return alerts                            # out (scans.outbound_rules), and is no evidence of a scan
+        if outbound and (outcome is _ESTABLISHED or not scans.dominated(track)):
+            if outcome is not _ESTABLISHED:  # the internet's ordinary failure (scans.dominated): counted only
+                track.outbound_failed += 1
+            return alerts  # a working connection out is the host using the internet: no evidence of a scan
         if outcome is _ESTABLISHED and track.detail is None and not tags:
             if target_key not in track.contacted and len(track.usual) < USUAL_CAP:
                 track.usual += (service,)
@@ -150,7 +152,7 @@ class ConnJudge:
             detail.failed += 1
             fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
         if outbound:
-            fired = scans.outbound_rules(track, fired)
+            fired = scans.outbound_rules(fired)
         else:
             fired += self._walk.step(track, target_key, outcome)
         return alerts + self._incidents.update(track, fired, now, scanning=outcome is not _ESTABLISHED or bool(tags))

@@ -182,7 +182,7 @@ class Track:
     """One source (per authorization): the random walk over its first contacts, and its evidence if any."""
 
     __slots__ = ("_source", "aliases", "authorized", "contacted", "detail", "first_seen", "key", "known", "last_seen",
-                 "llr", "probes", "slept", "touched", "usual")
+                 "llr", "outbound_failed", "probes", "slept", "touched", "usual")
 
     def __init__(self, source: IPAddress | None, authorized: str | None, key: int | tuple[int, str],
                  ts: float) -> None:
@@ -196,6 +196,9 @@ class Track:
         self.contacted: dict[int, None] = {}
         """Keys of the targets of its first contacts (:func:`~sensor.observations.address_key`)."""
         self.probes = 0
+        self.outbound_failed = 0
+        """Failed outbound contacts made while failures did not dominate its contacts: the internet's ordinary
+        failures, counted against its working connections and no evidence (:func:`~sensor.detect.scans.dominated`)."""
         self.detail: Evidence | None = None
         self.aliases: tuple[IPAddress, ...] = ()
         """Other addresses of the same host this track's evidence came from (:mod:`sensor.detect.hosts`)."""

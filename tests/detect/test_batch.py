@@ -108,8 +108,9 @@ def state(correlator: Correlator) -> object:
     def track(item: tuple[object, Track]) -> tuple[object, ...]:
         key, found = item
         detail = found.detail
-        return (key, found.source, found.first_seen, found.last_seen, found.llr, found.probes, list(found.contacted),
-                found.aliases, None if detail is None else tuple(getattr(detail, name) for name in Evidence.__slots__))
+        return (key, found.source, found.first_seen, found.last_seen, found.llr, found.probes, found.outbound_failed,
+                list(found.contacted), found.aliases,
+                None if detail is None else tuple(getattr(detail, name) for name in Evidence.__slots__))
 
     sources = correlator._sources
     return ([track(item) for item in sources.live.items()], [track(item) for item in sources.dormant.items()],

@@ -148,3 +148,12 @@ def test_an_appliance_whose_time_servers_never_answer_is_no_slow_scanner() -> No
     ntp = [conn(600.0 + i * 3600.0, f"198.51.100.{i + 1}", 123, NOREPLY, source="10.1.0.77",
                 transport=Transport.UDP) for i in range(20)]
     assert run(sorted(updates + ntp, key=lambda c: c.ts)) == []
+
+
+def test_the_internets_failures_do_not_complete_a_sweep_with_an_internal_one() -> None:
+    """Five failed contacts out on 443 among a hundred working ones, then one failed contact inside on 443: six
+    distinct failed targets on one port, but the five are the internet's ordinary failures, no evidence."""
+    day = [conn(i * 1.0, f"203.0.113.{i % 90 + 1}", 443, OK, source="10.1.0.31") for i in range(100)]
+    day += [conn(20.5 + i * 10, f"198.51.100.{i + 1}", 443, NOREPLY, source="10.1.0.31") for i in range(5)]
+    day.append(conn(99.5, "10.1.2.3", 443, NOREPLY, source="10.1.0.31"))
+    assert run(sorted(day, key=lambda c: c.ts)) == []
