@@ -88,7 +88,8 @@ class ConnJudge:
             return []
         outbound = reach is _OUTSIDE
         if outcome is _ESTABLISHED:
-            self._served.serving(service, conn.ts)
+            if not outbound:  # the site's services: the internet's would crowd them out of the memory
+                self._served.serving(service, conn.ts)
         elif outcome in FAILED_OUTCOMES and self._served.recently(service, conn.ts):
             self._stats.outages += 1
             return []
@@ -188,11 +189,6 @@ class ConnJudge:
                 if reach is _INSIDE and outcome is _ESTABLISHED and shortcut:
                     track = tracks.get(source)
                     if track is not None and track.detail is None:  # a working connection out (ConnJudge.one)
-                        when = latest.get(service)
-                        if when is None:
-                            serving(service, ts)
-                        elif ts > when:
-                            latest[service] = ts
                         move_to_end(source)
                         track.touched = position
                         track.seen(ts)

@@ -287,11 +287,12 @@ class Whole:
         for index in range(run, stop):
             ts, target, service, outcome = rows.ts[index], rows.target_key[index], rows.service_key[index], \
                 rows.outcome[index]
-            if outcome is _OTHER or scope.contact(rows.source[index], rows.source_key[index], rows.target[index],
-                                                  target) is Reach.NONE:
+            reach = scope.contact(rows.source[index], rows.source_key[index], rows.target[index], target)
+            if outcome is _OTHER or reach is Reach.NONE:
                 continue
             if outcome is _ESTABLISHED:
-                served.serving(service, ts)
+                if reach is Reach.INSIDE:
+                    served.serving(service, ts)
             elif outcome in FAILED_OUTCOMES and served.recently(service, ts):
                 continue
             address_of = rows.source_key[index]

@@ -130,12 +130,13 @@ def routed(rows: ConnRows, columns: Columns, start: int, stop: int, scope: Scope
     ts, targets, services, outcomes = (columns.ts[start:stop], columns.target[start:stop],
                                        columns.service[start:stop], columns.outcome[start:stop])
     reach = _reach(rows.target, targets, start, scope)
-    read: NDArray[np.bool_] = reach == _INSIDE
+    inside = reach == _INSIDE
+    read: NDArray[np.bool_] = inside.copy()
     outward = reach == _OUTSIDE
     if outward.any():  # an outbound contact is one from an internal source
         read |= outward & (_reach(rows.source, columns.source[start:stop], start, scope) == _INSIDE)
     read &= outcomes != _OTHER
-    working = np.flatnonzero(read & (outcomes == _ESTABLISHED))
+    working = np.flatnonzero(read & inside & (outcomes == _ESTABLISHED))  # the site's services are remembered
     failed = np.flatnonzero(read & np.isin(outcomes, _FAILED))
     order = working[np.argsort(services[working], kind="stable")]
     keys = services[order]
