@@ -126,7 +126,9 @@ function failure_tag(c: connection): string
 		if ( "r" in h )
 			return "rejected";
 
-		if ( responder_silent(c) )
+		# An originator that acknowledged or sent data was answered: the
+		# capture missed the answer (it saw one direction only).
+		if ( responder_silent(c) && /[AD]/ !in h )
 			return "unanswered";
 
 		return "";

@@ -478,6 +478,8 @@ def test_probes_without_a_handshake_are_their_own_rule_and_not_first_contacts() 
     ("OTH", "D", 0, 0, Outcome.OTHER),  # a payload is no stealth probe
     ("SH", "SF", 0, 0, Outcome.UNANSWERED),
     ("S0", "S", 0, 0, Outcome.UNANSWERED),
+    ("S0", "SAD", 0, 0, Outcome.OTHER),  # the originator acknowledged an answer the capture missed (one way seen)
+    ("SH", "SADF", 0, 0, Outcome.OTHER),
     ("REJ", "Sr", 1, 0, Outcome.REJECTED),
     ("RSTO", "ShR", 1, 0, Outcome.HALF_OPEN),  # nmap -sS to an open port
     ("RSTO", "ShR", 1, 100, Outcome.OTHER),  # ... but the capture lost bytes of it
