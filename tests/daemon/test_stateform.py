@@ -33,12 +33,9 @@ from tests.conftest import CAPTURES
 DATA = CAPTURES.parent
 CONFIG = SensorConfig()
 RECORDINGS = sorted([*CAPTURES.glob("*/zeek"), *CAPTURES.glob("*/zeek-json"), *DATA.glob("package-logs/*/"),
-                     *DATA.glob("arp/*/zeek"), *DATA.glob("outage/*/zeek"), *DATA.glob("reach/*/zeek"),
-                     *(p for p in DATA.glob("slow/*") if p.is_dir()),
-                     *(p for p in DATA.glob("stealth/*") if p.is_dir())]
-                    ) + sorted([*DATA.glob("identity/*/zeek"), *DATA.glob("identity/*/zeek-json")])
-"""The identity recordings last: a fact is forgotten ``slow_window`` after its span, and a recording made days
-later (tests/data/reach) would leave no identity state to check."""
+                     *DATA.glob("arp/*/zeek"), *DATA.glob("identity/*/zeek"), *DATA.glob("identity/*/zeek-json"),
+                     *DATA.glob("outage/*/zeek"), *(p for p in DATA.glob("slow/*") if p.is_dir()),
+                     *(p for p in DATA.glob("stealth/*") if p.is_dir())])
 
 
 def _items(path: Path) -> list[Intake]:
