@@ -130,3 +130,18 @@ def test_sink_settings_are_checked_with_the_rest() -> None:
                            "outputs": [{"type": "syslog", "host": "siem", "port": 6514, "protocol": "tls"}]})
     assert config.metrics_listen == ("::1", 9646)
     assert config.outputs[0].settings == {"host": "siem", "port": 6514, "protocol": "tls"}
+
+
+def test_outbound_scans_are_one_switch_and_their_severity_a_choice(tmp_path: Path) -> None:
+    assert default_config().detection.outbound_scans is True
+    assert default_config().detection.outbound_severity == "high"
+    off = parse_config({"detection": {"outbound_scans": False, "outbound_severity": "medium"}}).detection
+    assert (off.outbound_scans, off.outbound_severity) == (False, "medium")
+    path = tmp_path / "outbound.yaml"
+    path.write_text("detection: {outbound_scans: 'no', outbound_severity: extreme}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = caught.value.problems
+    assert any(p.startswith("detection.outbound_scans:") and "true or false" in p for p in problems), problems
+    assert any(p.startswith("detection.outbound_severity:") and "low, medium, high, critical" in p
+               for p in problems), problems

@@ -27,7 +27,7 @@ def _replay(path: Path) -> list[dict]:
     return parse_alerts(out.getvalue())
 
 
-SCAN_CLASSES = {"port_scan", "address_scan", "network_scan"}
+SCAN_CLASSES = {"port_scan", "address_scan", "network_scan", "outbound_scan"}
 ACTION = {
     "s1_vertical_syn": "port_scan",  # 1000 ports of one target
     "s2_horizontal_syn": "address_scan",  # nmap swept 60 addresses for 6 ports; ARP found 4 live ones

@@ -55,7 +55,13 @@ const notes: table[string] of Notice::Type = {
 	["random_scan"] = Random_Scan,
 	["honeyport_probe"] = Honeyport_Probe,
 	["dark_address_probe"] = Dark_Address_Probe,
+	["outbound_port_scan"] = Outbound_Scan,
+	["outbound_address_scan"] = Outbound_Scan,
+	["outbound_random_scan"] = Outbound_Scan,
 };
+
+## The kinds a scan's shape rules report: outbound_<kind> when outbound.
+const scan_kinds = set("port_scan", "address_scan", "random_scan");
 
 ## Per scanner, on the aggregating node.
 global scanners: table[addr] of ScannerState &read_expire=scan_idle_timeout;
@@ -137,8 +143,28 @@ function describe(kind: string, scanner: addr, n: count, s: Spread): string
 		}
 	}
 
+## Whether a scanner's probes of a spread are an outbound scan: the scanner
+## inside Site::local_nets, most of the spread's targets outside them.
+function is_outbound(scanner: addr, s: Spread): bool
+	{
+	if ( is_outside(scanner) )
+		return F;
+
+	local outside = 0;
+
+	for ( target in s$targets )
+		if ( is_outside(target) )
+			++outside;
+
+	return outside * 2 > |s$targets|;
+	}
+
 ## Reports kind for subject when n reached threshold and doubled since the
-## last report of the same kind and subject.
+## last report of the same kind and subject.  An outbound scan is reported as
+## outbound_<kind>, by the shape rules only (not the random walk, whose
+## premise is a site's own hosts) and only while failures are at least half
+## of the scanner's probes: a host using the internet, a resolver or a mail
+## relay fails a few first contacts among many answered ones.
 function check(scanner: addr, st: ScannerState, kind: string, subject: string,
     n: count, threshold: count, s: Spread)
 	{
@@ -151,12 +177,24 @@ function check(scanner: addr, st: ScannerState, kind: string, subject: string,
 	if ( key in st$levels && st$levels[key] >= level )
 		return;
 
+	local msg = describe(kind, scanner, n, s);
+
+	if ( kind in scan_kinds && is_outbound(scanner, s) )
+		{
+		if ( ( kind == "random_scan" && subject == "" )
+		    || st$n_failed * 2 < st$n_probes )
+			return;
+
+		kind = "outbound_" + kind;
+		msg = fmt("%s, outside the local networks (an outbound scan)", msg);
+		}
+
 	st$levels[key] = level;
 	local rec = Info($ts=network_time(), $scanner=scanner, $kind=kind,
 	    $n_targets=|s$targets|, $n_ports=|s$ports|, $n_probes=st$n_probes,
 	    $n_failed=st$n_failed, $targets=copy(s$target_sample), $ports=copy(
 	    s$port_sample), $first_seen=st$first_seen, $last_seen=st$last_seen,
-	    $uids=copy(st$uids), $msg=describe(kind, scanner, n, s));
+	    $uids=copy(st$uids), $msg=msg);
 	report(rec, notes[kind], n, subject, fmt("%s/%s/%s/%d", scanner, kind, subject,
 	    level));
 	flag_scanner(scanner);

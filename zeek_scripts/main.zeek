@@ -23,6 +23,7 @@
 @load base/frameworks/logging
 @load base/frameworks/notice
 @load base/protocols/conn
+@load base/utils/site
 
 module T1046;
 
@@ -44,7 +45,18 @@ export {
 		Dark_Address_Probe,
 		## A host enumerated or browsed DNS-SD service types over mDNS.
 		Mdns_Browse,
+		## A host inside Site::local_nets scanned targets outside them
+		## (its t1046.log kind names the shape: outbound_port_scan,
+		## outbound_address_scan or outbound_random_scan).
+		Outbound_Scan,
 	};
+
+	## Judge scans by hosts inside Site::local_nets of hosts outside them
+	## (outbound scans: a compromised internal host scanning the internet).
+	## When false, only targets inside Site::local_nets count.  Either way a
+	## scan between two outside hosts never counts, and with Site::local_nets
+	## empty every target counts (nothing tells inside from outside).
+	const outbound_scans = T &redef;
 
 	## Distinct ports of one target a scanner must fail to reach within
 	## :zeek:see:`T1046::scan_window` before a port scan is reported.
@@ -325,7 +337,9 @@ export {
 		scanner: addr &log;
 		## port_scan, address_scan (also an ARP sweep), random_scan,
 		## honeyport_probe, dark_address_probe, mdns_service_enumeration
-		## or mdns_service_browse.
+		## or mdns_service_browse; outbound_port_scan, outbound_address_scan
+		## or outbound_random_scan for a scan of targets outside
+		## Site::local_nets by a host inside them.
 		kind: string &log;
 		## Distinct targets behind this detection.
 		n_targets: count &log;
@@ -426,6 +440,17 @@ const group_destinations: set[subnet] = {
 	[ff00::]/8,
 };
 
+## Addresses outside Site::local_nets that are no host on the internet either
+## (this network, loopback, link-local, reserved): never outbound targets.
+const nowhere: set[subnet] = {
+	0.0.0.0/8,
+	127.0.0.0/8,
+	169.254.0.0/16,
+	240.0.0.0/4,
+	[::]/127,
+	[fe80::]/10,
+};
+
 event zeek_init() &priority=5
 	{
 	Log::create_stream(LOG, Log::Stream($columns=Info, $ev=log_t1046,
@@ -437,6 +462,27 @@ event zeek_init() &priority=5
 function is_scan_target(a: addr): bool
 	{
 	return a !in group_destinations && a !in ignored_targets;
+	}
+
+## Whether a target lies outside Site::local_nets, the package telling
+## inside from outside (Site::local_nets is not empty).
+function is_outside(a: addr): bool
+	{
+	return |Site::local_nets| > 0 && ! Site::is_local_addr(a);
+	}
+
+## Whether a probe of target by scanner counts: a scan target inside
+## Site::local_nets (from any scanner), or, with outbound_scans, a host
+## outside them probed by a scanner inside them.
+function is_in_scope(scanner: addr, target: addr): bool
+	{
+	if ( ! is_scan_target(target) )
+		return F;
+
+	if ( ! is_outside(target) )
+		return T;
+
+	return outbound_scans && ! is_outside(scanner) && target !in nowhere;
 	}
 
 function report(rec: Info, note: Notice::Type, n: count, subject: string,
@@ -455,10 +501,11 @@ function report(rec: Info, note: Notice::Type, n: count, subject: string,
 	if ( subject != "" )
 		n_info$sub = subject;
 
-	if ( rec$kind == "port_scan" )
+	if ( rec$kind == "port_scan" || rec$kind == "outbound_port_scan" )
 		n_info$dst = rec$targets[0];
 
-	if ( rec$kind == "address_scan" && |rec$ports| > 0 )
+	if ( ( rec$kind == "address_scan" || rec$kind == "outbound_address_scan" )
+	    && |rec$ports| > 0 )
 		n_info$p = rec$ports[0];
 
 	NOTICE(n_info);

@@ -126,7 +126,9 @@ function failure_tag(c: connection): string
 		if ( "r" in h )
 			return "rejected";
 
-		if ( responder_silent(c) )
+		# An originator that acknowledged or sent data was answered: the
+		# capture missed the answer (it saw one direction only).
+		if ( responder_silent(c) && /[AD]/ !in h )
 			return "unanswered";
 
 		return "";
@@ -167,7 +169,7 @@ function make_probe(c: connection): Probe
 ## answered one only for a suspect and only the first per service.
 function send_outcome(c: connection, failed: bool)
 	{
-	if ( c$t1046_outcome_sent || ! is_scan_target(c$id$resp_h) )
+	if ( c$t1046_outcome_sent || ! is_in_scope(c$id$orig_h, c$id$resp_h) )
 		return;
 
 	c$t1046_outcome_sent = T;
@@ -248,7 +250,7 @@ event new_connection(c: connection)
 	for ( tag in tags )
 		add_tag(c, tag);
 
-	if ( is_scan_target(c$id$resp_h) )
+	if ( is_in_scope(c$id$orig_h, c$id$resp_h) )
 		dispatch(make_probe(c));
 	}
 

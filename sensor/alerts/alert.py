@@ -65,9 +65,19 @@ class Profile(NamedTuple):
     """The services its first working connections went to (its usual peers and ports), a few."""
 
 
+SEVERITY_CUTS = (40, 70, 90)
+"""The risk scores from which on ``event.severity`` is 2 medium, 3 high, 4 critical (below: 1 low)."""
+
+
 def severity(risk_score: int) -> int:
     """``event.severity`` of a risk score: 1 low, 2 medium (≥ 40), 3 high (≥ 70), 4 critical (≥ 90)."""
-    return 1 + sum(risk_score >= cut for cut in (40, 70, 90))
+    return 1 + sum(risk_score >= cut for cut in SEVERITY_CUTS)
+
+
+def severity_band(level: int) -> tuple[int, int]:
+    """The risk scores (lowest, highest) whose ``event.severity`` is ``level`` (1 to 4)."""
+    bounds = (0, *SEVERITY_CUTS, 101)
+    return bounds[level - 1], bounds[level] - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +124,9 @@ class Alert:
     """The allowlist reason when the scanner is authorized; ``None`` otherwise."""
     closed: bool = False
     """True for the final update sent when the incident went quiet."""
+    shape: Action | None = None
+    """An outbound scan's shape (``port_scan``, ``address_scan``, ``network_scan``); ``None`` for any other
+    action."""
     transports: tuple[Transport, ...] = ()
     """Transports of the evidence, in the order first seen (empty for mDNS and notices without one)."""
     source_port: int | None = None

@@ -15,6 +15,8 @@ class Action(StrEnum):
     """Horizontal: one or a few ports across many targets."""
     NETWORK_SCAN = "network_scan"
     """Many targets and many ports, or failed first contacts with no dominant shape."""
+    OUTBOUND_SCAN = "outbound_scan"
+    """A host inside ``local_nets`` scanned targets outside them (its shape: ``t1046.scan_shape``)."""
     HONEYPORT_PROBE = "honeyport_probe"
     """Honeyports were touched, and the touches form no scan shape (or come from many unproven sources)."""
     MDNS_SERVICE_ENUMERATION = "mdns_service_enumeration"

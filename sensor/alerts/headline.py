@@ -43,8 +43,11 @@ def _touched(alert: Alert, who: str) -> str:
 
 
 def _scanned(alert: Alert, who: str) -> str:
-    """The words of a scan: its shape and extent, what failed, what answered."""
-    verb = _SCAN_VERBS.get(alert.action.value, "probed")
+    """The words of a scan: its shape and extent (an outbound scan's targets outside the local networks), what
+    failed, what answered."""
+    shape = (alert.shape or alert.action).value
+    out = " outside the local networks" if alert.shape is not None else ""
+    verb = _SCAN_VERBS.get(shape, "probed")
     if alert.rule.id == "T1046-STEALTH":
         verb = "sent probes without a handshake (FIN, NULL, Xmas, ACK) to"
     elif alert.rule.id == "T1046-SLOW":
@@ -55,10 +58,10 @@ def _scanned(alert: Alert, who: str) -> str:
     if not ports and not targets:
         kind = alert.action.value.replace("_", " ")
         return f"{who} was reported by Zeek for a {kind} ({', '.join(alert.zeek_notes)})"
-    if alert.action.value == "port_scan" or not targets:
-        what = f"{who} {verb} {_count(ports, 'port')}" + (f" on {_where(alert)}" if targets else "")
+    if shape == "port_scan" or not targets:
+        what = f"{who} {verb} {_count(ports, 'port')}" + (f" on {_where(alert)}{out}" if targets else out)
     else:
-        what = f"{who} {verb} {_count(targets, 'host')}" + (f" on {_count(ports, 'port')}" if ports else "")
+        what = f"{who} {verb} {_count(targets, 'host')}{out}" + (f" on {_count(ports, 'port')}" if ports else "")
     details = []
     if alert.failed:
         details.append(f"{alert.failed} of {alert.probes} probes failed")

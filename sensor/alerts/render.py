@@ -208,6 +208,8 @@ def evidence(alert: Alert) -> dict[str, Any]:
         },
         "zeek": {"uids": list(alert.uids), "notes": list(alert.zeek_notes)},
     }
+    if alert.shape is not None:
+        block["scan_shape"] = alert.shape.value
     if alert.aliases:
         block["scanner_aliases"] = [str(alias) for alias in alert.aliases]
     if alert.scanner is None:

@@ -18,6 +18,8 @@ from sensor.zeek import KINDS as ZEEK_LOGS
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_LOCAL_NETS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+SEVERITIES = ("low", "medium", "high", "critical")
+"""The names of ``event.severity`` 1 to 4 (``detection.outbound_severity`` is one of them)."""
 SENSITIVE_MDNS_TYPES = (
     "_ssh._tcp",
     "_sftp-ssh._tcp",
@@ -69,6 +71,12 @@ class DetectionConfig:
     allowlist: tuple[AllowlistEntry, ...] = ()
     allowlist_mode: str = "label"
     """``label``: authorized scans are emitted as ``event.kind: event`` with a tag; ``suppress``: counted only."""
+    outbound_scans: bool = True
+    """Scans by a source inside ``local_nets`` of targets outside them are judged (``outbound_scan``); off, only
+    targets inside ``local_nets`` are scan targets (docs/detection.md, "Outbound scans")."""
+    outbound_severity: str = "high"
+    """``event.severity`` of an outbound scan (``low``, ``medium``, ``high``, ``critical``): its risk score is
+    held within that severity's band."""
     window: float = 300.0
     """Seconds of the short window for distinct-port and distinct-target counting."""
     slow_window: float = 86400.0

@@ -21,6 +21,7 @@ from sensor.config.model import (
     KNOWN_SETTINGS,
     OUTPUT_TYPES,
     S3_POLL,
+    SEVERITIES,
     SPOOL_POLICIES,
     SYSLOG_FACILITIES,
     SYSLOG_PROTOCOLS,
@@ -241,8 +242,8 @@ _DETECTION_COUNTS = (
 
 
 def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy, ...]) -> DetectionConfig:
-    known = ("local_nets", "allowlist", "allowlist_mode", "mdns_sensitive_types", *_DETECTION_NUMBERS,
-             *_DETECTION_COUNTS)
+    known = ("local_nets", "allowlist", "allowlist_mode", "outbound_scans", "outbound_severity",
+             "mdns_sensitive_types", *_DETECTION_NUMBERS, *_DETECTION_COUNTS)
     section = reader.section(data, "detection", "", known)
     base = DetectionConfig()
     local_nets = reader.value(section, "local_nets", "detection", _networks, base.local_nets)
@@ -256,6 +257,9 @@ def _detection(reader: _Reader, data: Mapping[str, Any], decoys: tuple[MdnsDecoy
         allowlist=tuple(reader.items(section, "allowlist", "detection",
                                      lambda item, path: _allowlist_entry(reader, item, path))),
         allowlist_mode=reader.value(section, "allowlist_mode", "detection", _choice(("label", "suppress")), "label"),
+        outbound_scans=reader.value(section, "outbound_scans", "detection", _boolean, base.outbound_scans),
+        outbound_severity=reader.value(section, "outbound_severity", "detection", _choice(SEVERITIES),
+                                       base.outbound_severity),
         mdns_sensitive_types=tuple(t.lower().removesuffix(".").removesuffix(".local") for t in sensitive),
         mdns_decoy_names=tuple(f"{d.instance}.{d.service_type}.local".lower() for d in decoys),
         **numbers,

@@ -19,7 +19,7 @@ from sensor.detect.hosts import HostLinks
 from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.order import Order
-from sensor.detect.scope import Scope
+from sensor.detect.scope import Reach, Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.spray import SourceAggregate, Spray
 from sensor.detect.touches import TouchJudge
@@ -35,6 +35,6 @@ CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     IdentityFact, Profile, CloudIdentity, StreamPosition, TouchJudge, Order,
 )}
 """Every class whose instances a checkpoint may hold, by name."""
-ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch)}
+ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (Action, Transport, Outcome, Touch, Reach)}
 METHODS = frozenset({("Correlator", "_track"), ("Correlator", "identified")})
 """Bound methods the state holds (the correlator's parts call back into it), as (class, name)."""

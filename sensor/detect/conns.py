@@ -16,7 +16,7 @@ from sensor.detect.history import USUAL_CAP
 from sensor.detect.lifecycle import CorrelatorStats, Incidents
 from sensor.detect.lockstep import Lockstep
 from sensor.detect.order import Order
-from sensor.detect.scope import Scope
+from sensor.detect.scope import Reach, Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.tracks import Tracks
 from sensor.observations import (
@@ -33,8 +33,9 @@ from sensor.observations import (
 _TOUCH_TAGS = frozenset({"honeyport", "dark_address"})
 """Values of the Zeek package's conn.log ``t1046_tags`` that make any touch significant."""
 _ESTABLISHED, _HALF_OPEN, _STEALTH, _OTHER = Outcome.ESTABLISHED, Outcome.HALF_OPEN, Outcome.STEALTH, Outcome.OTHER
+_NONE, _INSIDE, _OUTSIDE = Reach.NONE, Reach.INSIDE, Reach.OUTSIDE
 """Module constants: reading an enum member off its class is a Python-level lookup, and a record's outcome
-is compared with them for every conn.log record."""
+and its addresses' reach are compared with them for every conn.log record."""
 TrackOf = Callable[[IPAddress, int | None, float, float, int | None], tuple[Track, list[Alert]]]
 """The correlator's track of a source for evidence at a time (its links and allowlist decide the key)."""
 _ANSWERED = frozenset({Outcome.ESTABLISHED, Outcome.HALF_OPEN})
@@ -81,20 +82,24 @@ class ConnJudge:
         service's (:func:`~sensor.observations.service_key`)."""
         outcome = conn.outcome
         target = conn.target
-        is_target = self._scope.memo.get(target_key)
-        if is_target is None:
-            is_target = self._scope.is_target(target, target_key)
-        if outcome is _OTHER or not is_target:
+        reach = self._scope.contact(conn.source, source_key, target, target_key)
+        if outcome is _OTHER or reach is _NONE:
             self._stats.ignored += 1
             return []
+        outbound = reach is _OUTSIDE
         if outcome is _ESTABLISHED:
-            self._served.serving(service, conn.ts)
+            if not outbound:  # the site's services: the internet's would crowd them out of the memory
+                self._served.serving(service, conn.ts)
         elif outcome in FAILED_OUTCOMES and self._served.recently(service, conn.ts):
             self._stats.outages += 1
             return []
         track, alerts = self._track(conn.source, conn.target_port, conn.ts, now, source_key)
         track.probes += 1
         tags = conn.zeek_tags
+        if outbound and (outcome is _ESTABLISHED or not scans.dominated(track)):
+            if outcome is not _ESTABLISHED:  # the internet's ordinary failure (scans.dominated): counted only
+                track.outbound_failed += 1
+            return alerts  # a working connection out is the host using the internet: no evidence of a scan
         if outcome is _ESTABLISHED and track.detail is None and not tags:
             if target_key not in track.contacted and len(track.usual) < USUAL_CAP:
                 track.usual += (service,)
@@ -102,7 +107,7 @@ class ConnJudge:
             return alerts + self._incidents.update(track, fired, now) if fired else alerts
         config = self._config
         detail = track.evidence()
-        detail.count((target,), (conn.target_port,))
+        detail.count((target,), (conn.target_port,), outside=outbound)
         detail.probed(conn.transport, conn.source_port)
         detail.sample_uids((conn.uid,), config.sample_size)
         detail.sources.setdefault(conn.via)
@@ -147,7 +152,10 @@ class ConnJudge:
         elif outcome in FAILED_OUTCOMES:
             detail.failed += 1
             fired += scans.failed_pair(config, detail, target, conn.transport, conn.target_port, conn.ts)
-        fired += self._walk.step(track, target_key, outcome)
+        if outbound:
+            fired = scans.outbound_rules(fired)
+        else:
+            fired += self._walk.step(track, target_key, outcome)
         return alerts + self._incidents.update(track, fired, now, scanning=outcome is not _ESTABLISHED or bool(tags))
 
     def many(self, rows: ConnRows, nows: Sequence[float], positions: Iterable[int], due: float,
@@ -175,11 +183,22 @@ class ConnJudge:
             if now >= due:
                 found, due = housekeep(now)
                 alerts += found
-            is_target = memo.get(target)  # None: not judged yet, which the full way does (and remembers)
-            if is_target is False or (outcome is _OTHER and is_target):
+            reach = memo.get(target)  # None: not judged yet, which the full way does (and remembers)
+            if reach is _OUTSIDE:  # an outbound contact if its source is internal: the full way when unsure
+                reach = memo.get(source)
+                if reach is _INSIDE and outcome is _ESTABLISHED and shortcut:
+                    track = tracks.get(source)
+                    if track is not None and track.detail is None:  # a working connection out (ConnJudge.one)
+                        move_to_end(source)
+                        track.touched = position
+                        track.seen(ts)
+                        track.probes += 1
+                        continue
+                reach = _NONE if reach is _OUTSIDE or reach is _NONE else None
+            if reach is _NONE or (outcome is _OTHER and reach is _INSIDE):
                 stats.ignored += 1
                 continue
-            if is_target and outcome is _ESTABLISHED and shortcut and not tags:
+            if reach is _INSIDE and outcome is _ESTABLISHED and shortcut and not tags:
                 track = tracks.get(source)
                 if track is None and source not in dormant:  # a new source: its first working connection
                     serving(service, ts)

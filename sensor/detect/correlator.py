@@ -49,7 +49,7 @@ from sensor.detect.told import Told, ToldLockstep, served_by_nobody
 from sensor.detect.touches import TouchJudge
 from sensor.detect.tracks import Tracks
 from sensor.detect.watermark import Watermark
-from sensor.detect.zeekview import detection_evidence, notice_evidence, rule_for_zeek, zeek_action
+from sensor.detect.zeekview import detection_evidence, notice_evidence, notice_shape, rule_for_zeek, zeek_report
 from sensor.observations import (
     ConnAttempt,
     ConnRows,
@@ -250,24 +250,26 @@ class Correlator:
         return alerts + self._incidents.update(track, fired, now)
 
     def _zeek_notice(self, notice: ZeekNotice, now: float) -> list[Alert]:
-        action = zeek_action(notice.note)
-        if action is None:
+        report = zeek_report(notice.note)
+        if report is None or (report[1] and not self._config.outbound_scans):
             self.stats.ignored += 1
             return []
+        action, outbound = notice_shape(notice, report[0]), report[1]
         track, alerts = self._track(notice.source, notice.target_port, notice.ts, now)
-        notice_evidence(track.evidence(), notice, action, self._config.sample_size)
+        notice_evidence(track.evidence(), notice, action, outbound, self._config.sample_size)
         rule = rule_for_zeek(action, "T1046-ZEEK-NOTICE", self._mdns.sensitive(notice.sub))
         return alerts + self._incidents.update(track, [rule], now)
 
     def _zeek_detection(self, detection: ZeekDetection, now: float) -> list[Alert]:
-        action = zeek_action(detection.kind)
-        if action is None:
+        report = zeek_report(detection.kind)
+        if report is None or (report[1] and not self._config.outbound_scans):
             self.stats.ignored += 1
             return []
+        action, outbound = report
         port = detection.ports[0] if len(detection.ports) == 1 else None
         track, alerts = self._track(detection.scanner, port, detection.ts, now)
         track.first_seen = min(track.first_seen, detection.first_seen or detection.ts)
-        detection_evidence(track.evidence(), detection, action, self._config.sample_size)
+        detection_evidence(track.evidence(), detection, action, outbound, self._config.sample_size)
         return alerts + self._incidents.update(track, [rule_for_zeek(action, "T1046-ZEEK-DETECTION")], now)
 
     # -- state ----------------------------------------------------------------------------------

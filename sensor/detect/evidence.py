@@ -37,9 +37,9 @@ class Evidence:
         "alerted", "alerted_at", "alerted_extent", "answered", "arp", "began", "cloud", "doubt", "failed",
         "failed_by_port", "failed_by_target", "failed_pairs", "first_peer", "gap", "generation", "half_open",
         "half_open_pairs", "honeyport_hits", "honeyport_pairs", "identity", "incident_id", "lockstep", "mdns_names",
-        "nodes", "payloads", "ports", "profiles", "proof", "reported", "rules", "settled", "sources",
+        "nodes", "outside", "payloads", "ports", "profiles", "proof", "reported", "rules", "settled", "sources",
         "stealth_pairs", "targets", "touch_kinds", "touched", "transports", "uids", "update", "zeek_action",
-        "zeek_notes",
+        "zeek_notes", "zeek_outbound",
     )
 
     def __init__(self, began: float = 0.0) -> None:
@@ -51,6 +51,8 @@ class Evidence:
         self.failed = 0
         self.half_open = 0
         self.targets: set[IPAddress] = set()
+        self.outside = 0
+        """How many of :attr:`targets` lie outside ``local_nets`` (an outbound scan's)."""
         self.ports: set[int] = set()
         self.transports: dict[Transport, None] = {}
         self.first_peer: int | None = None
@@ -91,6 +93,9 @@ class Evidence:
         self.reported = (0, 0, 0, 0)
         """Largest (targets, ports, probes, failed) that Zeek itself reported for this scanner."""
         self.zeek_action: Action | None = None
+        """What Zeek first reported the source for (a scan's shape, never ``outbound_scan``)."""
+        self.zeek_outbound = False
+        """Zeek's first report was of an outbound scan."""
         self.sources: dict[str, None] = {}
         """Which sensors contributed: zeek, honeyport, mdns, or a flow source (firewall, aws_vpc_flow, …)."""
         self.cloud: dict[CloudIdentity, None] = {}
@@ -126,11 +131,13 @@ class Evidence:
         self.alerted_at = float("-inf")
         self.settled = False
 
-    def count(self, targets: Iterable[IPAddress], ports: Iterable[int]) -> None:
-        """Add probed targets and ports to the distinct counts (each capped at :data:`DISTINCT_CAP`)."""
+    def count(self, targets: Iterable[IPAddress], ports: Iterable[int], outside: bool = False) -> None:
+        """Add probed targets (``outside`` ``local_nets`` or not) and ports to the distinct counts (each capped at
+        :data:`DISTINCT_CAP`)."""
         for target in targets:
-            if len(self.targets) < DISTINCT_CAP:
+            if len(self.targets) < DISTINCT_CAP and target not in self.targets:
                 self.targets.add(target)
+                self.outside += outside
         for port in ports:
             if len(self.ports) < DISTINCT_CAP:
                 self.ports.add(port)
@@ -147,12 +154,14 @@ class Evidence:
             if uid and len(self.uids) < limit:
                 self.uids.append(uid[:MAX_UID])
 
-    def zeek_said(self, note: str, action: Action) -> None:
-        """Zeek itself reported this source (a notice, a t1046.log line)."""
+    def zeek_said(self, note: str, action: Action, outbound: bool) -> None:
+        """Zeek itself reported this source (a notice, a t1046.log line) for ``action`` (its shape), an
+        ``outbound`` scan or not."""
         self.sources.setdefault("zeek")
         if len(self.zeek_notes) < NOTES_CAP:
             self.zeek_notes.setdefault(note[:MAX_NOTE])
-        self.zeek_action = self.zeek_action or action
+        if self.zeek_action is None:
+            self.zeek_action, self.zeek_outbound = action, outbound
 
     def answered_by(self, service: Service, name: str) -> None:
         """A service answered the scanner (``name``: what Zeek called it, if anything)."""
@@ -173,7 +182,7 @@ class Track:
     """One source (per authorization): the random walk over its first contacts, and its evidence if any."""
 
     __slots__ = ("_source", "aliases", "authorized", "contacted", "detail", "first_seen", "key", "known", "last_seen",
-                 "llr", "probes", "slept", "touched", "usual")
+                 "llr", "outbound_failed", "probes", "slept", "touched", "usual")
 
     def __init__(self, source: IPAddress | None, authorized: str | None, key: int | tuple[int, str],
                  ts: float) -> None:
@@ -187,6 +196,9 @@ class Track:
         self.contacted: dict[int, None] = {}
         """Keys of the targets of its first contacts (:func:`~sensor.observations.address_key`)."""
         self.probes = 0
+        self.outbound_failed = 0
+        """Failed outbound contacts made while failures did not dominate its contacts: the internet's ordinary
+        failures, counted against its working connections and no evidence (:func:`~sensor.detect.scans.dominated`)."""
         self.detail: Evidence | None = None
         self.aliases: tuple[IPAddress, ...] = ()
         """Other addresses of the same host this track's evidence came from (:mod:`sensor.detect.hosts`)."""

@@ -44,10 +44,12 @@ ACTION_RANK = {
     Action.PORT_SCAN: 4,
     Action.ADDRESS_SCAN: 4,
     Action.NETWORK_SCAN: 4,
+    Action.OUTBOUND_SCAN: 4,
 }
 """How far an action goes: an incident whose action goes further (listing service types → browsing for
 remote access → touching decoys → scanning) escalates; a scan's shape settling (port, address, network
-scan) does not."""
+scan) or its targets turning out to be mostly outside ``local_nets`` (an outbound scan) does not: the
+severity of an outbound scan is its own (``outbound_severity``), and a rise in it escalates."""
 LOCKSTEP_PROBES = 3
 """Probes two sources sent to the same services at the same moments before each counts as the other's
 decoy (``nmap -D``)."""
@@ -59,21 +61,35 @@ client touches a honeyport, which says nothing of a datagram or SYN that may bea
 _STRONG_RULES = frozenset({"T1046-HONEYPORT", "T1046-HONEYPORTS", "T1046-MDNS-DECOY"})
 
 
+def shape_of(track: Track) -> Action:
+    """A scan's shape, from its targets by ports: a port, address or network scan."""
+    detail = track.evidence()
+    targets, ports, _, _ = track.counts()
+    if targets == 0 and ports == 0 and detail.zeek_action is not None:
+        return detail.zeek_action
+    if targets <= 1:
+        return Action.PORT_SCAN
+    if ports <= 3 or ports * 4 <= targets:
+        return Action.ADDRESS_SCAN
+    if targets * 4 <= ports:
+        return Action.PORT_SCAN
+    return Action.NETWORK_SCAN
+
+
+def outbound(track: Track) -> bool:
+    """True when the incident's targets lie mostly outside ``local_nets`` (or, with none counted, when Zeek
+    reported an outbound scan)."""
+    detail = track.evidence()
+    return detail.outside * 2 > len(detail.targets) if detail.targets else detail.zeek_outbound
+
+
 def action_of(track: Track) -> Action:
-    """What the scanner did, from every rule of its incident and its shape (targets by ports)."""
+    """What the scanner did, from every rule of its incident and its shape (targets by ports); a scan of
+    targets mostly outside ``local_nets`` is an outbound scan, whatever its shape."""
     detail = track.evidence()
     rules = detail.rules
     if not _SHAPE_RULES.isdisjoint(rules):
-        targets, ports, _, _ = track.counts()
-        if targets == 0 and ports == 0 and detail.zeek_action is not None:
-            return detail.zeek_action
-        if targets <= 1:
-            return Action.PORT_SCAN
-        if ports <= 3 or ports * 4 <= targets:
-            return Action.ADDRESS_SCAN
-        if targets * 4 <= ports:
-            return Action.PORT_SCAN
-        return Action.NETWORK_SCAN
+        return Action.OUTBOUND_SCAN if outbound(track) else shape_of(track)
     if not HONEYPORT_RULES.isdisjoint(rules):
         return Action.HONEYPORT_PROBE
     for rule, action in _MDNS_ACTIONS:
@@ -83,18 +99,20 @@ def action_of(track: Track) -> Action:
 
 
 def main_finding(track: Track, action: Action) -> str:
-    """The rule that names the incident: the strongest of its rules for its action, not the latest."""
+    """The rule that names the incident: the strongest of its rules for its action (an outbound scan's: for its
+    shape), not the latest."""
     rules = track.evidence().rules
-    for rule in MAIN_FINDING[action]:
+    for rule in MAIN_FINDING[shape_of(track) if action is Action.OUTBOUND_SCAN else action]:
         if rule in rules:
             return rule
     return next(iter(rules))
 
 
-def risk_of(track: Track) -> tuple[int, str]:
-    """(risk score 0-100, confidence ``low``/``medium``/``high``) of the incident. Confidence is ``high`` only
-    when some evidence proves the source address is the scanner's own; a honeyport touch whose source nothing
-    proves weighs :data:`UNPROVEN_TOUCH` less."""
+def risk_of(track: Track, band: tuple[int, int]) -> tuple[int, str]:
+    """(risk score 0-100, confidence ``low``/``medium``/``high``) of the incident; an outbound scan's risk score
+    is held within ``band`` (the risk scores of ``outbound_severity``). Confidence is ``high`` only when some
+    evidence proves the source address is the scanner's own; a honeyport touch whose source nothing proves
+    weighs :data:`UNPROVEN_TOUCH` less."""
     detail = track.evidence()
     rules = detail.rules
     base = max(RULES[rule].risk - (UNPROVEN_TOUCH if rule in _TOUCH_RULES and not detail.proven else 0)
@@ -103,6 +121,8 @@ def risk_of(track: Track) -> tuple[int, str]:
     targets, ports, _, _ = track.counts()
     size = min(20, int(2 * math.log2(1 + targets * ports)))
     risk = min(100, base + 10 * independent + size + 5 * (len(rules) - 1))
+    if action_of(track) is Action.OUTBOUND_SCAN:
+        risk = min(max(risk, band[0]), band[1])
     if not _STRONG_RULES.isdisjoint(rules) or independent or len(rules) >= 3:
         confidence = "high"
     elif len(rules) >= 2 or not SCAN_RULES.isdisjoint(rules):
@@ -119,14 +139,14 @@ def lockstep_partners(track: Track) -> list[int]:
     return sorted(key for key, count in track.evidence().lockstep.items() if count >= LOCKSTEP_PROBES)
 
 
-def incident_alert(track: Track, now: float, sample: int, *, closed: bool, identity: tuple[IdentityFact, ...] = (),
-                   history: Profile | None = None) -> Alert:
+def incident_alert(track: Track, now: float, sample: int, band: tuple[int, int], *, closed: bool,
+                   identity: tuple[IdentityFact, ...] = (), history: Profile | None = None) -> Alert:
     """The next update of the track's incident (its update number moves on), naming its scanner by ``identity``
-    and ``history``."""
+    and ``history``; ``band`` is the risk scores of an outbound scan (:func:`risk_of`)."""
     detail = track.evidence()
     detail.update += 1
     targets, ports, probes, failed = track.counts()
-    risk, confidence = risk_of(track)
+    risk, confidence = risk_of(track, band)
     action = action_of(track)
     partners = lockstep_partners(track)
     unproven = (*detail.doubt, "lockstep") if partners else tuple(detail.doubt)
@@ -139,6 +159,7 @@ def incident_alert(track: Track, now: float, sample: int, *, closed: bool, ident
         ts=now,
         action=action,
         rule=RULES[main_finding(track, action)],
+        shape=shape_of(track) if action is Action.OUTBOUND_SCAN else None,
         rules=tuple(detail.rules),
         scanner=track.scanner,
         first_seen=track.first_seen,

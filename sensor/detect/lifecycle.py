@@ -19,8 +19,8 @@ import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sensor.alerts.alert import Alert, severity
-from sensor.config import DetectionConfig
+from sensor.alerts.alert import Alert, severity, severity_band
+from sensor.config import SEVERITIES, DetectionConfig
 from sensor.detect.evidence import Evidence, Extent, Track
 from sensor.detect.history import profile
 from sensor.detect.identity import Identities
@@ -61,9 +61,10 @@ def _tie(key: Key) -> tuple[int, str]:
     return (key, "") if isinstance(key, int) else key
 
 
-def _reach(track: Track) -> tuple[int, int]:
-    """(action rank, severity) of the incident now: going past what was reported is an escalation."""
-    return ACTION_RANK[action_of(track)], severity(risk_of(track)[0])
+def _reach(track: Track, band: tuple[int, int]) -> tuple[int, int]:
+    """(action rank, severity) of the incident now (``band``: an outbound scan's risk scores): going past what
+    was reported is an escalation."""
+    return ACTION_RANK[action_of(track)], severity(risk_of(track, band)[0])
 
 
 class Incidents:
@@ -72,6 +73,8 @@ class Incidents:
     def __init__(self, config: DetectionConfig, stats: CorrelatorStats, live: OrderedDict[Key, Track],
                  dormant: OrderedDict[Key, Track], identities: Identities, order: Order) -> None:
         self._config = config
+        self._band = severity_band(SEVERITIES.index(config.outbound_severity) + 1)
+        """The risk scores of an outbound scan (``outbound_severity``)."""
         self._order = order
         self._identities = identities
         """Who held each address when (what an alert names its scanner by)."""
@@ -182,10 +185,9 @@ class Incidents:
         self._schedule(track, detail)
         return []
 
-    @staticmethod
-    def _escalated(track: Track, detail: Evidence) -> bool:
+    def _escalated(self, track: Track, detail: Evidence) -> bool:
         """True when the incident's action or severity went past what its alerts reported."""
-        rank, level = _reach(track)
+        rank, level = _reach(track, self._band)
         sent_rank, sent_level = detail.alerted or (0, 0)
         return rank > sent_rank or level > sent_level
 
@@ -244,7 +246,7 @@ class Incidents:
 
     def _emit(self, track: Track, now: float, *, closed: bool) -> list[Alert]:
         detail: Evidence = track.evidence()
-        rank, level = _reach(track)
+        rank, level = _reach(track, self._band)
         sent = detail.alerted or (0, 0)
         detail.alerted = (max(rank, sent[0]), max(level, sent[1]))
         detail.alerted_extent = track.extent()
@@ -256,10 +258,10 @@ class Incidents:
         if track.members() is None:
             keys = (track.key if isinstance(track.key, int) else track.key[0],
                     *(address_key(alias) for alias in track.aliases))
-            alert = incident_alert(track, now, sample, closed=closed, identity=self._identities.at(
+            alert = incident_alert(track, now, sample, self._band, closed=closed, identity=self._identities.at(
                 keys, track.first_seen, track.last_seen, sample), history=profile(track))
         else:
-            alert = incident_alert(track, now, sample, closed=closed)
+            alert = incident_alert(track, now, sample, self._band, closed=closed)
         if track.authorized is not None and self._config.allowlist_mode == "suppress":
             self.stats.suppressed += 1
             return []

@@ -45,7 +45,7 @@ from sensor.detect.lifecycle import Key
 from sensor.detect.lockstep import Probes
 from sensor.detect.mdns import MdnsBrowseDetector
 from sensor.detect.routes import Columns, Shipped, columns_of, parts_of, routed
-from sensor.detect.scope import Scope
+from sensor.detect.scope import Reach, Scope
 from sensor.detect.served import ServedPorts
 from sensor.detect.watermark import Watermark
 from sensor.observations import (
@@ -281,19 +281,18 @@ class Whole:
         """The records of a run judged one at a time (host links or an allowlist decide their keys, an IPv6 key,
         the memory of working services near its cap)."""
         config, scope, served, lockstep = self._config, self._scope, self._served, self._lockstep
-        memo, links, allowlist = scope.memo, self._links.canonical_of, config.allowlist
+        links, allowlist = self._links.canonical_of, config.allowlist
         chosen: dict[int, list[int]] = {}
         partners: dict[int, dict[tuple[int, Key, float], Key]] = {}
         for index in range(run, stop):
             ts, target, service, outcome = rows.ts[index], rows.target_key[index], rows.service_key[index], \
                 rows.outcome[index]
-            is_target = memo.get(target)
-            if is_target is None:
-                is_target = scope.is_target(rows.target[index], target)
-            if outcome is _OTHER or not is_target:
+            reach = scope.contact(rows.source[index], rows.source_key[index], rows.target[index], target)
+            if outcome is _OTHER or reach is Reach.NONE:
                 continue
             if outcome is _ESTABLISHED:
-                served.serving(service, ts)
+                if reach is Reach.INSIDE:
+                    served.serving(service, ts)
             elif outcome in FAILED_OUTCOMES and served.recently(service, ts):
                 continue
             address_of = rows.source_key[index]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sensor.detect.scope import Scope
+from sensor.detect.scope import Reach, Scope
 from sensor.detect.served import ServedPorts
 from sensor.observations import CloudIdentity, ConnRows, IPAddress, Outcome, Transport, picked
 
@@ -34,6 +34,8 @@ _TRANSPORTS = np.array(list(Transport), dtype=object)
 _ESTABLISHED, _OTHER = _CODES[Outcome.ESTABLISHED], _CODES[Outcome.OTHER]
 _FAILED = np.array([_CODES[Outcome.REJECTED], _CODES[Outcome.UNANSWERED]], dtype=np.int8)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_REACH_CODES = {Reach.NONE: 0, Reach.INSIDE: 1, Reach.OUTSIDE: 2}
+_INSIDE, _OUTSIDE = _REACH_CODES[Reach.INSIDE], _REACH_CODES[Reach.OUTSIDE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +129,14 @@ def routed(rows: ConnRows, columns: Columns, start: int, stop: int, scope: Scope
     services moved past them; None (and nothing moved) where the memory could reach its cap in this run."""
     ts, targets, services, outcomes = (columns.ts[start:stop], columns.target[start:stop],
                                        columns.service[start:stop], columns.outcome[start:stop])
-    distinct, first, spread = np.unique(targets, return_index=True, return_inverse=True)
-    memo = scope.memo
-    verdicts = []
-    for key, at in zip(distinct.tolist(), first.tolist(), strict=True):
-        verdict = memo.get(key)
-        verdicts.append(scope.is_target(rows.target[start + at], key) if verdict is None else verdict)
-    read: NDArray[np.bool_] = np.asarray(verdicts, dtype=bool)[spread] & (outcomes != _OTHER)
-    working = np.flatnonzero(read & (outcomes == _ESTABLISHED))
+    reach = _reach(rows.target, targets, start, scope)
+    inside = reach == _INSIDE
+    read: NDArray[np.bool_] = inside.copy()
+    outward = reach == _OUTSIDE
+    if outward.any():  # an outbound contact is one from an internal source
+        read |= outward & (_reach(rows.source, columns.source[start:stop], start, scope) == _INSIDE)
+    read &= outcomes != _OTHER
+    working = np.flatnonzero(read & inside & (outcomes == _ESTABLISHED))  # the site's services are remembered
     failed = np.flatnonzero(read & np.isin(outcomes, _FAILED))
     order = working[np.argsort(services[working], kind="stable")]
     keys = services[order]
@@ -151,6 +153,17 @@ def routed(rows: ConnRows, columns: Columns, start: int, stop: int, scope: Scope
         _serve(latest, group_keys, known, new, np.maximum.reduceat(ts[order], starts),
                np.minimum.reduceat(order, starts))
     return read
+
+
+def _reach(addresses: Sequence[IPAddress], keys: NDArray[np.int64], start: int, scope: Scope) -> NDArray[np.int8]:
+    """The :class:`~sensor.detect.scope.Reach` of each address of ``addresses[start:]`` whose keys are ``keys``, as
+    codes (:data:`_INSIDE`, :data:`_OUTSIDE`, 0 for none), each distinct address judged once."""
+    distinct, first, spread = np.unique(keys, return_index=True, return_inverse=True)
+    memo = scope.memo
+    codes = [_REACH_CODES[memo.get(key) or scope.reach(addresses[start + at], key)]
+             for key, at in zip(distinct.tolist(), first.tolist(), strict=True)]
+    found: NDArray[np.int8] = np.asarray(codes, dtype=np.int8)[spread]
+    return found
 
 
 def _outages(ts: NDArray[np.float64], services: NDArray[np.int64], working: NDArray[np.int64],

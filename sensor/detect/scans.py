@@ -95,6 +95,26 @@ def failed_pair(config: DetectionConfig, detail: Evidence, target: IPAddress, tr
     return fired
 
 
+def dominated(track: Track) -> bool:
+    """Whether a failed outbound contact of the track (the one being judged, counted) is evidence: while the
+    source's failed and half-open contacts are at least half of all its contacts. A host using the internet
+    fails a few first contacts (an absent server, a blocked port) among many working ones, and a busy resolver
+    or mail relay many among very many; those are counted (:attr:`~sensor.detect.evidence.Track.outbound_failed`)
+    and are no evidence, so they neither add up to a sweep nor complete one with an internal failure. A
+    scanner's contacts are mostly failures."""
+    detail = track.detail
+    failed = track.outbound_failed + 1 + (0 if detail is None else detail.failed + detail.half_open)
+    return failed * 2 >= track.probes
+
+
+def outbound_rules(fired: list[str]) -> list[str]:
+    """The rules an outbound contact fired that count: all but the slow rules. Neither they nor the random walk
+    judge outbound contacts: their premise, that a benign source's first contacts mostly succeed and that its
+    failures are rare over a day, holds for a site's own hosts, not for the internet (Bro's own TRW judged
+    inbound connections only)."""
+    return [rule for rule in fired if rule != "T1046-SLOW"]
+
+
 def distinct_pairs(config: DetectionConfig, detail: Evidence, pairs: dict[tuple[IPAddress, int], float],
                    target: IPAddress, port: int, ts: float, threshold: int, rule: str) -> list[str]:
     """Remember one (target, port) contact of a kind at ``ts``; ``rule`` when ``threshold`` distinct ones fall

@@ -183,8 +183,8 @@ def conn_outcome(proto: str, state: str, history: str, resp_pkts: int | None, ta
     if proto == "tcp":
         if state == "REJ":
             return Outcome.REJECTED
-        if state in ("S0", "RSTOS0", "SH") and "S" in history:
-            return Outcome.UNANSWERED
+        if state in ("S0", "RSTOS0", "SH") and "S" in history:  # ACK or data after it: the answer went unseen
+            return Outcome.OTHER if "A" in history or "D" in history else Outcome.UNANSWERED
         if "S" not in history:
             if not history.strip("^"):
                 return Outcome.STEALTH if not resp_pkts else Outcome.OTHER

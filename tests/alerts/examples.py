@@ -19,6 +19,7 @@ CAPTURE = "tests/data/captures/s1_vertical_syn/zeek"
 EXAMPLES = {
     "ecs": ["replay", CAPTURE],
     "ocsf": ["replay", "--format", "ocsf", CAPTURE],
+    "outbound": ["replay", "tests/data/reach/outbound_telnet_sweep/zeek"],
 }
 """Each example is the last alert (the incident's last update) that these arguments print."""
 BLOCK = re.compile(r"(<!-- example:(?P<name>\w+) -->\n```json\n)(?P<body>.*?)(```\n)", re.DOTALL)

@@ -3,8 +3,9 @@
 
 The generated streams mix what the batch path takes inline (working first contacts of sources with no
 evidence yet, new sources among them) with everything it must hand on: failed, half-open and stealth
-contacts, UDP and ICMP, records the Zeek package tagged, targets outside ``local_nets``, broadcast and
-multicast targets, times out of order and gaps past ``idle_timeout`` (expiry, dormant tracks revived), IPv6,
+contacts, UDP and ICMP, records the Zeek package tagged, targets outside ``local_nets`` (outbound contacts of
+internal sources among them), broadcast and multicast targets, times out of order and gaps past
+``idle_timeout`` (expiry, dormant tracks revived), IPv6,
 and, in some configurations, tiny caps (eviction everywhere), an allowlist and mDNS-linked addresses (which
 turn the inline path off). The watermark of a block (``Watermark.logged_many``) is held to ``logged``.
 """
@@ -27,7 +28,7 @@ from sensor.detect.watermark import Watermark
 from sensor.observations import ConnAttempt, ConnRows, MdnsHost, Observation, Outcome, Transport
 
 ip = ipaddress.ip_address
-SOURCES = [ip(f"10.0.0.{n}") for n in range(1, 7)] + [ip("fd00::7"), ip("192.168.9.9")]
+SOURCES = [ip(f"10.0.0.{n}") for n in range(1, 7)] + [ip("fd00::7"), ip("192.168.9.9"), ip("10.0.1.7")]
 TARGETS = [ip(f"10.0.1.{n}") for n in range(1, 9)] + [ip("10.0.1.255"), ip("8.8.8.8"), ip("224.0.0.251"),
                                                        ip("fd00::1:1")]
 PORTS = [22, 80, 443, 8, 0, 5353]
@@ -107,8 +108,9 @@ def state(correlator: Correlator) -> object:
     def track(item: tuple[object, Track]) -> tuple[object, ...]:
         key, found = item
         detail = found.detail
-        return (key, found.source, found.first_seen, found.last_seen, found.llr, found.probes, list(found.contacted),
-                found.aliases, None if detail is None else tuple(getattr(detail, name) for name in Evidence.__slots__))
+        return (key, found.source, found.first_seen, found.last_seen, found.llr, found.probes, found.outbound_failed,
+                list(found.contacted), found.aliases,
+                None if detail is None else tuple(getattr(detail, name) for name in Evidence.__slots__))
 
     sources = correlator._sources
     return ([track(item) for item in sources.live.items()], [track(item) for item in sources.dormant.items()],

@@ -53,7 +53,12 @@ CONFIGS = {
     "allowlist": DetectionConfig(local_nets=NETS, idle_timeout=60.0, final_update_after=5.0, slow_window=300.0,
                                  allowlist=(AllowlistEntry(ipaddress.ip_network("10.0.0.0/30"), "scanner team",
                                                            frozenset({22})),)),
+    "outbound": DetectionConfig(local_nets=(ipaddress.ip_network("10.0.0.0/23"), ipaddress.ip_network("fd00::/8")),
+                                idle_timeout=60.0, final_update_after=5.0, window=30.0, port_scan_ports=3,
+                                address_scan_targets=3),
 }
+"""``outbound``: the sources are inside ``local_nets``, so 8.8.8.8 is an outbound target (and 10.0.1.255 the
+broadcast address of their network)."""
 TINY = dataclasses.replace(CONFIGS["quick"], max_sources=4, max_incidents=3, max_profiles=4, max_identities=4)
 STEPS = [0.0, 0.0, 0.1, 0.3, 1.0, 3.0, 7.0, -0.2, -20.0, -90.0, 45.0, 70.0, 150.0, 400.0]
 

@@ -15,6 +15,8 @@
 # Each run is `zeek -C -r capture.pcap local "Site::local_nets += {10.0.0.0/8}" zeek_scripts` in an
 # empty directory, with the btests' seeds (ZEEK_SEED_FILE, so that a rerun writes the same uids in the same
 # order); conn, notice, dns, t1046 and t1046_mdns logs are kept (those a run writes). Needs zeek on PATH.
+# The outbound_* scenarios (tests/data/reach/) add `Site::private_address_space_is_local=F`: their
+# internet is documentation space, which Zeek counts as local unless told not to.
 #
 # usage: regenerate-package-logs.sh          regenerate everything (run from anywhere)
 #        regenerate-package-logs.sh --hash   print the package hash only
@@ -44,8 +46,10 @@ write_logs() {
 	work=$(mktemp -d)
 	json=
 	[ "${3:-}" = json ] && json=LogAscii::use_json=T
+	site=
+	case "$2" in *outbound_*) site=Site::private_address_space_is_local=F ;; esac
 	(cd "$work" && ZEEK_SEED_FILE="$repo/zeek_scripts/testing/Files/random.seed" \
-		zeek -C -r "$1" local "Site::local_nets += {10.0.0.0/8}" "$repo/zeek_scripts" $json)
+		zeek -C -r "$1" local "Site::local_nets += {10.0.0.0/8}" $site "$repo/zeek_scripts" $json)
 	mkdir -p "$2"
 	rm -f "$2"/*.log
 	for log in conn notice dns t1046 t1046_mdns; do
