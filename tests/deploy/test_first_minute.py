@@ -70,8 +70,8 @@ outputs:
         f"t1046-sensor: INFO: honeyport listening on 127.0.0.1:{tcp}/tcp",
         f"t1046-sensor: INFO: honeyport listening on 127.0.0.1:{udp}/udp",
         "t1046-sensor: INFO: honeyports: listening on 2 ports",
-        f"t1046-sensor: INFO: zeek: following {logs}: conn.log (and notice.log, dns.log, t1046.log, dhcp.log, "
-        "ntlm.log, kerberos.log, software.log when they appear)",
+        f"t1046-sensor: INFO: zeek: following {logs}: conn.log (and notice.log, dns.log, t1046.log, t1046_mdns.log, "
+        "dhcp.log, ntlm.log, kerberos.log, software.log when they appear)",
         f"t1046-sensor: INFO: alerts to file {tmp_path / 'state' / 'alerts.jsonl'} (ecs)",
         f"t1046-sensor: INFO: alerts to http hec https://127.0.0.1:{hec}/?…, token_env T1046_TEST_HEC (ecs)",
         f"t1046-sensor: INFO: state: {tmp_path / 'state'} (checkpoint, spools)",
